@@ -1,0 +1,1 @@
+//! Loop devices, image files, mkfs.xfs and mounts.

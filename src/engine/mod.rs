@@ -1,0 +1,1 @@
+//! Plan → setup → timeline → verdict → teardown.

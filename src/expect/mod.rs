@@ -1,0 +1,1 @@
+//! Typed matchers evaluated over the run's events and observations.

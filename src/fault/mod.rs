@@ -1,0 +1,1 @@
+//! One module per fault kind, each with inject() and heal().

@@ -1,0 +1,1 @@
+//! Network namespaces, veth links, addresses and MTUs.

@@ -1,0 +1,1 @@
+//! Hang detection from /proc and the kernel log from /dev/kmsg.

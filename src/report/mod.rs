@@ -1,0 +1,1 @@
+//! Human summary, JSON journal and JUnit XML, built from events only.

@@ -1,0 +1,1 @@
+//! The scenario model, YAML loading and validation with file:line:col errors.

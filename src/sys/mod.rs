@@ -1,0 +1,1 @@
+//! The only place with unsafe: ioctls, setns/unshare and other raw syscalls.

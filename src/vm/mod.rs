@@ -1,0 +1,1 @@
+//! QEMU guests: argv builder, initramfs builder, KVM probe, boot and watchdog.

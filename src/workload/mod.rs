@@ -1,0 +1,1 @@
+//! IO in sacrificial child processes, each op with a deadline.
