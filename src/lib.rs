@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod expect;
 pub mod fault;
+pub mod journal;
 pub mod ledger;
 pub mod net;
 pub mod nfs;

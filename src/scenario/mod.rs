@@ -1,1 +1,14 @@
 //! The scenario model, YAML loading and validation with file:line:col errors.
+//!
+//! All YAML access lives here (`load`); the rest of the crate sees only the
+//! typed, validated [`Scenario`].
+
+mod load;
+mod model;
+mod quantity;
+mod validate;
+
+pub use load::{LoadError, load_file, load_str};
+pub use model::*;
+pub use quantity::{ByteSize, Duration};
+pub use validate::{Problem, Problems};

@@ -1,1 +1,89 @@
 //! IO in sacrificial child processes, each op with a deadline.
+//!
+//! The engine never performs workload IO on its own threads: an op that
+//! hangs in D state must not take the harness with it. A workload is the
+//! stackquake binary re-executed as `stackquake workload '<spec>'` inside the
+//! host's network namespace; it reports each op on stdout as one JSON line
+//! before it starts and one when it ends, stamped with CLOCK_MONOTONIC, which
+//! the engine reads too, so both sides share one clock.
+
+mod child;
+mod record;
+
+pub use child::run as run_child;
+pub use record::{Record, RecordError};
+
+use crate::scenario::WorkloadOp;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What a workload child does, resolved to real paths by the engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    pub id: String,
+    pub op: WorkloadOp,
+    pub path: PathBuf,
+    pub every_ms: u64,
+    pub fsync: bool,
+    pub record_size: usize,
+}
+
+/// One line of a workload child's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "snake_case")]
+pub enum Report {
+    /// The op is about to start.
+    Start { seq: u64, mono_ns: u64 },
+    /// The op finished; `errno` is absent on success.
+    End {
+        seq: u64,
+        mono_ns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        errno: Option<i32>,
+        /// Which syscall failed: open, write, fsync.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+    },
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable across processes on one host.
+pub fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip_as_one_json_line() {
+        let end = Report::End {
+            seq: 7,
+            mono_ns: 42,
+            errno: Some(libc::EIO),
+            stage: Some("fsync".into()),
+        };
+        let line = serde_json::to_string(&end).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<Report>(&line).unwrap(), end);
+        let ok: Report = serde_json::from_str(r#"{"at":"end","seq":1,"mono_ns":2}"#).unwrap();
+        assert_eq!(
+            ok,
+            Report::End {
+                seq: 1,
+                mono_ns: 2,
+                errno: None,
+                stage: None
+            }
+        );
+    }
+
+    #[test]
+    fn the_monotonic_clock_moves_forward() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(b >= a && a > 0);
+    }
+}
