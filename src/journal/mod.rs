@@ -3,9 +3,9 @@
 //! The engine appends; matchers and reports only read. Times are nanoseconds
 //! since the run's timeline began, on CLOCK_MONOTONIC.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A world object was created during setup.
@@ -17,7 +17,7 @@ pub enum Event {
         step: String,
         fault: String,
         t_ns: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
     /// A workload op that finished, successfully or not.
@@ -26,9 +26,9 @@ pub enum Event {
         seq: u64,
         start_ns: u64,
         end_ns: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         errno: Option<i32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<String>,
     },
     /// A workload op still running past its deadline, and what its task was doing.
@@ -39,7 +39,7 @@ pub enum Event {
         t_ns: u64,
         state: String,
         wchan: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         stack: Option<String>,
     },
     /// A kernel log record; stackquake's own step markers are among them.
@@ -54,13 +54,13 @@ pub enum Event {
     /// Something teardown did or failed to do.
     Teardown {
         what: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
 }
 
 /// The events of one run plus the markers that delimit its steps in the kernel log.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Journal {
     pub run_id: String,
     pub events: Vec<Event>,

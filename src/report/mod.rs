@@ -1,1 +1,100 @@
-//! Human summary, JSON journal and JUnit XML, built from events only.
+//! Human summary, JSON journal and JUnit XML, built from results only.
+
+mod human;
+mod junit;
+
+pub use human::{print_result, print_summary};
+
+use crate::expect::Outcome;
+use crate::journal::Journal;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Failed as the scenario's `xfail` predicted.
+    Xfail,
+    /// Passed although `xfail` predicted a failure.
+    Xpass,
+    /// Requirements unmet; the reason says which.
+    Skip,
+    /// The harness could not run the scenario.
+    Error,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self).expect("verdict serializes");
+        f.write_str(s.as_str().unwrap_or("?"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub id: String,
+    pub title: String,
+    pub file: String,
+    pub verdict: Verdict,
+    /// Why the verdict is not PASS (first failed expectation, skip reason, error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_s: f64,
+    pub outcomes: Vec<Outcome>,
+    pub journal: Journal,
+}
+
+/// Everything one `stackquake run` produced; journal.json holds exactly this.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub stackquake: String,
+    /// Where the scenarios ran: `host`, or `vm (kernel …)`.
+    pub target: String,
+    /// `uname -r` of the kernel the scenarios ran on.
+    pub kernel: String,
+    pub results: Vec<ScenarioResult>,
+}
+
+impl RunReport {
+    pub fn count(&self, v: Verdict) -> usize {
+        self.results.iter().filter(|r| r.verdict == v).count()
+    }
+
+    pub fn read(dir: &Path) -> Result<RunReport, ReportError> {
+        let path = dir.join("journal.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ReportError::Parse { path, detail: e.to_string() })
+    }
+
+    /// Writes journal.json and junit.xml into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), ReportError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let journal = dir.join("journal.json");
+        let text = serde_json::to_string_pretty(self).expect("report serializes");
+        std::fs::write(&journal, text).map_err(io(&journal))?;
+        let junit = dir.join("junit.xml");
+        std::fs::write(&junit, junit::render(self)).map_err(io(&junit))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write or read {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a stackquake journal: {detail}")]
+    Parse { path: std::path::PathBuf, detail: String },
+}

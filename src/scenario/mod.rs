@@ -11,4 +11,4 @@ mod validate;
 pub use load::{LoadError, load_file, load_str};
 pub use model::*;
 pub use quantity::{ByteSize, Duration};
-pub use validate::{Problem, Problems};
+pub use validate::{Problem, Problems, errno_by_name, errno_name, parse_cidr};

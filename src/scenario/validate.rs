@@ -390,7 +390,12 @@ pub fn errno_by_name(name: &str) -> Option<i32> {
     if !ERRNO_NAMES.contains(&name) {
         return None;
     }
-    (1..200).find(|n| format!("{:?}", nix::errno::Errno::from_raw(*n)) == name)
+    (1..200).find(|n| errno_name(*n) == name)
+}
+
+/// The kernel's name for an errno number, e.g. `EIO`.
+pub fn errno_name(n: i32) -> String {
+    format!("{:?}", nix::errno::Errno::from_raw(n))
 }
 
 /// The choice within a small edit distance of `wrong`, if there is one.
