@@ -1,5 +1,121 @@
-//! Command-line interface: argument parsing and exit codes.
+//! Command-line interface: raw arguments → validated inputs → a command → an
+//! exit code (0 all passed, 1 a scenario failed, 2 invalid input, 69
+//! environment unavailable, 70 internal error).
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Documented exit codes (architecture.md, "Verdicts and exit codes").
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const INVALID_INPUT: u8 = 2;
+    pub const UNAVAILABLE: u8 = 69;
+    pub const INTERNAL: u8 = 70;
+}
+
+#[derive(Parser)]
+#[command(name = "stackquake", version, about = "Fault injection for Linux storage stacks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios (files or directories of *.yaml) and report verdicts.
+    Run(run::RunArgs),
+    /// Check scenario files without running anything; every problem at once.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Remove what killed runs left behind (namespaces, mounts, loop devices…).
+    Cleanup {
+        /// Also clean up runs whose process is still alive.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Internal: a workload child (started by the engine).
+    #[command(hide = true)]
+    Workload { spec: String },
+    /// Internal: the guest side of the vm target.
+    #[command(hide = true, subcommand)]
+    Vm(VmCommand),
+}
+
+#[derive(Subcommand)]
+enum VmCommand {
+    /// PID 1 in the guest after switch_root: run the job, power off.
+    GuestInit,
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STACKQUAKE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate { paths } => validate(&paths),
+        Command::Cleanup { force } => cleanup(force),
+        Command::Workload { spec } => workload(&spec),
+        Command::Vm(VmCommand::GuestInit) => crate::vm::guest_init(),
+    };
+    ExitCode::from(code)
+}
+
+fn validate(paths: &[PathBuf]) -> u8 {
+    let files = match run::scenario_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let mut bad = 0;
+    for file in &files {
+        match crate::scenario::load_file(file) {
+            Ok(s) => println!("ok      {} ({})", file.display(), s.id.value),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}\n");
+            }
+        }
+    }
+    println!("{} valid, {bad} invalid", files.len() - bad);
+    if bad > 0 { exit::INVALID_INPUT } else { exit::OK }
+}
+
+fn cleanup(force: bool) -> u8 {
+    let report = crate::ledger::cleanup(std::path::Path::new(crate::ledger::ROOT), force);
+    for line in report.removed.iter() {
+        println!("removed {line}");
+    }
+    for line in report.failed.iter() {
+        eprintln!("failed  {line}");
+    }
+    println!("{} removed, {} failed", report.removed.len(), report.failed.len());
+    if report.failed.is_empty() { exit::OK } else { exit::FAILED }
+}
+
+fn workload(spec: &str) -> u8 {
+    let spec: crate::workload::Spec = match serde_json::from_str(spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: bad workload spec: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    match crate::workload::run_child(&spec) {
+        Ok(()) => exit::OK,
+        Err(_) => exit::OK, // the engine closed our stdout: it is done with us
+    }
 }

@@ -1,1 +1,63 @@
 //! One module per fault kind, each with inject() and heal().
+//!
+//! Faults own their undo: injecting returns an [`Active`] fault that knows how
+//! to heal itself, and the engine heals every one still active at the end of
+//! its `for:`, at the end of the run, on failure, on timeout and on signals.
+
+mod nfs;
+mod xfs;
+
+use crate::nfs::NfsServer;
+use crate::scenario::Fault;
+use std::path::Path;
+
+/// What faults may reach in the world; the engine implements it.
+pub trait Targets {
+    fn nfs_server(&self, name: &str) -> Option<&NfsServer>;
+    /// Where an image's filesystem is mounted.
+    fn image_mountpoint(&self, image: &str) -> Option<&Path>;
+}
+
+/// An injected fault, holding what it needs to heal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Active {
+    NfsUnexport { server: String, export: String },
+    /// A fault with no undo (an XFS shutdown stays until unmount).
+    Permanent { kind: &'static str },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("{fault}: no {what} named `{name}` in this world")]
+    UnknownTarget {
+        fault: &'static str,
+        what: &'static str,
+        name: String,
+    },
+    #[error("{fault}: {source}")]
+    Nfs {
+        fault: &'static str,
+        source: crate::nfs::NfsError,
+    },
+    #[error("{fault}: {source}")]
+    Block {
+        fault: &'static str,
+        source: crate::block::BlockError,
+    },
+}
+
+pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> {
+    match fault {
+        Fault::NfsUnexport { server, export } => {
+            nfs::unexport(world, &server.value, &export.value)
+        }
+        Fault::XfsShutdown { fs } => xfs::shutdown(world, &fs.value),
+    }
+}
+
+pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
+    match active {
+        Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
+        Active::Permanent { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,281 @@
+//! `stackquake run`: load every scenario first (bad input changes nothing),
+//! then run them on the chosen target and write the reports.
+
+use super::exit;
+use crate::engine::{self, RunOptions};
+use crate::report::{RunReport, ScenarioResult, Verdict};
+use crate::scenario::{Scenario, Target};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Scenario files, or directories whose *.yaml files are all run.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Where to run: a throwaway QEMU guest (vm) or this machine (host).
+    #[arg(long, value_enum, default_value_t = TargetArg::Vm)]
+    target: TargetArg,
+    /// Short for --target vm.
+    #[arg(long, conflicts_with = "target")]
+    vm: bool,
+    /// Directory for journal.json and junit.xml [default: stackquake-out/<run id>].
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Guest kernel for the vm target [default: newest /boot/vmlinuz-* with modules].
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// Guest accelerator: auto probes KVM and falls back to TCG.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    accel: AccelArg,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    vm_memory: u32,
+    /// Internal: we are the guest side of a vm run.
+    #[arg(long, hide = true)]
+    in_guest: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetArg {
+    Vm,
+    Host,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// Expands directories into their *.yaml files, sorted; keeps files as given.
+pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(format!("{} holds no *.yaml scenario", p.display()));
+            }
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(files)
+}
+
+pub fn run(args: RunArgs) -> u8 {
+    let files = match scenario_files(&args.paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let mut scenarios = Vec::new();
+    let mut invalid = false;
+    for file in files {
+        match crate::scenario::load_file(&file) {
+            Ok(s) => scenarios.push((file, s)),
+            Err(e) => {
+                invalid = true;
+                eprintln!("{e}\n");
+            }
+        }
+    }
+    if invalid {
+        eprintln!("nothing was run: fix the scenarios above");
+        return exit::INVALID_INPUT;
+    }
+    let run_id = crate::ledger::new_run_id();
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| Path::new("stackquake-out").join(&run_id));
+    let report = if args.in_guest {
+        run_here(&run_id, &scenarios, Target::Vm, "vm".into())
+    } else if args.vm || args.target == TargetArg::Vm {
+        match run_in_vm(&args, &run_id, &scenarios, &out) {
+            Ok(r) => r,
+            Err(code) => return code,
+        }
+    } else {
+        run_here(&run_id, &scenarios, Target::Host, "host".into())
+    };
+    if let Err(e) = report.write(&out) {
+        eprintln!("error: {e}");
+        return exit::INTERNAL;
+    }
+    if !args.in_guest {
+        link_latest(&out);
+        let mut stdout = std::io::stdout();
+        for r in &report.results {
+            let _ = crate::report::print_result(&mut stdout, r);
+        }
+        let _ = crate::report::print_summary(&mut stdout, &report);
+        println!("reports in {}", out.display());
+    }
+    exit_code(&report)
+}
+
+fn exit_code(report: &RunReport) -> u8 {
+    if report.count(Verdict::Error) > 0 {
+        exit::INTERNAL
+    } else if report.count(Verdict::Fail) + report.count(Verdict::Xpass) > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// Points `stackquake-out/latest` at the default output directory.
+fn link_latest(out: &Path) {
+    if let (Some(parent), Some(name)) = (out.parent(), out.file_name())
+        && parent.ends_with("stackquake-out")
+    {
+        let latest = parent.join("latest");
+        let _ = std::fs::remove_file(&latest);
+        let _ = std::os::unix::fs::symlink(name, latest);
+    }
+}
+
+fn run_here(run_id: &str, scenarios: &[(PathBuf, Scenario)], target: Target, label: String) -> RunReport {
+    crate::sys::install_termination_handler();
+    let opts = RunOptions {
+        target,
+        scratch: std::env::temp_dir().join("stackquake"),
+    };
+    let mut results = Vec::new();
+    for (file, s) in scenarios {
+        eprintln!("running {} ({})", s.id.value, file.display());
+        let r = engine::run_scenario(file, s, &opts);
+        eprintln!("{} {}", r.verdict, s.id.value);
+        let stop = crate::sys::termination_requested();
+        results.push(r);
+        if stop {
+            break;
+        }
+    }
+    RunReport {
+        run_id: run_id.into(),
+        stackquake: env!("CARGO_PKG_VERSION").into(),
+        target: label,
+        kernel: engine::kernel_release(),
+        results,
+    }
+}
+
+/// Boots a guest that runs the same binary on the same files (the host root
+/// is shared read-only), then reads its report back.
+fn run_in_vm(
+    args: &RunArgs,
+    run_id: &str,
+    scenarios: &[(PathBuf, Scenario)],
+    out: &Path,
+) -> Result<RunReport, u8> {
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        exit::UNAVAILABLE
+    };
+    std::fs::create_dir_all(out).map_err(|e| fail(format!("create {}: {e}", out.display())))?;
+    let out = out
+        .canonicalize()
+        .map_err(|e| fail(format!("{}: {e}", out.display())))?;
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let mut argv: Vec<std::ffi::OsString> = vec![
+        exe.into(),
+        "run".into(),
+        "--in-guest".into(),
+        "--output".into(),
+        crate::vm::GUEST_OUT_DIR.into(),
+    ];
+    for (file, _) in scenarios {
+        let abs = file
+            .canonicalize()
+            .map_err(|e| fail(format!("{}: {e}", file.display())))?;
+        argv.push(abs.into());
+    }
+    // The guest gets the scenarios' own limits plus time to boot and tear down.
+    let budget: Duration = scenarios.iter().map(|(_, s)| s.timeout.0 + Duration::from_secs(30)).sum();
+    let job = crate::vm::GuestJob {
+        argv,
+        env: vec![("STACKQUAKE_LOG".into(), std::env::var_os("STACKQUAKE_LOG").unwrap_or("info".into()))],
+        cwd: "/".into(),
+        timeout: budget + Duration::from_secs(60),
+        kernel: args.kernel.clone(),
+        accel: match args.accel {
+            AccelArg::Auto => crate::vm::Accel::Auto,
+            AccelArg::Kvm => crate::vm::Accel::Kvm,
+            AccelArg::Tcg => crate::vm::Accel::Tcg,
+        },
+        memory_mib: args.vm_memory,
+        out_dir: out.clone(),
+    };
+    let outcome = crate::vm::run(&job).map_err(|e| fail(e.to_string()))?;
+    let (problem, console) = match &outcome {
+        crate::vm::GuestOutcome::Exited { console, .. } => (None, console.clone()),
+        crate::vm::GuestOutcome::TimedOut { console } => (
+            Some(format!("guest killed after {}s without finishing", job.timeout.as_secs())),
+            console.clone(),
+        ),
+        crate::vm::GuestOutcome::BootFailed { reason, console } => {
+            (Some(format!("guest failed to boot: {reason}")), console.clone())
+        }
+    };
+    let mut report = match (problem, RunReport::read(&out)) {
+        (None, Ok(r)) => r,
+        (problem, read) => {
+            let why = problem
+                .or_else(|| read.err().map(|e| format!("guest left no report: {e}")))
+                .unwrap_or_default();
+            errored(run_id, scenarios, &format!("{why}; console: {}", console.display()))
+        }
+    };
+    report.target = format!("vm ({})", outcome_label(&outcome));
+    Ok(report)
+}
+
+fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
+    match o {
+        crate::vm::GuestOutcome::Exited { boot_time, total, .. } => format!(
+            "booted in {:.1}s, {:.1}s in all",
+            boot_time.as_secs_f64(),
+            total.as_secs_f64()
+        ),
+        crate::vm::GuestOutcome::TimedOut { .. } => "timed out".into(),
+        crate::vm::GuestOutcome::BootFailed { .. } => "boot failed".into(),
+    }
+}
+
+/// A report in which every scenario is ERROR for the same reason.
+fn errored(run_id: &str, scenarios: &[(PathBuf, Scenario)], why: &str) -> RunReport {
+    RunReport {
+        run_id: run_id.into(),
+        stackquake: env!("CARGO_PKG_VERSION").into(),
+        target: "vm".into(),
+        kernel: "unknown".into(),
+        results: scenarios
+            .iter()
+            .map(|(file, s)| ScenarioResult {
+                id: s.id.value.clone(),
+                title: s.title.clone(),
+                file: file.display().to_string(),
+                verdict: Verdict::Error,
+                reason: Some(why.to_string()),
+                duration_s: 0.0,
+                outcomes: Vec::new(),
+                journal: Default::default(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,158 @@
+//! Workload children as the engine sees them: spawned inside their host's
+//! netns, read line by line on reader threads, watched against deadlines,
+//! and stopped without ever blocking on a task stuck in the kernel.
+
+use crate::journal::Event;
+use crate::net::Netns;
+use crate::workload::{Report, Spec};
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+pub struct Running {
+    pub id: String,
+    child: Child,
+    reports: Receiver<Report>,
+    deadline: Duration,
+    /// The op in flight: seq, start, and whether it was already sampled.
+    in_flight: Option<(u64, u64, bool)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start workload {id}: {source}")]
+pub struct SpawnError {
+    id: String,
+    source: std::io::Error,
+}
+
+pub fn spawn(spec: &Spec, ns: &Netns, deadline: Duration) -> Result<Running, SpawnError> {
+    let err = |source| SpawnError {
+        id: spec.id.clone(),
+        source,
+    };
+    let exe = std::env::current_exe().map_err(err)?;
+    let json = serde_json::to_string(spec).expect("spec serializes");
+    let mut child = crate::net::command_in(ns, &exe)
+        .arg("workload")
+        .arg(json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(err)?;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let (tx, rx) = channel();
+    let id = spec.id.clone();
+    std::thread::Builder::new()
+        .name(format!("sq-wl-{id}"))
+        .spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Report>(&line) {
+                    Ok(r) => {
+                        if tx.send(r).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => tracing::warn!(workload = %id, "unreadable report {line:?}: {e}"),
+                }
+            }
+        })
+        .map_err(err)?;
+    Ok(Running {
+        id: spec.id.clone(),
+        child,
+        reports: rx,
+        deadline,
+        in_flight: None,
+    })
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Moves finished ops into events, and samples an op past its deadline
+    /// once (an indeterminate op, not a failed one). `t0` is the timeline's
+    /// start on CLOCK_MONOTONIC; event times are relative to it.
+    pub fn pump(&mut self, t0: u64, now: u64, events: &mut Vec<Event>) {
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                Report::Start { seq, mono_ns } => self.in_flight = Some((seq, mono_ns, false)),
+                Report::End {
+                    seq,
+                    mono_ns,
+                    errno,
+                    stage,
+                } => {
+                    let start = match self.in_flight.take() {
+                        Some((s, start, _)) if s == seq => start,
+                        _ => mono_ns,
+                    };
+                    events.push(Event::Op {
+                        workload: self.id.clone(),
+                        seq,
+                        start_ns: start.saturating_sub(t0),
+                        end_ns: mono_ns.saturating_sub(t0),
+                        errno,
+                        stage,
+                    });
+                }
+            }
+        }
+        if let Some((seq, start, sampled)) = &mut self.in_flight
+            && !*sampled
+            && now.saturating_sub(*start) > self.deadline.as_nanos() as u64
+        {
+            *sampled = true;
+            let sample = crate::observe::sample_task(self.child.id() as i32);
+            let (state, wchan, stack) = match sample {
+                Ok(s) => (s.state.to_string(), s.wchan, s.stack),
+                Err(e) => ("?".into(), format!("unavailable: {e}"), None),
+            };
+            events.push(Event::Indeterminate {
+                workload: self.id.clone(),
+                seq: *seq,
+                start_ns: start.saturating_sub(t0),
+                t_ns: now.saturating_sub(t0),
+                state,
+                wchan,
+                stack,
+            });
+        }
+    }
+
+    /// SIGTERM, then SIGKILL; never waits on a task that will not die (a
+    /// D-state op ends only when the kernel lets it). Returns an error text if
+    /// the child could not be reaped in time.
+    pub fn stop(mut self, grace: Duration) -> Option<String> {
+        use nix::sys::signal::{Signal, kill};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        if self.reaped_within(grace) {
+            return None;
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+        if self.reaped_within(Duration::from_secs(5)) {
+            return None;
+        }
+        let state = crate::observe::sample_task(pid.as_raw())
+            .map(|s| format!("state {} in {}", s.state, s.wchan))
+            .unwrap_or_default();
+        // Reap it whenever the kernel releases it, on a thread nobody joins.
+        std::thread::spawn(move || self.child.wait());
+        Some(format!("workload did not exit after SIGKILL ({state}); left to the kernel"))
+    }
+
+    fn reaped_within(&mut self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
