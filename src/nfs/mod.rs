@@ -5,6 +5,7 @@
 //! are the wire layers; `dispatch` routes a record through the `hook` to a
 //! program; `server` owns the listener and connection threads.
 
+pub mod client;
 pub mod dispatch;
 pub mod export;
 pub mod handle;
