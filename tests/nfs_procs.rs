@@ -164,13 +164,25 @@ fn create_applies_auth_sys_owner_and_exclusive_create_is_idempotent() {
     let mut c = client(&server, 1234, 567);
     let root = mnt(&mut c);
 
-    let (st, _) = create(&mut c, &root, "owned", 0, 0o640, 0);
+    let (st, owned) = create(&mut c, &root, "owned", 0, 0o640, 0);
     assert_eq!(st, 0);
     let meta = std::fs::metadata(dir.path().join("owned")).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid(), meta.mode() & 0o7777),
         (1234, 567, 0o640)
     );
+    // GETATTR reports the same ownership and mode, and the fileid is the inode.
+    let mut a = XdrWriter::new();
+    a.opaque(&owned);
+    let body = c.call(NFS, 3, 1, a.as_bytes()).unwrap();
+    let mut r = XdrReader::new(&body);
+    assert_eq!(r.u32().unwrap(), 0);
+    let attr = fattr(&mut r);
+    assert_eq!(
+        (attr.ftype, attr.uid, attr.gid, attr.mode),
+        (1, 1234, 567, 0o640)
+    );
+    assert_eq!(attr.fileid, meta.ino());
 
     // GUARDED on an existing name: NFS3ERR_EXIST.
     assert_eq!(create(&mut c, &root, "owned", 1, 0o600, 0).0, 17);
