@@ -209,7 +209,16 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        match shared.dispatcher.handle(&record, peer) {
+        // A bug in one procedure must not take the connection's thread down
+        // silently: log it and close this connection like a crashed server.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shared.dispatcher.handle(&record, peer)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(%peer, "nfs call handler panicked");
+            Outcome::Close
+        });
+        match outcome {
             Outcome::Reply(bytes) => {
                 if let Err(e) = rpc::write_record(&mut stream, &bytes) {
                     tracing::debug!(%peer, error = %e, "reply write failed");
