@@ -18,7 +18,19 @@ use std::time::{Duration, Instant};
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
 
 const GUEST_ENV: &str = "SQ_GUEST_NFS_EXPORT";
-const KVER: &str = "6.1.0-56-amd64";
+/// The guest kernel: Debian's 6.1 (linux-image-amd64), whatever its ABI number.
+fn guest_kernel_version() -> String {
+    let mut found: Vec<String> = std::fs::read_dir("/lib/modules")
+        .expect("/lib/modules missing (Debian: linux-image-amd64)")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|v| v.starts_with("6.1.") && Path::new(&format!("/boot/vmlinuz-{v}")).exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no 6.1 kernel with modules in /boot (Debian: linux-image-amd64)")
+}
 /// In dependency order: the initramfs has no modprobe database.
 const MODULES: &[&str] = &[
     "net/sunrpc/sunrpc.ko",
@@ -164,7 +176,7 @@ fn copy_with_libs(root: &Path, prog: &Path, dest: &str) {
     }
 }
 
-fn build_initramfs(work: &Path) -> PathBuf {
+fn build_initramfs(work: &Path, kver: &str) -> PathBuf {
     let root = work.join("root");
     for d in [
         "bin",
@@ -184,7 +196,7 @@ fn build_initramfs(work: &Path) -> PathBuf {
     copy_with_libs(&root, &std::env::current_exe().unwrap(), "bin/sqtest");
     let mut list = String::new();
     for m in MODULES {
-        let src = Path::new("/lib/modules").join(KVER).join("kernel").join(m);
+        let src = Path::new("/lib/modules").join(kver).join("kernel").join(m);
         let name = Path::new(m).file_name().unwrap();
         std::fs::copy(&src, root.join("modules").join(name))
             .unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
@@ -210,7 +222,8 @@ fn kernel_client() {
     }
     require_root_and_tools();
     let work = tempfile::tempdir().unwrap();
-    let initrd = build_initramfs(work.path());
+    let kver = guest_kernel_version();
+    let initrd = build_initramfs(work.path(), &kver);
     // TCG: a stock kernel hangs under this machine's nested KVM.
     let mut child = Command::new("qemu-system-x86_64")
         .args([
@@ -223,7 +236,7 @@ fn kernel_client() {
             "-nographic",
             "-no-reboot",
         ])
-        .args(["-nic", "none", "-kernel", &format!("/boot/vmlinuz-{KVER}")])
+        .args(["-nic", "none", "-kernel", &format!("/boot/vmlinuz-{kver}")])
         .arg("-initrd")
         .arg(&initrd)
         .args(["-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init"])
