@@ -1,1 +1,48 @@
-//! The in-process NFS server: XDR, ONC RPC, MOUNT v3, NFSv3 and the fault hook.
+//! The in-process NFS server: XDR, ONC RPC, MOUNT v3, NFSv3, a portmapper
+//! and the fault hook in front of dispatch.
+//!
+//! One module per RPC program (`mount`, `nfs3`, `portmap`); `rpc` and `xdr`
+//! are the wire layers; `dispatch` routes a record through the `hook` to a
+//! program; `server` owns the listener and connection threads.
+
+pub mod client;
+pub mod dispatch;
+pub mod export;
+pub mod handle;
+pub mod hook;
+pub mod mount;
+pub mod nfs3;
+pub mod portmap;
+pub mod rpc;
+pub mod server;
+pub mod xdr;
+
+use std::path::PathBuf;
+
+pub use export::ExportSpec;
+pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
+pub use server::{NfsServer, ServerConfig};
+
+/// Errors of the NFS server's control plane (never of a client's call: those
+/// are answered on the wire).
+#[derive(Debug, thiserror::Error)]
+pub enum NfsError {
+    #[error("export directory {dir}: {source}")]
+    ExportDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid client network {0:?}")]
+    BadCidr(String),
+    #[error("export {0} listed twice")]
+    DuplicateExport(String),
+    #[error("no export named {0}")]
+    UnknownExport(String),
+    #[error("nfs listener {what}: {source}")]
+    Listener {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("spawning nfs thread: {0}")]
+    Spawn(std::io::Error),
+}

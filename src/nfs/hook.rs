@@ -1,0 +1,278 @@
+//! The FaultHook: every RPC call passes through it before dispatch. Rules are
+//! data (a matcher and an action), matched by program, procedure, export and
+//! client; the handlers never know about faults.
+
+use std::net::SocketAddr;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::export::Cidr;
+
+/// What the hook knows about a call when it decides.
+#[derive(Debug, Clone)]
+pub struct CallInfo<'a> {
+    pub prog: u32,
+    pub vers: u32,
+    pub proc_: u32,
+    /// The export the call's file handle or mount path names, if any.
+    pub export: Option<&'a str>,
+    pub client: SocketAddr,
+}
+
+/// Which calls a rule applies to; `None` fields match anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallMatch {
+    pub prog: Option<u32>,
+    pub proc_: Option<u32>,
+    pub export: Option<String>,
+    pub client: Option<Cidr>,
+}
+
+impl CallMatch {
+    pub fn matches(&self, call: &CallInfo<'_>) -> bool {
+        self.prog.is_none_or(|p| p == call.prog)
+            && self.proc_.is_none_or(|p| p == call.proc_)
+            && self
+                .export
+                .as_deref()
+                .is_none_or(|e| Some(e) == call.export)
+            && self.client.is_none_or(|c| c.contains(call.client.ip()))
+    }
+}
+
+/// What to do with a matching call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Hold the call this long, then serve it.
+    Delay(Duration),
+    /// Hold the call until the rule is removed (healed), then serve it.
+    StallUntilHealed,
+    /// Serve the call but send no reply (the client must retransmit).
+    DropReply,
+    /// Close the connection without serving the call.
+    CloseConnection,
+    /// Do not serve the call; answer it with this status (nfsstat3 /
+    /// mountstat3) and empty attributes.
+    ReplyStatus(u32),
+}
+
+/// A fault rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    pub matcher: CallMatch,
+    pub action: FaultAction,
+    /// Act only on the N-th matching call (1-based); `None` = every one.
+    pub nth: Option<u64>,
+}
+
+/// Names a rule so it can be removed (healed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RuleId(u64);
+
+/// What the dispatcher must do after the hook (delays and stalls have
+/// already been served inside `check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookDecision {
+    Pass,
+    DropReply,
+    CloseConnection,
+    ReplyStatus(u32),
+}
+
+#[derive(Debug)]
+struct ActiveRule {
+    id: RuleId,
+    rule: FaultRule,
+    seen: u64,
+}
+
+#[derive(Debug, Default)]
+struct HookState {
+    rules: Vec<ActiveRule>,
+    next_id: u64,
+    shut_down: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct FaultHook {
+    state: Mutex<HookState>,
+    changed: Condvar,
+}
+
+impl FaultHook {
+    pub fn new() -> FaultHook {
+        FaultHook::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HookState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add(&self, rule: FaultRule) -> RuleId {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = RuleId(st.next_id);
+        st.rules.push(ActiveRule { id, rule, seen: 0 });
+        id
+    }
+
+    /// Heals one rule: it stops matching and calls it stalls resume.
+    pub fn remove(&self, id: RuleId) -> bool {
+        let mut st = self.lock();
+        let before = st.rules.len();
+        st.rules.retain(|r| r.id != id);
+        self.changed.notify_all();
+        st.rules.len() != before
+    }
+
+    pub fn clear(&self) {
+        self.lock().rules.clear();
+        self.changed.notify_all();
+    }
+
+    /// Releases every held call for good (server shutdown).
+    pub fn shut_down(&self) {
+        let mut st = self.lock();
+        st.shut_down = true;
+        st.rules.clear();
+        self.changed.notify_all();
+    }
+
+    /// Decides a call's fate; blocks the caller for Delay and StallUntilHealed.
+    pub fn check(&self, call: &CallInfo<'_>) -> HookDecision {
+        let mut st = self.lock();
+        let mut chosen = None;
+        for r in st.rules.iter_mut() {
+            if !r.rule.matcher.matches(call) {
+                continue;
+            }
+            r.seen += 1;
+            if r.rule.nth.is_some_and(|n| n != r.seen) {
+                continue;
+            }
+            chosen = Some((r.id, r.rule.action.clone()));
+            break;
+        }
+        let Some((id, action)) = chosen else {
+            return HookDecision::Pass;
+        };
+        tracing::info!(prog = call.prog, proc_ = call.proc_, client = %call.client, ?action, "fault hook acts");
+        match action {
+            FaultAction::Delay(d) => {
+                let deadline = Instant::now() + d;
+                while !st.shut_down {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    st = self
+                        .changed
+                        .wait_timeout(st, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                HookDecision::Pass
+            }
+            FaultAction::StallUntilHealed => {
+                while !st.shut_down && st.rules.iter().any(|r| r.id == id) {
+                    st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                HookDecision::Pass
+            }
+            FaultAction::DropReply => HookDecision::DropReply,
+            FaultAction::CloseConnection => HookDecision::CloseConnection,
+            FaultAction::ReplyStatus(s) => HookDecision::ReplyStatus(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn call(proc_: u32, export: Option<&str>) -> CallInfo<'_> {
+        CallInfo {
+            prog: 100003,
+            vers: 3,
+            proc_,
+            export,
+            client: "127.0.0.1:700".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn matches_by_fields_and_nth() {
+        let hook = FaultHook::new();
+        assert_eq!(hook.check(&call(1, None)), HookDecision::Pass);
+        hook.add(FaultRule {
+            matcher: CallMatch {
+                proc_: Some(7),
+                export: Some("/export".into()),
+                ..CallMatch::default()
+            },
+            action: FaultAction::ReplyStatus(70),
+            nth: Some(2),
+        });
+        assert_eq!(hook.check(&call(7, Some("/export"))), HookDecision::Pass);
+        assert_eq!(hook.check(&call(7, Some("/other"))), HookDecision::Pass);
+        assert_eq!(hook.check(&call(1, Some("/export"))), HookDecision::Pass);
+        assert_eq!(
+            hook.check(&call(7, Some("/export"))),
+            HookDecision::ReplyStatus(70)
+        );
+        assert_eq!(hook.check(&call(7, Some("/export"))), HookDecision::Pass);
+    }
+
+    #[test]
+    fn client_cidr_matching() {
+        let hook = FaultHook::new();
+        hook.add(FaultRule {
+            matcher: CallMatch {
+                client: Some(Cidr::parse("10.0.0.0/8").unwrap()),
+                ..CallMatch::default()
+            },
+            action: FaultAction::CloseConnection,
+            nth: None,
+        });
+        assert_eq!(hook.check(&call(1, None)), HookDecision::Pass);
+        let mut c = call(1, None);
+        c.client = "10.1.2.3:800".parse().unwrap();
+        assert_eq!(hook.check(&c), HookDecision::CloseConnection);
+    }
+
+    #[test]
+    fn stall_holds_until_healed() {
+        let hook = Arc::new(FaultHook::new());
+        let id = hook.add(FaultRule {
+            matcher: CallMatch::default(),
+            action: FaultAction::StallUntilHealed,
+            nth: None,
+        });
+        let h = hook.clone();
+        let t = std::thread::spawn(move || {
+            let start = Instant::now();
+            let d = h.check(&call(1, None));
+            (d, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!t.is_finished(), "stalled call returned before heal");
+        assert!(hook.remove(id));
+        let (d, waited) = t.join().unwrap();
+        assert_eq!(d, HookDecision::Pass);
+        assert!(waited >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn delay_waits_then_passes() {
+        let hook = FaultHook::new();
+        hook.add(FaultRule {
+            matcher: CallMatch::default(),
+            action: FaultAction::Delay(Duration::from_millis(100)),
+            nth: None,
+        });
+        let start = Instant::now();
+        assert_eq!(hook.check(&call(1, None)), HookDecision::Pass);
+        assert!(start.elapsed() >= Duration::from_millis(100));
+    }
+}
