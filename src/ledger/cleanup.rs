@@ -226,36 +226,19 @@ fn unmount(target: &Path, deadline: Duration) -> Result<Undone, String> {
 }
 
 fn detach_loops(backing_file: &Path) -> Result<Undone, String> {
-    // A deleted backing file shows as "<path> (deleted)" in sysfs.
-    let deleted = PathBuf::from(format!("{} (deleted)", backing_file.display()));
     let devices: Vec<u32> = sys::loopdev::attached()
         .into_iter()
-        .filter(|(_, b)| b == backing_file || *b == deleted)
+        .filter(|(_, b)| b == backing_file)
         .map(|(nr, _)| nr)
         .collect();
     if devices.is_empty() {
         return Ok(Undone::Absent);
     }
     for nr in devices {
-        detach_with_retry(nr, Duration::from_secs(3)).map_err(|e| format!("loop{nr}: {e}"))?;
+        sys::loopdev::detach_patiently(nr, backing_file, Duration::from_secs(3))
+            .map_err(|e| format!("loop{nr}: {e}"))?;
     }
     Ok(Undone::Removed)
-}
-
-/// LOOP_CLR_FD answers EBUSY while the device is still open (udev probing
-/// it right after a change, or a lazily detached mount not yet released).
-pub(crate) fn detach_with_retry(nr: u32, patience: Duration) -> std::io::Result<()> {
-    let until = Instant::now() + patience;
-    loop {
-        match sys::loopdev::detach(nr) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 fn delete_nft_table(netns: Option<&str>, family: &str, name: &str) -> Result<Undone, String> {

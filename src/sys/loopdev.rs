@@ -193,8 +193,8 @@ pub fn attached() -> Vec<(u32, PathBuf)> {
         else {
             continue;
         };
-        if let Ok(s) = std::fs::read_to_string(entry.path().join("loop/backing_file")) {
-            out.push((nr, PathBuf::from(s.trim_end_matches('\n'))));
+        if let Some(b) = backing_file(nr) {
+            out.push((nr, b));
         }
     }
     out.sort();
@@ -217,4 +217,49 @@ fn zeroed_info() -> LoopInfo64 {
         lo_encrypt_key: [0; LO_KEY_SIZE],
         lo_init: [0; 2],
     }
+}
+
+/// Detaches `nr`, which must be backed by `backing`, and waits until the
+/// kernel really let go. LOOP_CLR_FD on a device someone still holds open
+/// does not fail: it sets LO_FLAGS_AUTOCLEAR and returns 0
+/// (drivers/block/loop.c loop_clr_fd), so success is judged from sysfs. The
+/// ioctl is issued once; re-issuing it could hit another process that
+/// re-attached the freed device in the meantime. EBUSY is retried.
+pub fn detach_patiently(nr: u32, backing: &Path, patience: std::time::Duration) -> io::Result<()> {
+    let until = std::time::Instant::now() + patience;
+    let mut issued = false;
+    loop {
+        let current = backing_file(nr);
+        if current.as_deref() != Some(backing) {
+            return Ok(());
+        }
+        if !issued {
+            match detach(nr) {
+                Ok(()) => issued = true,
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if std::time::Instant::now() >= until {
+            let why = if issued {
+                "still open, detach deferred until last close"
+            } else {
+                "busy"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!("loop{nr} still attached after {patience:?}: {why}"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The backing file of an attached device (None when detached). A deleted
+/// backing file keeps its path with a " (deleted)" suffix, which is stripped.
+pub fn backing_file(nr: u32) -> Option<PathBuf> {
+    let s = std::fs::read_to_string(format!("/sys/block/loop{nr}/loop/backing_file")).ok()?;
+    let s = s.trim_end_matches('\n');
+    Some(PathBuf::from(s.strip_suffix(" (deleted)").unwrap_or(s)))
 }

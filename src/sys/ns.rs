@@ -126,3 +126,13 @@ pub fn command_in_netns(cmd: &mut Command, ns: OwnedFd) {
         });
     }
 }
+
+/// Makes spawning `cmd` fail with `errno` before exec: the fallback when the
+/// namespace cannot be handed to the child, so it never runs in the wrong one.
+pub fn command_fail_before_exec(cmd: &mut Command, errno: i32) {
+    // SAFETY: the closure only builds an io::Error from an integer, which
+    // neither allocates nor takes locks, so it is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || Err(io::Error::from_raw_os_error(errno)));
+    }
+}
