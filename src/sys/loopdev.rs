@@ -235,7 +235,11 @@ pub fn detach_patiently(nr: u32, backing: &Path, patience: std::time::Duration) 
         }
         if !issued {
             match detach(nr) {
-                Ok(()) => issued = true,
+                Ok(()) => {
+                    issued = true;
+                    // Usually immediate: look again before sleeping.
+                    continue;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
