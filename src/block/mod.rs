@@ -1,1 +1,70 @@
 //! Loop devices, image files, mkfs.xfs and mounts.
+
+mod fsstate;
+mod image;
+mod loopdev;
+mod mount;
+
+use std::path::PathBuf;
+
+pub use crate::sys::xfs::GoingDown;
+pub use fsstate::{FsState, fs_state, xfs_shutdown, xfs_shutdown_with};
+pub use image::{ImageFile, MKFS_XFS_MIN_BYTES, mkfs_xfs};
+pub use loopdev::LoopDevice;
+pub use mount::{Mount, is_mounted};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("cannot record {what} in the ledger")]
+    Ledger {
+        what: String,
+        source: crate::ledger::LedgerError,
+    },
+    #[error("cannot create image {path}")]
+    CreateImage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("image {path} is {size} bytes; mkfs.xfs 6.1 refuses filesystems under 300 MB")]
+    ImageTooSmall { path: PathBuf, size: u64 },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("cannot run `{command}`")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("cannot attach {backing} to a loop device")]
+    Attach {
+        backing: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot detach {device}")]
+    Detach {
+        device: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot mount {source_spec} on {target} ({fstype})")]
+    Mount {
+        source_spec: String,
+        target: PathBuf,
+        fstype: String,
+        source: nix::errno::Errno,
+    },
+    #[error("cannot unmount {target}: {steps}")]
+    Umount { target: PathBuf, steps: String },
+    #[error("cannot inspect filesystem at {path}")]
+    Inspect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot shut down xfs at {path}")]
+    Shutdown {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

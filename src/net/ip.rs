@@ -1,0 +1,54 @@
+//! iproute2 as the link/address backend; every error carries the full
+//! command line and stderr.
+
+use std::process::Command;
+
+use super::{NetError, Netns};
+
+/// Runs `ip -n <netns> <args…>` and fails with the command line and stderr.
+pub(crate) fn ip_in(netns: &str, args: &[&str]) -> Result<(), NetError> {
+    let mut cmd = Command::new("ip");
+    cmd.arg("-n").arg(netns).args(args);
+    run(cmd)
+}
+
+pub(crate) fn run(mut cmd: Command) -> Result<(), NetError> {
+    let command = command_line(&cmd);
+    tracing::debug!(%command, "running");
+    let out = cmd.output().map_err(|source| NetError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(NetError::Command {
+        command,
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+pub(crate) fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Adds `cidr` (e.g. `10.0.0.1/24`) to `ifname` inside `ns`.
+pub fn add_address(ns: &Netns, ifname: &str, cidr: &str) -> Result<(), NetError> {
+    ip_in(ns.name(), &["addr", "add", cidr, "dev", ifname])
+}
+
+pub fn set_up(ns: &Netns, ifname: &str) -> Result<(), NetError> {
+    ip_in(ns.name(), &["link", "set", "dev", ifname, "up"])
+}
+
+pub fn set_mtu(ns: &Netns, ifname: &str, mtu: u32) -> Result<(), NetError> {
+    ip_in(
+        ns.name(),
+        &["link", "set", "dev", ifname, "mtu", &mtu.to_string()],
+    )
+}
