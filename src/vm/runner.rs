@@ -100,7 +100,7 @@ fn boot_and_watch(
 ) -> Result<GuestOutcome, VmError> {
     let _ = fs::remove_file(out_dir.join(EXIT_FILE));
     let start = Instant::now();
-    let mut vm = QemuProcess::spawn(qemu, args)?;
+    let mut vm = QemuProcess::spawn(qemu, args, false)?;
     let mut booted: Option<Instant> = None;
     let mut last_lines: Vec<String> = Vec::new();
     let exited = loop {
@@ -239,12 +239,18 @@ pub(super) struct QemuProcess {
 }
 
 impl QemuProcess {
-    pub(super) fn spawn(qemu: &Path, args: &QemuArgs) -> Result<Self, VmError> {
+    /// `quiet_stderr`: the KVM probe expects QEMU to fail loudly (e.g.
+    /// "failed to set MSR 0x10a" under nested PVM); that is not news.
+    pub(super) fn spawn(qemu: &Path, args: &QemuArgs, quiet_stderr: bool) -> Result<Self, VmError> {
         let mut cmd = Command::new(qemu);
         cmd.args(&args.0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if quiet_stderr {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            });
         // If stackquake dies (SIGKILL, panic abort), QEMU dies with it.
         crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| VmError::Spawn {
