@@ -15,6 +15,7 @@ mod moddep;
 mod probe;
 mod qemu;
 mod runner;
+mod vmlinux;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

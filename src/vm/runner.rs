@@ -16,7 +16,7 @@ use super::job::{
 };
 use super::kernel::GuestKernel;
 use super::qemu::{QemuArgs, Share, VmConfig};
-use super::{GuestJob, GuestOutcome, VmError, cache, initramfs, probe};
+use super::{GuestJob, GuestOutcome, VmError, cache, initramfs, probe, vmlinux};
 
 /// From QEMU start to guest-init's first line. A TCG boot takes 2-5 s on a
 /// busy 2-core host; a boot that hangs (KVM on nested PVM, TSC calibration)
@@ -49,8 +49,9 @@ pub fn run_with_guest_command(
     let initramfs = initramfs::ensure(&kernel, &cache_dir)?;
     let accel = probe::resolve(job.accel, &qemu, &kernel, &cache_dir)?;
     let console = out_dir.join(CONSOLE_FILE);
+    let boot_image = vmlinux::ensure(&kernel, &cache_dir).unwrap_or_else(|| kernel.image.clone());
     let cfg = VmConfig {
-        kernel: kernel.image.clone(),
+        kernel: boot_image,
         initramfs: Some(initramfs),
         memory_mib: job.memory_mib,
         cpus: GUEST_CPUS,
