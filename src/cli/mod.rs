@@ -95,12 +95,22 @@ fn validate(paths: &[PathBuf]) -> u8 {
 }
 
 fn cleanup(force: bool) -> u8 {
-    let report = crate::ledger::cleanup(std::path::Path::new(crate::ledger::ROOT), force);
-    for line in report.removed.iter() {
-        println!("removed {line}");
+    let opts = crate::ledger::CleanupOptions {
+        force,
+        ..Default::default()
+    };
+    let report = crate::ledger::cleanup_with(std::path::Path::new(crate::ledger::DEFAULT_ROOT), &opts);
+    for what in &report.removed {
+        println!("removed {what}");
     }
-    for line in report.failed.iter() {
-        eprintln!("failed  {line}");
+    for f in &report.failed {
+        eprintln!("failed  {} ({}): {}", f.object, f.ledger.display(), f.error);
+    }
+    for ledger in &report.skipped_live {
+        println!("skipped {} (its run is still alive; --force to clean it)", ledger.display());
+    }
+    for orphan in &report.orphans {
+        println!("orphan  {orphan:?} (named by a run with no ledger; not removed)");
     }
     println!("{} removed, {} failed", report.removed.len(), report.failed.len());
     if report.failed.is_empty() { exit::OK } else { exit::FAILED }

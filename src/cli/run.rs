@@ -97,7 +97,7 @@ pub fn run(args: RunArgs) -> u8 {
         eprintln!("nothing was run: fix the scenarios above");
         return exit::INVALID_INPUT;
     }
-    let run_id = crate::ledger::new_run_id();
+    let run_id = crate::ledger::RunId::generate().to_string();
     let out = args
         .output
         .clone()

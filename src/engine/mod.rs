@@ -15,10 +15,11 @@ pub use world::{SetupError, World};
 use crate::expect::{self, Probe};
 use crate::fault::{self, Active};
 use crate::journal::{Event, Journal};
-use crate::ledger::Ledger;
+use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject, RunId};
 use crate::observe::Kmsg;
 use crate::report::{ScenarioResult, Verdict};
-use crate::scenario::{Scenario, Target};
+use crate::block::FsState;
+use crate::scenario::{FsStateName, Scenario, Target};
 use crate::workload::{Spec, monotonic_ns};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,11 +97,15 @@ pub fn run_scenario(file: &Path, s: &Scenario, opts: &RunOptions) -> ScenarioRes
 }
 
 fn run(file: &Path, s: &Scenario, opts: &RunOptions, result: &mut ScenarioResult) -> Result<(), String> {
-    let run_id = crate::ledger::new_run_id();
+    let run = RunId::generate();
+    let run_id = run.as_str().to_string();
     let scratch = opts.scratch.join(&run_id);
-    let ledger = Ledger::create(&run_id, file).map_err(|e| format!("ledger: {e}"))?;
-    ledger
-        .record_temp_dir(&scratch)
+    let ledger = Ledger::create(Path::new(DEFAULT_ROOT), &run, file)
+        .map_err(|e| format!("ledger: {e}"))?;
+    let scratch_entry = ledger
+        .record(LedgerObject::TempDir {
+            path: scratch.clone(),
+        })
         .map_err(|e| format!("ledger: {e}"))?;
     std::fs::create_dir_all(&scratch).map_err(|e| format!("create {}: {e}", scratch.display()))?;
     let kmsg = Kmsg::open_at_end().map_err(|e| format!("kernel log: {e}"))?;
@@ -120,7 +125,7 @@ fn run(file: &Path, s: &Scenario, opts: &RunOptions, result: &mut ScenarioResult
     };
     let setup = live
         .world
-        .build(s, &run_id, &scratch, &ledger, &mut live.journal.events)
+        .build(s, &run, &scratch, &ledger, &mut live.journal.events)
         .map_err(|e| format!("setup: {e}"))
         .and_then(|()| live.start_workloads(&ledger));
     let timeline = match setup {
@@ -133,11 +138,14 @@ fn run(file: &Path, s: &Scenario, opts: &RunOptions, result: &mut ScenarioResult
         world, mut journal, ..
     } = live;
     world.teardown(&mut journal.events);
-    if let Err(e) = std::fs::remove_dir_all(&scratch) {
-        journal.push(Event::Teardown {
+    match std::fs::remove_dir_all(&scratch) {
+        Ok(()) => {
+            let _ = ledger.done(scratch_entry);
+        }
+        Err(e) => journal.push(Event::Teardown {
             what: format!("remove {}", scratch.display()),
             error: Some(e.to_string()),
-        });
+        }),
     }
     let leaks: Vec<String> = journal
         .events
@@ -186,10 +194,7 @@ impl Live<'_> {
                 record_size: w.record_size.0 as usize,
             };
             let ns = self.world.netns(&w.host.value).expect("validated host");
-            let running = workloads::spawn(&spec, ns, w.deadline.0).map_err(|e| e.to_string())?;
-            ledger
-                .record_process(running.pid())
-                .map_err(|e| format!("ledger: {e}"))?;
+            let running = workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
             self.workloads.push(running);
         }
         Ok(())
@@ -296,7 +301,12 @@ impl Live<'_> {
             let value = match &probe {
                 Probe::FsState { image } => match self.world.mountpoint(image) {
                     Some(at) => match crate::block::fs_state(at) {
-                        Ok(state) => state.word().to_string(),
+                        Ok(state) => expect::fs_state_word(match state {
+                            FsState::Ok => FsStateName::Ok,
+                            FsState::ReadOnly => FsStateName::ReadOnly,
+                            FsState::Shutdown => FsStateName::Shutdown,
+                        })
+                        .to_string(),
                         Err(e) => format!("unknown ({e})"),
                     },
                     None => "not mounted".into(),

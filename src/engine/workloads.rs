@@ -3,6 +3,7 @@
 //! and stopped without ever blocking on a task stuck in the kernel.
 
 use crate::journal::Event;
+use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::net::Netns;
 use crate::workload::{Report, Spec};
 use std::io::BufRead;
@@ -17,6 +18,8 @@ pub struct Running {
     deadline: Duration,
     /// The op in flight: seq, start, and whether it was already sampled.
     in_flight: Option<(u64, u64, bool)>,
+    ledger: Ledger,
+    entry: Option<EntryId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +29,12 @@ pub struct SpawnError {
     source: std::io::Error,
 }
 
-pub fn spawn(spec: &Spec, ns: &Netns, deadline: Duration) -> Result<Running, SpawnError> {
+pub fn spawn(
+    spec: &Spec,
+    ns: &Netns,
+    deadline: Duration,
+    ledger: &Ledger,
+) -> Result<Running, SpawnError> {
     let err = |source| SpawnError {
         id: spec.id.clone(),
         source,
@@ -40,6 +48,22 @@ pub fn spawn(spec: &Spec, ns: &Netns, deadline: Duration) -> Result<Running, Spa
         .stdout(Stdio::piped())
         .spawn()
         .map_err(err)?;
+    // Recorded right after spawn (a pid is not known before); cleanup kills
+    // it only if pid and start time still match.
+    let starttime = crate::sys::procstat::read(child.id()).map(|s| s.starttime);
+    let entry = match starttime {
+        Ok(starttime) => ledger
+            .record(LedgerObject::Process {
+                pid: child.id(),
+                starttime,
+            })
+            .map(Some)
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot record workload {} in the ledger: {e}", spec.id);
+                None
+            }),
+        Err(_) => None,
+    };
     let stdout = child.stdout.take().expect("stdout was piped");
     let (tx, rx) = channel();
     let id = spec.id.clone();
@@ -65,14 +89,12 @@ pub fn spawn(spec: &Spec, ns: &Netns, deadline: Duration) -> Result<Running, Spa
         reports: rx,
         deadline,
         in_flight: None,
+        ledger: ledger.clone(),
+        entry,
     })
 }
 
 impl Running {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Moves finished ops into events, and samples an op past its deadline
     /// once (an indeterminate op, not a failed one). `t0` is the timeline's
     /// start on CLOCK_MONOTONIC; event times are relative to it.
@@ -106,7 +128,7 @@ impl Running {
             && now.saturating_sub(*start) > self.deadline.as_nanos() as u64
         {
             *sampled = true;
-            let sample = crate::observe::sample_task(self.child.id() as i32);
+            let sample = crate::observe::sample_task(self.child.id());
             let (state, wchan, stack) = match sample {
                 Ok(s) => (s.state.to_string(), s.wchan, s.stack),
                 Err(e) => ("?".into(), format!("unavailable: {e}"), None),
@@ -130,14 +152,16 @@ impl Running {
         use nix::sys::signal::{Signal, kill};
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
-        if self.reaped_within(grace) {
+        if self.reaped_within(grace) || {
+            let _ = kill(pid, Signal::SIGKILL);
+            self.reaped_within(Duration::from_secs(5))
+        } {
+            if let Some(entry) = self.entry {
+                let _ = self.ledger.done(entry);
+            }
             return None;
         }
-        let _ = kill(pid, Signal::SIGKILL);
-        if self.reaped_within(Duration::from_secs(5)) {
-            return None;
-        }
-        let state = crate::observe::sample_task(pid.as_raw())
+        let state = crate::observe::sample_task(self.child.id())
             .map(|s| format!("state {} in {}", s.state, s.wchan))
             .unwrap_or_default();
         // Reap it whenever the kernel releases it, on a thread nobody joins.

@@ -4,10 +4,11 @@
 //! Every object is recorded in the ledger by the layer that creates it,
 //! before it exists, so `stackquake cleanup` can finish a killed run's work.
 
-use crate::block::{self, LoopDevice, Mount};
+use crate::block::{self, ImageFile, LoopDevice, Mount};
+use nix::mount::MsFlags;
 use crate::fault::Targets;
 use crate::journal::Event;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, RunId};
 use crate::net::{self, Netns, VethPair};
 use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
 use crate::scenario::{ExportOption, Scenario, parse_cidr};
@@ -48,6 +49,7 @@ pub struct World {
     servers: BTreeMap<String, NfsServer>,
     nfs_mounts: BTreeMap<String, Mount>,
     loops: Vec<LoopDevice>,
+    images: Vec<ImageFile>,
     image_mounts: BTreeMap<String, Mount>,
 }
 
@@ -84,7 +86,7 @@ impl World {
     pub fn build(
         &mut self,
         s: &Scenario,
-        run_id: &str,
+        run: &RunId,
         scratch: &Path,
         ledger: &Ledger,
         events: &mut Vec<Event>,
@@ -98,7 +100,7 @@ impl World {
         };
 
         for name in s.hosts.keys() {
-            let ns_name = format!("sq-{run_id}-{name}");
+            let ns_name = Netns::name_for(run, name);
             let ns = Netns::create(&ns_name, ledger).map_err(|source| SetupError::Net {
                 host: name.clone(),
                 source,
@@ -186,7 +188,7 @@ impl World {
             let source = format!("{addr}:{}", m.export.value);
             // The kernel NFS client uses the mounting task's network namespace.
             let mount = self.netns[&m.host.value]
-                .run(|| Mount::mount(&source, &target, "nfs", &data, ledger))
+                .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))
                 .map_err(|source| SetupError::Block {
                     what: format!("mount {} at {}", m.id.value, target.display()),
                     source,
@@ -201,8 +203,9 @@ impl World {
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
             }
-            block::create_sparse(&file, img.size.0)
+            let image = ImageFile::create(&file, img.size.0)
                 .map_err(block_err(format!("image {}", img.id.value)))?;
+            self.images.push(image);
             block::mkfs_xfs(&file).map_err(block_err(format!("mkfs.xfs {}", file.display())))?;
             let dev = LoopDevice::attach(&file, ledger)
                 .map_err(block_err(format!("attach {}", file.display())))?;
@@ -212,6 +215,7 @@ impl World {
                 &dev.path().display().to_string(),
                 &target,
                 "xfs",
+                MsFlags::empty(),
                 "",
                 ledger,
             );
@@ -231,15 +235,28 @@ impl World {
                 error: result.err(),
             })
         };
+        let unmount = |m: Mount| match m.unmount() {
+            Ok(Some(step)) => Ok(format!(" ({step})")),
+            Ok(None) => Ok(String::new()),
+            Err(e) => Err(e.to_string()),
+        };
         for (id, m) in std::mem::take(&mut self.image_mounts).into_iter().rev() {
-            done(format!("unmount image {id}"), m.unmount().map_err(|e| e.to_string()));
+            match unmount(m) {
+                Ok(how) => done(format!("unmount image {id}{how}"), Ok(())),
+                Err(e) => done(format!("unmount image {id}"), Err(e)),
+            }
         }
         for dev in self.loops.drain(..).rev() {
             let name = dev.name().to_string();
-            done(format!("detach {name}"), dev.detach().map_err(|e| e.to_string()));
+            done(format!("detach {name}"), dev.detach().map(drop).map_err(|e| e.to_string()));
         }
+        // Image files may live on the NFS mounts: remove them while those stand.
+        self.images.clear();
         for (id, m) in std::mem::take(&mut self.nfs_mounts).into_iter().rev() {
-            done(format!("unmount {id}"), m.unmount().map_err(|e| e.to_string()));
+            match unmount(m) {
+                Ok(how) => done(format!("unmount {id}{how}"), Ok(())),
+                Err(e) => done(format!("unmount {id}"), Err(e)),
+            }
         }
         for (name, srv) in std::mem::take(&mut self.servers) {
             srv.shutdown();

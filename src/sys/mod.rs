@@ -10,6 +10,7 @@ pub mod ns;
 pub mod procstat;
 mod signal;
 pub mod umount;
+pub mod vm_pdeathsig;
 pub mod xfs;
 
 pub use signal::{install_termination_handler, termination_requested};

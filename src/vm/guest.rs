@@ -1,0 +1,240 @@
+//! `stackquake vm guest-init`: PID 1 inside the guest, on the host's root
+//! (read-only 9p). Makes the scratch mounts, runs the job from the results
+//! share, records how it ended and powers the guest off.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::mount::{MsFlags, mount};
+use nix::sys::reboot::{RebootMode, reboot};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::GUEST_OUT_DIR;
+use super::job::{BOOT_MARKER, EXIT_FILE, ExitFile, JOB_FILE, JobFile, STDERR_FILE, STDOUT_FILE};
+use super::qemu::NINEP_MSIZE;
+
+/// Default PATH for the job: the host's, as the host's / is the guest's.
+const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Directories that get a fresh tmpfs: everything stackquake and the tools
+/// it runs (mkfs.xfs, nft, rpc.statd, modprobe) write to. /etc stays the
+/// host's, read-only.
+const TMPFS_DIRS: &[&str] = &[
+    "/tmp", "/run", "/var/tmp", "/mnt", "/var/lib", "/var/log", "/root",
+];
+
+/// How long the job's output pipes may stay open after the job exits
+/// (a daemon it started may hold them); its output is not worth a hang.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// Runs as PID 1 in the guest and never returns: the guest powers off.
+pub fn guest_init() -> ! {
+    println!("{BOOT_MARKER}");
+    if let Err(e) = run_guest() {
+        // No exit file: the host reports BootFailed and keeps this console.
+        eprintln!("stackquake-guest: {e}");
+    }
+    nix::unistd::sync();
+    let err = reboot(RebootMode::RB_POWER_OFF);
+    // Unreachable unless reboot(2) failed; PID 1 exiting panics the kernel,
+    // and panic=-1 with -no-reboot still ends QEMU.
+    eprintln!("stackquake-guest: power off failed: {err:?}");
+    std::process::exit(1)
+}
+
+fn run_guest() -> Result<(), String> {
+    mount_scratch()?;
+    let out = Path::new(GUEST_OUT_DIR);
+    let job_path = out.join(JOB_FILE);
+    let text = fs::read_to_string(&job_path)
+        .map_err(|e| format!("reading {}: {e}", job_path.display()))?;
+    let job: JobFile =
+        serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", job_path.display()))?;
+    let _ = fs::write("/proc/sys/kernel/hostname", "stackquake-guest");
+    loopback_up();
+    let exit = run_job(&job, out);
+    println!(
+        "stackquake-guest: job exited code={} after {} ms",
+        exit.code, exit.runtime_ms
+    );
+    let exit_path = out.join(EXIT_FILE);
+    let json = serde_json::to_vec_pretty(&exit).map_err(|e| e.to_string())?;
+    let mut f =
+        File::create(&exit_path).map_err(|e| format!("creating {}: {e}", exit_path.display()))?;
+    f.write_all(&json)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("writing {}: {e}", exit_path.display()))
+}
+
+fn mount_scratch() -> Result<(), String> {
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let fs = |src: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&str>| {
+        mount(Some(src), target, Some(fstype), flags, data)
+            .map_err(|e| format!("mounting {fstype} on {target}: {e}"))
+    };
+    fs("proc", "/proc", "proc", nodev | MsFlags::MS_NOEXEC, None)?;
+    fs("sysfs", "/sys", "sysfs", nodev | MsFlags::MS_NOEXEC, None)?;
+    fs(
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+    )?;
+    for dir in TMPFS_DIRS {
+        if Path::new(dir).is_dir() {
+            fs("tmpfs", dir, "tmpfs", MsFlags::MS_NOSUID, Some("mode=0755"))?;
+        }
+    }
+    // devpts and /dev/shm live on the fresh devtmpfs, which is writable.
+    let _ = fs::create_dir_all("/dev/pts").and_then(|()| fs::create_dir_all("/dev/shm"));
+    fs(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        nodev,
+        Some("ptmxmode=0666,mode=0620"),
+    )?;
+    fs("tmpfs", "/dev/shm", "tmpfs", nodev, Some("mode=1777"))?;
+    // Modules the job needs come from the host's /lib/modules via modprobe.
+    fs("debugfs", "/sys/kernel/debug", "debugfs", nodev, None).ok();
+    fs::create_dir_all(GUEST_OUT_DIR).map_err(|e| format!("creating {GUEST_OUT_DIR}: {e}"))?;
+    // cache=none: the host reads these files right after the guest ends.
+    let opts = format!("trans=virtio,version=9p2000.L,msize={NINEP_MSIZE}");
+    fs("sqout", GUEST_OUT_DIR, "9p", MsFlags::empty(), Some(&opts))
+}
+
+fn loopback_up() {
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .env("PATH", GUEST_PATH)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!("stackquake-guest: ip link set lo up failed: {status:?}");
+    }
+}
+
+fn run_job(job: &JobFile, out: &Path) -> ExitFile {
+    let start = Instant::now();
+    let failed = |error: String| ExitFile {
+        code: 127,
+        signal: None,
+        error: Some(error),
+        runtime_ms: start.elapsed().as_millis() as u64,
+    };
+    let Some((program, args)) = job.argv.split_first() else {
+        return failed("empty argv".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&job.cwd)
+        .env_clear()
+        .env("PATH", GUEST_PATH)
+        .env("STACKQUAKE_OUT", GUEST_OUT_DIR)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("spawning {}: {e}", program.to_string_lossy())),
+    };
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut drains = 0;
+    if let Some(pipe) = child.stdout.take() {
+        tee(
+            pipe,
+            out.join(STDOUT_FILE),
+            std::io::stdout(),
+            done_tx.clone(),
+        );
+        drains += 1;
+    }
+    if let Some(pipe) = child.stderr.take() {
+        tee(
+            pipe,
+            out.join(STDERR_FILE),
+            std::io::stderr(),
+            done_tx.clone(),
+        );
+        drains += 1;
+    }
+    let pid = Pid::from_raw(child.id() as i32);
+    let status = reap_until(pid);
+    let deadline = Instant::now() + OUTPUT_DRAIN;
+    for _ in 0..drains {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            eprintln!("stackquake-guest: job output still open after exit; not waiting");
+            break;
+        }
+    }
+    let (code, signal) = match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => (c, None),
+            (None, Some(sig)) => (128 + sig, Some(sig)),
+            (None, None) => (255, None),
+        },
+        None => return failed("lost track of the job process".into()),
+    };
+    ExitFile {
+        code,
+        signal,
+        error: None,
+        runtime_ms: start.elapsed().as_millis() as u64,
+    }
+}
+
+/// As PID 1 we inherit every orphan; reap them all while waiting for ours.
+fn reap_until(pid: Pid) -> Option<std::process::ExitStatus> {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => {
+                return Some(std::process::ExitStatus::from_raw((code & 0xff) << 8));
+            }
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                return Some(std::process::ExitStatus::from_raw(sig as i32));
+            }
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Copies a pipe to a file in the results share and to the console.
+fn tee<R, W>(mut pipe: R, path: std::path::PathBuf, mut console: W, done: mpsc::Sender<()>)
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    thread::spawn(move || {
+        let mut file = File::create(&path).ok();
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(f) = file.as_mut() {
+                        let _ = f.write_all(&buf[..n]);
+                    }
+                    let _ = console.write_all(&buf[..n]);
+                    let _ = console.flush();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if let Some(f) = file {
+            let _ = f.sync_all();
+        }
+        let _ = done.send(());
+    });
+}

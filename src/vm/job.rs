@@ -1,0 +1,58 @@
+//! The files host and guest exchange through the results share: the job the
+//! host asks for, the exit status the guest reports, and their names.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Written by the host before boot; read by `guest_init`.
+pub const JOB_FILE: &str = "guest-job.json";
+/// Written by `guest_init` after the job ends; its absence means the guest
+/// never finished (boot failure, panic or watchdog).
+pub const EXIT_FILE: &str = "guest-exit.json";
+/// The job's stdout and stderr, also echoed on the console.
+pub const STDOUT_FILE: &str = "guest-stdout.log";
+pub const STDERR_FILE: &str = "guest-stderr.log";
+/// The serial console, written by QEMU itself.
+pub const CONSOLE_FILE: &str = "console.log";
+
+/// Printed by `guest_init` on the console as soon as it runs: the host
+/// measures boot time up to this line and starts the job's deadline there.
+pub const BOOT_MARKER: &str = "stackquake-guest: userspace up";
+
+/// What to run in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+}
+
+/// How the job ended, as seen by the guest's PID 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitFile {
+    /// The exit code, or 128 + signal number as a shell reports it.
+    pub code: i32,
+    pub signal: Option<i32>,
+    /// Empty when the job ran; otherwise why it could not be started.
+    pub error: Option<String>,
+    pub runtime_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn job_round_trips_non_utf8_arguments() {
+        let job = JobFile {
+            argv: vec!["/bin/sh".into(), OsString::from_vec(vec![0xff, b'x'])],
+            env: vec![("OUT".into(), "/run/stackquake-out".into())],
+            cwd: "/".into(),
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(serde_json::from_str::<JobFile>(&text).unwrap(), job);
+    }
+}

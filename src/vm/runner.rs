@@ -1,0 +1,344 @@
+//! Booting one guest for one job: preparing the results share, spawning
+//! QEMU (killed with us), watching the console, and the watchdog that
+//! SIGKILLs QEMU when the boot or the job outlives its deadline.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::job::{
+    BOOT_MARKER, CONSOLE_FILE, EXIT_FILE, ExitFile, JOB_FILE, JobFile, STDERR_FILE, STDOUT_FILE,
+};
+use super::kernel::GuestKernel;
+use super::qemu::{QemuArgs, Share, VmConfig};
+use super::{GuestJob, GuestOutcome, VmError, cache, initramfs, probe, vmlinux};
+
+/// From QEMU start to guest-init's first line. A TCG boot takes 2-5 s on a
+/// busy 2-core host; a boot that hangs (KVM on nested PVM, TSC calibration)
+/// never gets there, so this only has to be generous, not tight.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(40);
+/// After the job's timeout: time for guest-init to write the exit file and
+/// power off before the watchdog fires.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Guest vCPUs: the dev machines have 2 cores; more only adds TCG threads.
+const GUEST_CPUS: u32 = 2;
+
+/// Like [`super::run`], with an explicit guest init command (absolute
+/// program + args, visible in the guest at the same path). Tests use it to
+/// run a test binary as the guest's init.
+pub fn run_with_guest_command(
+    job: &GuestJob,
+    guest_cmd: &[OsString],
+) -> Result<GuestOutcome, VmError> {
+    let qemu = find_qemu()?;
+    let kernel = match &job.kernel {
+        Some(image) => GuestKernel::from_image(image)?,
+        None => GuestKernel::newest_in(Path::new("/boot"))?,
+    };
+    let init_args = guest_cmd
+        .iter()
+        .map(|a| cmdline_word("guest init argument", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out_dir = prepare_out_dir(job)?;
+    let cache_dir = cache::cache_dir();
+    let initramfs = initramfs::ensure(&kernel, &cache_dir)?;
+    let accel = probe::resolve(job.accel, &qemu, &kernel, &cache_dir)?;
+    let console = out_dir.join(CONSOLE_FILE);
+    let boot_image = vmlinux::ensure(&kernel, &cache_dir).unwrap_or_else(|| kernel.image.clone());
+    let cfg = VmConfig {
+        kernel: boot_image,
+        initramfs: Some(initramfs),
+        memory_mib: job.memory_mib,
+        cpus: GUEST_CPUS,
+        accel,
+        shares: vec![
+            Share {
+                tag: "sqroot".into(),
+                host_path: "/".into(),
+                readonly: true,
+            },
+            Share {
+                tag: "sqout".into(),
+                host_path: out_dir.clone(),
+                readonly: false,
+            },
+        ],
+        kernel_cmdline_extra: vec![],
+        console_log: Some(console.clone()),
+        tsc_khz: probe::host_tsc_khz(),
+        init_args,
+    };
+    let args = QemuArgs::build(&cfg);
+    tracing::info!(kernel = %kernel.image.display(), ?accel, "booting guest");
+    tracing::debug!(qemu = %qemu.display(), args = ?args.0, "qemu command line");
+    let outcome = boot_and_watch(&qemu, &args, job.timeout, &out_dir, &console)?;
+    match outcome {
+        // A boot that never reached userspace is the rare hang measured on
+        // loaded hosts; one retry, keeping the first console for inspection.
+        GuestOutcome::BootFailed { ref reason, .. } if reason.starts_with(NO_USERSPACE) => {
+            let first = out_dir.join("console-attempt1.log");
+            let _ = fs::rename(&console, &first);
+            tracing::warn!(reason, kept = %first.display(), "guest boot hung; retrying once");
+            boot_and_watch(&qemu, &args, job.timeout, &out_dir, &console)
+        }
+        other => Ok(other),
+    }
+}
+
+const NO_USERSPACE: &str = "guest did not reach userspace";
+
+fn boot_and_watch(
+    qemu: &Path,
+    args: &QemuArgs,
+    timeout: Duration,
+    out_dir: &Path,
+    console: &Path,
+) -> Result<GuestOutcome, VmError> {
+    let _ = fs::remove_file(out_dir.join(EXIT_FILE));
+    let start = Instant::now();
+    let mut vm = QemuProcess::spawn(qemu, args, false)?;
+    let mut booted: Option<Instant> = None;
+    let mut last_lines: Vec<String> = Vec::new();
+    let exited = loop {
+        if let Some(line) = vm.next_line(Duration::from_millis(50)) {
+            if booted.is_none() && line.contains(BOOT_MARKER) {
+                booted = Some(Instant::now());
+                tracing::info!(boot = ?start.elapsed(), "guest userspace up");
+            }
+            last_lines.push(line);
+            if last_lines.len() > 20 {
+                last_lines.remove(0);
+            }
+            continue;
+        }
+        if let Some(status) = vm.try_wait()? {
+            break status;
+        }
+        let now = Instant::now();
+        match booted {
+            None if now - start > BOOT_TIMEOUT => {
+                vm.kill();
+                return Ok(GuestOutcome::BootFailed {
+                    reason: format!(
+                        "{NO_USERSPACE} within {BOOT_TIMEOUT:?} (qemu killed); last console lines: {}",
+                        tail(&last_lines)
+                    ),
+                    console: console.to_path_buf(),
+                });
+            }
+            Some(t) if now - t > timeout + SHUTDOWN_GRACE => {
+                vm.kill();
+                tracing::warn!(?timeout, "guest job timed out; qemu killed");
+                return Ok(GuestOutcome::TimedOut {
+                    console: console.to_path_buf(),
+                });
+            }
+            _ => {}
+        }
+    };
+    let total = start.elapsed();
+    let exit_path = out_dir.join(EXIT_FILE);
+    let exit: Option<ExitFile> = fs::read(&exit_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    Ok(match (exit, booted) {
+        (
+            Some(ExitFile {
+                error: Some(error), ..
+            }),
+            _,
+        ) => GuestOutcome::BootFailed {
+            reason: format!("guest could not start the job: {error}"),
+            console: console.to_path_buf(),
+        },
+        (Some(exit), Some(t)) => GuestOutcome::Exited {
+            code: exit.code,
+            console: console.to_path_buf(),
+            boot_time: t - start,
+            total,
+        },
+        (_, None) => GuestOutcome::BootFailed {
+            reason: format!(
+                "{NO_USERSPACE}: qemu exited ({exited}); last console lines: {}",
+                tail(&last_lines)
+            ),
+            console: console.to_path_buf(),
+        },
+        (None, Some(_)) => GuestOutcome::BootFailed {
+            reason: format!(
+                "guest ended without writing {EXIT_FILE} (qemu {exited}); last console lines: {}",
+                tail(&last_lines)
+            ),
+            console: console.to_path_buf(),
+        },
+    })
+}
+
+fn tail(lines: &[String]) -> String {
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// Makes `out_dir` absolute, clears the previous run's files and writes
+/// the job for guest-init.
+fn prepare_out_dir(job: &GuestJob) -> Result<PathBuf, VmError> {
+    let program = job.argv.first().cloned().unwrap_or_default();
+    if !Path::new(&program).is_absolute() {
+        return Err(VmError::BadArgv { program });
+    }
+    let io = |source| VmError::OutDir {
+        path: job.out_dir.clone(),
+        source,
+    };
+    fs::create_dir_all(&job.out_dir).map_err(io)?;
+    let out_dir = fs::canonicalize(&job.out_dir).map_err(io)?;
+    for name in [JOB_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, CONSOLE_FILE] {
+        let _ = fs::remove_file(out_dir.join(name));
+    }
+    let file = JobFile {
+        argv: job.argv.clone(),
+        env: job.env.clone(),
+        cwd: job.cwd.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&file).expect("job serializes");
+    fs::write(out_dir.join(JOB_FILE), json).map_err(io)?;
+    Ok(out_dir)
+}
+
+/// The kernel splits its command line on spaces (quotes only partly
+/// honoured), so init arguments must be plain words.
+fn cmdline_word(what: &'static str, arg: &OsString) -> Result<String, VmError> {
+    let bad = |reason| VmError::BadGuestArg {
+        what,
+        path: arg.clone(),
+        reason,
+    };
+    let s = arg.to_str().ok_or_else(|| bad("not UTF-8"))?;
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"') {
+        return Err(bad("empty, or contains whitespace or quotes"));
+    }
+    Ok(s.to_string())
+}
+
+pub(super) fn find_qemu() -> Result<PathBuf, VmError> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+        .ok_or(VmError::QemuMissing)
+}
+
+/// A running QEMU whose serial console (its stdout) is read line by line on
+/// a thread. Dropping it kills QEMU.
+pub(super) struct QemuProcess {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl QemuProcess {
+    /// `quiet_stderr`: the KVM probe expects QEMU to fail loudly (e.g.
+    /// "failed to set MSR 0x10a" under nested PVM); that is not news.
+    pub(super) fn spawn(qemu: &Path, args: &QemuArgs, quiet_stderr: bool) -> Result<Self, VmError> {
+        let mut cmd = Command::new(qemu);
+        cmd.args(&args.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(if quiet_stderr {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            });
+        // If stackquake dies (SIGKILL, panic abort), QEMU dies with it.
+        crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| VmError::Spawn {
+            command: qemu.display().to_string(),
+            source,
+        })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut buf) {
+                if n == 0 || tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
+                    break;
+                }
+                buf.clear();
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    /// The next console line, or None after `wait` (or at EOF).
+    pub(super) fn next_line(&mut self, wait: Duration) -> Option<String> {
+        match self.lines.recv_timeout(wait) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                // EOF: don't spin; QEMU is exiting.
+                thread::sleep(wait);
+                None
+            }
+        }
+    }
+
+    pub(super) fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>, VmError> {
+        self.child
+            .try_wait()
+            .map_err(|source| VmError::Wait { source })
+    }
+
+    /// SIGKILL and reap: nothing is left behind.
+    pub(super) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::qemu::Accel;
+    use super::*;
+
+    #[test]
+    fn cmdline_words_reject_spaces_and_quotes() {
+        assert_eq!(
+            cmdline_word("x", &"/usr/bin/stackquake".into()).unwrap(),
+            "/usr/bin/stackquake"
+        );
+        assert!(cmdline_word("x", &"/a b/stackquake".into()).is_err());
+        assert!(cmdline_word("x", &"/a\"b".into()).is_err());
+        assert!(cmdline_word("x", &"".into()).is_err());
+    }
+
+    #[test]
+    fn relative_program_is_refused_before_booting() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = GuestJob {
+            argv: vec!["true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            timeout: Duration::from_secs(1),
+            kernel: None,
+            accel: Accel::Tcg,
+            memory_mib: 256,
+            out_dir: dir.path().into(),
+        };
+        assert!(matches!(
+            prepare_out_dir(&job),
+            Err(VmError::BadArgv { .. })
+        ));
+    }
+}
