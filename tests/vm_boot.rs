@@ -200,3 +200,35 @@ fn guest_dies_with_its_host() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// What scenarios build inside the guest: XFS on a loop device on tmpfs,
+/// an nftables table, a veth pair, and the NFS client modules.
+#[test]
+fn guest_has_what_scenarios_need() {
+    require_tools();
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let script = "set -e; \
+        truncate -s 320M /tmp/img; mkfs.xfs -q /tmp/img; mkdir /mnt/x; \
+        mount -o loop /tmp/img /mnt/x; echo data > /mnt/x/f; umount /mnt/x; echo xfs-ok; \
+        nft add table inet sqtest; nft list tables | grep -q sqtest; echo nft-ok; \
+        ip link add sqa type veth peer name sqb; ip link show sqb >/dev/null; echo veth-ok; \
+        modprobe nfsv3; modprobe nfsv4; grep -qw nfs /proc/filesystems; echo nfs-ok";
+    let mut j = job(
+        &["/bin/sh", "-c", script],
+        out.path(),
+        Duration::from_secs(120),
+    );
+    j.memory_mib = 1024;
+    let outcome = vm::run_with_guest_command(&j, &guest_command()).unwrap();
+    let console = std::fs::read_to_string(out.path().join(vm::CONSOLE_FILE)).unwrap_or_default();
+    assert!(
+        matches!(outcome, GuestOutcome::Exited { code: 0, .. }),
+        "{outcome:?}\nconsole:\n{console}"
+    );
+    let stdout = std::fs::read_to_string(out.path().join(vm::STDOUT_FILE)).unwrap();
+    assert_eq!(
+        stdout, "xfs-ok\nnft-ok\nveth-ok\nnfs-ok\n",
+        "console:\n{console}"
+    );
+}

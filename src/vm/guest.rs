@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::mount::{MsFlags, mount};
 use nix::sys::reboot::{RebootMode, reboot};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -58,6 +59,7 @@ fn run_guest() -> Result<(), String> {
     let job: JobFile =
         serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", job_path.display()))?;
     let _ = fs::write("/proc/sys/kernel/hostname", "stackquake-guest");
+    static_nodes();
     loopback_up();
     let exit = run_job(&job, out);
     println!(
@@ -109,6 +111,46 @@ fn mount_scratch() -> Result<(), String> {
     // cache=none: the host reads these files right after the guest ends.
     let opts = format!("trans=virtio,version=9p2000.L,msize={NINEP_MSIZE}");
     fs("sqout", GUEST_OUT_DIR, "9p", MsFlags::empty(), Some(&opts))
+}
+
+/// Device nodes whose first open loads their module (`/dev/loop-control`
+/// → loop, `/dev/fuse`, `/dev/net/tun`...). Without udev nobody creates
+/// them (`kmod static-nodes` does on a normal boot), and `mount -o loop`
+/// then fails with EPERM instead of loading loop.ko.
+fn static_nodes() {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let path = format!("/lib/modules/{}/modules.devname", release.trim());
+    let Ok(text) = fs::read_to_string(&path) else {
+        eprintln!("stackquake-guest: no {path}; modules load only by modprobe");
+        return;
+    };
+    for (name, kind, dev) in text.lines().filter_map(parse_devname) {
+        let node = Path::new("/dev").join(name);
+        if let Some(parent) = node.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let _ = mknod(&node, kind, Mode::from_bits_truncate(0o600), dev);
+    }
+}
+
+/// One modules.devname line, "loop loop-control c10:237" → (name, type, dev).
+fn parse_devname(line: &str) -> Option<(&str, SFlag, u64)> {
+    let mut words = line.split_whitespace();
+    let (_module, name, spec) = (words.next()?, words.next()?, words.next()?);
+    if line.starts_with('#') || name.contains("..") {
+        return None;
+    }
+    let kind = match spec.as_bytes().first()? {
+        b'c' => SFlag::S_IFCHR,
+        b'b' => SFlag::S_IFBLK,
+        _ => return None,
+    };
+    let (major, minor) = spec[1..].split_once(':')?;
+    Some((
+        name,
+        kind,
+        makedev(major.parse().ok()?, minor.parse().ok()?),
+    ))
 }
 
 fn loopback_up() {
@@ -237,4 +279,27 @@ where
         }
         let _ = done.send(());
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devname_lines_become_nodes() {
+        assert_eq!(
+            parse_devname("loop loop-control c10:237"),
+            Some(("loop-control", SFlag::S_IFCHR, makedev(10, 237)))
+        );
+        assert_eq!(
+            parse_devname("dm_mod mapper/control c10:236"),
+            Some(("mapper/control", SFlag::S_IFCHR, makedev(10, 236)))
+        );
+        assert_eq!(
+            parse_devname("# Device nodes to trigger on-demand module loading."),
+            None
+        );
+        assert_eq!(parse_devname("x y z1:2"), None);
+        assert_eq!(parse_devname("x ../etc/passwd c1:1"), None);
+    }
 }
