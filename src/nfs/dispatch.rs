@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::drc::{self, DrcKey, Lookup, Pending, ReplyCache};
 use super::export::ExportTable;
 use super::hook::{CallInfo, FaultHook, HookDecision};
 use super::mount::{self, Mount};
@@ -12,10 +13,38 @@ use super::portmap::{self, Portmap};
 use super::rpc::{self, AcceptStat, AuthStat, Credential, RpcParseError};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
 
+/// The transport a call arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The largest READ/WRITE payload that fits this transport's replies: a
+    /// UDP datagram carries at most 65507 bytes, so UDP gets 32 KiB as
+    /// knfsd gives it; TCP gets the full `nfs3::MAX_IO`.
+    pub fn max_io(self) -> u32 {
+        match self {
+            Transport::Tcp => nfs3::MAX_IO,
+            Transport::Udp => 32 * 1024,
+        }
+    }
+
+    /// IANA protocol number, as the portmapper names transports.
+    pub fn ipproto(self) -> u32 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        }
+    }
+}
+
 /// What every procedure gets besides its arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
     pub client: SocketAddr,
+    pub transport: Transport,
     pub cred: &'a Credential,
 }
 
@@ -41,17 +70,29 @@ pub struct Dispatcher {
     mount: Mount,
     portmap: Portmap,
     hook: Arc<FaultHook>,
+    drc: ReplyCache,
 }
 
 impl Dispatcher {
-    pub fn new(exports: Arc<ExportTable>, hook: Arc<FaultHook>, port: u16) -> Dispatcher {
+    pub fn new(
+        exports: Arc<ExportTable>,
+        hook: Arc<FaultHook>,
+        tcp_port: u16,
+        udp_port: Option<u16>,
+    ) -> Dispatcher {
         Dispatcher {
             nfs3: Nfs3::new(exports.clone()),
             mount: Mount::new(exports.clone()),
-            portmap: Portmap::new(port),
+            portmap: Portmap::new(tcp_port, udp_port),
             exports,
             hook,
+            drc: ReplyCache::new(drc::DEFAULT_CAPACITY),
         }
+    }
+
+    /// The duplicate-request cache (cleared by a server restart).
+    pub fn reply_cache(&self) -> &ReplyCache {
+        &self.drc
     }
 
     pub fn exports(&self) -> &ExportTable {
@@ -63,7 +104,7 @@ impl Dispatcher {
     }
 
     /// Handles one record from `client`.
-    pub fn handle(&self, record: &[u8], client: SocketAddr) -> Outcome {
+    pub fn handle(&self, record: &[u8], client: SocketAddr, transport: Transport) -> Outcome {
         let mut r = XdrReader::new(record);
         let mut w = XdrWriter::with_capacity(256);
         let call = match rpc::parse_call(&mut r) {
@@ -113,8 +154,32 @@ impl Dispatcher {
             return Outcome::Reply(w.into_bytes());
         }
 
+        // A retransmission of a changing call gets the first reply (or is
+        // dropped while the first is still executing). The hook has already
+        // acted on this copy, so a DropReply rule still drops the replay.
+        let pending = if drc::is_non_idempotent(call.prog, call.vers, call.proc_) {
+            let key = DrcKey::new(call.xid, client, call.prog, call.vers, call.proc_, r.rest());
+            match self.drc.begin(key) {
+                Lookup::New => Some(Pending::new(&self.drc, key)),
+                Lookup::InProgress => {
+                    tracing::debug!(%client, xid = call.xid, "retransmission of a call in progress dropped");
+                    return Outcome::NoReply;
+                }
+                Lookup::Replay(reply) => {
+                    tracing::debug!(%client, xid = call.xid, "retransmission answered from the reply cache");
+                    if decision == HookDecision::DropReply {
+                        return Outcome::NoReply;
+                    }
+                    return Outcome::Reply(reply.to_vec());
+                }
+            }
+        } else {
+            None
+        };
+
         let ctx = CallContext {
             client,
+            transport,
             cred: &call.cred,
         };
         rpc::accepted_reply(&mut w, call.xid, AcceptStat::Success);
@@ -139,6 +204,9 @@ impl Dispatcher {
         if let Err(stat) = result {
             w.truncate(0);
             rpc::accepted_reply(&mut w, call.xid, stat);
+        }
+        if let Some(p) = pending {
+            p.finish(w.as_bytes());
         }
         if decision == HookDecision::DropReply {
             return Outcome::NoReply;
@@ -203,7 +271,7 @@ mod tests {
             }])
             .unwrap(),
         );
-        let d = Dispatcher::new(exports.clone(), Arc::new(FaultHook::new()), 2049);
+        let d = Dispatcher::new(exports.clone(), Arc::new(FaultHook::new()), 2049, None);
         let client: SocketAddr = "127.0.0.1:800".parse().unwrap();
         let root = exports
             .by_name("/export")
@@ -242,13 +310,13 @@ mod tests {
                     break;
                 }
             }
-            let _ = d.handle(&rec, client);
+            let _ = d.handle(&rec, client, Transport::Tcp);
         }
         // The server state is intact: GETATTR on the root still answers OK.
         let mut w = XdrWriter::new();
         rpc::encode_call(&mut w, 1, nfs3::PROGRAM, 3, 1, &cred);
         w.opaque(&root);
-        let Outcome::Reply(reply) = d.handle(w.as_bytes(), client) else {
+        let Outcome::Reply(reply) = d.handle(w.as_bytes(), client, Transport::Tcp) else {
             panic!("no reply");
         };
         let mut r = XdrReader::new(&reply);

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod dispatch;
+pub mod drc;
 pub mod export;
 pub mod handle;
 pub mod hook;
@@ -19,9 +20,10 @@ pub mod xdr;
 
 use std::path::PathBuf;
 
+pub use dispatch::Transport;
 pub use export::ExportSpec;
 pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
-pub use server::{NfsServer, ServerConfig};
+pub use server::{Listeners, NfsServer, ServerConfig};
 
 /// Errors of the NFS server's control plane (never of a client's call: those
 /// are answered on the wire).

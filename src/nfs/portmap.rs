@@ -10,6 +10,7 @@ use super::{mount, nfs3};
 pub const PROGRAM: u32 = 100000;
 pub const VERSION: u32 = 2;
 pub const IPPROTO_TCP: u32 = 6;
+pub const IPPROTO_UDP: u32 = 17;
 
 /// RFC 1833 §3 mapping
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,21 +27,25 @@ pub struct Portmap {
 }
 
 impl Portmap {
-    pub fn new(port: u16) -> Portmap {
-        let port = port as u32;
-        let map = |prog, vers| Mapping {
-            prog,
-            vers,
-            prot: IPPROTO_TCP,
-            port,
-        };
-        Portmap {
-            mappings: vec![
-                map(PROGRAM, VERSION),
-                map(nfs3::PROGRAM, nfs3::VERSION),
-                map(mount::PROGRAM, mount::VERSION),
-            ],
+    pub fn new(tcp_port: u16, udp_port: Option<u16>) -> Portmap {
+        let mut mappings = Vec::new();
+        let transports = [(IPPROTO_TCP, Some(tcp_port)), (IPPROTO_UDP, udp_port)];
+        for (prot, port) in transports {
+            let Some(port) = port else { continue };
+            for (prog, vers) in [
+                (PROGRAM, VERSION),
+                (nfs3::PROGRAM, nfs3::VERSION),
+                (mount::PROGRAM, mount::VERSION),
+            ] {
+                mappings.push(Mapping {
+                    prog,
+                    vers,
+                    prot,
+                    port: port as u32,
+                });
+            }
         }
+        Portmap { mappings }
     }
 
     pub fn call(

@@ -1,15 +1,16 @@
-//! The server: a listener thread accepting TCP connections and one thread per
-//! connection reading RPC records and writing replies.
+//! The server: an accept thread for TCP, a receive thread for UDP, one reader
+//! thread per TCP connection, and a worker thread per call so that a call the
+//! fault hook holds never holds the calls behind it.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::NfsError;
-use super::dispatch::{Dispatcher, Outcome};
+use super::dispatch::{Dispatcher, Outcome, Transport};
 use super::export::{ExportSpec, ExportTable};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;
@@ -18,15 +19,65 @@ use super::rpc;
 /// The largest record accepted: a maximal WRITE plus generous room for the
 /// headers. Anything bigger closes the connection.
 const MAX_RECORD: usize = MAX_IO as usize + 64 * 1024;
-/// How often the accept loop looks at the stop flag. The listener is
-/// non-blocking because a wake-up connection could not reach it from another
-/// network namespace.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// A UDP datagram cannot carry more (65535 minus IP and UDP headers).
+const MAX_DATAGRAM: usize = 65_507;
+/// How often the accept and receive loops look at the stop flag. The sockets
+/// poll because a wake-up packet could not reach them from another network
+/// namespace.
+const POLL: Duration = Duration::from_millis(20);
+/// Calls served at once on UDP; more are dropped (the client retransmits).
+const MAX_UDP_IN_FLIGHT: usize = 256;
 
 /// What the engine asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerConfig {
     pub exports: Vec<ExportSpec>,
+}
+
+/// The sockets to serve on, created by the caller in the server's network
+/// namespace.
+#[derive(Debug)]
+pub struct Listeners {
+    pub tcp: TcpListener,
+    pub udp: Option<UdpSocket>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(tcp: TcpListener) -> Self {
+        Listeners { tcp, udp: None }
+    }
+}
+
+/// Counts calls being served, so that shutdown can wait for them and a
+/// transport can bound them.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    fn try_enter(&self, max: usize) -> bool {
+        let mut n = lock(&self.count);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self) {
+        let mut n = lock(&self.count);
+        *n -= 1;
+        self.idle.notify_all();
+    }
+
+    fn wait_idle(&self) {
+        let mut n = lock(&self.count);
+        while *n > 0 {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -36,6 +87,21 @@ struct Shared {
     next_conn: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    udp_calls: InFlight,
+}
+
+impl Shared {
+    /// Runs one call; a bug in one procedure must not take its thread down
+    /// silently: log it and treat it like a crashed server (close).
+    fn dispatch(&self, record: &[u8], peer: SocketAddr, transport: Transport) -> Outcome {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.dispatcher.handle(record, peer, transport)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(%peer, "nfs call handler panicked");
+            Outcome::Close
+        })
+    }
 }
 
 /// A running in-process NFS server.
@@ -44,48 +110,85 @@ pub struct NfsServer {
     shared: Arc<Shared>,
     hook: Arc<FaultHook>,
     local_addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    udp_addr: Option<SocketAddr>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+fn listener_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NfsError {
+    move |source| NfsError::Listener { what, source }
 }
 
 impl NfsServer {
     /// Serves portmap v2, MOUNT v3 and NFSv3 on `listener` (created by the
-    /// caller in the server's network namespace).
+    /// caller in the server's network namespace), TCP only.
     pub fn start(config: ServerConfig, listener: TcpListener) -> Result<NfsServer, NfsError> {
+        NfsServer::start_with(config, Listeners::from(listener))
+    }
+
+    /// Serves on TCP and, when given, on UDP.
+    pub fn start_with(config: ServerConfig, listeners: Listeners) -> Result<NfsServer, NfsError> {
         let exports = Arc::new(ExportTable::new(&config.exports)?);
-        let local_addr = listener.local_addr().map_err(|source| NfsError::Listener {
-            what: "local address",
-            source,
-        })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| NfsError::Listener {
-                what: "set non-blocking",
-                source,
-            })?;
+        let Listeners { tcp, udp } = listeners;
+        let local_addr = tcp.local_addr().map_err(listener_err("local address"))?;
+        tcp.set_nonblocking(true)
+            .map_err(listener_err("set non-blocking"))?;
+        let udp_addr = match &udp {
+            Some(u) => {
+                u.set_read_timeout(Some(POLL))
+                    .map_err(listener_err("udp read timeout"))?;
+                Some(u.local_addr().map_err(listener_err("udp local address"))?)
+            }
+            None => None,
+        };
         let hook = Arc::new(FaultHook::new());
         let shared = Arc::new(Shared {
-            dispatcher: Dispatcher::new(exports, hook.clone(), local_addr.port()),
+            dispatcher: Dispatcher::new(
+                exports,
+                hook.clone(),
+                local_addr.port(),
+                udp_addr.map(|a| a.port()),
+            ),
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
+            udp_calls: InFlight::default(),
         });
-        let s = shared.clone();
-        let acceptor = std::thread::Builder::new()
-            .name("nfs-accept".into())
-            .spawn(move || accept_loop(s, listener))
-            .map_err(NfsError::Spawn)?;
-        tracing::info!(%local_addr, "nfs server started");
-        Ok(NfsServer {
-            shared,
+        let mut server = NfsServer {
+            shared: shared.clone(),
             hook,
             local_addr,
-            acceptor: Some(acceptor),
-        })
+            udp_addr,
+            loops: Vec::new(),
+        };
+        let s = shared.clone();
+        server.loops.push(
+            std::thread::Builder::new()
+                .name("nfs-accept".into())
+                .spawn(move || accept_loop(s, tcp))
+                .map_err(NfsError::Spawn)?,
+        );
+        if let Some(udp) = udp {
+            let s = shared.clone();
+            server.loops.push(
+                std::thread::Builder::new()
+                    .name("nfs-udp".into())
+                    .spawn(move || udp_loop(s, Arc::new(udp)))
+                    .map_err(NfsError::Spawn)?,
+            );
+        }
+        tracing::info!(%local_addr, ?udp_addr, "nfs server started");
+        Ok(server)
     }
 
+    /// The TCP address served.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The UDP address served, if any.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
     }
 
     /// Exports or unexports one export. While unexported every call with one
@@ -128,11 +231,13 @@ impl NfsServer {
     }
 
     fn stop(&mut self) {
-        let Some(acceptor) = self.acceptor.take() else {
+        if self.loops.is_empty() {
             return;
-        };
+        }
         self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = acceptor.join();
+        for t in self.loops.drain(..) {
+            let _ = t.join();
+        }
         self.hook.shut_down();
         for stream in lock(&self.shared.conns).values() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -141,6 +246,7 @@ impl NfsServer {
         for t in threads {
             let _ = t.join();
         }
+        self.shared.udp_calls.wait_idle();
         tracing::info!(local_addr = %self.local_addr, "nfs server stopped");
     }
 }
@@ -163,11 +269,61 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     tracing::warn!(%peer, error = %e, "cannot serve connection");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                std::thread::sleep(ACCEPT_POLL);
+                std::thread::sleep(POLL);
             }
+        }
+    }
+}
+
+/// RFC 5531 §11 does not apply to UDP: one datagram is one message. Each
+/// call is served on its own thread so a stalled call does not stall the
+/// socket.
+fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive failed");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        if n > MAX_DATAGRAM {
+            tracing::debug!(%peer, "oversized udp datagram dropped");
+            continue;
+        }
+        if !shared.udp_calls.try_enter(MAX_UDP_IN_FLIGHT) {
+            tracing::debug!(%peer, "too many udp calls in flight; datagram dropped");
+            continue;
+        }
+        let record = buf[..n].to_vec();
+        let s = shared.clone();
+        let sock = socket.clone();
+        let spawned = std::thread::Builder::new()
+            .name("nfs-udp-call".into())
+            .spawn(move || {
+                if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp)
+                    && let Err(e) = sock.send_to(&reply, peer)
+                {
+                    tracing::debug!(%peer, error = %e, "udp reply failed");
+                }
+                s.udp_calls.leave();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot spawn udp call thread");
+            shared.udp_calls.leave();
         }
     }
 }
@@ -209,16 +365,7 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        // A bug in one procedure must not take the connection's thread down
-        // silently: log it and close this connection like a crashed server.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            shared.dispatcher.handle(&record, peer)
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!(%peer, "nfs call handler panicked");
-            Outcome::Close
-        });
-        match outcome {
+        match shared.dispatch(&record, peer, Transport::Tcp) {
             Outcome::Reply(bytes) => {
                 if let Err(e) = rpc::write_record(&mut stream, &bytes) {
                     tracing::debug!(%peer, error = %e, "reply write failed");

@@ -120,7 +120,7 @@ impl Nfs3 {
     ) -> ProcResult {
         let raw = get_fh(args)?;
         let offset = args.u64()?;
-        let count = args.u32()?.min(MAX_IO);
+        let count = args.u32()?.min(ctx.transport.max_io());
         let (export, loc) = self.resolve(raw, ctx.client.ip())?;
         regular_only(&loc.meta)?;
         let path = export.abs(&loc.rel);
