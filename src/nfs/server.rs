@@ -27,6 +27,11 @@ const MAX_DATAGRAM: usize = 65_507;
 const POLL: Duration = Duration::from_millis(20);
 /// Calls served at once on UDP; more are dropped (the client retransmits).
 const MAX_UDP_IN_FLIGHT: usize = 256;
+/// Calls served at once on one TCP connection; beyond that the connection is
+/// not read until one finishes. The Linux client keeps at most its slot
+/// table's worth in flight (sunrpc.tcp_slot_table_entries, 2 by default,
+/// growing on demand), so this only bounds a hostile peer.
+const MAX_TCP_IN_FLIGHT: usize = 256;
 
 /// What the engine asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +69,15 @@ impl InFlight {
         }
         *n += 1;
         true
+    }
+
+    /// Waits for room; used where the peer can be made to wait (TCP).
+    fn enter(&self, max: usize) {
+        let mut n = lock(&self.count);
+        while *n >= max {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
     }
 
     fn leave(&self) {
@@ -352,7 +366,20 @@ fn start_connection(
     Ok(())
 }
 
-fn serve_connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+/// Reads records and serves each on its own thread: the Linux client
+/// pipelines calls on one connection, and a call the fault hook holds (say
+/// "stall every WRITE") must not hold the GETATTRs behind it. Replies go out
+/// whole under the writer lock, in completion order (RFC 5531 §11 matches
+/// them by xid, not by order).
+fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+    let writer = match stream.try_clone() {
+        Ok(w) => Arc::new(Mutex::new(w)),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot clone connection");
+            return;
+        }
+    };
+    let calls = Arc::new(InFlight::default());
     loop {
         let record = match rpc::read_record(&mut stream, MAX_RECORD) {
             Ok(Some(r)) => r,
@@ -365,16 +392,37 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        match shared.dispatch(&record, peer, Transport::Tcp) {
-            Outcome::Reply(bytes) => {
-                if let Err(e) = rpc::write_record(&mut stream, &bytes) {
-                    tracing::debug!(%peer, error = %e, "reply write failed");
-                    break;
-                }
-            }
-            Outcome::NoReply => {}
-            Outcome::Close => break,
+        calls.enter(MAX_TCP_IN_FLIGHT);
+        let (s, w, c) = (shared.clone(), writer.clone(), calls.clone());
+        let spawned = std::thread::Builder::new()
+            .name("nfs-tcp-call".into())
+            .spawn(move || {
+                serve_tcp_call(&s, &record, peer, &w);
+                c.leave();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(%peer, error = %e, "cannot spawn call thread");
+            calls.leave();
+            break;
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
+    // Held calls are released by a heal or by the server's shutdown.
+    calls.wait_idle();
+}
+
+fn serve_tcp_call(shared: &Shared, record: &[u8], peer: SocketAddr, writer: &Mutex<TcpStream>) {
+    match shared.dispatch(record, peer, Transport::Tcp) {
+        Outcome::Reply(bytes) => {
+            let mut w = lock(writer);
+            if let Err(e) = rpc::write_record(&mut *w, &bytes) {
+                tracing::debug!(%peer, error = %e, "reply write failed");
+                let _ = w.shutdown(Shutdown::Both);
+            }
+        }
+        Outcome::NoReply => {}
+        Outcome::Close => {
+            let _ = lock(writer).shutdown(Shutdown::Both);
+        }
+    }
 }
