@@ -24,10 +24,8 @@ fn start(dir: &Path) -> NfsServer {
                 read_only: false,
             }],
         },
-        Listeners {
-            tcp: TcpListener::bind("127.0.0.1:0").unwrap(),
-            udp: Some(UdpSocket::bind("127.0.0.1:0").unwrap()),
-        },
+        Listeners::new(TcpListener::bind("127.0.0.1:0").unwrap())
+            .with_udp(UdpSocket::bind("127.0.0.1:0").unwrap()),
     )
     .unwrap()
 }

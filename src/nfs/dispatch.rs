@@ -9,7 +9,7 @@ use super::export::ExportTable;
 use super::hook::{CallInfo, FaultHook, HookDecision};
 use super::mount::{self, Mount};
 use super::nfs3::{self, Nfs3, Nfs3Status};
-use super::portmap::{self, Portmap};
+use super::portmap::{self, PortRegistry, Portmap};
 use super::rpc::{self, AcceptStat, AuthStat, Credential, RpcParseError};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
 
@@ -77,13 +77,12 @@ impl Dispatcher {
     pub fn new(
         exports: Arc<ExportTable>,
         hook: Arc<FaultHook>,
-        tcp_port: u16,
-        udp_port: Option<u16>,
+        registry: Arc<PortRegistry>,
     ) -> Dispatcher {
         Dispatcher {
             nfs3: Nfs3::new(exports.clone()),
             mount: Mount::new(exports.clone()),
-            portmap: Portmap::new(tcp_port, udp_port),
+            portmap: Portmap::new(registry),
             exports,
             hook,
             drc: ReplyCache::new(drc::DEFAULT_CAPACITY),
@@ -186,10 +185,10 @@ impl Dispatcher {
         let result = match (call.prog, call.vers) {
             (nfs3::PROGRAM, nfs3::VERSION) => self.nfs3.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
             (mount::PROGRAM, mount::VERSION) => self.mount.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
-            (portmap::PROGRAM, portmap::VERSION) => self.portmap.call(call.proc_, &mut r, &mut w).map_err(Mismatch::from),
+            (portmap::PROGRAM, portmap::MIN_VERSION..=portmap::MAX_VERSION) => self.portmap.call(&ctx, call.vers, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
             (nfs3::PROGRAM, _) => Err(mismatch(nfs3::VERSION)),
             (mount::PROGRAM, _) => Err(mismatch(mount::VERSION)),
-            (portmap::PROGRAM, _) => Err(mismatch(portmap::VERSION)),
+            (portmap::PROGRAM, _) => Err(Mismatch::Version(portmap::MIN_VERSION, portmap::MAX_VERSION)),
             _ => Err(Mismatch::ProgUnavail),
         }
         .map_err(|e| match e {
@@ -198,7 +197,7 @@ impl Dispatcher {
                 tracing::debug!(%client, prog = call.prog, proc_ = call.proc_, error = %err, "garbage args");
                 AcceptStat::GarbageArgs
             }
-            Mismatch::Version(v) => AcceptStat::ProgMismatch { low: v, high: v },
+            Mismatch::Version(low, high) => AcceptStat::ProgMismatch { low, high },
             Mismatch::ProgUnavail => AcceptStat::ProgUnavail,
         });
         if let Err(stat) = result {
@@ -230,7 +229,7 @@ impl Dispatcher {
 /// Why a call was not routed to a procedure.
 enum Mismatch {
     Call(CallError),
-    Version(u32),
+    Version(u32, u32),
     ProgUnavail,
 }
 
@@ -241,7 +240,7 @@ impl From<CallError> for Mismatch {
 }
 
 fn mismatch(v: u32) -> Mismatch {
-    Mismatch::Version(v)
+    Mismatch::Version(v, v)
 }
 
 #[cfg(test)]
@@ -271,7 +270,11 @@ mod tests {
             }])
             .unwrap(),
         );
-        let d = Dispatcher::new(exports.clone(), Arc::new(FaultHook::new()), 2049, None);
+        let d = Dispatcher::new(
+            exports.clone(),
+            Arc::new(FaultHook::new()),
+            Arc::new(PortRegistry::new()),
+        );
         let client: SocketAddr = "127.0.0.1:800".parse().unwrap();
         let root = exports
             .by_name("/export")

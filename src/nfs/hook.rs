@@ -250,8 +250,10 @@ mod tests {
             nth: None,
         });
         let h = hook.clone();
+        // Measured from before the spawn: a thread that starts late must not
+        // make the wait look shorter than the stall.
+        let start = Instant::now();
         let t = std::thread::spawn(move || {
-            let start = Instant::now();
             let d = h.check(&call(1, None));
             (d, start.elapsed())
         });

@@ -14,7 +14,8 @@ use super::dispatch::{Dispatcher, Outcome, Transport};
 use super::export::{ExportSpec, ExportTable};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;
-use super::rpc;
+use super::portmap::{self, PortRegistry, Registration};
+use super::{mount, nfs3, rpc};
 
 /// The largest record accepted: a maximal WRITE plus generous room for the
 /// headers. Anything bigger closes the connection.
@@ -45,11 +46,38 @@ pub struct ServerConfig {
 pub struct Listeners {
     pub tcp: TcpListener,
     pub udp: Option<UdpSocket>,
+    /// Sockets on the portmapper's well-known port 111, for clients that ask
+    /// rpcbind there (the kernel's mount and lockd do). They share the
+    /// dispatcher, so they answer every program, not only the portmapper.
+    pub portmap_tcp: Option<TcpListener>,
+    pub portmap_udp: Option<UdpSocket>,
+}
+
+impl Listeners {
+    pub fn new(tcp: TcpListener) -> Listeners {
+        Listeners {
+            tcp,
+            udp: None,
+            portmap_tcp: None,
+            portmap_udp: None,
+        }
+    }
+
+    pub fn with_udp(mut self, udp: UdpSocket) -> Listeners {
+        self.udp = Some(udp);
+        self
+    }
+
+    pub fn with_portmap(mut self, tcp: TcpListener, udp: Option<UdpSocket>) -> Listeners {
+        self.portmap_tcp = Some(tcp);
+        self.portmap_udp = udp;
+        self
+    }
 }
 
 impl From<TcpListener> for Listeners {
     fn from(tcp: TcpListener) -> Self {
-        Listeners { tcp, udp: None }
+        Listeners::new(tcp)
     }
 }
 
@@ -123,6 +151,7 @@ impl Shared {
 pub struct NfsServer {
     shared: Arc<Shared>,
     hook: Arc<FaultHook>,
+    registry: Arc<PortRegistry>,
     local_addr: SocketAddr,
     udp_addr: Option<SocketAddr>,
     loops: Vec<JoinHandle<()>>,
@@ -139,29 +168,37 @@ impl NfsServer {
         NfsServer::start_with(config, Listeners::from(listener))
     }
 
-    /// Serves on TCP and, when given, on UDP.
+    /// Serves on TCP and, when given, on UDP and port 111; registers NFS v3,
+    /// MOUNT v3 and portmap v2–v4 in the server's portmapper.
     pub fn start_with(config: ServerConfig, listeners: Listeners) -> Result<NfsServer, NfsError> {
         let exports = Arc::new(ExportTable::new(&config.exports)?);
-        let Listeners { tcp, udp } = listeners;
+        let Listeners {
+            tcp,
+            udp,
+            portmap_tcp,
+            portmap_udp,
+        } = listeners;
         let local_addr = tcp.local_addr().map_err(listener_err("local address"))?;
-        tcp.set_nonblocking(true)
-            .map_err(listener_err("set non-blocking"))?;
-        let udp_addr = match &udp {
-            Some(u) => {
-                u.set_read_timeout(Some(POLL))
-                    .map_err(listener_err("udp read timeout"))?;
-                Some(u.local_addr().map_err(listener_err("udp local address"))?)
-            }
-            None => None,
-        };
+        let udp_addr = udp
+            .as_ref()
+            .map(|u| u.local_addr().map_err(listener_err("udp local address")))
+            .transpose()?;
+        let mut tcps = vec![tcp];
+        tcps.extend(portmap_tcp);
+        let mut udps: Vec<UdpSocket> = udp.into_iter().chain(portmap_udp).collect();
+        for t in &tcps {
+            t.set_nonblocking(true)
+                .map_err(listener_err("set non-blocking"))?;
+        }
+        for u in &mut udps {
+            u.set_read_timeout(Some(POLL))
+                .map_err(listener_err("udp read timeout"))?;
+        }
+        let registry = Arc::new(PortRegistry::new());
+        register_programs(&registry, &tcps, &udps)?;
         let hook = Arc::new(FaultHook::new());
         let shared = Arc::new(Shared {
-            dispatcher: Dispatcher::new(
-                exports,
-                hook.clone(),
-                local_addr.port(),
-                udp_addr.map(|a| a.port()),
-            ),
+            dispatcher: Dispatcher::new(exports, hook.clone(), registry.clone()),
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
@@ -171,18 +208,21 @@ impl NfsServer {
         let mut server = NfsServer {
             shared: shared.clone(),
             hook,
+            registry,
             local_addr,
             udp_addr,
             loops: Vec::new(),
         };
-        let s = shared.clone();
-        server.loops.push(
-            std::thread::Builder::new()
-                .name("nfs-accept".into())
-                .spawn(move || accept_loop(s, tcp))
-                .map_err(NfsError::Spawn)?,
-        );
-        if let Some(udp) = udp {
+        for tcp in tcps {
+            let s = shared.clone();
+            server.loops.push(
+                std::thread::Builder::new()
+                    .name("nfs-accept".into())
+                    .spawn(move || accept_loop(s, tcp))
+                    .map_err(NfsError::Spawn)?,
+            );
+        }
+        for udp in udps {
             let s = shared.clone();
             server.loops.push(
                 std::thread::Builder::new()
@@ -193,6 +233,11 @@ impl NfsServer {
         }
         tracing::info!(%local_addr, ?udp_addr, "nfs server started");
         Ok(server)
+    }
+
+    /// The portmapper's registry, for programs that register in-process.
+    pub fn portmap(&self) -> &PortRegistry {
+        &self.registry
     }
 
     /// The TCP address served.
@@ -269,6 +314,53 @@ impl Drop for NfsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Registers what this server serves: NFS and MOUNT on the first TCP and UDP
+/// sockets, the portmapper on the last (port 111 when given).
+fn register_programs(
+    registry: &PortRegistry,
+    tcps: &[TcpListener],
+    udps: &[UdpSocket],
+) -> Result<(), NfsError> {
+    let mut socks = Vec::new();
+    if let (Some(first), Some(last)) = (tcps.first(), tcps.last()) {
+        socks.push((
+            portmap::IPPROTO_TCP,
+            first.local_addr().map_err(listener_err("local address"))?,
+            last.local_addr().map_err(listener_err("local address"))?,
+        ));
+    }
+    if let (Some(first), Some(last)) = (udps.first(), udps.last()) {
+        socks.push((
+            portmap::IPPROTO_UDP,
+            first
+                .local_addr()
+                .map_err(listener_err("udp local address"))?,
+            last.local_addr()
+                .map_err(listener_err("udp local address"))?,
+        ));
+    }
+    for (proto, served, pmap) in socks {
+        let netid = portmap::netid(proto, &served);
+        let services = [
+            (nfs3::PROGRAM, nfs3::VERSION),
+            (mount::PROGRAM, mount::VERSION),
+        ];
+        for (prog, vers) in services {
+            registry.set(Registration::new(prog, vers, netid, served, "stackquake"));
+        }
+        for vers in portmap::MIN_VERSION..=portmap::MAX_VERSION {
+            registry.set(Registration::new(
+                portmap::PROGRAM,
+                vers,
+                netid,
+                pmap,
+                "stackquake",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
