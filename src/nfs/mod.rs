@@ -13,6 +13,7 @@ pub mod handle;
 pub mod hook;
 pub mod mount;
 pub mod nfs3;
+pub mod pcap;
 pub mod portmap;
 pub mod rpc;
 pub mod server;
@@ -43,6 +44,11 @@ pub enum NfsError {
     #[error("nfs listener {what}: {source}")]
     Listener {
         what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("pcap {path}: {source}")]
+    Pcap {
+        path: PathBuf,
         source: std::io::Error,
     },
     #[error("spawning nfs thread: {0}")]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -14,6 +15,7 @@ use super::dispatch::{Dispatcher, Outcome, Transport};
 use super::export::{ExportSpec, ExportTable};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;
+use super::pcap::PcapWriter;
 use super::portmap::{self, PortRegistry, Registration};
 use super::{mount, nfs3, rpc};
 
@@ -130,9 +132,17 @@ struct Shared {
     conns: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     udp_calls: InFlight,
+    capture: Mutex<Option<Arc<PcapWriter>>>,
 }
 
 impl Shared {
+    fn capture(&self, transport: Transport, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
+        let pcap = lock(&self.capture).clone();
+        if let Some(p) = pcap {
+            p.record(transport, src, dst, message);
+        }
+    }
+
     /// Runs one call; a bug in one procedure must not take its thread down
     /// silently: log it and treat it like a crashed server (close).
     fn dispatch(&self, record: &[u8], peer: SocketAddr, transport: Transport) -> Outcome {
@@ -204,6 +214,7 @@ impl NfsServer {
             conns: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             udp_calls: InFlight::default(),
+            capture: Mutex::new(None),
         });
         let mut server = NfsServer {
             shared: shared.clone(),
@@ -233,6 +244,22 @@ impl NfsServer {
         }
         tracing::info!(%local_addr, ?udp_addr, "nfs server started");
         Ok(server)
+    }
+
+    /// Starts writing a pcap of every call received and reply sent from now
+    /// on (replacing a capture already running).
+    pub fn start_capture(&self, path: &Path) -> Result<(), NfsError> {
+        let writer = Arc::new(PcapWriter::create(path)?);
+        tracing::info!(path = %path.display(), "nfs capture started");
+        *lock(&self.shared.capture) = Some(writer);
+        Ok(())
+    }
+
+    /// Stops the capture; returns its file.
+    pub fn stop_capture(&self) -> Option<PathBuf> {
+        lock(&self.shared.capture)
+            .take()
+            .map(|w| w.path().to_path_buf())
     }
 
     /// The portmapper's registry, for programs that register in-process.
@@ -388,6 +415,9 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 /// call is served on its own thread so a stalled call does not stall the
 /// socket.
 fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     while !shared.stop.load(Ordering::SeqCst) {
         let (n, peer) = match socket.recv_from(&mut buf) {
@@ -415,15 +445,17 @@ fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
             continue;
         }
         let record = buf[..n].to_vec();
+        shared.capture(Transport::Udp, peer, local, &record);
         let s = shared.clone();
         let sock = socket.clone();
         let spawned = std::thread::Builder::new()
             .name("nfs-udp-call".into())
             .spawn(move || {
-                if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp)
-                    && let Err(e) = sock.send_to(&reply, peer)
-                {
-                    tracing::debug!(%peer, error = %e, "udp reply failed");
+                if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp) {
+                    s.capture(Transport::Udp, local, peer, &reply);
+                    if let Err(e) = sock.send_to(&reply, peer) {
+                        tracing::debug!(%peer, error = %e, "udp reply failed");
+                    }
                 }
                 s.udp_calls.leave();
             });
@@ -472,6 +504,9 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAdd
         }
     };
     let calls = Arc::new(InFlight::default());
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         let record = match rpc::read_record(&mut stream, MAX_RECORD) {
             Ok(Some(r)) => r,
@@ -484,12 +519,13 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAdd
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
+        shared.capture(Transport::Tcp, peer, local, &record);
         calls.enter(MAX_TCP_IN_FLIGHT);
         let (s, w, c) = (shared.clone(), writer.clone(), calls.clone());
         let spawned = std::thread::Builder::new()
             .name("nfs-tcp-call".into())
             .spawn(move || {
-                serve_tcp_call(&s, &record, peer, &w);
+                serve_tcp_call(&s, &record, (local, peer), &w);
                 c.leave();
             });
         if let Err(e) = spawned {
@@ -501,12 +537,22 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAdd
     let _ = stream.shutdown(Shutdown::Both);
     // Held calls are released by a heal or by the server's shutdown.
     calls.wait_idle();
+    if let Some(p) = lock(&shared.capture).as_ref() {
+        p.connection_closed(local, peer);
+    }
 }
 
-fn serve_tcp_call(shared: &Shared, record: &[u8], peer: SocketAddr, writer: &Mutex<TcpStream>) {
+fn serve_tcp_call(
+    shared: &Shared,
+    record: &[u8],
+    (local, peer): (SocketAddr, SocketAddr),
+    writer: &Mutex<TcpStream>,
+) {
     match shared.dispatch(record, peer, Transport::Tcp) {
         Outcome::Reply(bytes) => {
             let mut w = lock(writer);
+            // Under the writer lock, so the capture's order is the wire's.
+            shared.capture(Transport::Tcp, local, peer, &bytes);
             if let Err(e) = rpc::write_record(&mut *w, &bytes) {
                 tracing::debug!(%peer, error = %e, "reply write failed");
                 let _ = w.shutdown(Shutdown::Both);
