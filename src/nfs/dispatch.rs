@@ -89,6 +89,10 @@ impl Dispatcher {
         }
     }
 
+    pub fn nfs3(&self) -> &Nfs3 {
+        &self.nfs3
+    }
+
     /// The duplicate-request cache (cleared by a server restart).
     pub fn reply_cache(&self) -> &ReplyCache {
         &self.drc

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 pub use dispatch::Transport;
 pub use export::ExportSpec;
 pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
-pub use server::{Listeners, NfsServer, ServerConfig};
+pub use server::{Listeners, NfsServer, RestartOptions, ServerConfig};
 
 /// Errors of the NFS server's control plane (never of a client's call: those
 /// are answered on the wire).

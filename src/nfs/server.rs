@@ -36,6 +36,18 @@ const MAX_UDP_IN_FLIGHT: usize = 256;
 /// growing on demand), so this only bounds a hostile peer.
 const MAX_TCP_IN_FLIGHT: usize = 256;
 
+/// How `NfsServer::restart` behaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestartOptions {
+    /// Handles issued before the restart stay valid (knfsd: handles are
+    /// derived from the file system, so they survive); `false` makes them
+    /// all STALE, like a server that lost its handle table.
+    pub keep_handles: bool,
+    /// How long the server is down: connections are refused (accepted and
+    /// closed at once) and datagrams dropped.
+    pub downtime: Duration,
+}
+
 /// What the engine asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -133,6 +145,8 @@ struct Shared {
     threads: Mutex<Vec<JoinHandle<()>>>,
     udp_calls: InFlight,
     capture: Mutex<Option<Arc<PcapWriter>>>,
+    /// Set during a restart's downtime.
+    down: AtomicBool,
 }
 
 impl Shared {
@@ -215,6 +229,7 @@ impl NfsServer {
             threads: Mutex::new(Vec::new()),
             udp_calls: InFlight::default(),
             capture: Mutex::new(None),
+            down: AtomicBool::new(false),
         });
         let mut server = NfsServer {
             shared: shared.clone(),
@@ -303,6 +318,33 @@ impl NfsServer {
             .ok_or_else(|| NfsError::UnknownExport(export.to_string()))?;
         e.bump_generation();
         Ok(())
+    }
+
+    /// Simulates a server reboot: every connection is closed, the server is
+    /// down for `opts.downtime` (this call blocks that long), the write
+    /// verifier changes (clients resend uncommitted writes), the
+    /// duplicate-request cache is lost, and handles survive or turn STALE as
+    /// asked. Calls already held by the fault hook stay held. Returns the new
+    /// write verifier.
+    pub fn restart(&self, opts: RestartOptions) -> [u8; 8] {
+        let shared = &self.shared;
+        shared.down.store(true, Ordering::SeqCst);
+        for stream in lock(&shared.conns).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        shared.dispatcher.reply_cache().clear();
+        if !opts.keep_handles {
+            for e in shared.dispatcher.exports().iter() {
+                e.bump_generation();
+            }
+        }
+        let verf = shared.dispatcher.nfs3().new_write_verf();
+        if !opts.downtime.is_zero() {
+            std::thread::sleep(opts.downtime);
+        }
+        shared.down.store(false, Ordering::SeqCst);
+        tracing::info!(keep_handles = opts.keep_handles, downtime = ?opts.downtime, "nfs server restarted");
+        verf
     }
 
     /// The fault hook in front of dispatch, to add and heal rules.
@@ -397,6 +439,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
+            Ok((stream, peer)) if shared.down.load(Ordering::SeqCst) => {
+                tracing::debug!(%peer, "connection refused: server down");
+                drop(stream);
+            }
             Ok((stream, peer)) => {
                 if let Err(e) = start_connection(&shared, stream, peer) {
                     tracing::warn!(%peer, error = %e, "cannot serve connection");
@@ -436,6 +482,9 @@ fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
                 continue;
             }
         };
+        if shared.down.load(Ordering::SeqCst) {
+            continue;
+        }
         if n > MAX_DATAGRAM {
             tracing::debug!(%peer, "oversized udp datagram dropped");
             continue;
@@ -516,7 +565,7 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAdd
                 break;
             }
         };
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.stop.load(Ordering::SeqCst) || shared.down.load(Ordering::SeqCst) {
             break;
         }
         shared.capture(Transport::Tcp, peer, local, &record);

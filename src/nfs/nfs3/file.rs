@@ -181,7 +181,7 @@ impl Nfs3 {
         attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
         out.u32(data.len() as u32)
             .u32(stable)
-            .opaque_fixed(&self.write_verf);
+            .opaque_fixed(&self.write_verf());
         Ok(())
     }
 
@@ -202,7 +202,7 @@ impl Nfs3 {
         file.sync_all()?;
         out.u32(0);
         attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
-        out.opaque_fixed(&self.write_verf);
+        out.opaque_fixed(&self.write_verf());
         Ok(())
     }
 }
