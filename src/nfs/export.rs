@@ -33,6 +33,12 @@ pub struct Cidr {
     prefix: u8,
 }
 
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, NfsError> {
         let bad = || NfsError::BadCidr(s.to_string());

@@ -6,6 +6,7 @@
 //! program; `server` owns the listener and connection threads.
 
 pub mod client;
+pub mod control;
 pub mod dispatch;
 pub mod drc;
 pub mod export;
@@ -48,6 +49,11 @@ pub enum NfsError {
     },
     #[error("pcap {path}: {source}")]
     Pcap {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket {path}: {source}")]
+    Control {
         path: PathBuf,
         source: std::io::Error,
     },
