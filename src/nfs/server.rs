@@ -333,6 +333,7 @@ impl NfsServer {
             let _ = stream.shutdown(Shutdown::Both);
         }
         shared.dispatcher.reply_cache().clear();
+        self.close_open_files();
         if !opts.keep_handles {
             for e in shared.dispatcher.exports().iter() {
                 e.bump_generation();
@@ -345,6 +346,15 @@ impl NfsServer {
         shared.down.store(false, Ordering::SeqCst);
         tracing::info!(keep_handles = opts.keep_handles, downtime = ?opts.downtime, "nfs server restarted");
         verf
+    }
+
+    /// Closes every cached open file of every export, e.g. before the engine
+    /// unmounts a file system under an export (they close by themselves
+    /// after `open_files::IDLE` otherwise).
+    pub fn close_open_files(&self) {
+        for e in self.shared.dispatcher.exports().iter() {
+            e.open_files.clear();
+        }
     }
 
     /// The fault hook in front of dispatch, to add and heal rules.
