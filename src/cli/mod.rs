@@ -2,6 +2,7 @@
 //! exit code (0 all passed, 1 a scenario failed, 2 invalid input, 69
 //! environment unavailable, 70 internal error).
 
+mod nfs;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the in-process NFS server alone, or break and heal a running one.
+    Nfs(nfs::NfsArgs),
     /// Internal: a workload child (started by the engine).
     #[command(hide = true)]
     Workload { spec: String },
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Validate { paths } => validate(&paths),
         Command::Cleanup { force } => cleanup(force),
+        Command::Nfs(args) => nfs::run(args),
         Command::Workload { spec } => workload(&spec),
         Command::Vm(VmCommand::GuestInit) => crate::vm::guest_init(),
     };

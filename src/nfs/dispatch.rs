@@ -4,18 +4,47 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::drc::{self, DrcKey, Lookup, Pending, ReplyCache};
 use super::export::ExportTable;
 use super::hook::{CallInfo, FaultHook, HookDecision};
 use super::mount::{self, Mount};
 use super::nfs3::{self, Nfs3, Nfs3Status};
-use super::portmap::{self, Portmap};
+use super::portmap::{self, PortRegistry, Portmap};
 use super::rpc::{self, AcceptStat, AuthStat, Credential, RpcParseError};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
+
+/// The transport a call arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The largest READ/WRITE payload that fits this transport's replies: a
+    /// UDP datagram carries at most 65507 bytes, so UDP gets 32 KiB as
+    /// knfsd gives it; TCP gets the full `nfs3::MAX_IO`.
+    pub fn max_io(self) -> u32 {
+        match self {
+            Transport::Tcp => nfs3::MAX_IO,
+            Transport::Udp => 32 * 1024,
+        }
+    }
+
+    /// IANA protocol number, as the portmapper names transports.
+    pub fn ipproto(self) -> u32 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        }
+    }
+}
 
 /// What every procedure gets besides its arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
     pub client: SocketAddr,
+    pub transport: Transport,
     pub cred: &'a Credential,
 }
 
@@ -41,17 +70,32 @@ pub struct Dispatcher {
     mount: Mount,
     portmap: Portmap,
     hook: Arc<FaultHook>,
+    drc: ReplyCache,
 }
 
 impl Dispatcher {
-    pub fn new(exports: Arc<ExportTable>, hook: Arc<FaultHook>, port: u16) -> Dispatcher {
+    pub fn new(
+        exports: Arc<ExportTable>,
+        hook: Arc<FaultHook>,
+        registry: Arc<PortRegistry>,
+    ) -> Dispatcher {
         Dispatcher {
             nfs3: Nfs3::new(exports.clone()),
             mount: Mount::new(exports.clone()),
-            portmap: Portmap::new(port),
+            portmap: Portmap::new(registry),
             exports,
             hook,
+            drc: ReplyCache::new(drc::DEFAULT_CAPACITY),
         }
+    }
+
+    pub fn nfs3(&self) -> &Nfs3 {
+        &self.nfs3
+    }
+
+    /// The duplicate-request cache (cleared by a server restart).
+    pub fn reply_cache(&self) -> &ReplyCache {
+        &self.drc
     }
 
     pub fn exports(&self) -> &ExportTable {
@@ -63,7 +107,7 @@ impl Dispatcher {
     }
 
     /// Handles one record from `client`.
-    pub fn handle(&self, record: &[u8], client: SocketAddr) -> Outcome {
+    pub fn handle(&self, record: &[u8], client: SocketAddr, transport: Transport) -> Outcome {
         let mut r = XdrReader::new(record);
         let mut w = XdrWriter::with_capacity(256);
         let call = match rpc::parse_call(&mut r) {
@@ -113,18 +157,42 @@ impl Dispatcher {
             return Outcome::Reply(w.into_bytes());
         }
 
+        // A retransmission of a changing call gets the first reply (or is
+        // dropped while the first is still executing). The hook has already
+        // acted on this copy, so a DropReply rule still drops the replay.
+        let pending = if drc::is_non_idempotent(call.prog, call.vers, call.proc_) {
+            let key = DrcKey::new(call.xid, client, call.prog, call.vers, call.proc_, r.rest());
+            match self.drc.begin(key) {
+                Lookup::New => Some(Pending::new(&self.drc, key)),
+                Lookup::InProgress => {
+                    tracing::debug!(%client, xid = call.xid, "retransmission of a call in progress dropped");
+                    return Outcome::NoReply;
+                }
+                Lookup::Replay(reply) => {
+                    tracing::debug!(%client, xid = call.xid, "retransmission answered from the reply cache");
+                    if decision == HookDecision::DropReply {
+                        return Outcome::NoReply;
+                    }
+                    return Outcome::Reply(reply.to_vec());
+                }
+            }
+        } else {
+            None
+        };
+
         let ctx = CallContext {
             client,
+            transport,
             cred: &call.cred,
         };
         rpc::accepted_reply(&mut w, call.xid, AcceptStat::Success);
         let result = match (call.prog, call.vers) {
             (nfs3::PROGRAM, nfs3::VERSION) => self.nfs3.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
             (mount::PROGRAM, mount::VERSION) => self.mount.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
-            (portmap::PROGRAM, portmap::VERSION) => self.portmap.call(call.proc_, &mut r, &mut w).map_err(Mismatch::from),
+            (portmap::PROGRAM, portmap::MIN_VERSION..=portmap::MAX_VERSION) => self.portmap.call(&ctx, call.vers, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
             (nfs3::PROGRAM, _) => Err(mismatch(nfs3::VERSION)),
             (mount::PROGRAM, _) => Err(mismatch(mount::VERSION)),
-            (portmap::PROGRAM, _) => Err(mismatch(portmap::VERSION)),
+            (portmap::PROGRAM, _) => Err(Mismatch::Version(portmap::MIN_VERSION, portmap::MAX_VERSION)),
             _ => Err(Mismatch::ProgUnavail),
         }
         .map_err(|e| match e {
@@ -133,12 +201,15 @@ impl Dispatcher {
                 tracing::debug!(%client, prog = call.prog, proc_ = call.proc_, error = %err, "garbage args");
                 AcceptStat::GarbageArgs
             }
-            Mismatch::Version(v) => AcceptStat::ProgMismatch { low: v, high: v },
+            Mismatch::Version(low, high) => AcceptStat::ProgMismatch { low, high },
             Mismatch::ProgUnavail => AcceptStat::ProgUnavail,
         });
         if let Err(stat) = result {
             w.truncate(0);
             rpc::accepted_reply(&mut w, call.xid, stat);
+        }
+        if let Some(p) = pending {
+            p.finish(w.as_bytes());
         }
         if decision == HookDecision::DropReply {
             return Outcome::NoReply;
@@ -162,7 +233,7 @@ impl Dispatcher {
 /// Why a call was not routed to a procedure.
 enum Mismatch {
     Call(CallError),
-    Version(u32),
+    Version(u32, u32),
     ProgUnavail,
 }
 
@@ -173,7 +244,7 @@ impl From<CallError> for Mismatch {
 }
 
 fn mismatch(v: u32) -> Mismatch {
-    Mismatch::Version(v)
+    Mismatch::Version(v, v)
 }
 
 #[cfg(test)]
@@ -203,7 +274,11 @@ mod tests {
             }])
             .unwrap(),
         );
-        let d = Dispatcher::new(exports.clone(), Arc::new(FaultHook::new()), 2049);
+        let d = Dispatcher::new(
+            exports.clone(),
+            Arc::new(FaultHook::new()),
+            Arc::new(PortRegistry::new()),
+        );
         let client: SocketAddr = "127.0.0.1:800".parse().unwrap();
         let root = exports
             .by_name("/export")
@@ -242,13 +317,13 @@ mod tests {
                     break;
                 }
             }
-            let _ = d.handle(&rec, client);
+            let _ = d.handle(&rec, client, Transport::Tcp);
         }
         // The server state is intact: GETATTR on the root still answers OK.
         let mut w = XdrWriter::new();
         rpc::encode_call(&mut w, 1, nfs3::PROGRAM, 3, 1, &cred);
         w.opaque(&root);
-        let Outcome::Reply(reply) = d.handle(w.as_bytes(), client) else {
+        let Outcome::Reply(reply) = d.handle(w.as_bytes(), client, Transport::Tcp) else {
             panic!("no reply");
         };
         let mut r = XdrReader::new(&reply);

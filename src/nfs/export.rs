@@ -13,6 +13,7 @@ use std::time::UNIX_EPOCH;
 
 use super::NfsError;
 use super::handle::FileHandle;
+use super::open_files::OpenFiles;
 
 /// An export as the engine describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,12 @@ pub struct ExportSpec {
 pub struct Cidr {
     addr: IpAddr,
     prefix: u8,
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 impl Cidr {
@@ -105,6 +112,8 @@ pub struct Export {
     root_ino: u64,
     /// inode number → a path (relative) at which it was last seen.
     index: Mutex<HashMap<u64, PathBuf>>,
+    /// Descriptors kept open for READ, WRITE and COMMIT.
+    pub open_files: OpenFiles,
 }
 
 /// Folds a birth time into the 32-bit inode generation; 0 where the file
@@ -149,6 +158,7 @@ impl Export {
             generation: AtomicU32::new(1),
             root_ino: meta.ino(),
             index: Mutex::new(index),
+            open_files: OpenFiles::new(),
         })
     }
 
@@ -156,8 +166,13 @@ impl Export {
         self.exported.load(Ordering::SeqCst)
     }
 
+    /// Unexporting also closes the export's cached descriptors, so the file
+    /// system under it can be unmounted.
     pub fn set_exported(&self, exported: bool) {
         self.exported.store(exported, Ordering::SeqCst);
+        if !exported {
+            self.open_files.clear();
+        }
     }
 
     pub fn generation(&self) -> u32 {
@@ -168,6 +183,7 @@ impl Export {
     /// its handles).
     pub fn bump_generation(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        self.open_files.clear();
     }
 
     /// The client list as configured, for MOUNT EXPORT; "*" when open.

@@ -69,6 +69,17 @@ pub struct FaultRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RuleId(u64);
 
+impl RuleId {
+    /// The number shown to people (control socket, logs).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    pub fn from_raw(id: u64) -> RuleId {
+        RuleId(id)
+    }
+}
+
 /// What the dispatcher must do after the hook (delays and stalls have
 /// already been served inside `check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +134,15 @@ impl FaultHook {
         st.rules.retain(|r| r.id != id);
         self.changed.notify_all();
         st.rules.len() != before
+    }
+
+    /// The active rules, oldest first.
+    pub fn list(&self) -> Vec<(RuleId, FaultRule)> {
+        self.lock()
+            .rules
+            .iter()
+            .map(|r| (r.id, r.rule.clone()))
+            .collect()
     }
 
     pub fn clear(&self) {
@@ -250,8 +270,10 @@ mod tests {
             nth: None,
         });
         let h = hook.clone();
+        // Measured from before the spawn: a thread that starts late must not
+        // make the wait look shorter than the stall.
+        let start = Instant::now();
         let t = std::thread::spawn(move || {
-            let start = Instant::now();
             let d = h.check(&call(1, None));
             (d, start.elapsed())
         });

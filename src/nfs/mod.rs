@@ -6,12 +6,17 @@
 //! program; `server` owns the listener and connection threads.
 
 pub mod client;
+pub mod control;
 pub mod dispatch;
+pub mod drc;
 pub mod export;
+pub mod fuzz;
 pub mod handle;
 pub mod hook;
 pub mod mount;
 pub mod nfs3;
+pub mod open_files;
+pub mod pcap;
 pub mod portmap;
 pub mod rpc;
 pub mod server;
@@ -19,9 +24,10 @@ pub mod xdr;
 
 use std::path::PathBuf;
 
+pub use dispatch::Transport;
 pub use export::ExportSpec;
 pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
-pub use server::{NfsServer, ServerConfig};
+pub use server::{Listeners, NfsServer, RestartOptions, ServerConfig};
 
 /// Errors of the NFS server's control plane (never of a client's call: those
 /// are answered on the wire).
@@ -41,6 +47,16 @@ pub enum NfsError {
     #[error("nfs listener {what}: {source}")]
     Listener {
         what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("pcap {path}: {source}")]
+    Pcap {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket {path}: {source}")]
+    Control {
+        path: PathBuf,
         source: std::io::Error,
     },
     #[error("spawning nfs thread: {0}")]

@@ -288,9 +288,19 @@ pub fn read_record(stream: &mut impl Read, max: usize) -> io::Result<Option<Vec<
                 format!("rpc record exceeds {max} bytes"),
             ));
         }
+        // Grown as bytes arrive, not as the header claims: a peer that
+        // announces a large fragment and sends nothing costs nothing.
         let start = record.len();
-        record.resize(start + len, 0);
-        stream.read_exact(&mut record[start..])?;
+        let got = (&mut *stream).take(len as u64).read_to_end(&mut record)?;
+        if got != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "rpc fragment cut after {} of {len} bytes",
+                    record.len() - start
+                ),
+            ));
+        }
         if word & LAST_FRAGMENT != 0 {
             return Ok(Some(record));
         }

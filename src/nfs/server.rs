@@ -1,32 +1,139 @@
-//! The server: a listener thread accepting TCP connections and one thread per
-//! connection reading RPC records and writing replies.
+//! The server: an accept thread for TCP, a receive thread for UDP, one reader
+//! thread per TCP connection, and a worker thread per call so that a call the
+//! fault hook holds never holds the calls behind it.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::NfsError;
-use super::dispatch::{Dispatcher, Outcome};
+use super::dispatch::{Dispatcher, Outcome, Transport};
 use super::export::{ExportSpec, ExportTable};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;
-use super::rpc;
+use super::pcap::PcapWriter;
+use super::portmap::{self, PortRegistry, Registration};
+use super::{mount, nfs3, rpc};
 
 /// The largest record accepted: a maximal WRITE plus generous room for the
 /// headers. Anything bigger closes the connection.
 const MAX_RECORD: usize = MAX_IO as usize + 64 * 1024;
-/// How often the accept loop looks at the stop flag. The listener is
-/// non-blocking because a wake-up connection could not reach it from another
-/// network namespace.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// A UDP datagram cannot carry more (65535 minus IP and UDP headers).
+const MAX_DATAGRAM: usize = 65_507;
+/// How often the accept and receive loops look at the stop flag. The sockets
+/// poll because a wake-up packet could not reach them from another network
+/// namespace.
+const POLL: Duration = Duration::from_millis(20);
+/// Calls served at once on UDP; more are dropped (the client retransmits).
+const MAX_UDP_IN_FLIGHT: usize = 256;
+/// Calls served at once on one TCP connection; beyond that the connection is
+/// not read until one finishes. The Linux client keeps at most its slot
+/// table's worth in flight (sunrpc.tcp_slot_table_entries, 2 by default,
+/// growing on demand), so this only bounds a hostile peer.
+const MAX_TCP_IN_FLIGHT: usize = 256;
+
+/// How `NfsServer::restart` behaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestartOptions {
+    /// Handles issued before the restart stay valid (knfsd: handles are
+    /// derived from the file system, so they survive); `false` makes them
+    /// all STALE, like a server that lost its handle table.
+    pub keep_handles: bool,
+    /// How long the server is down: connections are refused (accepted and
+    /// closed at once) and datagrams dropped.
+    pub downtime: Duration,
+}
 
 /// What the engine asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerConfig {
     pub exports: Vec<ExportSpec>,
+}
+
+/// The sockets to serve on, created by the caller in the server's network
+/// namespace.
+#[derive(Debug)]
+pub struct Listeners {
+    pub tcp: TcpListener,
+    pub udp: Option<UdpSocket>,
+    /// Sockets on the portmapper's well-known port 111, for clients that ask
+    /// rpcbind there (the kernel's mount and lockd do). They share the
+    /// dispatcher, so they answer every program, not only the portmapper.
+    pub portmap_tcp: Option<TcpListener>,
+    pub portmap_udp: Option<UdpSocket>,
+}
+
+impl Listeners {
+    pub fn new(tcp: TcpListener) -> Listeners {
+        Listeners {
+            tcp,
+            udp: None,
+            portmap_tcp: None,
+            portmap_udp: None,
+        }
+    }
+
+    pub fn with_udp(mut self, udp: UdpSocket) -> Listeners {
+        self.udp = Some(udp);
+        self
+    }
+
+    pub fn with_portmap(mut self, tcp: TcpListener, udp: Option<UdpSocket>) -> Listeners {
+        self.portmap_tcp = Some(tcp);
+        self.portmap_udp = udp;
+        self
+    }
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(tcp: TcpListener) -> Self {
+        Listeners::new(tcp)
+    }
+}
+
+/// Counts calls being served, so that shutdown can wait for them and a
+/// transport can bound them.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    fn try_enter(&self, max: usize) -> bool {
+        let mut n = lock(&self.count);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Waits for room; used where the peer can be made to wait (TCP).
+    fn enter(&self, max: usize) {
+        let mut n = lock(&self.count);
+        while *n >= max {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+
+    fn leave(&self) {
+        let mut n = lock(&self.count);
+        *n -= 1;
+        self.idle.notify_all();
+    }
+
+    fn wait_idle(&self) {
+        let mut n = lock(&self.count);
+        while *n > 0 {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -36,6 +143,31 @@ struct Shared {
     next_conn: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    udp_calls: InFlight,
+    capture: Mutex<Option<Arc<PcapWriter>>>,
+    /// Set during a restart's downtime.
+    down: AtomicBool,
+}
+
+impl Shared {
+    fn capture(&self, transport: Transport, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
+        let pcap = lock(&self.capture).clone();
+        if let Some(p) = pcap {
+            p.record(transport, src, dst, message);
+        }
+    }
+
+    /// Runs one call; a bug in one procedure must not take its thread down
+    /// silently: log it and treat it like a crashed server (close).
+    fn dispatch(&self, record: &[u8], peer: SocketAddr, transport: Transport) -> Outcome {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.dispatcher.handle(record, peer, transport)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(%peer, "nfs call handler panicked");
+            Outcome::Close
+        })
+    }
 }
 
 /// A running in-process NFS server.
@@ -43,49 +175,121 @@ struct Shared {
 pub struct NfsServer {
     shared: Arc<Shared>,
     hook: Arc<FaultHook>,
+    registry: Arc<PortRegistry>,
     local_addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    udp_addr: Option<SocketAddr>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+fn listener_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NfsError {
+    move |source| NfsError::Listener { what, source }
 }
 
 impl NfsServer {
     /// Serves portmap v2, MOUNT v3 and NFSv3 on `listener` (created by the
-    /// caller in the server's network namespace).
+    /// caller in the server's network namespace), TCP only.
     pub fn start(config: ServerConfig, listener: TcpListener) -> Result<NfsServer, NfsError> {
+        NfsServer::start_with(config, Listeners::from(listener))
+    }
+
+    /// Serves on TCP and, when given, on UDP and port 111; registers NFS v3,
+    /// MOUNT v3 and portmap v2–v4 in the server's portmapper.
+    pub fn start_with(config: ServerConfig, listeners: Listeners) -> Result<NfsServer, NfsError> {
         let exports = Arc::new(ExportTable::new(&config.exports)?);
-        let local_addr = listener.local_addr().map_err(|source| NfsError::Listener {
-            what: "local address",
-            source,
-        })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| NfsError::Listener {
-                what: "set non-blocking",
-                source,
-            })?;
+        let Listeners {
+            tcp,
+            udp,
+            portmap_tcp,
+            portmap_udp,
+        } = listeners;
+        let local_addr = tcp.local_addr().map_err(listener_err("local address"))?;
+        let udp_addr = udp
+            .as_ref()
+            .map(|u| u.local_addr().map_err(listener_err("udp local address")))
+            .transpose()?;
+        let mut tcps = vec![tcp];
+        tcps.extend(portmap_tcp);
+        let mut udps: Vec<UdpSocket> = udp.into_iter().chain(portmap_udp).collect();
+        for t in &tcps {
+            t.set_nonblocking(true)
+                .map_err(listener_err("set non-blocking"))?;
+        }
+        for u in &mut udps {
+            u.set_read_timeout(Some(POLL))
+                .map_err(listener_err("udp read timeout"))?;
+        }
+        let registry = Arc::new(PortRegistry::new());
+        register_programs(&registry, &tcps, &udps)?;
         let hook = Arc::new(FaultHook::new());
         let shared = Arc::new(Shared {
-            dispatcher: Dispatcher::new(exports, hook.clone(), local_addr.port()),
+            dispatcher: Dispatcher::new(exports, hook.clone(), registry.clone()),
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
+            udp_calls: InFlight::default(),
+            capture: Mutex::new(None),
+            down: AtomicBool::new(false),
         });
-        let s = shared.clone();
-        let acceptor = std::thread::Builder::new()
-            .name("nfs-accept".into())
-            .spawn(move || accept_loop(s, listener))
-            .map_err(NfsError::Spawn)?;
-        tracing::info!(%local_addr, "nfs server started");
-        Ok(NfsServer {
-            shared,
+        let mut server = NfsServer {
+            shared: shared.clone(),
             hook,
+            registry,
             local_addr,
-            acceptor: Some(acceptor),
-        })
+            udp_addr,
+            loops: Vec::new(),
+        };
+        for tcp in tcps {
+            let s = shared.clone();
+            server.loops.push(
+                std::thread::Builder::new()
+                    .name("nfs-accept".into())
+                    .spawn(move || accept_loop(s, tcp))
+                    .map_err(NfsError::Spawn)?,
+            );
+        }
+        for udp in udps {
+            let s = shared.clone();
+            server.loops.push(
+                std::thread::Builder::new()
+                    .name("nfs-udp".into())
+                    .spawn(move || udp_loop(s, Arc::new(udp)))
+                    .map_err(NfsError::Spawn)?,
+            );
+        }
+        tracing::info!(%local_addr, ?udp_addr, "nfs server started");
+        Ok(server)
     }
 
+    /// Starts writing a pcap of every call received and reply sent from now
+    /// on (replacing a capture already running).
+    pub fn start_capture(&self, path: &Path) -> Result<(), NfsError> {
+        let writer = Arc::new(PcapWriter::create(path)?);
+        tracing::info!(path = %path.display(), "nfs capture started");
+        *lock(&self.shared.capture) = Some(writer);
+        Ok(())
+    }
+
+    /// Stops the capture; returns its file.
+    pub fn stop_capture(&self) -> Option<PathBuf> {
+        lock(&self.shared.capture)
+            .take()
+            .map(|w| w.path().to_path_buf())
+    }
+
+    /// The portmapper's registry, for programs that register in-process.
+    pub fn portmap(&self) -> &PortRegistry {
+        &self.registry
+    }
+
+    /// The TCP address served.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The UDP address served, if any.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
     }
 
     /// Exports or unexports one export. While unexported every call with one
@@ -116,6 +320,43 @@ impl NfsServer {
         Ok(())
     }
 
+    /// Simulates a server reboot: every connection is closed, the server is
+    /// down for `opts.downtime` (this call blocks that long), the write
+    /// verifier changes (clients resend uncommitted writes), the
+    /// duplicate-request cache is lost, and handles survive or turn STALE as
+    /// asked. Calls already held by the fault hook stay held. Returns the new
+    /// write verifier.
+    pub fn restart(&self, opts: RestartOptions) -> [u8; 8] {
+        let shared = &self.shared;
+        shared.down.store(true, Ordering::SeqCst);
+        for stream in lock(&shared.conns).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        shared.dispatcher.reply_cache().clear();
+        self.close_open_files();
+        if !opts.keep_handles {
+            for e in shared.dispatcher.exports().iter() {
+                e.bump_generation();
+            }
+        }
+        let verf = shared.dispatcher.nfs3().new_write_verf();
+        if !opts.downtime.is_zero() {
+            std::thread::sleep(opts.downtime);
+        }
+        shared.down.store(false, Ordering::SeqCst);
+        tracing::info!(keep_handles = opts.keep_handles, downtime = ?opts.downtime, "nfs server restarted");
+        verf
+    }
+
+    /// Closes every cached open file of every export, e.g. before the engine
+    /// unmounts a file system under an export (they close by themselves
+    /// after `open_files::IDLE` otherwise).
+    pub fn close_open_files(&self) {
+        for e in self.shared.dispatcher.exports().iter() {
+            e.open_files.clear();
+        }
+    }
+
     /// The fault hook in front of dispatch, to add and heal rules.
     pub fn hook(&self) -> &FaultHook {
         &self.hook
@@ -128,11 +369,13 @@ impl NfsServer {
     }
 
     fn stop(&mut self) {
-        let Some(acceptor) = self.acceptor.take() else {
+        if self.loops.is_empty() {
             return;
-        };
+        }
         self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = acceptor.join();
+        for t in self.loops.drain(..) {
+            let _ = t.join();
+        }
         self.hook.shut_down();
         for stream in lock(&self.shared.conns).values() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -141,6 +384,7 @@ impl NfsServer {
         for t in threads {
             let _ = t.join();
         }
+        self.shared.udp_calls.wait_idle();
         tracing::info!(local_addr = %self.local_addr, "nfs server stopped");
     }
 }
@@ -151,6 +395,53 @@ impl Drop for NfsServer {
     }
 }
 
+/// Registers what this server serves: NFS and MOUNT on the first TCP and UDP
+/// sockets, the portmapper on the last (port 111 when given).
+fn register_programs(
+    registry: &PortRegistry,
+    tcps: &[TcpListener],
+    udps: &[UdpSocket],
+) -> Result<(), NfsError> {
+    let mut socks = Vec::new();
+    if let (Some(first), Some(last)) = (tcps.first(), tcps.last()) {
+        socks.push((
+            portmap::IPPROTO_TCP,
+            first.local_addr().map_err(listener_err("local address"))?,
+            last.local_addr().map_err(listener_err("local address"))?,
+        ));
+    }
+    if let (Some(first), Some(last)) = (udps.first(), udps.last()) {
+        socks.push((
+            portmap::IPPROTO_UDP,
+            first
+                .local_addr()
+                .map_err(listener_err("udp local address"))?,
+            last.local_addr()
+                .map_err(listener_err("udp local address"))?,
+        ));
+    }
+    for (proto, served, pmap) in socks {
+        let netid = portmap::netid(proto, &served);
+        let services = [
+            (nfs3::PROGRAM, nfs3::VERSION),
+            (mount::PROGRAM, mount::VERSION),
+        ];
+        for (prog, vers) in services {
+            registry.set(Registration::new(prog, vers, netid, served, "stackquake"));
+        }
+        for vers in portmap::MIN_VERSION..=portmap::MAX_VERSION {
+            registry.set(Registration::new(
+                portmap::PROGRAM,
+                vers,
+                netid,
+                pmap,
+                "stackquake",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -158,16 +449,78 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
+            Ok((stream, peer)) if shared.down.load(Ordering::SeqCst) => {
+                tracing::debug!(%peer, "connection refused: server down");
+                drop(stream);
+            }
             Ok((stream, peer)) => {
                 if let Err(e) = start_connection(&shared, stream, peer) {
                     tracing::warn!(%peer, error = %e, "cannot serve connection");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                std::thread::sleep(ACCEPT_POLL);
+                std::thread::sleep(POLL);
             }
+        }
+    }
+}
+
+/// RFC 5531 §11 does not apply to UDP: one datagram is one message. Each
+/// call is served on its own thread so a stalled call does not stall the
+/// socket.
+fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive failed");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        if shared.down.load(Ordering::SeqCst) {
+            continue;
+        }
+        if n > MAX_DATAGRAM {
+            tracing::debug!(%peer, "oversized udp datagram dropped");
+            continue;
+        }
+        if !shared.udp_calls.try_enter(MAX_UDP_IN_FLIGHT) {
+            tracing::debug!(%peer, "too many udp calls in flight; datagram dropped");
+            continue;
+        }
+        let record = buf[..n].to_vec();
+        shared.capture(Transport::Udp, peer, local, &record);
+        let s = shared.clone();
+        let sock = socket.clone();
+        let spawned = std::thread::Builder::new()
+            .name("nfs-udp-call".into())
+            .spawn(move || {
+                if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp) {
+                    s.capture(Transport::Udp, local, peer, &reply);
+                    if let Err(e) = sock.send_to(&reply, peer) {
+                        tracing::debug!(%peer, error = %e, "udp reply failed");
+                    }
+                }
+                s.udp_calls.leave();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot spawn udp call thread");
+            shared.udp_calls.leave();
         }
     }
 }
@@ -196,7 +549,23 @@ fn start_connection(
     Ok(())
 }
 
-fn serve_connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+/// Reads records and serves each on its own thread: the Linux client
+/// pipelines calls on one connection, and a call the fault hook holds (say
+/// "stall every WRITE") must not hold the GETATTRs behind it. Replies go out
+/// whole under the writer lock, in completion order (RFC 5531 §11 matches
+/// them by xid, not by order).
+fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+    let writer = match stream.try_clone() {
+        Ok(w) => Arc::new(Mutex::new(w)),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot clone connection");
+            return;
+        }
+    };
+    let calls = Arc::new(InFlight::default());
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         let record = match rpc::read_record(&mut stream, MAX_RECORD) {
             Ok(Some(r)) => r,
@@ -206,28 +575,51 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.stop.load(Ordering::SeqCst) || shared.down.load(Ordering::SeqCst) {
             break;
         }
-        // A bug in one procedure must not take the connection's thread down
-        // silently: log it and close this connection like a crashed server.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            shared.dispatcher.handle(&record, peer)
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!(%peer, "nfs call handler panicked");
-            Outcome::Close
-        });
-        match outcome {
-            Outcome::Reply(bytes) => {
-                if let Err(e) = rpc::write_record(&mut stream, &bytes) {
-                    tracing::debug!(%peer, error = %e, "reply write failed");
-                    break;
-                }
-            }
-            Outcome::NoReply => {}
-            Outcome::Close => break,
+        shared.capture(Transport::Tcp, peer, local, &record);
+        calls.enter(MAX_TCP_IN_FLIGHT);
+        let (s, w, c) = (shared.clone(), writer.clone(), calls.clone());
+        let spawned = std::thread::Builder::new()
+            .name("nfs-tcp-call".into())
+            .spawn(move || {
+                serve_tcp_call(&s, &record, (local, peer), &w);
+                c.leave();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(%peer, error = %e, "cannot spawn call thread");
+            calls.leave();
+            break;
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
+    // Held calls are released by a heal or by the server's shutdown.
+    calls.wait_idle();
+    if let Some(p) = lock(&shared.capture).as_ref() {
+        p.connection_closed(local, peer);
+    }
+}
+
+fn serve_tcp_call(
+    shared: &Shared,
+    record: &[u8],
+    (local, peer): (SocketAddr, SocketAddr),
+    writer: &Mutex<TcpStream>,
+) {
+    match shared.dispatch(record, peer, Transport::Tcp) {
+        Outcome::Reply(bytes) => {
+            let mut w = lock(writer);
+            // Under the writer lock, so the capture's order is the wire's.
+            shared.capture(Transport::Tcp, local, peer, &bytes);
+            if let Err(e) = rpc::write_record(&mut *w, &bytes) {
+                tracing::debug!(%peer, error = %e, "reply write failed");
+                let _ = w.shutdown(Shutdown::Both);
+            }
+        }
+        Outcome::NoReply => {}
+        Outcome::Close => {
+            let _ = lock(writer).shutdown(Shutdown::Both);
+        }
+    }
 }

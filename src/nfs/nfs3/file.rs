@@ -4,9 +4,14 @@
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
 use super::attr::{self, Sattr, WccAttr};
 use super::{Fail, MAX_IO, Nfs3, Nfs3Status, ProcResult, get_fh};
 use crate::nfs::dispatch::CallContext;
+use crate::nfs::export::{Export, Located, ino_generation};
 use crate::nfs::rpc::Credential;
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
@@ -14,6 +19,21 @@ use crate::nfs::xdr::{XdrReader, XdrWriter};
 const UNSTABLE: u32 = 0;
 const DATA_SYNC: u32 = 1;
 const FILE_SYNC: u32 = 2;
+
+/// The export's cached descriptor for the located file, opened (never
+/// following a symlink) on a miss.
+fn cached_open(
+    export: &Export,
+    loc: &Located,
+    path: &Path,
+    write: bool,
+) -> std::io::Result<Arc<File>> {
+    export
+        .open_files
+        .get(loc.meta.ino(), ino_generation(&loc.meta), write, || {
+            attr::open_nofollow(path, write)
+        })
+}
 
 fn regular_only(meta: &std::fs::Metadata) -> Result<(), Fail> {
     if meta.is_dir() {
@@ -120,12 +140,16 @@ impl Nfs3 {
     ) -> ProcResult {
         let raw = get_fh(args)?;
         let offset = args.u64()?;
-        let count = args.u32()?.min(MAX_IO);
+        let count = args.u32()?.min(ctx.transport.max_io());
         let (export, loc) = self.resolve(raw, ctx.client.ip())?;
         regular_only(&loc.meta)?;
         let path = export.abs(&loc.rel);
-        let file = attr::open_nofollow(&path, false)?;
-        let mut data = vec![0u8; count as usize];
+        let file = cached_open(export, &loc, &path, false)?;
+        // Sized by what the file holds, not by what was asked: many large
+        // READs past EOF must not cost a buffer each. A file that grows
+        // meanwhile gives a short read with eof false, which RFC 1813 allows.
+        let avail = loc.meta.size().saturating_sub(offset);
+        let mut data = vec![0u8; (count as u64).min(avail) as usize];
         let mut got = 0usize;
         while got < data.len() {
             match file.read_at(&mut data[got..], offset.saturating_add(got as u64)) {
@@ -167,7 +191,7 @@ impl Nfs3 {
         }
         regular_only(&loc.meta)?;
         let path = export.abs(&loc.rel);
-        let file = attr::open_nofollow(&path, true)?;
+        let file = cached_open(export, &loc, &path, true)?;
         offset
             .checked_add(data.len() as u64)
             .ok_or(Nfs3Status::FBIG)?;
@@ -181,7 +205,7 @@ impl Nfs3 {
         attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
         out.u32(data.len() as u32)
             .u32(stable)
-            .opaque_fixed(&self.write_verf);
+            .opaque_fixed(&self.write_verf());
         Ok(())
     }
 
@@ -198,11 +222,11 @@ impl Nfs3 {
         let (export, loc) = self.resolve(raw, ctx.client.ip())?;
         regular_only(&loc.meta)?;
         let path = export.abs(&loc.rel);
-        let file = attr::open_nofollow(&path, false)?;
+        let file = cached_open(export, &loc, &path, false)?;
         file.sync_all()?;
         out.u32(0);
         attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
-        out.opaque_fixed(&self.write_verf);
+        out.opaque_fixed(&self.write_verf());
         Ok(())
     }
 }

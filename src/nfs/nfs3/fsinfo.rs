@@ -1,7 +1,7 @@
 //! NFSv3 file-system level procedures: FSSTAT, FSINFO, PATHCONF
 //! (RFC 1813 §3.3.18–§3.3.20).
 
-use super::{MAX_IO, NAME_MAX, Nfs3, ProcResult, attr, get_fh};
+use super::{NAME_MAX, Nfs3, ProcResult, attr, get_fh};
 use crate::nfs::dispatch::CallContext;
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
@@ -50,11 +50,12 @@ impl Nfs3 {
         let (export, loc) = self.resolve(raw, ctx.client.ip())?;
         out.u32(0);
         attr::put_post_op(out, export, Some(&loc.meta));
-        out.u32(MAX_IO) // rtmax
-            .u32(MAX_IO) // rtpref
+        let max_io = ctx.transport.max_io();
+        out.u32(max_io) // rtmax
+            .u32(max_io) // rtpref
             .u32(4096) // rtmult
-            .u32(MAX_IO) // wtmax
-            .u32(MAX_IO) // wtpref
+            .u32(max_io) // wtmax
+            .u32(max_io) // wtpref
             .u32(4096) // wtmult
             .u32(DTPREF)
             .u64(i64::MAX as u64) // maxfilesize, as on a 64-bit Linux host

@@ -10,6 +10,7 @@ mod names;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::dispatch::{CallContext, CallError};
@@ -176,23 +177,35 @@ pub struct Nfs3 {
     exports: Arc<ExportTable>,
     /// RFC 1813 §3.3.7: changes when the server loses unstable writes; the
     /// start time of this server instance, like knfsd's boot verifier.
-    write_verf: [u8; NFS3_WRITEVERFSIZE],
+    write_verf: AtomicU64,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 impl Nfs3 {
     pub fn new(exports: Arc<ExportTable>) -> Nfs3 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
         Nfs3 {
             exports,
-            write_verf: now.to_be_bytes(),
+            write_verf: AtomicU64::new(now_nanos()),
         }
     }
 
     pub fn write_verf(&self) -> [u8; NFS3_WRITEVERFSIZE] {
-        self.write_verf
+        self.write_verf.load(Ordering::SeqCst).to_be_bytes()
+    }
+
+    /// A new boot: clients must resend every UNSTABLE write not yet
+    /// committed (RFC 1813 §3.3.7). Always differs from the previous one.
+    pub fn new_write_verf(&self) -> [u8; NFS3_WRITEVERFSIZE] {
+        let old = self.write_verf.load(Ordering::SeqCst);
+        let new = now_nanos().max(old.wrapping_add(1));
+        self.write_verf.store(new, Ordering::SeqCst);
+        new.to_be_bytes()
     }
 
     pub fn call(

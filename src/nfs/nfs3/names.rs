@@ -332,10 +332,13 @@ impl Nfs3 {
             return Err(Nfs3Status::ISDIR.into());
         }
         let path = export.abs(&dir.rel.join(check_name(op.name)?));
-        if std::fs::symlink_metadata(&path)?.is_dir() {
+        let victim = std::fs::symlink_metadata(&path)?;
+        if victim.is_dir() {
             return Err(Nfs3Status::ISDIR.into());
         }
         std::fs::remove_file(&path)?;
+        // A cached descriptor would keep the removed file's blocks.
+        export.open_files.forget(victim.ino());
         out.u32(0);
         attr::put_wcc(
             out,
@@ -394,7 +397,11 @@ impl Nfs3 {
         }
         let from_rel = fdir.rel.join(check_name(from.name)?);
         let to_rel = tdir.rel.join(check_name(to.name)?);
+        let replaced = std::fs::symlink_metadata(export.abs(&to_rel)).ok();
         std::fs::rename(export.abs(&from_rel), export.abs(&to_rel))?;
+        if let Some(old) = replaced {
+            export.open_files.forget(old.ino());
+        }
         if let Ok(meta) = std::fs::symlink_metadata(export.abs(&to_rel)) {
             export.remember(&to_rel, &meta);
         }

@@ -1,0 +1,381 @@
+//! `stackquake nfs serve` runs the in-process NFS server alone for manual
+//! reproduction; `stackquake nfs fault` breaks and heals it through its
+//! control socket.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Subcommand};
+
+use super::exit;
+use crate::nfs::control::names;
+use crate::nfs::control::{self, ActionSpec, ControlSocket, Request, Response, RuleSpec};
+use crate::nfs::{ExportSpec, Listeners, NfsServer, ServerConfig};
+
+#[derive(Debug, Args)]
+pub struct NfsArgs {
+    #[command(subcommand)]
+    pub command: NfsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NfsCommand {
+    /// Serve directories over NFSv3 (TCP and UDP) until SIGINT/SIGTERM or a
+    /// `shutdown` request.
+    Serve(ServeArgs),
+    /// Break or heal a running `nfs serve` through its control socket.
+    Fault(FaultArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A directory to export, optionally with the name clients mount
+    /// (default: "/" + the directory's last component). Repeatable.
+    #[arg(long = "export", value_name = "DIR[:NAME]", required = true)]
+    pub exports: Vec<String>,
+    /// Where to listen (TCP and, unless --no-udp, UDP on the same port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Serve TCP only.
+    #[arg(long)]
+    pub no_udp: bool,
+    /// Also answer the portmapper here (usually ADDR:111).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub portmap: Option<SocketAddr>,
+    /// Allowed client networks (CIDR), for every export; default anyone.
+    #[arg(long = "client", value_name = "CIDR")]
+    pub clients: Vec<String>,
+    /// Export read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Write a pcap of every call and reply.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// The control socket (JSON lines) to create.
+    #[arg(long, value_name = "SOCKET")]
+    pub control: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// The control socket of the running server.
+    #[arg(long, value_name = "SOCKET")]
+    pub control: PathBuf,
+    #[command(subcommand)]
+    pub action: FaultCommand,
+}
+
+/// Which calls a rule matches.
+#[derive(Debug, Clone, Args)]
+pub struct MatchArgs {
+    /// Program: nfs (default when --proc is given), mount, portmap or a number.
+    #[arg(long)]
+    pub prog: Option<String>,
+    /// Procedure name (WRITE, MNT, …) or number.
+    #[arg(long = "proc")]
+    pub proc_: Option<String>,
+    /// Only calls on this export.
+    #[arg(long)]
+    pub export: Option<String>,
+    /// Only calls from this network (CIDR).
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Act only on the N-th matching call.
+    #[arg(long)]
+    pub nth: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Unexport: calls with its handles answer NFS3ERR_STALE, MNT is refused.
+    Unexport { name: String },
+    /// Export again: the old handles work again.
+    Reexport { name: String },
+    /// Make every handle of the export issued so far STALE for good.
+    InvalidateHandles { name: String },
+    /// Hold matching calls until healed.
+    Stall(MatchArgs),
+    /// Hold matching calls for a while, then serve them.
+    Delay {
+        #[command(flatten)]
+        matcher: MatchArgs,
+        /// e.g. 500ms, 2s
+        duration: humantime::Duration,
+    },
+    /// Serve matching calls but send no reply.
+    Drop(MatchArgs),
+    /// Close the connection instead of serving matching calls.
+    Close(MatchArgs),
+    /// Answer matching calls with a status (NFS3ERR_IO, JUKEBOX, 5, …).
+    Status {
+        #[command(flatten)]
+        matcher: MatchArgs,
+        status: String,
+    },
+    /// Remove one rule (held calls resume).
+    Heal { id: u64 },
+    /// Remove every rule.
+    HealAll,
+    /// List active rules.
+    List,
+    /// Restart: new write verifier, connections dropped.
+    Restart {
+        /// Make every handle STALE (a server that lost its handle table).
+        #[arg(long)]
+        lose_handles: bool,
+        /// How long the server stays down.
+        #[arg(long, default_value = "0s")]
+        downtime: humantime::Duration,
+    },
+    /// Stop the server.
+    Shutdown,
+}
+
+pub fn run(args: NfsArgs) -> u8 {
+    match args.command {
+        NfsCommand::Serve(a) => serve(a),
+        NfsCommand::Fault(a) => fault(a),
+    }
+}
+
+/// "DIR[:NAME]"; a ':' inside DIR is not supported.
+fn parse_export(s: &str, clients: &[String], read_only: bool) -> ExportSpec {
+    let (dir, name) = match s.split_once(':') {
+        Some((d, n)) => (PathBuf::from(d), n.to_string()),
+        None => {
+            let dir = PathBuf::from(s);
+            let base = dir
+                .file_name()
+                .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+            (dir, format!("/{base}"))
+        }
+    };
+    ExportSpec {
+        name,
+        dir,
+        clients: clients.to_vec(),
+        read_only,
+    }
+}
+
+fn bind(args: &ServeArgs) -> std::io::Result<Listeners> {
+    let tcp = TcpListener::bind(args.listen)?;
+    let port = tcp.local_addr()?.port();
+    let mut l = Listeners::new(tcp);
+    if !args.no_udp {
+        l = l.with_udp(UdpSocket::bind(SocketAddr::new(args.listen.ip(), port))?);
+    }
+    if let Some(pm) = args.portmap {
+        let t = TcpListener::bind(pm)?;
+        let u = if args.no_udp {
+            None
+        } else {
+            Some(UdpSocket::bind(t.local_addr()?)?)
+        };
+        l = l.with_portmap(t, u);
+    }
+    Ok(l)
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    // Blocked before any thread starts so every thread inherits the mask and
+    // the signals reach only the waiter below.
+    let signals = {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGINT);
+        set.add(Signal::SIGTERM);
+        if let Err(e) = set.thread_block() {
+            eprintln!("error: blocking signals: {e}");
+            return exit::INTERNAL;
+        }
+        set
+    };
+    let config = ServerConfig {
+        exports: args
+            .exports
+            .iter()
+            .map(|e| parse_export(e, &args.clients, args.read_only))
+            .collect(),
+    };
+    let listeners = match bind(&args) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: listening on {}: {e}", args.listen);
+            return exit::UNAVAILABLE;
+        }
+    };
+    let server = match NfsServer::start_with(config, listeners) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    if let Some(p) = &args.pcap
+        && let Err(e) = server.start_capture(p)
+    {
+        eprintln!("error: {e}");
+        return exit::UNAVAILABLE;
+    }
+    let control = match ControlSocket::bind(&args.control) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::UNAVAILABLE;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    // Never joined: it waits for a signal that may never come.
+    let waiter = std::thread::Builder::new()
+        .name("nfs-signals".into())
+        .spawn(move || {
+            if let Ok(sig) = signals.wait() {
+                tracing::info!(?sig, "stopping");
+            }
+            s.store(true, Ordering::SeqCst);
+        });
+    if let Err(e) = waiter {
+        eprintln!("error: spawning the signal thread: {e}");
+        return exit::INTERNAL;
+    }
+    let udp = server
+        .udp_addr()
+        .map_or_else(|| "-".to_string(), |a| a.to_string());
+    // One line on stdout that scripts (and tests) can wait for.
+    println!(
+        "listening tcp={} udp={udp} control={}",
+        server.local_addr(),
+        args.control.display()
+    );
+    let _ = std::io::stdout().flush();
+    control.serve(&server, &stop);
+    drop(control);
+    server.shutdown();
+    exit::OK
+}
+
+fn rule(m: &MatchArgs, action: ActionSpec) -> Result<RuleSpec, String> {
+    let prog = match (&m.prog, &m.proc_) {
+        (Some(p), _) => Some(names::program(p).ok_or_else(|| format!("unknown program {p:?}"))?),
+        (None, Some(_)) => Some(crate::nfs::nfs3::PROGRAM),
+        (None, None) => None,
+    };
+    let proc_ = match &m.proc_ {
+        Some(name) => {
+            let prog = prog.unwrap_or(crate::nfs::nfs3::PROGRAM);
+            Some(
+                names::procedure(prog, name)
+                    .ok_or_else(|| format!("unknown procedure {name:?}"))?,
+            )
+        }
+        None => None,
+    };
+    Ok(RuleSpec {
+        prog,
+        proc_,
+        export: m.export.clone(),
+        client: m.client.clone(),
+        action,
+        nth: m.nth,
+    })
+}
+
+fn fault_request(cmd: FaultCommand) -> Result<Request, String> {
+    Ok(match cmd {
+        FaultCommand::Unexport { name } => Request::Unexport { export: name },
+        FaultCommand::Reexport { name } => Request::Reexport { export: name },
+        FaultCommand::InvalidateHandles { name } => Request::InvalidateHandles { export: name },
+        FaultCommand::Stall(m) => Request::Fault {
+            rule: rule(&m, ActionSpec::Stall)?,
+        },
+        FaultCommand::Delay { matcher, duration } => Request::Fault {
+            rule: rule(
+                &matcher,
+                ActionSpec::Delay {
+                    ms: duration.as_millis() as u64,
+                },
+            )?,
+        },
+        FaultCommand::Drop(m) => Request::Fault {
+            rule: rule(&m, ActionSpec::Drop)?,
+        },
+        FaultCommand::Close(m) => Request::Fault {
+            rule: rule(&m, ActionSpec::Close)?,
+        },
+        FaultCommand::Status { matcher, status } => {
+            let status =
+                names::status(&status).ok_or_else(|| format!("unknown status {status:?}"))?;
+            Request::Fault {
+                rule: rule(&matcher, ActionSpec::Status { status })?,
+            }
+        }
+        FaultCommand::Heal { id } => Request::Heal { id },
+        FaultCommand::HealAll => Request::HealAll,
+        FaultCommand::List => Request::List,
+        FaultCommand::Restart {
+            lose_handles,
+            downtime,
+        } => Request::Restart {
+            keep_handles: !lose_handles,
+            downtime_ms: downtime.as_millis() as u64,
+        },
+        FaultCommand::Shutdown => Request::Shutdown,
+    })
+}
+
+fn print_response(resp: &Response) {
+    if let Some(id) = resp.id {
+        println!("rule {id}");
+    }
+    for r in resp.rules.iter().flatten() {
+        let prog = r.rule.prog.unwrap_or(0);
+        let what = match r.rule.proc_ {
+            Some(p) => names::procedure_name(prog, p),
+            None => "*".into(),
+        };
+        let action = match &r.rule.action {
+            ActionSpec::Status { status } => format!("status {}", names::status_name(*status)),
+            ActionSpec::Delay { ms } => format!("delay {ms}ms"),
+            ActionSpec::Stall => "stall".into(),
+            ActionSpec::Drop => "drop".into(),
+            ActionSpec::Close => "close".into(),
+        };
+        println!(
+            "{}\tprog={}\tproc={what}\texport={}\tclient={}\tnth={}\t{action}",
+            r.id,
+            r.rule.prog.map_or_else(|| "*".into(), |p| p.to_string()),
+            r.rule.export.as_deref().unwrap_or("*"),
+            r.rule.client.as_deref().unwrap_or("*"),
+            r.rule.nth.map_or_else(|| "*".into(), |n| n.to_string()),
+        );
+    }
+}
+
+fn fault(args: FaultArgs) -> u8 {
+    let req = match fault_request(args.action) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    match control::request(Path::new(&args.control), &req) {
+        Ok(resp) if resp.ok => {
+            print_response(&resp);
+            exit::OK
+        }
+        Ok(resp) => {
+            eprintln!("error: {}", resp.error.unwrap_or_default());
+            exit::FAILED
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::UNAVAILABLE
+        }
+    }
+}

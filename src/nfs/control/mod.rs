@@ -1,0 +1,362 @@
+//! The control socket of a standalone server (`stackquake nfs serve`): a
+//! unix stream socket speaking JSON lines, one request and one response per
+//! line, to unexport, inject and heal faults, list rules and restart while
+//! the server runs.
+
+pub mod names;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::export::Cidr;
+use super::hook::{CallMatch, FaultAction, FaultRule, RuleId};
+use super::{NfsError, NfsServer, RestartOptions};
+
+/// Longest request line accepted.
+const MAX_LINE: u64 = 64 * 1024;
+const POLL: Duration = Duration::from_millis(50);
+
+/// A request, e.g. `{"op":"fault","rule":{"proc":7,"action":{"kind":"stall"}}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Unexport {
+        export: String,
+    },
+    Reexport {
+        export: String,
+    },
+    InvalidateHandles {
+        export: String,
+    },
+    Fault {
+        rule: RuleSpec,
+    },
+    Heal {
+        id: u64,
+    },
+    HealAll,
+    List,
+    Restart {
+        keep_handles: bool,
+        downtime_ms: u64,
+    },
+    Shutdown,
+}
+
+/// A fault rule on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RuleSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prog: Option<u32>,
+    #[serde(default, rename = "proc", skip_serializing_if = "Option::is_none")]
+    pub proc_: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    pub action: ActionSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nth: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActionSpec {
+    Delay {
+        ms: u64,
+    },
+    #[default]
+    Stall,
+    Drop,
+    Close,
+    Status {
+        status: u32,
+    },
+}
+
+impl RuleSpec {
+    pub fn to_rule(&self) -> Result<FaultRule, NfsError> {
+        let client = self.client.as_deref().map(Cidr::parse).transpose()?;
+        Ok(FaultRule {
+            matcher: CallMatch {
+                prog: self.prog,
+                proc_: self.proc_,
+                export: self.export.clone(),
+                client,
+            },
+            action: match self.action {
+                ActionSpec::Delay { ms } => FaultAction::Delay(Duration::from_millis(ms)),
+                ActionSpec::Stall => FaultAction::StallUntilHealed,
+                ActionSpec::Drop => FaultAction::DropReply,
+                ActionSpec::Close => FaultAction::CloseConnection,
+                ActionSpec::Status { status } => FaultAction::ReplyStatus(status),
+            },
+            nth: self.nth,
+        })
+    }
+
+    pub fn from_rule(rule: &FaultRule) -> RuleSpec {
+        RuleSpec {
+            prog: rule.matcher.prog,
+            proc_: rule.matcher.proc_,
+            export: rule.matcher.export.clone(),
+            client: rule.matcher.client.map(|c| c.to_string()),
+            action: match rule.action {
+                FaultAction::Delay(d) => ActionSpec::Delay {
+                    ms: d.as_millis() as u64,
+                },
+                FaultAction::StallUntilHealed => ActionSpec::Stall,
+                FaultAction::DropReply => ActionSpec::Drop,
+                FaultAction::CloseConnection => ActionSpec::Close,
+                FaultAction::ReplyStatus(status) => ActionSpec::Status { status },
+            },
+            nth: rule.nth,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedRule {
+    pub id: u64,
+    pub rule: RuleSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<ListedRule>>,
+}
+
+impl Response {
+    fn ok() -> Response {
+        Response {
+            ok: true,
+            ..Response::default()
+        }
+    }
+
+    fn err(e: impl std::fmt::Display) -> Response {
+        Response {
+            ok: false,
+            error: Some(e.to_string()),
+            ..Response::default()
+        }
+    }
+}
+
+/// Carries out one request; `Shutdown` only sets `shutdown`.
+pub fn execute(server: &NfsServer, req: &Request, shutdown: &AtomicBool) -> Response {
+    let done = |r: Result<(), NfsError>| r.map_or_else(Response::err, |()| Response::ok());
+    match req {
+        Request::Unexport { export } => done(server.set_exported(export, false)),
+        Request::Reexport { export } => done(server.set_exported(export, true)),
+        Request::InvalidateHandles { export } => done(server.invalidate_handles(export)),
+        Request::Fault { rule } => match rule.to_rule() {
+            Ok(rule) => Response {
+                id: Some(server.hook().add(rule).get()),
+                ..Response::ok()
+            },
+            Err(e) => Response::err(e),
+        },
+        Request::Heal { id } => {
+            if server.hook().remove(RuleId::from_raw(*id)) {
+                Response::ok()
+            } else {
+                Response::err(format!("no rule {id}"))
+            }
+        }
+        Request::HealAll => {
+            server.hook().clear();
+            Response::ok()
+        }
+        Request::List => Response {
+            rules: Some(
+                server
+                    .hook()
+                    .list()
+                    .iter()
+                    .map(|(id, rule)| ListedRule {
+                        id: id.get(),
+                        rule: RuleSpec::from_rule(rule),
+                    })
+                    .collect(),
+            ),
+            ..Response::ok()
+        },
+        Request::Restart {
+            keep_handles,
+            downtime_ms,
+        } => {
+            server.restart(RestartOptions {
+                keep_handles: *keep_handles,
+                downtime: Duration::from_millis(*downtime_ms),
+            });
+            Response::ok()
+        }
+        Request::Shutdown => {
+            shutdown.store(true, Ordering::SeqCst);
+            Response::ok()
+        }
+    }
+}
+
+/// A bound control socket; the file is removed when dropped.
+#[derive(Debug)]
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlSocket {
+    /// Binds `path`, replacing a stale socket file left by a dead server.
+    pub fn bind(path: &Path) -> Result<ControlSocket, NfsError> {
+        let err = |source| NfsError::Control {
+            path: path.to_path_buf(),
+            source,
+        };
+        if std::fs::symlink_metadata(path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        }) && UnixStream::connect(path).is_err()
+        {
+            std::fs::remove_file(path).map_err(err)?;
+        }
+        let listener = UnixListener::bind(path).map_err(err)?;
+        listener.set_nonblocking(true).map_err(err)?;
+        Ok(ControlSocket {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Serves requests until `stop` is set (by a signal or by a `shutdown`
+    /// request, which sets `stop` itself).
+    pub fn serve(&self, server: &NfsServer, stop: &AtomicBool) {
+        std::thread::scope(|s| {
+            while !stop.load(Ordering::SeqCst) {
+                match self.listener.accept() {
+                    Ok((stream, _)) => {
+                        s.spawn(move || serve_client(server, stream, stop));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(POLL)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control accept failed");
+                        std::thread::sleep(POLL);
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn serve_client(server: &NfsServer, stream: UnixStream, stop: &AtomicBool) {
+    if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL * 4)).is_err() {
+        return;
+    }
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while !stop.load(Ordering::SeqCst) {
+        match (&mut reader).take(MAX_LINE).read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) if !line.ends_with('\n') && line.len() as u64 >= MAX_LINE => {
+                let _ = writeln!(writer, "{}", to_json(&Response::err("request too long")));
+                return;
+            }
+            Ok(_) if !line.ends_with('\n') => continue,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        }
+        let resp = match serde_json::from_str::<Request>(line.trim()) {
+            Ok(req) => {
+                tracing::info!(?req, "control request");
+                execute(server, &req, stop)
+            }
+            Err(e) => Response::err(format!("bad request: {e}")),
+        };
+        line.clear();
+        if writeln!(writer, "{}", to_json(&resp)).is_err() {
+            return;
+        }
+    }
+}
+
+fn to_json(r: &Response) -> String {
+    serde_json::to_string(r)
+        .unwrap_or_else(|_| r#"{"ok":false,"error":"unencodable response"}"#.into())
+}
+
+/// Sends one request to a control socket and returns the response.
+pub fn request(path: &Path, req: &Request) -> Result<Response, NfsError> {
+    let err = |source| NfsError::Control {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path).map_err(err)?;
+    let line = serde_json::to_string(req).map_err(|e| err(std::io::Error::other(e)))?;
+    writeln!(stream, "{line}").map_err(err)?;
+    let mut reply = String::new();
+    BufReader::new(stream.take(MAX_LINE * 16))
+        .read_line(&mut reply)
+        .map_err(err)?;
+    serde_json::from_str(reply.trim()).map_err(|e| err(std::io::Error::other(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_stable_json_shape() {
+        let req = Request::Fault {
+            rule: RuleSpec {
+                prog: Some(100003),
+                proc_: Some(7),
+                action: ActionSpec::Delay { ms: 500 },
+                ..RuleSpec::default()
+            },
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"fault","rule":{"prog":100003,"proc":7,"action":{"kind":"delay","ms":500}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
+        let spec = RuleSpec {
+            client: Some("10.0.0.0/8".into()),
+            action: ActionSpec::Status { status: 5 },
+            nth: Some(2),
+            ..RuleSpec::default()
+        };
+        assert_eq!(RuleSpec::from_rule(&spec.to_rule().unwrap()), spec);
+    }
+}

@@ -1,0 +1,143 @@
+//! Procedure and status names for people: "WRITE", "MNT", "NFS3ERR_IO"
+//! (RFC 1813 §3, Appendix I; RFC 1833) to and from their numbers.
+
+use crate::nfs::{mount, nfs3, portmap};
+
+const NFS3_PROCS: [&str; 22] = [
+    "NULL",
+    "GETATTR",
+    "SETATTR",
+    "LOOKUP",
+    "ACCESS",
+    "READLINK",
+    "READ",
+    "WRITE",
+    "CREATE",
+    "MKDIR",
+    "SYMLINK",
+    "MKNOD",
+    "REMOVE",
+    "RMDIR",
+    "RENAME",
+    "LINK",
+    "READDIR",
+    "READDIRPLUS",
+    "FSSTAT",
+    "FSINFO",
+    "PATHCONF",
+    "COMMIT",
+];
+const MOUNT_PROCS: [&str; 6] = ["NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT"];
+const PORTMAP_PROCS: [&str; 6] = ["NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"];
+
+const NFS3_STATUSES: [(&str, u32); 28] = [
+    ("NFS3_OK", 0),
+    ("NFS3ERR_PERM", 1),
+    ("NFS3ERR_NOENT", 2),
+    ("NFS3ERR_IO", 5),
+    ("NFS3ERR_NXIO", 6),
+    ("NFS3ERR_ACCES", 13),
+    ("NFS3ERR_EXIST", 17),
+    ("NFS3ERR_XDEV", 18),
+    ("NFS3ERR_NODEV", 19),
+    ("NFS3ERR_NOTDIR", 20),
+    ("NFS3ERR_ISDIR", 21),
+    ("NFS3ERR_INVAL", 22),
+    ("NFS3ERR_FBIG", 27),
+    ("NFS3ERR_NOSPC", 28),
+    ("NFS3ERR_ROFS", 30),
+    ("NFS3ERR_MLINK", 31),
+    ("NFS3ERR_NAMETOOLONG", 63),
+    ("NFS3ERR_NOTEMPTY", 66),
+    ("NFS3ERR_DQUOT", 69),
+    ("NFS3ERR_STALE", 70),
+    ("NFS3ERR_REMOTE", 71),
+    ("NFS3ERR_BADHANDLE", 10001),
+    ("NFS3ERR_NOT_SYNC", 10002),
+    ("NFS3ERR_BAD_COOKIE", 10003),
+    ("NFS3ERR_NOTSUPP", 10004),
+    ("NFS3ERR_TOOSMALL", 10005),
+    ("NFS3ERR_SERVERFAULT", 10006),
+    ("NFS3ERR_JUKEBOX", 10008),
+];
+
+/// A program by name ("nfs", "mount", "portmap"/"rpcbind") or number.
+pub fn program(name: &str) -> Option<u32> {
+    match name.to_ascii_lowercase().as_str() {
+        "nfs" => Some(nfs3::PROGRAM),
+        "mount" | "mountd" => Some(mount::PROGRAM),
+        "portmap" | "rpcbind" => Some(portmap::PROGRAM),
+        other => other.parse().ok(),
+    }
+}
+
+fn procs(prog: u32) -> &'static [&'static str] {
+    match prog {
+        nfs3::PROGRAM => &NFS3_PROCS,
+        mount::PROGRAM => &MOUNT_PROCS,
+        portmap::PROGRAM => &PORTMAP_PROCS,
+        _ => &[],
+    }
+}
+
+/// A procedure of `prog` by name (any case, "NFSPROC3_" / "MOUNTPROC3_"
+/// prefixes allowed) or number.
+pub fn procedure(prog: u32, name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper
+        .strip_prefix("NFSPROC3_")
+        .or_else(|| upper.strip_prefix("MOUNTPROC3_"))
+        .or_else(|| upper.strip_prefix("PMAPPROC_"))
+        .unwrap_or(&upper);
+    procs(prog)
+        .iter()
+        .position(|p| *p == bare)
+        .map(|i| i as u32)
+}
+
+pub fn procedure_name(prog: u32, proc_: u32) -> String {
+    procs(prog)
+        .get(proc_ as usize)
+        .map_or_else(|| proc_.to_string(), |s| s.to_string())
+}
+
+/// An nfsstat3 by name ("NFS3ERR_IO", "IO", "jukebox") or number.
+pub fn status(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    NFS3_STATUSES
+        .iter()
+        .find(|(n, _)| *n == upper || n.strip_prefix("NFS3ERR_") == Some(upper.as_str()))
+        .map(|(_, v)| *v)
+}
+
+pub fn status_name(status: u32) -> String {
+    NFS3_STATUSES
+        .iter()
+        .find(|(_, v)| *v == status)
+        .map_or_else(|| status.to_string(), |(n, _)| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(procedure(100003, "WRITE"), Some(7));
+        assert_eq!(procedure(100003, "nfsproc3_commit"), Some(21));
+        assert_eq!(procedure(100005, "MNT"), Some(1));
+        assert_eq!(procedure(100003, "12"), Some(12));
+        assert_eq!(procedure(100003, "FROB"), None);
+        assert_eq!(procedure_name(100003, 17), "READDIRPLUS");
+        assert_eq!(status("NFS3ERR_IO"), Some(5));
+        assert_eq!(status("jukebox"), Some(10008));
+        assert_eq!(status_name(70), "NFS3ERR_STALE");
+        assert_eq!(program("mount"), Some(100005));
+    }
+}
