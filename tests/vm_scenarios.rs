@@ -1,0 +1,63 @@
+//! Every scenario under scenarios/ passes in a QEMU guest booted from the
+//! host's kernel: one boot runs them all, as the README's main job does.
+//! Fails loudly where QEMU or a kernel is missing.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn every_seed_scenario_passes_in_the_vm() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "vm scenario tests need root inside the guest's host"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--vm", "--output"])
+        .arg(out.path())
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let console = std::fs::read_to_string(out.path().join("console.log")).unwrap_or_default();
+    let tail: String = console
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ctx = format!("stdout:\n{stdout}\nstderr:\n{stderr}\nconsole tail:\n{tail}");
+    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(j["target"].as_str().unwrap().starts_with("vm"), "{ctx}");
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
+        })
+        .count();
+    let results = j["results"].as_array().unwrap();
+    assert_eq!(results.len(), files, "one result per scenario file\n{ctx}");
+    for r in results {
+        assert_eq!(r["verdict"], "PASS", "{}: {}\n{ctx}", r["id"], r["reason"]);
+        for o in r["outcomes"].as_array().unwrap() {
+            assert_eq!(o["passed"], true, "{}: {o}", r["id"]);
+        }
+    }
+    // The guest ran the real 6.1 kernel, not this machine's.
+    assert_ne!(
+        j["kernel"].as_str().unwrap(),
+        stackquake::engine::kernel_release(),
+        "{ctx}"
+    );
+    assert_eq!(run.status.code(), Some(0), "{ctx}");
+}
