@@ -260,6 +260,8 @@ fn run_in_vm(
             )
         }
     };
+    // One run, one id: the guest's own id would not match the output directory.
+    report.run_id = run_id.to_string();
     report.target = format!("vm ({})", outcome_label(&outcome));
     Ok(report)
 }
