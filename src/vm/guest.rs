@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -50,6 +50,9 @@ pub fn guest_init() -> ! {
     std::process::exit(1)
 }
 
+/// Where the host's root stays visible after tmpfs is mounted over parts of it.
+const HOST_VIEW: &str = "/dev/.stackquake-host";
+
 fn run_guest() -> Result<(), String> {
     mount_scratch()?;
     let out = Path::new(GUEST_OUT_DIR);
@@ -58,6 +61,7 @@ fn run_guest() -> Result<(), String> {
         .map_err(|e| format!("reading {}: {e}", job_path.display()))?;
     let job: JobFile =
         serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", job_path.display()))?;
+    expose_host_paths(&job.host_paths)?;
     let _ = fs::write("/proc/sys/kernel/hostname", "stackquake-guest");
     static_nodes();
     loopback_up();
@@ -90,6 +94,10 @@ fn mount_scratch() -> Result<(), String> {
         MsFlags::MS_NOSUID,
         Some("mode=0755"),
     )?;
+    // Keep the host's view of what the tmpfs mounts below will hide; a plain
+    // (non-recursive) bind of / holds just the 9p root.
+    fs::create_dir_all(HOST_VIEW).map_err(|e| format!("creating {HOST_VIEW}: {e}"))?;
+    fs("/", HOST_VIEW, "none", MsFlags::MS_BIND, None)?;
     for dir in TMPFS_DIRS {
         if Path::new(dir).is_dir() {
             fs("tmpfs", dir, "tmpfs", MsFlags::MS_NOSUID, Some("mode=0755"))?;
@@ -111,6 +119,25 @@ fn mount_scratch() -> Result<(), String> {
     // cache=none: the host reads these files right after the guest ends.
     let opts = format!("trans=virtio,version=9p2000.L,msize={NINEP_MSIZE}");
     fs("sqout", GUEST_OUT_DIR, "9p", MsFlags::empty(), Some(&opts))
+}
+
+/// Binds each job path that a scratch tmpfs hides back from the host's
+/// view, read-only, at the same place.
+fn expose_host_paths(paths: &[PathBuf]) -> Result<(), String> {
+    for path in paths {
+        if !TMPFS_DIRS.iter().any(|d| path.starts_with(d)) {
+            continue;
+        }
+        let host = Path::new(HOST_VIEW).join(path.strip_prefix("/").unwrap_or(path));
+        fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let bind = |flags: MsFlags| {
+            mount(Some(&host), path, None::<&str>, flags, None::<&str>)
+                .map_err(|e| format!("exposing host {}: {e}", path.display()))
+        };
+        bind(MsFlags::MS_BIND)?;
+        bind(MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
 }
 
 /// Device nodes whose first open loads their module (`/dev/loop-control`

@@ -27,6 +27,43 @@ pub struct JobFile {
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
+    /// Host paths the job was given (its program, file arguments, cwd) that
+    /// must stay visible in the guest even under the tmpfs it mounts over
+    /// /tmp, /root… — a checkout in /tmp is common, in CI too.
+    #[serde(default)]
+    pub host_paths: Vec<PathBuf>,
+}
+
+impl JobFile {
+    /// The directories holding the program and every absolute path argument
+    /// that exists on the host, plus the working directory.
+    pub fn for_job(
+        argv: Vec<std::ffi::OsString>,
+        env: Vec<(OsString, OsString)>,
+        cwd: PathBuf,
+    ) -> JobFile {
+        let mut host_paths: Vec<PathBuf> = argv
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute() && p.exists())
+            .filter_map(|p| {
+                if p.is_dir() {
+                    Some(p)
+                } else {
+                    p.parent().map(PathBuf::from)
+                }
+            })
+            .collect();
+        host_paths.push(cwd.clone());
+        host_paths.sort();
+        host_paths.dedup();
+        JobFile {
+            argv,
+            env,
+            cwd,
+            host_paths,
+        }
+    }
 }
 
 /// How the job ended, as seen by the guest's PID 1.
@@ -46,11 +83,37 @@ mod tests {
     use std::os::unix::ffi::OsStringExt;
 
     #[test]
+    fn host_paths_are_the_directories_of_existing_absolute_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, "").unwrap();
+        let job = JobFile::for_job(
+            vec![
+                "/bin/sh".into(),
+                "run".into(),
+                file.clone().into(),
+                "/nonexistent/x".into(),
+            ],
+            vec![],
+            "/".into(),
+        );
+        assert_eq!(
+            job.host_paths,
+            vec![
+                PathBuf::from("/"),
+                PathBuf::from("/bin"),
+                dir.path().to_path_buf()
+            ]
+        );
+    }
+
+    #[test]
     fn job_round_trips_non_utf8_arguments() {
         let job = JobFile {
             argv: vec!["/bin/sh".into(), OsString::from_vec(vec![0xff, b'x'])],
             env: vec![("OUT".into(), "/run/stackquake-out".into())],
             cwd: "/".into(),
+            host_paths: vec![],
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<JobFile>(&text).unwrap(), job);

@@ -199,11 +199,7 @@ fn prepare_out_dir(job: &GuestJob) -> Result<PathBuf, VmError> {
     for name in [JOB_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, CONSOLE_FILE] {
         let _ = fs::remove_file(out_dir.join(name));
     }
-    let file = JobFile {
-        argv: job.argv.clone(),
-        env: job.env.clone(),
-        cwd: job.cwd.clone(),
-    };
+    let file = JobFile::for_job(job.argv.clone(), job.env.clone(), job.cwd.clone());
     let json = serde_json::to_vec_pretty(&file).expect("job serializes");
     fs::write(out_dir.join(JOB_FILE), json).map_err(io)?;
     Ok(out_dir)
