@@ -48,9 +48,10 @@ fn pair(t: &TestRun, subnet: u8) -> Pair {
     }
 }
 
+/// Any answer to up to three pings (the first may wait for ARP).
 fn ping(ns: &Netns, to: IpAddr) -> bool {
     command_in(ns, "ping")
-        .args(["-c", "1", "-W", "1", &to.to_string()])
+        .args(["-c", "3", "-i", "0.2", "-W", "1", &to.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -6,8 +6,11 @@
 
 mod firewall;
 mod ip;
+mod link;
+mod netem;
 mod netns;
 mod spawn;
+mod tune;
 mod veth;
 
 use std::path::PathBuf;
@@ -16,8 +19,11 @@ pub use firewall::{
     Action, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId, remove_iptables_chain,
 };
 pub use ip::{add_address, set_mtu, set_up};
+pub use link::{Bridge, Vlan};
+pub use netem::{Netem, NetemSpec, QdiscStats};
 pub use netns::Netns;
 pub use spawn::{command_in, tcp_listener_in};
+pub use tune::{LinkStats, MtuChange, SIZE_HIDING_OFFLOADS, link_stats, set_offloads};
 pub use veth::{IFNAMSIZ_MAX, VethPair, link_ifname};
 
 #[derive(Debug, thiserror::Error)]
