@@ -49,10 +49,17 @@ fn a_sleeping_child_samples_as_state_s_with_a_wchan() {
     require_root_and(&["sleep"], &["/proc/self/stack"]);
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let pid = child.id();
-    // Give it time to reach nanosleep.
+    // Give it time to reach nanosleep: a child still between fork and
+    // exec can already sleep (state S) with wchan "0", so wait for the
+    // whole picture, not just the state.
+    let settled = |s: &stackquake::observe::TaskSample| {
+        s.state == 'S'
+            && s.wchan != "0"
+            && s.stack.as_deref().is_some_and(|k| k.contains("nanosleep"))
+    };
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut sample = sample_task(pid).unwrap();
-    while sample.state != 'S' && Instant::now() < deadline {
+    while !settled(&sample) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         sample = sample_task(pid).unwrap();
     }

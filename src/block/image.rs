@@ -81,7 +81,12 @@ pub fn mkfs_xfs(image: &Path) -> Result<(), BlockError> {
     run(cmd)
 }
 
-pub(crate) fn run(mut cmd: Command) -> Result<(), BlockError> {
+pub(crate) fn run(cmd: Command) -> Result<(), BlockError> {
+    run_output(cmd).map(drop)
+}
+
+/// Runs `cmd` and returns its stdout; fails with the command line and stderr.
+pub(crate) fn run_output(mut cmd: Command) -> Result<String, BlockError> {
     let command = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned())
@@ -92,7 +97,7 @@ pub(crate) fn run(mut cmd: Command) -> Result<(), BlockError> {
         source,
     })?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     Err(BlockError::Command {
         command,

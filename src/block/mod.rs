@@ -1,5 +1,6 @@
-//! Loop devices, image files, mkfs.xfs and mounts.
+//! Loop devices, device-mapper volumes, image files, mkfs.xfs and mounts.
 
+mod dm;
 mod fsstate;
 mod image;
 mod loopdev;
@@ -8,6 +9,7 @@ mod mount;
 use std::path::PathBuf;
 
 pub use crate::sys::xfs::GoingDown;
+pub use dm::{DmTarget, DmVolume};
 pub use fsstate::{FsState, fs_state, xfs_shutdown, xfs_shutdown_with};
 pub use image::{ImageFile, MKFS_XFS_MIN_BYTES, mkfs_xfs};
 pub use loopdev::LoopDevice;

@@ -168,7 +168,22 @@ fn undo(object: &LedgerObject, umount_deadline: Duration) -> Result<Undone, Stri
             family,
             name,
         } => delete_nft_table(netns.as_deref(), family, name),
-        LedgerObject::Veth { netns, ifname } => delete_veth(netns, ifname),
+        LedgerObject::Veth { netns, ifname } | LedgerObject::Link { netns, ifname } => {
+            delete_veth(netns, ifname)
+        }
+        LedgerObject::IptablesChain { netns, chain } => {
+            if let Some(ns) = netns
+                && !sys::ns::netns_path(ns).exists()
+            {
+                return Ok(Undone::Absent);
+            }
+            match crate::net::remove_iptables_chain(netns.as_deref(), chain) {
+                Ok(true) => Ok(Undone::Removed),
+                Ok(false) => Ok(Undone::Absent),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        LedgerObject::DmDevice { name } => remove_dm_device(name),
         LedgerObject::Netns { name } => {
             let path = sys::ns::netns_path(name);
             if !path.exists() {
@@ -256,6 +271,14 @@ fn delete_nft_table(netns: Option<&str>, family: &str, name: &str) -> Result<Und
     };
     cmd.args(["delete", "table", family, name]);
     run_tolerating(cmd, &["No such file or directory"])
+}
+
+fn remove_dm_device(name: &str) -> Result<Undone, String> {
+    let mut cmd = Command::new("dmsetup");
+    // --force swaps in an error table first, so a device still held by a
+    // mounted filesystem (the block.error fault) goes away too.
+    cmd.args(["remove", "--force", "--noudevsync", name]);
+    run_tolerating(cmd, &["No such device or address", "not found"])
 }
 
 fn delete_veth(netns: &str, ifname: &str) -> Result<Undone, String> {

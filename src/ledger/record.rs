@@ -45,6 +45,22 @@ pub enum LedgerObject {
         family: String,
         name: String,
     },
+    /// An iptables chain `sq-<run>` (IPv4 and IPv6) with its jumps from
+    /// INPUT, OUTPUT and FORWARD: the firewall where nft is missing.
+    IptablesChain {
+        /// None = the host's namespace.
+        netns: Option<String>,
+        chain: String,
+    },
+    /// A link other than a veth (bridge, VLAN) inside a run's namespace.
+    Link {
+        netns: String,
+        ifname: String,
+    },
+    /// A device-mapper device, by its dm name (/dev/mapper/<name>).
+    DmDevice {
+        name: String,
+    },
     Process {
         pid: u32,
         starttime: u64,
@@ -80,6 +96,12 @@ impl fmt::Display for LedgerObject {
                 Some(ns) => write!(f, "nft table {family} {name} in netns {ns}"),
                 None => write!(f, "nft table {family} {name} on the host"),
             },
+            LedgerObject::IptablesChain { netns, chain } => match netns {
+                Some(ns) => write!(f, "iptables chain {chain} in netns {ns}"),
+                None => write!(f, "iptables chain {chain} on the host"),
+            },
+            LedgerObject::Link { netns, ifname } => write!(f, "link {ifname} in netns {netns}"),
+            LedgerObject::DmDevice { name } => write!(f, "dm device {name}"),
             LedgerObject::Process { pid, starttime } => {
                 write!(f, "process {pid} (start time {starttime})")
             }
@@ -254,6 +276,17 @@ mod tests {
                 starttime: 2,
             },
             LedgerObject::TempDir { path: "/d".into() },
+            LedgerObject::IptablesChain {
+                netns: Some("n".into()),
+                chain: "sq-x".into(),
+            },
+            LedgerObject::Link {
+                netns: "n".into(),
+                ifname: "br0".into(),
+            },
+            LedgerObject::DmDevice {
+                name: "sq-x-vol".into(),
+            },
         ];
         for (i, object) in objects.into_iter().enumerate() {
             let r = Record::Create {

@@ -52,3 +52,10 @@ pub fn set_mtu(ns: &Netns, ifname: &str, mtu: u32) -> Result<(), NetError> {
         &["link", "set", "dev", ifname, "mtu", &mtu.to_string()],
     )
 }
+
+/// Runs `ip -n <netns> <args…>` and returns its stdout.
+pub(crate) fn ip_output(netns: &str, args: &[&str]) -> Result<String, NetError> {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.arg("-n").arg(netns).args(args);
+    super::firewall::exec_command(cmd, &format!("netns {netns}"), None)
+}

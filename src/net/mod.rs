@@ -1,18 +1,29 @@
-//! Network namespaces, veth links, addresses and MTUs.
+//! Network namespaces, veth links, bridges, VLANs, addresses, MTUs, netem
+//! and the run's firewall.
 //!
 //! Links and addresses go through iproute2 (`ip -n <netns> …`) behind this
 //! API; dependencies.md plans rtnetlink, and only `ip.rs` would change.
 
+mod firewall;
 mod ip;
+mod link;
+mod netem;
 mod netns;
 mod spawn;
+mod tune;
 mod veth;
 
 use std::path::PathBuf;
 
+pub use firewall::{
+    Action, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId, remove_iptables_chain,
+};
 pub use ip::{add_address, set_mtu, set_up};
+pub use link::{Bridge, Vlan};
+pub use netem::{Netem, NetemSpec, QdiscStats};
 pub use netns::Netns;
 pub use spawn::{command_in, tcp_listener_in};
+pub use tune::{LinkStats, MtuChange, SIZE_HIDING_OFFLOADS, link_stats, set_offloads};
 pub use veth::{IFNAMSIZ_MAX, VethPair, link_ifname};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +68,14 @@ pub enum NetError {
     },
     #[error("interface name {name:?} is not 1..=15 bytes of [A-Za-z0-9_.-]")]
     BadIfname { name: String },
+    #[error("no rule {rule} in the firewall of netns {netns}")]
+    UnknownRule { netns: String, rule: u32 },
+    #[error("firewall rule {rule} is not possible: {why}")]
+    BadRule { rule: String, why: String },
+    #[error("cannot read the output of `{command}`: {why}")]
+    BadOutput { command: String, why: String },
+    #[error("{what} already exists in netns {netns}; a run never adopts one")]
+    Exists { what: String, netns: String },
     #[error("cannot bind {addr} in netns {netns}")]
     Bind {
         addr: std::net::SocketAddr,

@@ -14,7 +14,7 @@ pub fn link_ifname(run: &RunId, link: u8, end: char) -> String {
     format!("sq{run}l{link}{end}")
 }
 
-fn check_ifname(name: &str) -> Result<(), NetError> {
+pub(crate) fn check_ifname(name: &str) -> Result<(), NetError> {
     let ok = (1..=IFNAMSIZ_MAX).contains(&name.len())
         && name
             .bytes()

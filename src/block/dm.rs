@@ -1,0 +1,253 @@
+//! `DmVolume`: a device-mapper volume over another block device, whose
+//! table a fault swaps (linear → error / delay / flakey → linear) while a
+//! filesystem stays mounted on it — the `block.error`, `block.delay` and
+//! volume-detach faults. Driven through `dmsetup`; needs dm-mod (absent on
+//! the dev hosts: use it in a guest).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::BlockError;
+use super::image::{run, run_output};
+use crate::ledger::{EntryId, Ledger, LedgerObject};
+
+/// What the volume's single table line maps its sectors to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmTarget {
+    /// Straight through to the backing device (the healthy state).
+    Linear,
+    /// Every I/O fails with EIO: a detached volume, as XFS sees it.
+    Error,
+    /// Every read waits `read`; writes wait `write` (or `read` if None).
+    Delay {
+        read: Duration,
+        write: Option<Duration>,
+    },
+    /// Healthy for `up`, then every I/O fails for `down`, repeating
+    /// (dm-flakey counts whole seconds).
+    Flakey { up: Duration, down: Duration },
+}
+
+impl DmTarget {
+    /// The kernel's name of the target, as `dmsetup table` prints it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DmTarget::Linear => "linear",
+            DmTarget::Error => "error",
+            DmTarget::Delay { .. } => "delay",
+            DmTarget::Flakey { .. } => "flakey",
+        }
+    }
+
+    /// The table line for a volume of `sectors` 512-byte sectors over `dev`.
+    pub fn table(&self, sectors: u64, dev: &Path) -> String {
+        let dev = dev.display();
+        match self {
+            DmTarget::Linear => format!("0 {sectors} linear {dev} 0"),
+            DmTarget::Error => format!("0 {sectors} error"),
+            DmTarget::Delay { read, write } => {
+                let r = read.as_millis();
+                match write {
+                    Some(w) => format!("0 {sectors} delay {dev} 0 {r} {dev} 0 {}", w.as_millis()),
+                    None => format!("0 {sectors} delay {dev} 0 {r}"),
+                }
+            }
+            DmTarget::Flakey { up, down } => format!(
+                "0 {sectors} flakey {dev} 0 {} {}",
+                up.as_secs().max(1),
+                down.as_secs().max(1)
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DmVolume {
+    name: String,
+    backing: PathBuf,
+    sectors: u64,
+    target: DmTarget,
+    ledger: Ledger,
+    entry: EntryId,
+    removed: bool,
+}
+
+fn dmsetup(args: &[&str]) -> Command {
+    let mut cmd = Command::new("dmsetup");
+    cmd.args(args);
+    cmd
+}
+
+impl DmVolume {
+    /// Creates `/dev/mapper/<name>` as a linear map of all of `backing`.
+    /// `--noudevsync` + `mknodes`: a guest has no udev to make the node or
+    /// to answer dmsetup's cookie, and on a host with udev this is still
+    /// correct (mknodes only fixes up what is missing).
+    pub fn create_linear(
+        name: &str,
+        backing: &Path,
+        ledger: &Ledger,
+    ) -> Result<DmVolume, BlockError> {
+        let mut getsz = Command::new("blockdev");
+        getsz.arg("--getsz").arg(backing);
+        let sectors = run_output(getsz)?;
+        let sectors: u64 = sectors.trim().parse().map_err(|_| BlockError::Command {
+            command: format!("blockdev --getsz {}", backing.display()),
+            status: "ok".into(),
+            stderr: format!("not a sector count: {sectors:?}"),
+        })?;
+        let entry = ledger
+            .record(LedgerObject::DmDevice {
+                name: name.to_string(),
+            })
+            .map_err(|source| BlockError::Ledger {
+                what: format!("dm device {name}"),
+                source,
+            })?;
+        let table = DmTarget::Linear.table(sectors, backing);
+        if let Err(e) = run(dmsetup(&[
+            "create",
+            "--noudevsync",
+            name,
+            "--table",
+            &table,
+        ])) {
+            let _ = ledger.done(entry);
+            return Err(e);
+        }
+        let vol = DmVolume {
+            name: name.to_string(),
+            backing: backing.to_path_buf(),
+            sectors,
+            target: DmTarget::Linear,
+            ledger: ledger.clone(),
+            entry,
+            removed: false,
+        };
+        run(dmsetup(&["mknodes", name]))?;
+        tracing::info!(name, backing = %backing.display(), sectors, "created dm volume");
+        Ok(vol)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// /dev/mapper/<name>
+    pub fn path(&self) -> PathBuf {
+        Path::new("/dev/mapper").join(&self.name)
+    }
+
+    pub fn sectors(&self) -> u64 {
+        self.sectors
+    }
+
+    /// The target last loaded by `swap_table`.
+    pub fn target(&self) -> &DmTarget {
+        &self.target
+    }
+
+    /// dm-N, as the kernel log names it ("dm-0: writeback error …",
+    /// "XFS (dm-0): …").
+    pub fn kernel_name(&self) -> Result<String, BlockError> {
+        let out = run_output(dmsetup(&[
+            "info",
+            "-c",
+            "--noheadings",
+            "-o",
+            "blkdevname",
+            &self.name,
+        ]))?;
+        Ok(out.trim().to_string())
+    }
+
+    /// The live table (`dmsetup table`): proof of what the kernel maps now.
+    pub fn live_table(&self) -> Result<String, BlockError> {
+        Ok(run_output(dmsetup(&["table", &self.name]))?
+            .trim()
+            .to_string())
+    }
+
+    /// The target's status line (`dmsetup status`).
+    pub fn status(&self) -> Result<String, BlockError> {
+        Ok(run_output(dmsetup(&["status", &self.name]))?
+            .trim()
+            .to_string())
+    }
+
+    /// Replaces the live table: suspend, load, resume. The suspend neither
+    /// freezes the filesystem nor waits for queued I/O (`--nolockfs
+    /// --noflush`): a disk that goes away does not let XFS flush first,
+    /// and in-flight I/O must meet the new table, not the old one.
+    pub fn swap_table(&mut self, target: DmTarget) -> Result<(), BlockError> {
+        let table = target.table(self.sectors, &self.backing);
+        run(dmsetup(&["suspend", "--nolockfs", "--noflush", &self.name]))?;
+        let loaded = run(dmsetup(&["load", &self.name, "--table", &table]));
+        // Resume even if the load failed: a volume left suspended hangs
+        // every writer, which is not the fault anyone asked for.
+        let resumed = run(dmsetup(&["resume", "--noudevsync", &self.name]));
+        loaded?;
+        resumed?;
+        tracing::info!(name = %self.name, from = self.target.kind(), to = target.kind(), "dm table swapped");
+        self.target = target;
+        Ok(())
+    }
+
+    pub fn remove(mut self) -> Result<(), BlockError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), BlockError> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        run(dmsetup(&["remove", "--noudevsync", "--retry", &self.name]))?;
+        // Without udev nobody else deletes /dev/mapper/<name>.
+        let _ = run(dmsetup(&["mknodes"]));
+        if let Err(e) = self.ledger.done(self.entry) {
+            tracing::warn!(name = %self.name, error = %e, "cannot mark dm device done in ledger");
+        }
+        tracing::info!(name = %self.name, "removed dm volume");
+        Ok(())
+    }
+}
+
+impl Drop for DmVolume {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::error!(name = %self.name, error = %e, "dm volume left behind");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lines() {
+        let d = Path::new("/dev/loop0");
+        assert_eq!(DmTarget::Linear.table(8, d), "0 8 linear /dev/loop0 0");
+        assert_eq!(DmTarget::Error.table(8, d), "0 8 error");
+        let delay = DmTarget::Delay {
+            read: Duration::from_millis(200),
+            write: None,
+        };
+        assert_eq!(delay.table(8, d), "0 8 delay /dev/loop0 0 200");
+        let delay = DmTarget::Delay {
+            read: Duration::from_millis(1),
+            write: Some(Duration::from_millis(50)),
+        };
+        assert_eq!(
+            delay.table(8, d),
+            "0 8 delay /dev/loop0 0 1 /dev/loop0 0 50"
+        );
+        let flakey = DmTarget::Flakey {
+            up: Duration::from_secs(3),
+            down: Duration::from_millis(10),
+        };
+        assert_eq!(flakey.table(8, d), "0 8 flakey /dev/loop0 0 3 1");
+    }
+}
