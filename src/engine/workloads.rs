@@ -107,6 +107,7 @@ impl Running {
                     mono_ns,
                     errno,
                     stage,
+                    exit_code,
                 } => {
                     let start = match self.in_flight.take() {
                         Some((s, start, _)) if s == seq => start,
@@ -119,6 +120,7 @@ impl Running {
                         end_ns: mono_ns.saturating_sub(t0),
                         errno,
                         stage,
+                        exit_code,
                     });
                 }
             }
@@ -166,7 +168,9 @@ impl Running {
             .unwrap_or_default();
         // Reap it whenever the kernel releases it, on a thread nobody joins.
         std::thread::spawn(move || self.child.wait());
-        Some(format!("workload did not exit after SIGKILL ({state}); left to the kernel"))
+        Some(format!(
+            "workload did not exit after SIGKILL ({state}); left to the kernel"
+        ))
     }
 
     fn reaped_within(&mut self, limit: Duration) -> bool {

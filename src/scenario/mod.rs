@@ -4,11 +4,15 @@
 //! typed, validated [`Scenario`].
 
 mod load;
+mod matchers;
 mod model;
 mod quantity;
+mod steps;
 mod validate;
 
 pub use load::{LoadError, load_file, load_str};
 pub use model::*;
 pub use quantity::{ByteSize, Duration};
-pub use validate::{Problem, Problems, errno_by_name, errno_name, parse_cidr};
+pub use validate::{
+    Problem, Problems, errno_by_name, errno_name, flatten_steps, kernel_version, parse_cidr,
+};
