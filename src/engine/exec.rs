@@ -22,6 +22,7 @@ pub fn spawn(
     step: &str,
     ns: &Netns,
     command: &[String],
+    root: &std::path::Path,
     output: PathBuf,
     ledger: &Ledger,
 ) -> Result<ExecChild, String> {
@@ -31,6 +32,9 @@ pub fn spawn(
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let child = crate::net::command_in(ns, program)
         .args(args)
+        // Relative paths name the scenario's paths: `mnt/vol/x` is /mnt/vol/x.
+        .current_dir(root)
+        .env("STACKQUAKE_ROOT", root)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

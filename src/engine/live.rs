@@ -126,6 +126,7 @@ impl<'a> Live<'a> {
                 hold_ms: w.hold.map(|h| h.0.as_millis() as u64).unwrap_or(0),
                 command: w.command.clone().unwrap_or_default(),
                 storm: storm.transpose()?,
+                root: self.world.root.clone(),
             };
             let ns = self.world.netns(&w.host.value).expect("validated host");
             let running =
@@ -294,8 +295,8 @@ impl<'a> Live<'a> {
         if let Some(e) = &p.step.exec {
             let ns = self.world.netns(&e.host.value).expect("validated host");
             let out = self.scratch.join(format!("exec-{id}.out"));
-            let child =
-                exec::spawn(&id, ns, &e.command.value, out, ledger).map_err(Abort::Fault)?;
+            let child = exec::spawn(&id, ns, &e.command.value, &self.world.root, out, ledger)
+                .map_err(Abort::Fault)?;
             self.execs.push((i, child));
         }
         Ok(())

@@ -41,6 +41,10 @@ pub struct Spec {
     pub command: Vec<String>,
     #[serde(default)]
     pub storm: Option<Storm>,
+    /// The run's private root: exec commands run there, so relative paths
+    /// name scenario paths.
+    #[serde(default)]
+    pub root: PathBuf,
 }
 
 /// What a mount_storm op mounts, `parallel` times at once, at `dir/storm-<i>`.

@@ -109,6 +109,8 @@ fn exec(spec: &Spec) -> Result<i32, Failure> {
         .ok_or_else(|| Failure::Errno("exec", std::io::Error::from_raw_os_error(libc::EINVAL)))?;
     let status = std::process::Command::new(program)
         .args(args)
+        .current_dir(&spec.root)
+        .env("STACKQUAKE_ROOT", &spec.root)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -104,3 +104,10 @@ nfs_servers:
     host: srv
     exports: [{ path: /export }]
 ";
+
+/// The kernel log is one for the whole machine: a test that writes a
+/// deny-listed line must not run beside another run's scenario.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
