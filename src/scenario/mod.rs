@@ -3,6 +3,7 @@
 //! All YAML access lives here (`load`); the rest of the crate sees only the
 //! typed, validated [`Scenario`].
 
+pub mod fuzz;
 mod load;
 mod matchers;
 mod model;
