@@ -11,7 +11,7 @@ mod quantity;
 mod steps;
 mod validate;
 
-pub use load::{LoadError, load_file, load_str};
+pub use load::{LoadError, load_cases, load_file, load_str, substitute};
 pub use model::*;
 pub use quantity::{ByteSize, Duration};
 pub use validate::{
