@@ -3,6 +3,7 @@
 //! environment unavailable, 70 internal error).
 
 mod nfs;
+mod plan;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,23 @@ enum Command {
     Validate {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Set a scenario variable, as `run --var` does.
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
+        vars: Vec<(String, String)>,
+    },
+    /// Show what a run would create and when each step would happen; no side effects.
+    Plan {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
+        vars: Vec<(String, String)>,
+    },
+    /// List scenarios (matrix cases expanded) with their targets and titles.
+    List {
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
+        vars: Vec<(String, String)>,
     },
     /// Remove what killed runs left behind (namespaces, mounts, loop devices…).
     Cleanup {
@@ -71,7 +89,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Validate { paths } => validate(&paths),
+        Command::Validate { paths, vars } => validate(&paths, &vars),
+        Command::Plan { paths, vars } => plan::plan(&paths, &vars),
+        Command::List { paths, vars } => plan::list(&paths, &vars),
         Command::Cleanup { force } => cleanup(force),
         Command::Nfs(args) => nfs::run(args),
         Command::Workload { spec } => workload(&spec),
@@ -80,7 +100,7 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn validate(paths: &[PathBuf]) -> u8 {
+fn validate(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
     let files = match run::scenario_files(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -90,8 +110,11 @@ fn validate(paths: &[PathBuf]) -> u8 {
     };
     let mut bad = 0;
     for file in &files {
-        match crate::scenario::load_file(file) {
-            Ok(s) => println!("ok      {} ({})", file.display(), s.id.value),
+        match crate::scenario::load_cases(file, vars) {
+            Ok(cases) => {
+                let ids: Vec<&str> = cases.iter().map(|s| s.id.value.as_str()).collect();
+                println!("ok      {} ({})", file.display(), ids.join(", "));
+            }
             Err(e) => {
                 bad += 1;
                 eprintln!("{e}\n");

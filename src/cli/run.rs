@@ -32,6 +32,15 @@ pub struct RunArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 2048)]
     vm_memory: u32,
+    /// Set a scenario variable (`${name}` in the file), overriding its `vars:`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+    /// Run every scenario this many times.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// With --repeat: stop at the first run that is not PASS, XFAIL or SKIP.
+    #[arg(long)]
+    until_fail: bool,
     /// Internal: we are the guest side of a vm run.
     #[arg(long, hide = true)]
     in_guest: bool,
@@ -74,19 +83,28 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-pub fn run(args: RunArgs) -> u8 {
-    let files = match scenario_files(&args.paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID_INPUT;
-        }
-    };
+/// `NAME=VALUE` for `--var`.
+pub fn parse_var(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
+}
+
+/// Every scenario (matrix cases expanded) of the given paths, or the exit
+/// code after printing every problem.
+pub fn load_all(
+    paths: &[PathBuf],
+    vars: &[(String, String)],
+) -> Result<Vec<(PathBuf, Scenario)>, u8> {
+    let files = scenario_files(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::INVALID_INPUT
+    })?;
     let mut scenarios = Vec::new();
     let mut invalid = false;
     for file in files {
-        match crate::scenario::load_file(&file) {
-            Ok(s) => scenarios.push((file, s)),
+        match crate::scenario::load_cases(&file, vars) {
+            Ok(cases) => scenarios.extend(cases.into_iter().map(|s| (file.clone(), s))),
             Err(e) => {
                 invalid = true;
                 eprintln!("{e}\n");
@@ -94,23 +112,40 @@ pub fn run(args: RunArgs) -> u8 {
         }
     }
     if invalid {
-        eprintln!("nothing was run: fix the scenarios above");
-        return exit::INVALID_INPUT;
+        return Err(exit::INVALID_INPUT);
     }
+    Ok(scenarios)
+}
+
+pub fn run(args: RunArgs) -> u8 {
+    let scenarios = match load_all(&args.paths, &args.vars) {
+        Ok(s) => s,
+        Err(code) => {
+            eprintln!("nothing was run: fix the scenarios above");
+            return code;
+        }
+    };
     let run_id = crate::ledger::RunId::generate().to_string();
     let out = args
         .output
         .clone()
         .unwrap_or_else(|| Path::new("stackquake-out").join(&run_id));
     let report = if args.in_guest {
-        run_here(&run_id, &scenarios, Target::Vm, "vm".into())
+        run_here(&run_id, &scenarios, Target::Vm, "vm".into(), &out, &args)
     } else if args.vm || args.target == TargetArg::Vm {
         match run_in_vm(&args, &run_id, &scenarios, &out) {
             Ok(r) => r,
             Err(code) => return code,
         }
     } else {
-        run_here(&run_id, &scenarios, Target::Host, "host".into())
+        run_here(
+            &run_id,
+            &scenarios,
+            Target::Host,
+            "host".into(),
+            &out,
+            &args,
+        )
     };
     if let Err(e) = report.write(&out) {
         eprintln!("error: {e}");
@@ -123,6 +158,9 @@ pub fn run(args: RunArgs) -> u8 {
             let _ = crate::report::print_result(&mut stdout, r);
         }
         let _ = crate::report::print_summary(&mut stdout, &report);
+        if args.repeat > 1 {
+            let _ = crate::report::print_histogram(&mut stdout, &report);
+        }
         println!("reports in {}", out.display());
     }
     exit_code(&report)
@@ -154,18 +192,23 @@ fn run_here(
     scenarios: &[(PathBuf, Scenario)],
     target: Target,
     label: String,
+    out: &Path,
+    args: &RunArgs,
 ) -> RunReport {
     crate::sys::install_termination_handler();
-    let opts = RunOptions {
-        target,
-        scratch: std::env::temp_dir().join("stackquake"),
-    };
     let mut results = Vec::new();
-    for (file, s) in scenarios {
+    let rounds = (0..args.repeat.max(1)).flat_map(|_| scenarios.iter());
+    for (file, s) in rounds {
+        let opts = RunOptions {
+            target,
+            scratch: std::env::temp_dir().join("stackquake"),
+            artifacts: Some(out.join(&s.id.value)),
+        };
         eprintln!("running {} ({})", s.id.value, file.display());
         let r = engine::run_scenario(file, s, &opts);
         eprintln!("{} {}", r.verdict, s.id.value);
-        let stop = crate::sys::termination_requested();
+        let failed = matches!(r.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass);
+        let stop = crate::sys::termination_requested() || (args.until_fail && failed);
         results.push(r);
         if stop {
             break;
@@ -203,8 +246,19 @@ fn run_in_vm(
         "--in-guest".into(),
         "--output".into(),
         crate::vm::GUEST_OUT_DIR.into(),
+        "--repeat".into(),
+        args.repeat.to_string().into(),
     ];
-    for (file, _) in scenarios {
+    if args.until_fail {
+        argv.push("--until-fail".into());
+    }
+    for (k, v) in &args.vars {
+        argv.push(format!("--var={k}={v}").into());
+    }
+    let mut files: Vec<&PathBuf> = scenarios.iter().map(|(f, _)| f).collect();
+    // Matrix cases share a file; the guest expands it again.
+    files.dedup();
+    for file in files {
         let abs = file
             .canonicalize()
             .map_err(|e| fail(format!("{}: {e}", file.display())))?;

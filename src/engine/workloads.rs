@@ -107,6 +107,7 @@ impl Running {
                     mono_ns,
                     errno,
                     stage,
+                    exit_code,
                 } => {
                     let start = match self.in_flight.take() {
                         Some((s, start, _)) if s == seq => start,
@@ -119,6 +120,7 @@ impl Running {
                         end_ns: mono_ns.saturating_sub(t0),
                         errno,
                         stage,
+                        exit_code,
                     });
                 }
             }

@@ -51,6 +51,8 @@ pub struct World {
     loops: Vec<LoopDevice>,
     images: Vec<ImageFile>,
     image_mounts: BTreeMap<String, Mount>,
+    /// What each mount id mounted: source, filesystem type, options.
+    sources: BTreeMap<String, (String, String, String)>,
 }
 
 impl Targets for World {
@@ -79,6 +81,11 @@ impl World {
             .get(id)
             .or_else(|| self.nfs_mounts.get(id))
             .map(Mount::target)
+    }
+
+    /// The source, filesystem type and options mount `id` was mounted with.
+    pub fn mount_source(&self, id: &str) -> Option<(String, String, String)> {
+        self.sources.get(id).cloned()
     }
 
     /// Builds the world into `self`; on error, what was built stays in `self`
@@ -205,6 +212,10 @@ impl World {
                 target.display()
             ));
             self.nfs_mounts.insert(m.id.value.clone(), mount);
+            self.sources.insert(
+                m.id.value.clone(),
+                (source.clone(), "nfs".into(), data.clone()),
+            );
         }
 
         for img in &s.images {
@@ -221,14 +232,12 @@ impl World {
                 .map_err(block_err(format!("attach {}", file.display())))?;
             let target = self.path(&img.at.value);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let mount = Mount::mount(
-                &dev.path().display().to_string(),
-                &target,
-                "xfs",
-                MsFlags::empty(),
-                "",
-                ledger,
+            let dev_path = dev.path().display().to_string();
+            self.sources.insert(
+                img.id.value.clone(),
+                (dev_path.clone(), "xfs".into(), String::new()),
             );
+            let mount = Mount::mount(&dev_path, &target, "xfs", MsFlags::empty(), "", ledger);
             note(format!(
                 "image {}: {} on {}",
                 img.id.value,

@@ -1,12 +1,21 @@
 //! Typed matchers evaluated over the run's journal.
 //!
-//! Event matchers (errno, kmsg) look at a window of steps; state matchers
+//! Event matchers (errno, no_errors, hang, no_hang, stalls_at_least,
+//! resumes_within, kmsg) look at a window of steps; state matchers
 //! (fs_state, mounted) look at probes the engine took when a step ended —
-//! [`probes_at`] tells the engine which.
+//! [`probes_at`] tells the engine which; `data` and `exit_code` look at what
+//! the engine recorded for them. The kernel log deny-list runs always.
+
+mod kmsg;
+mod window;
+mod workload;
+
+pub use kmsg::{DENY_LIST, deny_list};
 
 use crate::journal::{Event, Journal};
-use crate::scenario::{Expectation, FsStateName, Ref, Scenario, errno_by_name, errno_name};
+use crate::scenario::{Expectation, FsStateName, Ref, Scenario};
 use serde::{Deserialize, Serialize};
+use window::Window;
 
 /// The result of one expectation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,6 +25,16 @@ pub struct Outcome {
     pub passed: bool,
     /// The evidence: what was seen, or what was seen instead.
     pub detail: String,
+}
+
+impl Outcome {
+    fn new(expectation: String, passed: bool, detail: String) -> Outcome {
+        Outcome {
+            expectation,
+            passed,
+            detail,
+        }
+    }
 }
 
 /// A state the engine must look at when a step ends.
@@ -37,8 +56,8 @@ impl Probe {
     }
 }
 
-/// The probes due when `step` ends; `last` says it is the timeline's last step
-/// (state matchers without `at:` look there).
+/// The probes due when `step` ends; `last` says it is the last step of the
+/// timeline to end (state matchers without `at:` look there).
 pub fn probes_at(s: &Scenario, step: &str, last: bool) -> Vec<Probe> {
     let due = |at: &Option<Ref>| match at {
         Some(a) => a.value == step,
@@ -62,158 +81,124 @@ pub fn probes_at(s: &Scenario, step: &str, last: bool) -> Vec<Probe> {
     probes
 }
 
+/// Every expectation's outcome, then the kernel log deny-list's.
 pub fn evaluate(s: &Scenario, journal: &Journal) -> Vec<Outcome> {
-    let last_step = s.steps.last().map(|st| st.id.value.as_str()).unwrap_or("");
-    s.expect
+    // State probes without `at:` were taken when the last step ended.
+    let last_step = journal
+        .events
         .iter()
-        .map(|e| match &e.value {
-            Expectation::Errno {
-                workload,
-                errno,
-                during,
-            } => errno_seen(journal, &workload.value, &errno.value, during),
-            Expectation::Kmsg { pattern, during } => kmsg_seen(journal, &pattern.value, during),
-            Expectation::FsState { fs, state, at } => {
-                let want = fs_state_word(*state);
-                state_is(
+        .rev()
+        .find_map(|e| match e {
+            Event::StepEnd { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .unwrap_or("");
+    let mut outcomes: Vec<Outcome> = s
+        .expect
+        .iter()
+        .map(|e| {
+            let e = &e.value;
+            let w = e.workload().map(|w| w.value.as_str()).unwrap_or("");
+            let win = e.window().map(|(d, a)| Window::new(d, a));
+            match e {
+                Expectation::Errno { errno, .. } => {
+                    workload::errno_seen(journal, w, &errno.value, &win.expect("event matcher"))
+                }
+                Expectation::NoErrors { .. } => {
+                    workload::no_errors(journal, w, &win.expect("event matcher"))
+                }
+                Expectation::Hang { state, wchan, .. } => workload::hang(
                     journal,
-                    &format!("{} is {want}", fs.value),
-                    &Probe::FsState {
-                        image: fs.value.clone(),
-                    }
-                    .subject(),
-                    want,
-                    at.as_ref().map_or(last_step, |a| a.value.as_str()),
-                )
-            }
-            Expectation::Mounted { mount, present, at } => {
-                let word = if *present { "listed" } else { "not listed" };
-                state_is(
+                    w,
+                    *state,
+                    wchan.as_ref().map(|p| p.value.as_str()),
+                    &win.expect("event matcher"),
+                ),
+                Expectation::NoHang { .. } => {
+                    workload::no_hang(journal, w, &win.expect("event matcher"))
+                }
+                Expectation::StallsAtLeast { duration, .. } => {
+                    workload::stalls_at_least(journal, w, duration.0, &win.expect("event matcher"))
+                }
+                Expectation::ResumesWithin {
+                    duration, after, ..
+                } => workload::resumes_within(journal, w, duration.0, &after.value),
+                Expectation::Data { .. } => workload::data(journal, w),
+                Expectation::ExitCode { step, code } => exit_code(journal, &step.value, *code),
+                Expectation::Kmsg {
+                    pattern, absent, ..
+                } => kmsg::kmsg_seen(
                     journal,
-                    &format!("mount {} is {word}", mount.value),
-                    &Probe::Mounted {
-                        mount: mount.value.clone(),
-                    }
-                    .subject(),
-                    &present.to_string(),
-                    at.as_ref().map_or(last_step, |a| a.value.as_str()),
-                )
+                    &pattern.value,
+                    *absent,
+                    &win.expect("event matcher"),
+                ),
+                Expectation::FsState { fs, state, at } => {
+                    let want = fs_state_word(*state);
+                    state_is(
+                        journal,
+                        &format!("{} is {want}", fs.value),
+                        &Probe::FsState {
+                            image: fs.value.clone(),
+                        }
+                        .subject(),
+                        want,
+                        at.as_ref().map_or(last_step, |a| a.value.as_str()),
+                    )
+                }
+                Expectation::Mounted { mount, present, at } => {
+                    let word = if *present { "listed" } else { "not listed" };
+                    state_is(
+                        journal,
+                        &format!("mount {} is {word}", mount.value),
+                        &Probe::Mounted {
+                            mount: mount.value.clone(),
+                        }
+                        .subject(),
+                        &present.to_string(),
+                        at.as_ref().map_or(last_step, |a| a.value.as_str()),
+                    )
+                }
             }
         })
-        .collect()
+        .collect();
+    outcomes.push(kmsg::deny_list(s, journal));
+    outcomes
 }
 
-/// How a window of steps reads in an expectation, e.g. "during failover..after".
-fn describe_window(during: &Option<Vec<Ref>>) -> String {
-    match during.as_deref() {
-        None | Some([]) => "during the run".into(),
-        Some([one]) => format!("during {}", one.value),
-        Some([first, .., last]) => format!("during {}..{}", first.value, last.value),
-    }
-}
-
-/// The [start, end) of a window in run time; end is open while a step never ended.
-fn window(journal: &Journal, during: &Option<Vec<Ref>>) -> Option<(u64, u64)> {
-    match during.as_deref() {
-        None | Some([]) => Some((0, u64::MAX)),
-        Some(steps) => {
-            let (start, _) = journal.step_span(&steps[0].value)?;
-            let end = journal
-                .step_span(&steps[steps.len() - 1].value)
-                .and_then(|(_, e)| e)
-                .unwrap_or(u64::MAX);
-            Some((start, end))
-        }
-    }
-}
-
-fn errno_seen(
-    journal: &Journal,
-    workload: &str,
-    errno: &str,
-    during: &Option<Vec<Ref>>,
-) -> Outcome {
-    let expectation = format!("{workload} sees {errno} {}", describe_window(during));
-    let want = errno_by_name(errno);
-    let Some((start, end)) = window(journal, during) else {
-        return Outcome {
-            expectation,
-            passed: false,
-            detail: "the window's steps never ran".into(),
-        };
-    };
-    let mut ops = 0;
-    let mut other = Vec::new();
-    for e in &journal.events {
-        let Event::Op {
-            workload: w,
-            seq,
-            end_ns,
-            errno: got,
-            stage,
+fn exit_code(journal: &Journal, step: &str, want: i32) -> Outcome {
+    let expectation = format!("{step} exits with code {want}");
+    let seen = journal.events.iter().find_map(|e| match e {
+        Event::Exec {
+            step: s,
+            code,
+            signal,
+            output,
             ..
-        } = e
-        else {
-            continue;
-        };
-        if w != workload || *end_ns < start || *end_ns >= end {
-            continue;
-        }
-        ops += 1;
-        match *got {
-            Some(n) if Some(n) == want => {
-                return Outcome {
-                    expectation,
-                    passed: true,
-                    detail: format!(
-                        "op {seq} failed with {errno} in {} at +{}",
-                        stage.as_deref().unwrap_or("?"),
-                        secs(*end_ns)
-                    ),
-                };
-            }
-            Some(n) => other.push(errno_name(n)),
-            None => {}
-        }
-    }
-    other.dedup();
-    let detail = if other.is_empty() {
-        format!("{ops} ops in the window, none failed")
-    } else {
-        format!("{ops} ops in the window; errors seen: {}", other.join(", "))
-    };
-    Outcome {
-        expectation,
-        passed: false,
-        detail,
+        } if s == step => Some((*code, *signal, output)),
+        _ => None,
+    });
+    match seen {
+        Some((Some(code), _, output)) => Outcome::new(
+            expectation,
+            code == want,
+            format!("exited with {code}{}", output_tail(output)),
+        ),
+        Some((None, signal, _)) => Outcome::new(
+            expectation,
+            false,
+            format!("killed by signal {}", signal.unwrap_or(0)),
+        ),
+        None => Outcome::new(expectation, false, "the command never ended".into()),
     }
 }
 
-fn kmsg_seen(journal: &Journal, pattern: &str, during: &Option<Vec<Ref>>) -> Outcome {
-    let expectation = format!("kernel logs /{pattern}/ {}", describe_window(during));
-    let re = regex::Regex::new(pattern).expect("validated when the scenario was loaded");
-    let (first, last) = match during.as_deref() {
-        None | Some([]) => (None, None),
-        Some(steps) => (
-            Some(steps[0].value.as_str()),
-            Some(steps[steps.len() - 1].value.as_str()),
-        ),
-    };
-    let lines = journal.kmsg_between(first, last);
-    match lines.iter().find(|l| re.is_match(l)) {
-        Some(line) => Outcome {
-            expectation,
-            passed: true,
-            detail: format!("matched: {line}"),
-        },
-        None => Outcome {
-            expectation,
-            passed: false,
-            detail: format!(
-                "no match among {} kernel log lines in the window",
-                lines.len()
-            ),
-        },
+fn output_tail(output: &str) -> String {
+    let last = output.lines().last().unwrap_or("").trim();
+    if last.is_empty() {
+        String::new()
+    } else {
+        format!("; last output line: {last}")
     }
 }
 
@@ -235,16 +220,12 @@ fn state_is(
     });
     let expectation = format!("{expectation} when {step} ends");
     match seen {
-        Some(v) => Outcome {
+        Some(v) => Outcome::new(expectation, v == want, format!("observed {v}")),
+        None => Outcome::new(
             expectation,
-            passed: v == want,
-            detail: format!("observed {v}"),
-        },
-        None => Outcome {
-            expectation,
-            passed: false,
-            detail: "never observed (the step did not end)".into(),
-        },
+            false,
+            "never observed (the step did not end)".into(),
+        ),
     }
 }
 

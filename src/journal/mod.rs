@@ -43,6 +43,46 @@ pub enum Event {
         errno: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<String>,
+        /// exec ops: the command's exit code (non-zero is a failed op).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+    /// An `exec` step's command ended: its exit code, or the signal that killed it.
+    Exec {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        /// The first KiB of its stdout and stderr.
+        output: String,
+        t_ns: u64,
+    },
+    /// A step ran past its `timeout`; the timeline stopped there.
+    StepTimedOut {
+        step: String,
+        limit_ns: u64,
+        t_ns: u64,
+    },
+    /// The timeline stopped early (scenario timeout, signal, a failed injection).
+    Aborted {
+        reason: String,
+        t_ns: u64,
+    },
+    /// A `data` check read a workload's file back when the timeline ended.
+    Verified {
+        workload: String,
+        /// Acknowledged records the file must hold.
+        acknowledged: u64,
+        /// Of those, the ones found intact.
+        intact: u64,
+        /// The first few acknowledged records that are missing or damaged.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<u64>,
+        /// Records in the file that fail their checksum.
+        corrupt: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// A workload op still running past its deadline, and what its task was doing.
     Indeterminate {
@@ -99,6 +139,16 @@ impl Journal {
     pub fn kmsg_between(&self, first: Option<&str>, last: Option<&str>) -> Vec<&str> {
         let begin = first.map(|s| Self::marker(&self.run_id, s, "begin"));
         let end = last.map(|s| Self::marker(&self.run_id, s, "end"));
+        self.kmsg_slice(begin.as_deref(), end.as_deref())
+    }
+
+    /// Kernel log lines after the end marker of `step`, to the end of the run.
+    pub fn kmsg_after(&self, step: &str) -> Vec<&str> {
+        self.kmsg_slice(Some(&Self::marker(&self.run_id, step, "end")), None)
+    }
+
+    /// Kernel log lines strictly between two exact lines (`None`: the run's edge).
+    fn kmsg_slice(&self, begin: Option<&str>, end: Option<&str>) -> Vec<&str> {
         let mut inside = begin.is_none();
         let mut lines = Vec::new();
         for e in &self.events {
@@ -106,15 +156,36 @@ impl Journal {
                 continue;
             };
             if !inside {
-                inside = begin.as_deref() == Some(text.as_str());
+                inside = begin == Some(text.as_str());
                 continue;
             }
-            if end.as_deref() == Some(text.as_str()) {
+            if end == Some(text.as_str()) {
                 break;
             }
             lines.push(text.as_str());
         }
         lines
+    }
+
+    /// The latest time any event carries: the end of the run as recorded.
+    pub fn last_t(&self) -> u64 {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::StepBegin { t_ns, .. }
+                | Event::StepEnd { t_ns, .. }
+                | Event::FaultInjected { t_ns, .. }
+                | Event::FaultHealed { t_ns, .. }
+                | Event::Indeterminate { t_ns, .. }
+                | Event::Observed { t_ns, .. }
+                | Event::Exec { t_ns, .. }
+                | Event::StepTimedOut { t_ns, .. }
+                | Event::Aborted { t_ns, .. } => Some(*t_ns),
+                Event::Op { end_ns, .. } => Some(*end_ns),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// When `step` began and ended (end is None while it runs or if it never ended).
@@ -174,5 +245,14 @@ mod tests {
         assert_eq!(j.kmsg_between(Some("b"), None).last(), Some(&"after"));
         assert_eq!(j.kmsg_between(None, Some("a")).first(), Some(&"before"));
         assert!(j.kmsg_between(Some("zzz"), None).is_empty());
+        assert_eq!(
+            j.kmsg_after("a"),
+            vec![
+                "stackquake[r1]: step b begin",
+                "in b",
+                "stackquake[r1]: step b end",
+                "after"
+            ]
+        );
     }
 }

@@ -50,3 +50,35 @@ pub fn print_summary(out: &mut impl Write, report: &RunReport) -> std::io::Resul
         }
     )
 }
+
+/// Per scenario, how many runs ended with each verdict (for --repeat).
+pub fn print_histogram(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
+    let mut ids: Vec<&str> = Vec::new();
+    for r in &report.results {
+        if !ids.contains(&r.id.as_str()) {
+            ids.push(&r.id);
+        }
+    }
+    for id in ids {
+        let runs: Vec<&ScenarioResult> = report.results.iter().filter(|r| r.id == id).collect();
+        let mut parts = Vec::new();
+        for v in [
+            Verdict::Pass,
+            Verdict::Fail,
+            Verdict::Xfail,
+            Verdict::Xpass,
+            Verdict::Skip,
+            Verdict::Error,
+        ] {
+            let n = runs.iter().filter(|r| r.verdict == v).count();
+            if n > 0 {
+                parts.push(format!("{v} {n} {}", "#".repeat(n.min(40))));
+            }
+        }
+        writeln!(out, "{id}: {} runs", runs.len())?;
+        for p in parts {
+            writeln!(out, "  {p}")?;
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,7 @@
 mod human;
 mod junit;
 
-pub use human::{print_result, print_summary};
+pub use human::{print_histogram, print_result, print_summary};
 
 use crate::expect::Outcome;
 use crate::journal::Journal;

@@ -2,6 +2,7 @@
 
 use super::model::Scenario;
 use super::validate::{Problems, validate};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,64 @@ pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
         source,
     })?;
     load_str(&text, &path.display().to_string())
+}
+
+/// The parts of a file read before the rest: its variables and matrix.
+#[derive(serde::Deserialize, Default)]
+struct Prelude {
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    matrix: BTreeMap<String, Vec<String>>,
+}
+
+/// Loads a file as one scenario per `matrix:` case (one if there is no
+/// matrix), with `${name}` replaced by the file's `vars:`, the case's values
+/// and `overrides` (`--var`), in rising precedence. A case's id gets its
+/// values appended: `nfs-mount[vers=4.1]`.
+pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Scenario>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    // A file whose prelude does not parse is reported by the full load below.
+    let prelude: Prelude = serde_saphyr::from_str(&text).unwrap_or_default();
+    let mut cases: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (name, values) in &prelude.matrix {
+        cases = cases
+            .into_iter()
+            .flat_map(|case| {
+                values.iter().map(move |v| {
+                    let mut c = case.clone();
+                    c.push((name.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for case in cases {
+        let mut vars = prelude.vars.clone();
+        vars.extend(case.iter().cloned());
+        vars.extend(overrides.iter().cloned());
+        let mut scenario = load_str(&substitute(&text, &vars), &file)?;
+        if !case.is_empty() {
+            let label: Vec<String> = case.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            scenario.id.value = format!("{}[{}]", scenario.id.value, label.join(","));
+        }
+        out.push(scenario);
+    }
+    Ok(out)
+}
+
+/// Replaces each `${name}` whose name is in `vars`; others stay as written.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
 }
 
 /// Parses and validates `text`, naming it `file` in every message.
@@ -81,6 +140,24 @@ mod tests {
         assert!(err.contains("s.yaml:6:5"), "{err}");
         assert!(err.contains("unknown field `wiat`"), "{err}");
         assert!(err.contains("did you mean `wait`?"), "{err}");
+    }
+
+    #[test]
+    fn a_matrix_expands_into_named_cases_and_vars_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yaml");
+        let text = "schema_version: 1\nid: m\ntitle: t\nvars: { pause: 1s }\n\
+                    matrix: { a: [x, y], b: ['1', '2'] }\nsteps:\n  - { id: s, wait: '${pause}' }\n";
+        std::fs::write(&path, text).unwrap();
+        let cases = load_cases(&path, &[]).unwrap();
+        let ids: Vec<&str> = cases.iter().map(|c| c.id.value.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["m[a=x,b=1]", "m[a=x,b=2]", "m[a=y,b=1]", "m[a=y,b=2]"]
+        );
+        assert_eq!(cases[0].steps[0].wait.unwrap().to_string(), "1s");
+        let over = load_cases(&path, &[("pause".into(), "250ms".into())]).unwrap();
+        assert_eq!(over[0].steps[0].wait.unwrap().to_string(), "250ms");
     }
 
     #[test]

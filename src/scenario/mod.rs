@@ -3,12 +3,17 @@
 //! All YAML access lives here (`load`); the rest of the crate sees only the
 //! typed, validated [`Scenario`].
 
+pub mod fuzz;
 mod load;
+mod matchers;
 mod model;
 mod quantity;
+mod steps;
 mod validate;
 
-pub use load::{LoadError, load_file, load_str};
+pub use load::{LoadError, load_cases, load_file, load_str, substitute};
 pub use model::*;
 pub use quantity::{ByteSize, Duration};
-pub use validate::{Problem, Problems, errno_by_name, errno_name, parse_cidr};
+pub use validate::{
+    Problem, Problems, errno_by_name, errno_name, flatten_steps, kernel_version, parse_cidr,
+};

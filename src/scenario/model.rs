@@ -6,7 +6,9 @@
 //! serde-saphyr's line:column exact inside them; internally tagged enums
 //! buffer their content and lose it.
 
+pub use super::matchers::*;
 use super::quantity::{ByteSize, Duration};
+pub use super::steps::*;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -46,6 +48,19 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub expect: Vec<Spanned<Expectation>>,
+    /// Kernel log lines matching one of these are not held against the run
+    /// by the default deny-list (BUG, Oops, WARNING, lockdep, hung tasks).
+    #[serde(default)]
+    pub kmsg_allow: Vec<Spanned<String>>,
+    /// A known failure (XFAIL/XPASS instead of FAIL/PASS).
+    #[serde(default)]
+    pub xfail: Option<Xfail>,
+    /// Values substituted for `${name}` anywhere in the file; `--var` overrides.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Named cases: one run per combination, each with its values as vars.
+    #[serde(default)]
+    pub matrix: BTreeMap<String, Vec<String>>,
 }
 
 fn default_timeout() -> Duration {
@@ -188,9 +203,11 @@ pub enum Mkfs {
 pub struct Workload {
     pub id: Spanned<String>,
     pub host: Ref,
-    pub op: WorkloadOp,
-    /// File the workload works on, inside the run's private root.
-    pub path: Spanned<String>,
+    pub op: Spanned<WorkloadOp>,
+    /// File or directory the workload works on, inside the run's private
+    /// root; every op but `exec` and `mount_storm` needs one.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
     /// Pause between operations.
     #[serde(default)]
     pub every: Duration,
@@ -200,9 +217,27 @@ pub struct Workload {
     /// An operation still running after this long is indeterminate and sampled.
     #[serde(default = "default_deadline")]
     pub deadline: Duration,
-    /// Bytes per record.
+    /// Bytes per record (append, write, read).
     #[serde(default = "default_record")]
     pub record_size: ByteSize,
+    /// Stop after this many operations; absent means until the run ends.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// flock: the lock each op takes (and then releases with LOCK_UN).
+    #[serde(default)]
+    pub lock: Option<LockMode>,
+    /// flock: how long each op holds its lock before releasing it.
+    #[serde(default)]
+    pub hold: Option<Duration>,
+    /// exec: the program and its arguments, run in the host's namespace.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// mount_storm: the NFS mount or image whose source is mounted again.
+    #[serde(default)]
+    pub mount: Option<Ref>,
+    /// mount_storm: how many mounts each op starts at once.
+    #[serde(default)]
+    pub parallel: Option<u32>,
 }
 
 fn default_deadline() -> Duration {
@@ -214,95 +249,71 @@ fn default_record() -> ByteSize {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum WorkloadOp {
     /// Append checksummed records to a file.
     Append,
+    /// Write checksummed records in place, record `seq` at offset `seq × size`.
+    Write,
+    /// Read the file from the start, `record_size` at a time.
+    Read,
+    /// stat(2) the path.
+    Stat,
+    /// List the directory.
+    Readdir,
+    /// Open the file and flock(2) it (`lock: sh|ex`), hold, unlock.
+    Flock,
+    /// Run `command`; a non-zero exit is a failed op.
+    Exec,
+    /// Mount `mount`'s source `parallel` times at once, then unmount all.
+    MountStorm,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    pub id: Spanned<String>,
-    /// Do nothing for this long.
-    #[serde(default)]
-    pub wait: Option<Duration>,
-    #[serde(default)]
-    pub fault: Option<Spanned<Fault>>,
-    /// Heal the fault after this long; the step lasts as long.
-    #[serde(default, rename = "for")]
-    pub for_: Option<Duration>,
-}
-
-/// Every fault knows its own undo; the engine heals whatever is still active.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum Fault {
-    /// The server withdraws an export: calls on its handles answer
-    /// NFS3ERR_STALE and MNT is refused. Heal: re-export, same handles.
-    #[serde(rename = "nfs.unexport")]
-    NfsUnexport { server: Ref, export: Ref },
-    /// Force an XFS shutdown of an image's filesystem (XFS_IOC_GOINGDOWN),
-    /// as a log I/O error would. Heal: none; the filesystem stays down.
-    #[serde(rename = "xfs.shutdown")]
-    XfsShutdown { fs: Ref },
-}
-
-impl Fault {
-    pub fn kind(&self) -> &'static str {
+impl WorkloadOp {
+    pub fn name(self) -> &'static str {
         match self {
-            Fault::NfsUnexport { .. } => "nfs.unexport",
-            Fault::XfsShutdown { .. } => "xfs.shutdown",
+            WorkloadOp::Append => "append",
+            WorkloadOp::Write => "write",
+            WorkloadOp::Read => "read",
+            WorkloadOp::Stat => "stat",
+            WorkloadOp::Readdir => "readdir",
+            WorkloadOp::Flock => "flock",
+            WorkloadOp::Exec => "exec",
+            WorkloadOp::MountStorm => "mount_storm",
         }
     }
 }
 
-/// Steps a matcher looks at: from the start of the first to the end of the
-/// last. Absent means the whole timeline.
-pub type During = Option<Vec<Ref>>;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum Expectation {
-    /// Some operation of the workload failed with this errno.
-    Errno {
-        workload: Ref,
-        errno: Spanned<String>,
-        #[serde(default)]
-        during: During,
-    },
-    /// A kernel log line matches this regular expression.
-    Kmsg {
-        pattern: Spanned<String>,
-        #[serde(default)]
-        during: During,
-    },
-    /// The image's filesystem is in this state when the step ends.
-    FsState {
-        fs: Ref,
-        state: FsStateName,
-        /// Step at whose end to look; absent means the end of the timeline.
-        #[serde(default)]
-        at: Option<Ref>,
-    },
-    /// The mount of this image or NFS mount is (or is not) listed in mountinfo.
-    Mounted {
-        mount: Ref,
-        #[serde(default = "yes")]
-        present: bool,
-        #[serde(default)]
-        at: Option<Ref>,
-    },
-}
-
-fn yes() -> bool {
-    true
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FsStateName {
-    Ok,
-    ReadOnly,
-    Shutdown,
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// LOCK_SH
+    Sh,
+    /// LOCK_EX
+    Ex,
+}
+
+/// A known failure: the verdict becomes XFAIL when the scenario fails (and
+/// XPASS when it passes) on kernels in the range.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Xfail {
+    pub reason: String,
+    /// Where the bug is tracked.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Kernels the failure is known on; absent means every kernel.
+    #[serde(default)]
+    pub kernel: Option<KernelRange>,
+}
+
+/// `from` inclusive, `until` exclusive, compared numerically part by part
+/// (`6.1` ≤ `6.1.0-56-amd64` < `6.10`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelRange {
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    #[serde(default)]
+    pub until: Option<Spanned<String>>,
 }

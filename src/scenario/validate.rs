@@ -248,24 +248,31 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
         c.absolute(&img.file, format!("images[{i}].file"));
         c.absolute(&img.at, format!("images[{i}].at"));
     }
-    c.unique(
-        s.workloads
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (&w.id, format!("workloads[{i}].id"))),
-    );
-    for (i, w) in s.workloads.iter().enumerate() {
-        c.reference(
-            &w.host,
-            format!("workloads[{i}].host"),
-            "host",
-            hosts.clone(),
-        );
-        c.absolute(&w.path, format!("workloads[{i}].path"));
-    }
+    check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
     check_expectations(&mut c, s);
+    check_xfail(&mut c, s);
     Problems(c.problems)
+}
+
+/// Every step with its path (`steps[2].parallel[0]`), in declaration order.
+pub fn flatten_steps(steps: &[Step]) -> Vec<(String, &Step)> {
+    fn walk<'s>(steps: &'s [Step], prefix: &str, out: &mut Vec<(String, &'s Step)>) {
+        for (i, st) in steps.iter().enumerate() {
+            let path = if prefix.is_empty() {
+                format!("steps[{i}]")
+            } else {
+                format!("{prefix}.parallel[{i}]")
+            };
+            out.push((path.clone(), st));
+            if let Some(children) = &st.parallel {
+                walk(children, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(steps, "", &mut out);
+    out
 }
 
 fn check_steps(c: &mut Checker, s: &Scenario) {
@@ -277,33 +284,108 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             Some("e.g. steps: [{ id: steady, wait: 2s }]".into()),
         );
     }
-    c.unique(
-        s.steps
-            .iter()
-            .enumerate()
-            .map(|(i, st)| (&st.id, format!("steps[{i}].id"))),
-    );
+    let all = flatten_steps(&s.steps);
+    c.unique(all.iter().map(|(path, st)| (&st.id, format!("{path}.id"))));
+    let in_group: BTreeSet<&str> = all
+        .iter()
+        .filter_map(|(_, st)| st.parallel.as_ref())
+        .flatten()
+        .map(|st| st.id.value.as_str())
+        .collect();
     let images: Vec<&str> = s.images.iter().map(|m| m.id.value.as_str()).collect();
-    for (i, st) in s.steps.iter().enumerate() {
-        match (&st.wait, &st.fault) {
-            (Some(_), None) | (None, Some(_)) => {}
-            _ => c.at(
+    let hosts: Vec<&str> = s.hosts.keys().map(String::as_str).collect();
+    for (i, (path, st)) in all.iter().enumerate() {
+        let actions = [
+            st.wait.is_some(),
+            st.fault.is_some(),
+            st.exec.is_some(),
+            st.parallel.is_some(),
+        ];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            c.at(
                 st.id.referenced,
-                format!("steps[{i}]"),
-                "a step has exactly one of `wait` or `fault`".into(),
+                path.clone(),
+                "a step has exactly one of `wait`, `fault`, `exec` or `parallel`".into(),
                 None,
-            ),
+            );
         }
         if st.for_.is_some() && st.fault.is_none() {
             c.at(
                 st.id.referenced,
-                format!("steps[{i}].for"),
+                format!("{path}.for"),
                 "`for` heals a fault; this step has none".into(),
                 Some("use `wait` for a pause".into()),
             );
         }
+        if let Some(after) = &st.after {
+            let earlier: Vec<&str> = all[..i].iter().map(|(_, e)| e.id.value.as_str()).collect();
+            if in_group.contains(st.id.value.as_str()) {
+                c.at(
+                    after.referenced,
+                    format!("{path}.after"),
+                    "steps in a `parallel` group begin with the group".into(),
+                    Some("use `offset` to start later within the group".into()),
+                );
+            } else if all.iter().any(|(_, e)| e.id.value == after.value)
+                && !earlier.contains(&after.value.as_str())
+            {
+                c.at(
+                    after.referenced,
+                    format!("{path}.after"),
+                    format!(
+                        "`after` names `{}`, which is not declared before this step",
+                        after.value
+                    ),
+                    Some("a step may only wait for steps written above it".into()),
+                );
+            } else {
+                c.reference(after, format!("{path}.after"), "step", earlier);
+            }
+        }
+        if let Some(timeout) = &st.timeout {
+            let fixed = st.wait.or(st.for_);
+            if let Some(d) = fixed
+                && d.0 >= timeout.value.0
+            {
+                c.at(
+                    timeout.referenced,
+                    format!("{path}.timeout"),
+                    format!(
+                        "timeout {} is not longer than the step itself ({d})",
+                        timeout.value
+                    ),
+                    Some("a step's timeout bounds how long it may take; make it longer".into()),
+                );
+            }
+        }
+        if let Some(children) = &st.parallel
+            && children.is_empty()
+        {
+            c.at(
+                st.id.referenced,
+                format!("{path}.parallel"),
+                "a `parallel` group needs at least one step".into(),
+                None,
+            );
+        }
+        if let Some(exec) = &st.exec {
+            c.reference(
+                &exec.host,
+                format!("{path}.exec.host"),
+                "host",
+                hosts.clone(),
+            );
+            if exec.command.value.is_empty() {
+                c.at(
+                    exec.command.referenced,
+                    format!("{path}.exec.command"),
+                    "`command` needs at least the program".into(),
+                    Some("e.g. command: [sh, -c, 'ls /mnt/share']".into()),
+                );
+            }
+        }
         let Some(fault) = &st.fault else { continue };
-        let path = format!("steps[{i}].fault.{}", fault.value.kind());
+        let path = format!("{path}.fault.{}", fault.value.kind());
         match &fault.value {
             Fault::NfsUnexport { server, export } => {
                 if c.reference(
@@ -326,78 +408,249 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
     }
 }
 
-fn check_expectations(c: &mut Checker, s: &Scenario) {
-    let steps: Vec<&str> = s.steps.iter().map(|st| st.id.value.as_str()).collect();
-    let workloads: Vec<&str> = s.workloads.iter().map(|w| w.id.value.as_str()).collect();
-    let images: Vec<&str> = s.images.iter().map(|m| m.id.value.as_str()).collect();
-    let mounts: Vec<&str> = s
-        .images
+fn check_workloads(c: &mut Checker, s: &Scenario, hosts: &[&str]) {
+    c.unique(
+        s.workloads
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (&w.id, format!("workloads[{i}].id"))),
+    );
+    let mounts: Vec<&str> = mount_ids(s);
+    for (i, w) in s.workloads.iter().enumerate() {
+        let path = format!("workloads[{i}]");
+        c.reference(
+            &w.host,
+            format!("{path}.host"),
+            "host",
+            hosts.iter().copied(),
+        );
+        let op = w.op.value;
+        let needs = |field: &str| -> String { format!("op `{}` needs `{field}`", op.name()) };
+        let misplaced =
+            |field: &str| -> String { format!("`{field}` does not apply to op `{}`", op.name()) };
+        match (&w.path, op) {
+            (Some(p), WorkloadOp::Exec | WorkloadOp::MountStorm) => c.at(
+                p.referenced,
+                format!("{path}.path"),
+                misplaced("path"),
+                None,
+            ),
+            (Some(p), _) => c.absolute(p, format!("{path}.path")),
+            (None, WorkloadOp::Exec | WorkloadOp::MountStorm) => {}
+            (None, _) => c.at(w.op.referenced, format!("{path}.path"), needs("path"), None),
+        }
+        let want = |c: &mut Checker, present: bool, wanted: bool, field: &str| {
+            if present && !wanted {
+                c.at(
+                    w.op.referenced,
+                    format!("{path}.{field}"),
+                    misplaced(field),
+                    None,
+                );
+            } else if !present && wanted {
+                c.at(
+                    w.op.referenced,
+                    format!("{path}.{field}"),
+                    needs(field),
+                    None,
+                );
+            }
+        };
+        want(c, w.lock.is_some(), op == WorkloadOp::Flock, "lock");
+        if w.hold.is_some() && op != WorkloadOp::Flock {
+            c.at(
+                w.op.referenced,
+                format!("{path}.hold"),
+                misplaced("hold"),
+                None,
+            );
+        }
+        want(c, w.command.is_some(), op == WorkloadOp::Exec, "command");
+        want(c, w.mount.is_some(), op == WorkloadOp::MountStorm, "mount");
+        if w.parallel.is_some() && op != WorkloadOp::MountStorm {
+            c.at(
+                w.op.referenced,
+                format!("{path}.parallel"),
+                misplaced("parallel"),
+                None,
+            );
+        }
+        if w.fsync && !matches!(op, WorkloadOp::Append | WorkloadOp::Write) {
+            c.at(
+                w.op.referenced,
+                format!("{path}.fsync"),
+                misplaced("fsync"),
+                None,
+            );
+        }
+        if let Some(command) = &w.command
+            && command.is_empty()
+        {
+            c.at(
+                w.op.referenced,
+                format!("{path}.command"),
+                "`command` needs at least the program".into(),
+                None,
+            );
+        }
+        if let Some(m) = &w.mount {
+            c.reference(m, format!("{path}.mount"), "mount or image", mounts.clone());
+        }
+    }
+}
+
+fn mount_ids(s: &Scenario) -> Vec<&str> {
+    s.images
         .iter()
         .map(|m| m.id.value.as_str())
         .chain(s.mounts.iter().map(|m| m.id.value.as_str()))
-        .collect();
+        .collect()
+}
+
+fn check_regex(c: &mut Checker, pattern: &Spanned<String>, path: String) {
+    if let Err(err) = regex::Regex::new(&pattern.value) {
+        c.at(
+            pattern.referenced,
+            path,
+            format!(
+                "invalid regular expression: {}",
+                err.to_string().lines().last().unwrap_or("")
+            ),
+            Some("in YAML double quotes a backslash is written \\\\; single quotes keep it".into()),
+        );
+    }
+}
+
+fn check_xfail(c: &mut Checker, s: &Scenario) {
+    for (i, p) in s.kmsg_allow.iter().enumerate() {
+        check_regex(c, p, format!("kmsg_allow[{i}]"));
+    }
+    let Some(range) = s.xfail.as_ref().and_then(|x| x.kernel.as_ref()) else {
+        return;
+    };
+    for (v, field) in [(&range.from, "from"), (&range.until, "until")] {
+        if let Some(v) = v
+            && kernel_version(&v.value).is_empty()
+        {
+            c.at(
+                v.referenced,
+                format!("xfail.kernel.{field}"),
+                format!("`{}` is not a kernel version", v.value),
+                Some("write e.g. \"6.1\" or \"6.9.2\"".into()),
+            );
+        }
+    }
+}
+
+/// The numeric parts of a kernel release: `6.1.0-56-amd64` → [6, 1, 0].
+pub fn kernel_version(release: &str) -> Vec<u64> {
+    release
+        .split(|ch: char| !ch.is_ascii_digit() && ch != '.')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect()
+}
+
+fn check_expectations(c: &mut Checker, s: &Scenario) {
+    let all = flatten_steps(&s.steps);
+    let steps: Vec<&str> = all.iter().map(|(_, st)| st.id.value.as_str()).collect();
+    let workloads: Vec<&str> = s.workloads.iter().map(|w| w.id.value.as_str()).collect();
+    let images: Vec<&str> = s.images.iter().map(|m| m.id.value.as_str()).collect();
+    let mounts = mount_ids(s);
     for (i, e) in s.expect.iter().enumerate() {
-        let during = |c: &mut Checker, during: &During, path: String| {
+        let path = format!("expect[{i}].{}", e.value.name());
+        if let Some(w) = e.value.workload() {
+            c.reference(w, format!("{path}.workload"), "workload", workloads.clone());
+        }
+        if let Some((during, after)) = e.value.window() {
             for (j, step) in during.iter().flatten().enumerate() {
                 c.reference(step, format!("{path}.during[{j}]"), "step", steps.clone());
             }
-        };
-        let at = |c: &mut Checker, at: &Option<Ref>, path: String| {
+            if let Some(a) = after {
+                c.reference(a, format!("{path}.after"), "step", steps.clone());
+                if during.is_some() {
+                    c.at(
+                        a.referenced,
+                        format!("{path}.after"),
+                        "a matcher has `during` or `after`, not both".into(),
+                        None,
+                    );
+                }
+            }
+            if during.as_ref().is_some_and(Vec::is_empty) {
+                c.at(
+                    e.referenced,
+                    format!("{path}.during"),
+                    "`during` needs one step, or two for a range".into(),
+                    Some("leave `during` out to look at the whole run".into()),
+                );
+            }
+        }
+        let at = |c: &mut Checker, at: &Option<Ref>, path: &str| {
             if let Some(step) = at {
                 c.reference(step, format!("{path}.at"), "step", steps.clone());
             }
         };
         match &e.value {
-            Expectation::Errno {
-                workload,
-                errno,
-                during: d,
-            } => {
-                let path = format!("expect[{i}].errno");
-                c.reference(
-                    workload,
-                    format!("{path}.workload"),
-                    "workload",
-                    workloads.clone(),
+            Expectation::Errno { errno, .. } if errno_by_name(&errno.value).is_none() => {
+                c.at(
+                    errno.referenced,
+                    format!("{path}.errno"),
+                    format!("unknown errno `{}`", errno.value),
+                    closest(&errno.value, ERRNO_NAMES.iter().copied())
+                        .map(|n| format!("did you mean `{n}`?")),
                 );
-                if errno_by_name(&errno.value).is_none() {
-                    c.at(
-                        errno.referenced,
-                        format!("{path}.errno"),
-                        format!("unknown errno `{}`", errno.value),
-                        closest(&errno.value, ERRNO_NAMES.iter().copied())
-                            .map(|n| format!("did you mean `{n}`?")),
-                    );
-                }
-                during(c, d, path);
             }
-            Expectation::Kmsg { pattern, during: d } => {
-                let path = format!("expect[{i}].kmsg");
-                if let Err(err) = regex::Regex::new(&pattern.value) {
+            Expectation::Kmsg { pattern, .. } => check_regex(c, pattern, format!("{path}.pattern")),
+            Expectation::Hang { wchan: Some(w), .. } => check_regex(c, w, format!("{path}.wchan")),
+            Expectation::ResumesWithin { after, .. } => {
+                c.reference(after, format!("{path}.after"), "step", steps.clone());
+            }
+            Expectation::Data { workload, .. } => {
+                if let Some(w) = s.workloads.iter().find(|w| w.id.value == workload.value)
+                    && !matches!(w.op.value, WorkloadOp::Append | WorkloadOp::Write)
+                {
                     c.at(
-                        pattern.referenced,
-                        format!("{path}.pattern"),
-                        format!("invalid regular expression: {err}"),
-                        Some("in YAML double quotes a backslash is written \\\\".into()),
+                        workload.referenced,
+                        format!("{path}.workload"),
+                        format!(
+                            "workload `{}` writes no records (op `{}`)",
+                            workload.value,
+                            w.op.value.name()
+                        ),
+                        Some("data verification needs an append or write workload".into()),
                     );
                 }
-                during(c, d, path);
+            }
+            Expectation::ExitCode { step, .. } => {
+                if c.reference(step, format!("{path}.step"), "step", steps.clone())
+                    && let Some((_, st)) = all.iter().find(|(_, st)| st.id.value == step.value)
+                    && st.exec.is_none()
+                {
+                    c.at(
+                        step.referenced,
+                        format!("{path}.step"),
+                        format!("step `{}` runs no command", step.value),
+                        Some("exit_code looks at a step with `exec`".into()),
+                    );
+                }
             }
             Expectation::FsState { fs, at: a, .. } => {
-                let path = format!("expect[{i}].fs_state");
                 c.reference(fs, format!("{path}.fs"), "image", images.clone());
-                at(c, a, path);
+                at(c, a, &path);
             }
             Expectation::Mounted { mount, at: a, .. } => {
-                let path = format!("expect[{i}].mounted");
                 c.reference(
                     mount,
                     format!("{path}.mount"),
                     "mount or image",
                     mounts.clone(),
                 );
-                at(c, a, path);
+                at(c, a, &path);
             }
+            _ => {}
         }
     }
 }

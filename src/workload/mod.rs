@@ -8,12 +8,14 @@
 //! the engine reads too, so both sides share one clock.
 
 mod child;
+mod ops;
 mod record;
+pub mod verify;
 
 pub use child::run as run_child;
 pub use record::{Record, RecordError};
 
-use crate::scenario::WorkloadOp;
+use crate::scenario::{LockMode, WorkloadOp};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -22,10 +24,46 @@ use std::path::PathBuf;
 pub struct Spec {
     pub id: String,
     pub op: WorkloadOp,
+    /// File or directory; empty for exec and mount_storm.
+    #[serde(default)]
     pub path: PathBuf,
     pub every_ms: u64,
     pub fsync: bool,
     pub record_size: usize,
+    /// Stop after this many ops.
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(default)]
+    pub lock: Option<LockMode>,
+    #[serde(default)]
+    pub hold_ms: u64,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub storm: Option<Storm>,
+    /// The run's private root: exec commands run there, so relative paths
+    /// name scenario paths.
+    #[serde(default)]
+    pub root: PathBuf,
+}
+
+/// What a mount_storm op mounts, `parallel` times at once, at `dir/storm-<i>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Storm {
+    pub source: String,
+    pub fstype: String,
+    pub data: String,
+    pub dir: PathBuf,
+    pub parallel: u32,
+}
+
+impl Storm {
+    /// The mount points of one op.
+    pub fn targets(&self) -> Vec<PathBuf> {
+        (0..self.parallel)
+            .map(|i| self.dir.join(format!("storm-{i}")))
+            .collect()
+    }
 }
 
 /// One line of a workload child's report.
@@ -40,9 +78,12 @@ pub enum Report {
         mono_ns: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         errno: Option<i32>,
-        /// Which syscall failed: open, write, fsync.
+        /// Which syscall failed: open, write, fsync, read, stat, flock, mount…
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<String>,
+        /// exec: the command's exit code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
     },
 }
 
@@ -64,6 +105,7 @@ mod tests {
             mono_ns: 42,
             errno: Some(libc::EIO),
             stage: Some("fsync".into()),
+            exit_code: None,
         };
         let line = serde_json::to_string(&end).unwrap();
         assert!(!line.contains('\n'));
@@ -75,7 +117,8 @@ mod tests {
                 seq: 1,
                 mono_ns: 2,
                 errno: None,
-                stage: None
+                stage: None,
+                exit_code: None,
             }
         );
     }

@@ -1,0 +1,515 @@
+//! A run while its timeline executes: steps begun and ended on schedule,
+//! faults injected and healed, workloads and the kernel log pumped every
+//! tick, state probes taken as steps end.
+
+use super::exec::{self, ExecChild};
+use super::timeline::{Anchor, Timeline};
+use super::workloads::{self, Running};
+use super::world::World;
+use crate::block::FsState;
+use crate::expect::{self, Probe};
+use crate::fault::{self, Active};
+use crate::journal::{Event, Journal};
+use crate::ledger::Ledger;
+use crate::observe::Kmsg;
+use crate::scenario::{Expectation, FsStateName, Scenario, WorkloadOp};
+use crate::workload::{Spec, Storm, monotonic_ns};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often the engine looks at workloads and the kernel log while waiting.
+const TICK: Duration = Duration::from_millis(25);
+/// How long workloads may keep running after the faults are healed.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Why a timeline stopped early.
+#[derive(Debug)]
+pub enum Abort {
+    Timeout,
+    Signal,
+    Fault(String),
+    StepTimeout { step: String, limit: Duration },
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Abort::Timeout => f.write_str("scenario timeout reached"),
+            Abort::Signal => f.write_str("interrupted by a signal"),
+            Abort::Fault(e) => write!(f, "fault injection failed: {e}"),
+            Abort::StepTimeout { step, limit } => write!(
+                f,
+                "step {step} did not end within its timeout of {}",
+                humantime::format_duration(*limit)
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    /// Began at this run time.
+    Running(u64),
+    /// Ended at this run time.
+    Done(u64),
+}
+
+pub struct Live<'a> {
+    scenario: &'a Scenario,
+    pub world: World,
+    pub journal: Journal,
+    kmsg: Kmsg,
+    workloads: Vec<Running>,
+    /// Active faults, by the step that injected them.
+    active: Vec<(String, Active)>,
+    execs: Vec<(usize, ExecChild)>,
+    /// The timeline's zero on CLOCK_MONOTONIC.
+    t0: u64,
+    /// CLOCK_MONOTONIC after which the scenario has timed out.
+    deadline: u64,
+    scratch: PathBuf,
+    artifacts: Option<PathBuf>,
+}
+
+impl<'a> Live<'a> {
+    pub fn new(
+        scenario: &'a Scenario,
+        journal: Journal,
+        kmsg: Kmsg,
+        t0: u64,
+        scratch: PathBuf,
+        artifacts: Option<PathBuf>,
+    ) -> Live<'a> {
+        Live {
+            scenario,
+            world: World::default(),
+            journal,
+            kmsg,
+            workloads: Vec::new(),
+            active: Vec::new(),
+            execs: Vec::new(),
+            t0,
+            deadline: t0 + scenario.timeout.0.as_nanos() as u64,
+            scratch,
+            artifacts,
+        }
+    }
+
+    pub fn into_parts(self) -> (World, Journal) {
+        (self.world, self.journal)
+    }
+
+    pub fn now(&self) -> u64 {
+        monotonic_ns().saturating_sub(self.t0)
+    }
+
+    pub fn start_workloads(&mut self, ledger: &Ledger) -> Result<(), String> {
+        for w in &self.scenario.workloads {
+            let storm = w
+                .mount
+                .as_ref()
+                .map(|m| self.storm(&m.value, &w.id.value, w.parallel));
+            let spec = Spec {
+                id: w.id.value.clone(),
+                op: w.op.value,
+                path: w
+                    .path
+                    .as_ref()
+                    .map(|p| self.world.path(&p.value))
+                    .unwrap_or_default(),
+                every_ms: w.every.0.as_millis() as u64,
+                fsync: w.fsync,
+                record_size: w.record_size.0 as usize,
+                count: w.count,
+                lock: w.lock,
+                hold_ms: w.hold.map(|h| h.0.as_millis() as u64).unwrap_or(0),
+                command: w.command.clone().unwrap_or_default(),
+                storm: storm.transpose()?,
+                root: self.world.root.clone(),
+            };
+            let ns = self.world.netns(&w.host.value).expect("validated host");
+            let running =
+                workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
+            self.workloads.push(running);
+        }
+        Ok(())
+    }
+
+    /// What a mount_storm workload mounts: the same source, type and options
+    /// as the world's mount `id`, at directories in the scratch area.
+    fn storm(&self, id: &str, workload: &str, parallel: Option<u32>) -> Result<Storm, String> {
+        let (source, fstype, data) = self
+            .world
+            .mount_source(id)
+            .ok_or_else(|| format!("workload {workload}: mount {id} is not mounted"))?;
+        Ok(Storm {
+            source,
+            fstype,
+            data,
+            dir: self.scratch.join(format!("storm-{workload}")),
+            parallel: parallel.unwrap_or(4),
+        })
+    }
+
+    /// Reads what workloads and the kernel reported since the last pump.
+    fn pump(&mut self) {
+        let now = monotonic_ns();
+        for w in &mut self.workloads {
+            w.pump(self.t0, now, &mut self.journal.events);
+        }
+        for r in self.kmsg.read_available() {
+            self.journal.push(Event::Kmsg {
+                seq: r.seq,
+                level: r.level,
+                text: r.text,
+            });
+        }
+    }
+
+    /// Pumps, and stops the timeline on a signal or the scenario timeout.
+    fn check(&mut self) -> Result<(), Abort> {
+        self.pump();
+        if crate::sys::termination_requested() {
+            return Err(Abort::Signal);
+        }
+        if monotonic_ns() >= self.deadline {
+            return Err(Abort::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Waits `d` while pumping; stops early on timeout or a signal.
+    fn wait(&mut self, d: Duration) -> Result<(), Abort> {
+        let until = monotonic_ns() + d.as_nanos() as u64;
+        loop {
+            self.check()?;
+            let now = monotonic_ns();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep(TICK.min(Duration::from_nanos(until - now)));
+        }
+    }
+
+    fn marker(&mut self, step: &str, edge: &str) {
+        let text = Journal::marker(&self.journal.run_id, step, edge);
+        if let Err(e) = crate::observe::write_marker(&text) {
+            tracing::warn!("cannot write kernel log marker: {e}");
+        }
+    }
+
+    pub fn timeline(&mut self, ledger: &Ledger) -> Result<(), Abort> {
+        let plan = Timeline::resolve(self.scenario);
+        let mut state = vec![State::Pending; plan.steps.len()];
+        loop {
+            self.check()?;
+            // Begin and end whatever is due, repeatedly, so a chain of steps
+            // does not lose a tick at each link.
+            while self.advance(&plan, &mut state, ledger)? {}
+            if state.iter().all(|s| matches!(s, State::Done(_))) {
+                return Ok(());
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// One pass over the steps; true if any began or ended.
+    fn advance(
+        &mut self,
+        plan: &Timeline,
+        state: &mut [State],
+        ledger: &Ledger,
+    ) -> Result<bool, Abort> {
+        let mut changed = false;
+        for i in 0..plan.steps.len() {
+            let p = &plan.steps[i];
+            let now = self.now();
+            match state[i] {
+                State::Pending => {
+                    let base = match p.anchor {
+                        Anchor::Start => Some(0),
+                        Anchor::EndOf(n) => match state[n] {
+                            State::Done(t) => Some(t),
+                            _ => None,
+                        },
+                        Anchor::BeginOf(n) => match state[n] {
+                            State::Running(t) | State::Done(t) => Some(t),
+                            State::Pending => None,
+                        },
+                    };
+                    if base.is_some_and(|b| now >= b + p.offset.as_nanos() as u64) {
+                        self.begin(i, plan, ledger)?;
+                        state[i] = State::Running(self.now());
+                        changed = true;
+                    }
+                }
+                State::Running(began) => {
+                    if self.ended(i, plan, state, began, now) {
+                        self.end(i, plan, state);
+                        changed = true;
+                    } else if let Some(limit) = p.timeout
+                        && now.saturating_sub(began) > limit.as_nanos() as u64
+                    {
+                        self.journal.push(Event::StepTimedOut {
+                            step: p.id.clone(),
+                            limit_ns: limit.as_nanos() as u64,
+                            t_ns: now,
+                        });
+                        return Err(Abort::StepTimeout {
+                            step: p.id.clone(),
+                            limit,
+                        });
+                    }
+                }
+                State::Done(_) => {}
+            }
+        }
+        Ok(changed)
+    }
+
+    fn begin(&mut self, i: usize, plan: &Timeline, ledger: &Ledger) -> Result<(), Abort> {
+        let p = &plan.steps[i];
+        let id = p.id.clone();
+        self.marker(&id, "begin");
+        let t = self.now();
+        self.journal.push(Event::StepBegin {
+            step: id.clone(),
+            t_ns: t,
+        });
+        tracing::info!(step = %id, "begin");
+        if let Some(dir) = &self.artifacts {
+            super::artifacts::step_began(dir, &id);
+        }
+        if let Some(f) = &p.step.fault {
+            let active =
+                fault::inject(&f.value, &self.world).map_err(|e| Abort::Fault(e.to_string()))?;
+            let t = self.now();
+            self.journal.push(Event::FaultInjected {
+                step: id.clone(),
+                fault: f.value.kind().into(),
+                t_ns: t,
+            });
+            self.active.push((id.clone(), active));
+        }
+        if let Some(e) = &p.step.exec {
+            let ns = self.world.netns(&e.host.value).expect("validated host");
+            let out = self.scratch.join(format!("exec-{id}.out"));
+            let child = exec::spawn(&id, ns, &e.command.value, &self.world.root, out, ledger)
+                .map_err(Abort::Fault)?;
+            self.execs.push((i, child));
+        }
+        Ok(())
+    }
+
+    /// Whether running step `i` has done what it does.
+    fn ended(&mut self, i: usize, plan: &Timeline, state: &[State], began: u64, now: u64) -> bool {
+        let p = &plan.steps[i];
+        let elapsed = |d: Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
+        match p.action {
+            "wait" => p.step.wait.is_none_or(|w| elapsed(w.0)),
+            "fault" => match p.step.for_ {
+                Some(d) if elapsed(d.0) => {
+                    self.heal_step(&p.id);
+                    true
+                }
+                Some(_) => false,
+                None => true,
+            },
+            "parallel" => p
+                .children
+                .iter()
+                .all(|&c| matches!(state[c], State::Done(_))),
+            _ => {
+                let Some(k) = self.execs.iter().position(|(n, _)| *n == i) else {
+                    return true;
+                };
+                match self.execs[k].1.poll(now) {
+                    Some(event) => {
+                        self.journal.push(event);
+                        self.execs.remove(k);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, i: usize, plan: &Timeline, state: &mut [State]) {
+        let id = plan.steps[i].id.clone();
+        self.pump();
+        self.marker(&id, "end");
+        let t = self.now();
+        state[i] = State::Done(t);
+        self.journal.push(Event::StepEnd {
+            step: id.clone(),
+            t_ns: t,
+        });
+        tracing::info!(step = %id, "end");
+        let last = state.iter().all(|s| matches!(s, State::Done(_)));
+        self.observe(&id, last);
+    }
+
+    fn heal_step(&mut self, step: &str) {
+        if let Some(k) = self.active.iter().position(|(s, _)| s == step) {
+            let (step, active) = self.active.remove(k);
+            self.heal(step, active);
+        }
+    }
+
+    fn heal(&mut self, step: String, active: Active) {
+        let error = fault::heal(&active, &self.world)
+            .err()
+            .map(|e| e.to_string());
+        let fault = match &active {
+            Active::NfsUnexport { .. } => "nfs.unexport".to_string(),
+            Active::Permanent { kind } => kind.to_string(),
+        };
+        let t = self.now();
+        self.journal.push(Event::FaultHealed {
+            step,
+            fault,
+            t_ns: t,
+            error,
+        });
+    }
+
+    /// Takes the state probes due when `step` ends.
+    fn observe(&mut self, step: &str, last: bool) {
+        for probe in expect::probes_at(self.scenario, step, last) {
+            let value = match &probe {
+                Probe::FsState { image } => match self.world.mountpoint(image) {
+                    Some(at) => match crate::block::fs_state(at) {
+                        Ok(state) => expect::fs_state_word(match state {
+                            FsState::Ok => FsStateName::Ok,
+                            FsState::ReadOnly => FsStateName::ReadOnly,
+                            FsState::Shutdown => FsStateName::Shutdown,
+                        })
+                        .to_string(),
+                        Err(e) => format!("unknown ({e})"),
+                    },
+                    None => "not mounted".into(),
+                },
+                Probe::Mounted { mount } => match self.world.mountpoint(mount) {
+                    Some(at) => crate::block::is_mounted(at).to_string(),
+                    None => "false".into(),
+                },
+            };
+            let t = self.now();
+            self.journal.push(Event::Observed {
+                step: step.into(),
+                subject: probe.subject(),
+                value,
+                t_ns: t,
+            });
+        }
+        if let Some(dir) = self.artifacts.clone() {
+            super::artifacts::step_ended(&dir, step, &self.journal, &self.world);
+        }
+    }
+
+    /// Heal every fault still active, kill commands still running, give
+    /// workloads a grace period, stop them, collect the last reports and
+    /// kernel lines, and read back the records `data` matchers check.
+    pub fn finish(&mut self) {
+        while let Some((step, active)) = self.active.pop() {
+            self.heal(step, active);
+        }
+        for (_, child) in std::mem::take(&mut self.execs) {
+            let t = self.now();
+            if let Some(e) = child.kill(t) {
+                self.journal.push(e);
+            }
+        }
+        let _ = self.wait(GRACE);
+        self.pump();
+        for w in std::mem::take(&mut self.workloads) {
+            let id = w.id.clone();
+            let error = w.stop(GRACE);
+            self.journal.push(Event::Teardown {
+                what: format!("stop workload {id}"),
+                error,
+            });
+        }
+        self.unmount_storms();
+        self.pump();
+        self.verify_data();
+    }
+
+    /// A mount_storm child killed between mount and umount leaves mounts in
+    /// the scratch area; detach them before anything removes directories.
+    fn unmount_storms(&self) {
+        for w in &self.scenario.workloads {
+            if w.op.value == WorkloadOp::MountStorm {
+                let dir = self.scratch.join(format!("storm-{}", w.id.value));
+                for i in 0..w.parallel.unwrap_or(4) {
+                    let _ = nix::mount::umount2(
+                        &dir.join(format!("storm-{i}")),
+                        nix::mount::MntFlags::MNT_DETACH,
+                    );
+                }
+            }
+        }
+    }
+
+    fn verify_data(&mut self) {
+        for e in &self.scenario.expect {
+            let Expectation::Data { workload, .. } = &e.value else {
+                continue;
+            };
+            let Some(w) = self
+                .scenario
+                .workloads
+                .iter()
+                .find(|w| w.id.value == workload.value)
+            else {
+                continue;
+            };
+            let acknowledged: Vec<u64> = self
+                .journal
+                .events
+                .iter()
+                .filter_map(|ev| match ev {
+                    Event::Op {
+                        workload: id,
+                        seq,
+                        errno: None,
+                        ..
+                    } if *id == w.id.value => Some(*seq),
+                    _ => None,
+                })
+                .collect();
+            let path = w
+                .path
+                .as_ref()
+                .map(|p| self.world.path(&p.value))
+                .unwrap_or_default();
+            let event = match crate::workload::verify::verify(
+                &path,
+                w.op.value,
+                &w.id.value,
+                w.record_size.0 as usize,
+                &acknowledged,
+            ) {
+                Ok(v) => Event::Verified {
+                    workload: w.id.value.clone(),
+                    acknowledged: v.acknowledged,
+                    intact: v.intact,
+                    missing: v.missing.into_iter().take(20).collect(),
+                    corrupt: v.corrupt,
+                    error: None,
+                },
+                Err(err) => Event::Verified {
+                    workload: w.id.value.clone(),
+                    acknowledged: acknowledged.len() as u64,
+                    intact: 0,
+                    missing: Vec::new(),
+                    corrupt: 0,
+                    error: Some(format!("read {}: {err}", path.display())),
+                },
+            };
+            self.journal.push(event);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The resolved timeline: each step's anchor (run start, another step's end,
+//! or its group's begin), offset and limit, with the times a plan can know
+//! before anything runs. Pure, so `plan` shows exactly what `run` will do.
+
+use crate::scenario::{Scenario, Step, flatten_steps};
+use serde::Serialize;
+use std::time::Duration;
+
+/// When a step may begin (then `offset` later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    /// The start of the timeline.
+    Start,
+    /// When step `n` (index into [`Timeline::steps`]) ends.
+    EndOf(usize),
+    /// When the parallel group `n` begins.
+    BeginOf(usize),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned<'s> {
+    pub id: String,
+    /// Where it is written, e.g. `steps[2].parallel[0]`.
+    pub path: String,
+    pub anchor: Anchor,
+    pub offset: Duration,
+    pub timeout: Option<Duration>,
+    /// wait, fault, exec or parallel.
+    pub action: &'static str,
+    /// The steps of a parallel group.
+    pub children: Vec<usize>,
+    #[serde(skip)]
+    pub step: &'s Step,
+    /// Begin and end relative to the timeline's start, when they do not
+    /// depend on how long a command runs.
+    pub begin: Option<Duration>,
+    pub end: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline<'s> {
+    pub steps: Vec<Planned<'s>>,
+}
+
+impl<'s> Timeline<'s> {
+    pub fn resolve(s: &'s Scenario) -> Timeline<'s> {
+        let flat = flatten_steps(&s.steps);
+        let index = |id: &str| flat.iter().position(|(_, st)| st.id.value == id);
+        let mut steps: Vec<Planned<'s>> = flat
+            .iter()
+            .map(|(path, st)| Planned {
+                id: st.id.value.clone(),
+                path: path.clone(),
+                anchor: Anchor::Start,
+                offset: st.offset.map(|d| d.0).unwrap_or_default(),
+                timeout: st.timeout.as_ref().map(|t| t.value.0),
+                action: st.action(),
+                children: Vec::new(),
+                step: st,
+                begin: None,
+                end: None,
+            })
+            .collect();
+        // Anchors: children begin with their group; top-level steps after the
+        // named step, or after the previous top-level step.
+        let mut previous_top: Option<usize> = None;
+        for i in 0..steps.len() {
+            let st = steps[i].step;
+            if let Some(children) = &st.parallel {
+                let ids: Vec<usize> = children.iter().filter_map(|c| index(&c.id.value)).collect();
+                for &c in &ids {
+                    steps[c].anchor = Anchor::BeginOf(i);
+                }
+                steps[i].children = ids;
+            }
+            let is_child = matches!(steps[i].anchor, Anchor::BeginOf(_));
+            if is_child {
+                continue;
+            }
+            steps[i].anchor = match &st.after {
+                Some(a) => index(&a.value).map_or(Anchor::Start, Anchor::EndOf),
+                None => previous_top.map_or(Anchor::Start, Anchor::EndOf),
+            };
+            if steps[i].path.matches('[').count() == 1 {
+                previous_top = Some(i);
+            }
+        }
+        let mut t = Timeline { steps };
+        t.estimate();
+        t
+    }
+
+    /// Fills in begin/end where they follow from fixed durations alone.
+    fn estimate(&mut self) {
+        // Anchors only point backwards (validation), except a group's end,
+        // which waits for its children: iterate to a fixed point.
+        for _ in 0..self.steps.len() + 1 {
+            let mut changed = false;
+            for i in 0..self.steps.len() {
+                let base = match self.steps[i].anchor {
+                    Anchor::Start => Some(Duration::ZERO),
+                    Anchor::EndOf(n) => self.steps[n].end,
+                    Anchor::BeginOf(n) => self.steps[n].begin,
+                };
+                let begin = base.map(|b| b + self.steps[i].offset);
+                let st = self.steps[i].step;
+                let end = match self.steps[i].action {
+                    "wait" => begin.zip(st.wait).map(|(b, w)| b + w.0),
+                    "fault" => begin.map(|b| b + st.for_.map(|d| d.0).unwrap_or_default()),
+                    "parallel" => {
+                        let ends: Option<Vec<Duration>> = self.steps[i]
+                            .children
+                            .iter()
+                            .map(|&c| self.steps[c].end)
+                            .collect();
+                        ends.map(|e| e.into_iter().max().unwrap_or_default())
+                    }
+                    _ => None,
+                };
+                if (begin, end) != (self.steps[i].begin, self.steps[i].end) {
+                    self.steps[i].begin = begin;
+                    self.steps[i].end = end;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(steps: &str) -> Scenario {
+        let text =
+            format!("schema_version: 1\nid: t\ntitle: t\nhosts: {{ a: {{}} }}\nsteps:\n{steps}");
+        crate::scenario::load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn secs(t: &Timeline, id: &str) -> (Option<f64>, Option<f64>) {
+        let p = t.steps.iter().find(|p| p.id == id).unwrap();
+        (
+            p.begin.map(|d| d.as_secs_f64()),
+            p.end.map(|d| d.as_secs_f64()),
+        )
+    }
+
+    #[test]
+    fn steps_follow_the_previous_one_by_default() {
+        let s = scenario("  - { id: a, wait: 1s }\n  - { id: b, wait: 2s }\n");
+        let t = Timeline::resolve(&s);
+        assert_eq!(t.steps[1].anchor, Anchor::EndOf(0));
+        assert_eq!(secs(&t, "b"), (Some(1.0), Some(3.0)));
+    }
+
+    #[test]
+    fn after_and_offset_overlap_steps() {
+        let s = scenario(
+            "  - { id: steady, wait: 2s }\n  - { id: block, wait: 6s }\n  \
+             - { id: inner, after: steady, offset: 1s, wait: 3s }\n  - { id: last, wait: 1s }\n",
+        );
+        let t = Timeline::resolve(&s);
+        assert_eq!(secs(&t, "inner"), (Some(3.0), Some(6.0)));
+        // The default anchor is the previous step *as written*: inner.
+        assert_eq!(secs(&t, "last"), (Some(6.0), Some(7.0)));
+    }
+
+    #[test]
+    fn a_parallel_group_ends_with_its_longest_step() {
+        let s = scenario(
+            "  - { id: a, wait: 1s }\n  - id: g\n    parallel:\n      - { id: x, wait: 2s }\n      \
+             - { id: y, offset: 500ms, wait: 3s }\n  - { id: z, wait: 1s }\n",
+        );
+        let t = Timeline::resolve(&s);
+        assert_eq!(secs(&t, "x"), (Some(1.0), Some(3.0)));
+        assert_eq!(secs(&t, "y"), (Some(1.5), Some(4.5)));
+        assert_eq!(secs(&t, "g"), (Some(1.0), Some(4.5)));
+        assert_eq!(secs(&t, "z"), (Some(4.5), Some(5.5)));
+    }
+
+    #[test]
+    fn an_exec_step_has_no_known_end() {
+        let s = scenario(
+            "  - id: e\n    exec: { host: a, command: [true] }\n  - { id: w, wait: 1s }\n",
+        );
+        let t = Timeline::resolve(&s);
+        assert_eq!(secs(&t, "e"), (Some(0.0), None));
+        assert_eq!(secs(&t, "w"), (None, None));
+    }
+}

@@ -1,0 +1,174 @@
+//! Expectations as a scenario writes them: typed matchers, each scoped to a
+//! window of steps (`during: [a, b]`, `after: a`, or neither: the whole run).
+
+use super::model::Ref;
+use super::quantity::Duration;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Steps a matcher looks at: from the start of the first to the end of the
+/// last. Absent means the whole timeline.
+pub type During = Option<Vec<Ref>>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Expectation {
+    /// Some operation of the workload failed with this errno.
+    Errno {
+        workload: Ref,
+        errno: Spanned<String>,
+        #[serde(default)]
+        during: During,
+        #[serde(default)]
+        after: Option<Ref>,
+    },
+    /// No operation of the workload failed (an indeterminate op is not a failure).
+    NoErrors {
+        workload: Ref,
+        #[serde(default)]
+        during: During,
+        #[serde(default)]
+        after: Option<Ref>,
+    },
+    /// A kernel log line matches this regular expression (or, with
+    /// `absent: true`, none does).
+    Kmsg {
+        pattern: Spanned<String>,
+        #[serde(default)]
+        absent: bool,
+        #[serde(default)]
+        during: During,
+        #[serde(default)]
+        after: Option<Ref>,
+    },
+    /// An op of the workload outlived its deadline, its task in this state
+    /// and sleeping in a kernel function matching `wchan`.
+    Hang {
+        workload: Ref,
+        #[serde(default)]
+        state: Option<TaskState>,
+        #[serde(default)]
+        wchan: Option<Spanned<String>>,
+        #[serde(default)]
+        during: During,
+        #[serde(default)]
+        after: Option<Ref>,
+    },
+    /// No op of the workload outlived its deadline.
+    NoHang {
+        workload: Ref,
+        #[serde(default)]
+        during: During,
+        #[serde(default)]
+        after: Option<Ref>,
+    },
+    /// Somewhere in the window, no op of the workload completed for at least this long.
+    StallsAtLeast {
+        workload: Ref,
+        duration: Duration,
+        #[serde(default)]
+        during: During,
+        #[serde(default)]
+        after: Option<Ref>,
+    },
+    /// After the step ends, an op of the workload succeeds within this long.
+    ResumesWithin {
+        workload: Ref,
+        duration: Duration,
+        after: Ref,
+    },
+    /// Every record the workload wrote and had acknowledged (fsynced, when
+    /// `fsync: true`) is in its file, intact, when the timeline ends.
+    Data { workload: Ref, verify: Verify },
+    /// The `exec` step exited with this code.
+    ExitCode { step: Ref, code: i32 },
+    /// The image's filesystem is in this state when the step ends.
+    FsState {
+        fs: Ref,
+        state: FsStateName,
+        /// Step at whose end to look; absent means the end of the timeline.
+        #[serde(default)]
+        at: Option<Ref>,
+    },
+    /// The mount of this image or NFS mount is (or is not) listed in mountinfo.
+    Mounted {
+        mount: Ref,
+        #[serde(default = "yes")]
+        present: bool,
+        #[serde(default)]
+        at: Option<Ref>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Expectation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Expectation::Errno { .. } => "errno",
+            Expectation::NoErrors { .. } => "no_errors",
+            Expectation::Kmsg { .. } => "kmsg",
+            Expectation::Hang { .. } => "hang",
+            Expectation::NoHang { .. } => "no_hang",
+            Expectation::StallsAtLeast { .. } => "stalls_at_least",
+            Expectation::ResumesWithin { .. } => "resumes_within",
+            Expectation::Data { .. } => "data",
+            Expectation::ExitCode { .. } => "exit_code",
+            Expectation::FsState { .. } => "fs_state",
+            Expectation::Mounted { .. } => "mounted",
+        }
+    }
+
+    /// The window of an event matcher: `during` steps, or after a step.
+    pub fn window(&self) -> Option<(&During, Option<&Ref>)> {
+        match self {
+            Expectation::Errno { during, after, .. }
+            | Expectation::NoErrors { during, after, .. }
+            | Expectation::Kmsg { during, after, .. }
+            | Expectation::Hang { during, after, .. }
+            | Expectation::NoHang { during, after, .. }
+            | Expectation::StallsAtLeast { during, after, .. } => Some((during, after.as_ref())),
+            _ => None,
+        }
+    }
+
+    /// The workload a matcher is about, if any.
+    pub fn workload(&self) -> Option<&Ref> {
+        match self {
+            Expectation::Errno { workload, .. }
+            | Expectation::NoErrors { workload, .. }
+            | Expectation::Hang { workload, .. }
+            | Expectation::NoHang { workload, .. }
+            | Expectation::StallsAtLeast { workload, .. }
+            | Expectation::ResumesWithin { workload, .. }
+            | Expectation::Data { workload, .. } => Some(workload),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsStateName {
+    Ok,
+    ReadOnly,
+    Shutdown,
+}
+
+/// A task state as /proc/<pid>/stat spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TaskState {
+    /// Uninterruptible sleep: the hang of a hard NFS mount or a stuck disk.
+    D,
+    /// Interruptible sleep: waiting on a lock or a socket.
+    S,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verify {
+    /// Every record whose op was acknowledged is present and intact.
+    AllAcknowledged,
+}

@@ -1,0 +1,41 @@
+//! `run --repeat N` and `--until-fail`, with the verdict histogram.
+
+mod engine_support;
+
+use engine_support::{Case, SERVER_WORLD, journal, require_root};
+
+fn case(command: &str) -> Case {
+    Case::new(&format!(
+        "schema_version: 1\nid: rep\ntitle: t\ntimeout: 30s\n{SERVER_WORLD}steps:
+  - id: probe
+    exec: {{ host: srv, command: {command} }}
+expect:
+  - exit_code: {{ step: probe, code: 0 }}
+"
+    ))
+}
+
+#[test]
+fn repeat_runs_n_times_and_until_fail_stops_at_the_first_failure() {
+    require_root();
+    let ok = case("[true]");
+    let out = ok.spawn(&["--repeat", "3"]).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(journal(&ok.out())["results"].as_array().unwrap().len(), 3);
+    assert!(stdout.contains("rep: 3 runs\n  PASS 3 ###"), "{stdout}");
+
+    let bad = case("[false]");
+    let out = bad
+        .spawn(&["--repeat", "5", "--until-fail"])
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(
+        journal(&bad.out())["results"].as_array().unwrap().len(),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("rep: 1 runs\n  FAIL 1 #"), "{stdout}");
+}
