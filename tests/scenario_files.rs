@@ -15,5 +15,9 @@ fn every_seed_scenario_validates() {
             count += 1;
         }
     }
-    assert!(count >= 2, "expected the seed scenarios in {}", dir.display());
+    assert!(
+        count >= 2,
+        "expected the seed scenarios in {}",
+        dir.display()
+    );
 }

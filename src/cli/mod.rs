@@ -19,7 +19,11 @@ pub mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "stackquake", version, about = "Fault injection for Linux storage stacks")]
+#[command(
+    name = "stackquake",
+    version,
+    about = "Fault injection for Linux storage stacks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,7 +99,11 @@ fn validate(paths: &[PathBuf]) -> u8 {
         }
     }
     println!("{} valid, {bad} invalid", files.len() - bad);
-    if bad > 0 { exit::INVALID_INPUT } else { exit::OK }
+    if bad > 0 {
+        exit::INVALID_INPUT
+    } else {
+        exit::OK
+    }
 }
 
 fn cleanup(force: bool) -> u8 {
@@ -103,7 +111,8 @@ fn cleanup(force: bool) -> u8 {
         force,
         ..Default::default()
     };
-    let report = crate::ledger::cleanup_with(std::path::Path::new(crate::ledger::DEFAULT_ROOT), &opts);
+    let report =
+        crate::ledger::cleanup_with(std::path::Path::new(crate::ledger::DEFAULT_ROOT), &opts);
     for what in &report.removed {
         println!("removed {what}");
     }
@@ -111,13 +120,24 @@ fn cleanup(force: bool) -> u8 {
         eprintln!("failed  {} ({}): {}", f.object, f.ledger.display(), f.error);
     }
     for ledger in &report.skipped_live {
-        println!("skipped {} (its run is still alive; --force to clean it)", ledger.display());
+        println!(
+            "skipped {} (its run is still alive; --force to clean it)",
+            ledger.display()
+        );
     }
     for orphan in &report.orphans {
         println!("orphan  {orphan:?} (named by a run with no ledger; not removed)");
     }
-    println!("{} removed, {} failed", report.removed.len(), report.failed.len());
-    if report.failed.is_empty() { exit::OK } else { exit::FAILED }
+    println!(
+        "{} removed, {} failed",
+        report.removed.len(),
+        report.failed.len()
+    );
+    if report.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
 }
 
 fn workload(spec: &str) -> u8 {

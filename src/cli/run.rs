@@ -149,7 +149,12 @@ fn link_latest(out: &Path) {
     }
 }
 
-fn run_here(run_id: &str, scenarios: &[(PathBuf, Scenario)], target: Target, label: String) -> RunReport {
+fn run_here(
+    run_id: &str,
+    scenarios: &[(PathBuf, Scenario)],
+    target: Target,
+    label: String,
+) -> RunReport {
     crate::sys::install_termination_handler();
     let opts = RunOptions {
         target,
@@ -206,10 +211,16 @@ fn run_in_vm(
         argv.push(abs.into());
     }
     // The guest gets the scenarios' own limits plus time to boot and tear down.
-    let budget: Duration = scenarios.iter().map(|(_, s)| s.timeout.0 + Duration::from_secs(30)).sum();
+    let budget: Duration = scenarios
+        .iter()
+        .map(|(_, s)| s.timeout.0 + Duration::from_secs(30))
+        .sum();
     let job = crate::vm::GuestJob {
         argv,
-        env: vec![("STACKQUAKE_LOG".into(), std::env::var_os("STACKQUAKE_LOG").unwrap_or("info".into()))],
+        env: vec![(
+            "STACKQUAKE_LOG".into(),
+            std::env::var_os("STACKQUAKE_LOG").unwrap_or("info".into()),
+        )],
         cwd: "/".into(),
         timeout: budget + Duration::from_secs(60),
         kernel: args.kernel.clone(),
@@ -225,12 +236,16 @@ fn run_in_vm(
     let (problem, console) = match &outcome {
         crate::vm::GuestOutcome::Exited { console, .. } => (None, console.clone()),
         crate::vm::GuestOutcome::TimedOut { console } => (
-            Some(format!("guest killed after {}s without finishing", job.timeout.as_secs())),
+            Some(format!(
+                "guest killed after {}s without finishing",
+                job.timeout.as_secs()
+            )),
             console.clone(),
         ),
-        crate::vm::GuestOutcome::BootFailed { reason, console } => {
-            (Some(format!("guest failed to boot: {reason}")), console.clone())
-        }
+        crate::vm::GuestOutcome::BootFailed { reason, console } => (
+            Some(format!("guest failed to boot: {reason}")),
+            console.clone(),
+        ),
     };
     let mut report = match (problem, RunReport::read(&out)) {
         (None, Ok(r)) => r,
@@ -238,7 +253,11 @@ fn run_in_vm(
             let why = problem
                 .or_else(|| read.err().map(|e| format!("guest left no report: {e}")))
                 .unwrap_or_default();
-            errored(run_id, scenarios, &format!("{why}; console: {}", console.display()))
+            errored(
+                run_id,
+                scenarios,
+                &format!("{why}; console: {}", console.display()),
+            )
         }
     };
     report.target = format!("vm ({})", outcome_label(&outcome));
@@ -247,7 +266,9 @@ fn run_in_vm(
 
 fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
     match o {
-        crate::vm::GuestOutcome::Exited { boot_time, total, .. } => format!(
+        crate::vm::GuestOutcome::Exited {
+            boot_time, total, ..
+        } => format!(
             "booted in {:.1}s, {:.1}s in all",
             boot_time.as_secs_f64(),
             total.as_secs_f64()

@@ -12,13 +12,13 @@ mod world;
 pub use require::{kernel_release, which};
 pub use world::{SetupError, World};
 
+use crate::block::FsState;
 use crate::expect::{self, Probe};
 use crate::fault::{self, Active};
 use crate::journal::{Event, Journal};
 use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject, RunId};
 use crate::observe::Kmsg;
 use crate::report::{ScenarioResult, Verdict};
-use crate::block::FsState;
 use crate::scenario::{FsStateName, Scenario, Target};
 use crate::workload::{Spec, monotonic_ns};
 use std::path::{Path, PathBuf};
@@ -96,12 +96,17 @@ pub fn run_scenario(file: &Path, s: &Scenario, opts: &RunOptions) -> ScenarioRes
     result
 }
 
-fn run(file: &Path, s: &Scenario, opts: &RunOptions, result: &mut ScenarioResult) -> Result<(), String> {
+fn run(
+    file: &Path,
+    s: &Scenario,
+    opts: &RunOptions,
+    result: &mut ScenarioResult,
+) -> Result<(), String> {
     let run = RunId::generate();
     let run_id = run.as_str().to_string();
     let scratch = opts.scratch.join(&run_id);
-    let ledger = Ledger::create(Path::new(DEFAULT_ROOT), &run, file)
-        .map_err(|e| format!("ledger: {e}"))?;
+    let ledger =
+        Ledger::create(Path::new(DEFAULT_ROOT), &run, file).map_err(|e| format!("ledger: {e}"))?;
     let scratch_entry = ledger
         .record(LedgerObject::TempDir {
             path: scratch.clone(),
@@ -166,7 +171,10 @@ fn run(file: &Path, s: &Scenario, opts: &RunOptions, result: &mut ScenarioResult
     (result.verdict, result.reason) = if let Some(abort) = aborted {
         (Verdict::Error, Some(abort.to_string()))
     } else if !leaks.is_empty() {
-        (Verdict::Error, Some(format!("teardown left: {}", leaks.join("; "))))
+        (
+            Verdict::Error,
+            Some(format!("teardown left: {}", leaks.join("; "))),
+        )
     } else if let Some(failed) = result.outcomes.iter().find(|o| !o.passed) {
         (
             Verdict::Fail,
@@ -194,7 +202,8 @@ impl Live<'_> {
                 record_size: w.record_size.0 as usize,
             };
             let ns = self.world.netns(&w.host.value).expect("validated host");
-            let running = workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
+            let running =
+                workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
             self.workloads.push(running);
         }
         Ok(())
@@ -247,12 +256,16 @@ impl Live<'_> {
             let id = step.id.value.clone();
             self.marker(&id, "begin");
             let t = self.now();
-            self.journal.push(Event::StepBegin { step: id.clone(), t_ns: t });
+            self.journal.push(Event::StepBegin {
+                step: id.clone(),
+                t_ns: t,
+            });
             if let Some(d) = step.wait {
                 self.wait(d.0)?;
             }
             if let Some(f) = &step.fault {
-                let active = fault::inject(&f.value, &self.world).map_err(|e| Abort::Fault(e.to_string()))?;
+                let active = fault::inject(&f.value, &self.world)
+                    .map_err(|e| Abort::Fault(e.to_string()))?;
                 let t = self.now();
                 self.journal.push(Event::FaultInjected {
                     step: id.clone(),
@@ -268,7 +281,10 @@ impl Live<'_> {
             self.pump();
             self.marker(&id, "end");
             let t = self.now();
-            self.journal.push(Event::StepEnd { step: id.clone(), t_ns: t });
+            self.journal.push(Event::StepEnd {
+                step: id.clone(),
+                t_ns: t,
+            });
             self.observe(&id, i + 1 == s.steps.len());
         }
         Ok(())
@@ -281,7 +297,9 @@ impl Live<'_> {
     }
 
     fn heal(&mut self, step: String, active: Active) {
-        let error = fault::heal(&active, &self.world).err().map(|e| e.to_string());
+        let error = fault::heal(&active, &self.world)
+            .err()
+            .map(|e| e.to_string());
         let fault = match &active {
             Active::NfsUnexport { .. } => "nfs.unexport".to_string(),
             Active::Permanent { kind } => kind.to_string(),

@@ -64,7 +64,10 @@ fn kernel_feature(f: KernelFeature) -> Result<(), String> {
     if present() {
         Ok(())
     } else {
-        Err(format!("kernel feature {what} unavailable on {}", kernel_release()))
+        Err(format!(
+            "kernel feature {what} unavailable on {}",
+            kernel_release()
+        ))
     }
 }
 

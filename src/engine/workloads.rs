@@ -166,7 +166,9 @@ impl Running {
             .unwrap_or_default();
         // Reap it whenever the kernel releases it, on a thread nobody joins.
         std::thread::spawn(move || self.child.wait());
-        Some(format!("workload did not exit after SIGKILL ({state}); left to the kernel"))
+        Some(format!(
+            "workload did not exit after SIGKILL ({state}); left to the kernel"
+        ))
     }
 
     fn reaped_within(&mut self, limit: Duration) -> bool {

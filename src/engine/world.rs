@@ -5,13 +5,13 @@
 //! before it exists, so `stackquake cleanup` can finish a killed run's work.
 
 use crate::block::{self, ImageFile, LoopDevice, Mount};
-use nix::mount::MsFlags;
 use crate::fault::Targets;
 use crate::journal::Event;
 use crate::ledger::{Ledger, RunId};
 use crate::net::{self, Netns, VethPair};
 use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
 use crate::scenario::{ExportOption, Scenario, parse_cidr};
+use nix::mount::MsFlags;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +93,8 @@ impl World {
     ) -> Result<(), SetupError> {
         let io = |what: String| move |source| SetupError::Io { what, source };
         self.root = scratch.join("root");
-        std::fs::create_dir_all(&self.root).map_err(io(format!("create {}", self.root.display())))?;
+        std::fs::create_dir_all(&self.root)
+            .map_err(io(format!("create {}", self.root.display())))?;
         let mut note = |what: String| {
             tracing::info!("{what}");
             events.push(Event::Setup { what, t_ns: 0 });
@@ -152,7 +153,9 @@ impl World {
             };
             let mut exports = Vec::new();
             for e in &server.exports {
-                let dir = scratch.join(format!("server-{name}")).join(e.path.value.trim_start_matches('/'));
+                let dir = scratch
+                    .join(format!("server-{name}"))
+                    .join(e.path.value.trim_start_matches('/'));
                 std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
                 exports.push(ExportSpec {
                     name: e.path.value.clone(),
@@ -167,7 +170,10 @@ impl World {
                 .map_err(|e| nfs_err(format!("listen on port {NFS_PORT}: {e}")))?;
             let srv = NfsServer::start(ServerConfig { exports }, listener)
                 .map_err(|e| nfs_err(e.to_string()))?;
-            note(format!("nfs server {name} on {}:{NFS_PORT}", server.host.value));
+            note(format!(
+                "nfs server {name} on {}:{NFS_PORT}",
+                server.host.value
+            ));
             self.servers.insert(name.clone(), srv);
         }
 
@@ -193,7 +199,11 @@ impl World {
                     what: format!("mount {} at {}", m.id.value, target.display()),
                     source,
                 })?;
-            note(format!("mount {}: {source} at {} ({data})", m.id.value, target.display()));
+            note(format!(
+                "mount {}: {source} at {} ({data})",
+                m.id.value,
+                target.display()
+            ));
             self.nfs_mounts.insert(m.id.value.clone(), mount);
         }
 
@@ -219,7 +229,12 @@ impl World {
                 "",
                 ledger,
             );
-            note(format!("image {}: {} on {}", img.id.value, dev.name(), file.display()));
+            note(format!(
+                "image {}: {} on {}",
+                img.id.value,
+                dev.name(),
+                file.display()
+            ));
             self.loops.push(dev);
             let mount = mount.map_err(block_err(format!("mount {}", img.id.value)))?;
             self.image_mounts.insert(img.id.value.clone(), mount);
@@ -248,7 +263,10 @@ impl World {
         }
         for dev in self.loops.drain(..).rev() {
             let name = dev.name().to_string();
-            done(format!("detach {name}"), dev.detach().map(drop).map_err(|e| e.to_string()));
+            done(
+                format!("detach {name}"),
+                dev.detach().map(drop).map_err(|e| e.to_string()),
+            );
         }
         // Image files may live on the NFS mounts: remove them while those stand.
         self.images.clear();
@@ -263,10 +281,16 @@ impl World {
             done(format!("stop nfs server {name}"), Ok(()));
         }
         for link in self.links.drain(..) {
-            done("delete link".into(), link.delete().map_err(|e| e.to_string()));
+            done(
+                "delete link".into(),
+                link.delete().map_err(|e| e.to_string()),
+            );
         }
         for (name, ns) in std::mem::take(&mut self.netns) {
-            done(format!("delete netns of {name}"), ns.delete().map_err(|e| e.to_string()));
+            done(
+                format!("delete netns of {name}"),
+                ns.delete().map_err(|e| e.to_string()),
+            );
         }
     }
 }
@@ -281,7 +305,10 @@ fn nfs_mount_data(options: Option<&str>, addr: std::net::Ipv4Addr, port: u16) ->
         .filter(|o| !o.is_empty())
         .map(str::to_string)
         .collect();
-    if !parts.iter().any(|o| o.starts_with("vers=") || o.starts_with("nfsvers=")) {
+    if !parts
+        .iter()
+        .any(|o| o.starts_with("vers=") || o.starts_with("nfsvers="))
+    {
         parts.push("vers=3".into());
     }
     parts.extend([
@@ -301,7 +328,11 @@ mod tests {
 
     #[test]
     fn nfs_mount_data_names_address_and_ports() {
-        let d = nfs_mount_data(Some("vers=3,proto=tcp,hard"), "10.77.0.1".parse().unwrap(), 2049);
+        let d = nfs_mount_data(
+            Some("vers=3,proto=tcp,hard"),
+            "10.77.0.1".parse().unwrap(),
+            2049,
+        );
         assert_eq!(
             d,
             "vers=3,proto=tcp,hard,addr=10.77.0.1,port=2049,mountaddr=10.77.0.1,\

@@ -5,7 +5,7 @@
 //! [`probes_at`] tells the engine which.
 
 use crate::journal::{Event, Journal};
-use crate::scenario::{Expectation, FsStateName, Ref, Scenario, errno_name, errno_by_name};
+use crate::scenario::{Expectation, FsStateName, Ref, Scenario, errno_by_name, errno_name};
 use serde::{Deserialize, Serialize};
 
 /// The result of one expectation.
@@ -78,7 +78,10 @@ pub fn evaluate(s: &Scenario, journal: &Journal) -> Vec<Outcome> {
                 state_is(
                     journal,
                     &format!("{} is {want}", fs.value),
-                    &Probe::FsState { image: fs.value.clone() }.subject(),
+                    &Probe::FsState {
+                        image: fs.value.clone(),
+                    }
+                    .subject(),
                     want,
                     at.as_ref().map_or(last_step, |a| a.value.as_str()),
                 )
@@ -88,7 +91,10 @@ pub fn evaluate(s: &Scenario, journal: &Journal) -> Vec<Outcome> {
                 state_is(
                     journal,
                     &format!("mount {} is {word}", mount.value),
-                    &Probe::Mounted { mount: mount.value.clone() }.subject(),
+                    &Probe::Mounted {
+                        mount: mount.value.clone(),
+                    }
+                    .subject(),
                     &present.to_string(),
                     at.as_ref().map_or(last_step, |a| a.value.as_str()),
                 )
@@ -121,7 +127,12 @@ fn window(journal: &Journal, during: &Option<Vec<Ref>>) -> Option<(u64, u64)> {
     }
 }
 
-fn errno_seen(journal: &Journal, workload: &str, errno: &str, during: &Option<Vec<Ref>>) -> Outcome {
+fn errno_seen(
+    journal: &Journal,
+    workload: &str,
+    errno: &str,
+    during: &Option<Vec<Ref>>,
+) -> Outcome {
     let expectation = format!("{workload} sees {errno} {}", describe_window(during));
     let want = errno_by_name(errno);
     let Some((start, end)) = window(journal, during) else {
@@ -198,12 +209,21 @@ fn kmsg_seen(journal: &Journal, pattern: &str, during: &Option<Vec<Ref>>) -> Out
         None => Outcome {
             expectation,
             passed: false,
-            detail: format!("no match among {} kernel log lines in the window", lines.len()),
+            detail: format!(
+                "no match among {} kernel log lines in the window",
+                lines.len()
+            ),
         },
     }
 }
 
-fn state_is(journal: &Journal, expectation: &str, subject: &str, want: &str, step: &str) -> Outcome {
+fn state_is(
+    journal: &Journal,
+    expectation: &str,
+    subject: &str,
+    want: &str,
+    step: &str,
+) -> Outcome {
     let seen = journal.events.iter().find_map(|e| match e {
         Event::Observed {
             step: s,

@@ -21,9 +21,14 @@ pub trait Targets {
 /// An injected fault, holding what it needs to heal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Active {
-    NfsUnexport { server: String, export: String },
+    NfsUnexport {
+        server: String,
+        export: String,
+    },
     /// A fault with no undo (an XFS shutdown stays until unmount).
-    Permanent { kind: &'static str },
+    Permanent {
+        kind: &'static str,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +53,7 @@ pub enum FaultError {
 
 pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> {
     match fault {
-        Fault::NfsUnexport { server, export } => {
-            nfs::unexport(world, &server.value, &export.value)
-        }
+        Fault::NfsUnexport { server, export } => nfs::unexport(world, &server.value, &export.value),
         Fault::XfsShutdown { fs } => xfs::shutdown(world, &fs.value),
     }
 }

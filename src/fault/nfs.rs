@@ -6,17 +6,26 @@ use super::{Active, FaultError, Targets};
 const KIND: &str = "nfs.unexport";
 
 fn server<'w>(world: &'w dyn Targets, name: &str) -> Result<&'w crate::nfs::NfsServer, FaultError> {
-    world.nfs_server(name).ok_or_else(|| FaultError::UnknownTarget {
-        fault: KIND,
-        what: "nfs server",
-        name: name.to_string(),
-    })
+    world
+        .nfs_server(name)
+        .ok_or_else(|| FaultError::UnknownTarget {
+            fault: KIND,
+            what: "nfs server",
+            name: name.to_string(),
+        })
 }
 
-pub(super) fn unexport(world: &dyn Targets, name: &str, export: &str) -> Result<Active, FaultError> {
+pub(super) fn unexport(
+    world: &dyn Targets,
+    name: &str,
+    export: &str,
+) -> Result<Active, FaultError> {
     server(world, name)?
         .set_exported(export, false)
-        .map_err(|source| FaultError::Nfs { fault: KIND, source })?;
+        .map_err(|source| FaultError::Nfs {
+            fault: KIND,
+            source,
+        })?;
     Ok(Active::NfsUnexport {
         server: name.to_string(),
         export: export.to_string(),
@@ -26,5 +35,8 @@ pub(super) fn unexport(world: &dyn Targets, name: &str, export: &str) -> Result<
 pub(super) fn reexport(world: &dyn Targets, name: &str, export: &str) -> Result<(), FaultError> {
     server(world, name)?
         .set_exported(export, true)
-        .map_err(|source| FaultError::Nfs { fault: KIND, source })
+        .map_err(|source| FaultError::Nfs {
+            fault: KIND,
+            source,
+        })
 }

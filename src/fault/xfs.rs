@@ -13,6 +13,9 @@ pub(super) fn shutdown(world: &dyn Targets, image: &str) -> Result<Active, Fault
             what: "image",
             name: image.to_string(),
         })?;
-    crate::block::xfs_shutdown(at).map_err(|source| FaultError::Block { fault: KIND, source })?;
+    crate::block::xfs_shutdown(at).map_err(|source| FaultError::Block {
+        fault: KIND,
+        source,
+    })?;
     Ok(Active::Permanent { kind: KIND })
 }

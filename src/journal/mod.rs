@@ -9,10 +9,23 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A world object was created during setup.
-    Setup { what: String, t_ns: u64 },
-    StepBegin { step: String, t_ns: u64 },
-    StepEnd { step: String, t_ns: u64 },
-    FaultInjected { step: String, fault: String, t_ns: u64 },
+    Setup {
+        what: String,
+        t_ns: u64,
+    },
+    StepBegin {
+        step: String,
+        t_ns: u64,
+    },
+    StepEnd {
+        step: String,
+        t_ns: u64,
+    },
+    FaultInjected {
+        step: String,
+        fault: String,
+        t_ns: u64,
+    },
     FaultHealed {
         step: String,
         fault: String,
@@ -43,7 +56,11 @@ pub enum Event {
         stack: Option<String>,
     },
     /// A kernel log record; stackquake's own step markers are among them.
-    Kmsg { seq: u64, level: u8, text: String },
+    Kmsg {
+        seq: u64,
+        level: u8,
+        text: String,
+    },
     /// A state probe taken when a step ended (filesystem state, mount presence).
     Observed {
         step: String,
@@ -85,7 +102,9 @@ impl Journal {
         let mut inside = begin.is_none();
         let mut lines = Vec::new();
         for e in &self.events {
-            let Event::Kmsg { text, .. } = e else { continue };
+            let Event::Kmsg { text, .. } = e else {
+                continue;
+            };
             if !inside {
                 inside = begin.as_deref() == Some(text.as_str());
                 continue;

@@ -4,7 +4,11 @@ use super::{RunReport, ScenarioResult, Verdict};
 use std::io::Write;
 
 pub fn print_result(out: &mut impl Write, r: &ScenarioResult) -> std::io::Result<()> {
-    writeln!(out, "{:<6} {}  ({:.1}s)  {}", r.verdict, r.id, r.duration_s, r.file)?;
+    writeln!(
+        out,
+        "{:<6} {}  ({:.1}s)  {}",
+        r.verdict, r.id, r.duration_s, r.file
+    )?;
     for o in &r.outcomes {
         let mark = if o.passed { "ok  " } else { "FAIL" };
         writeln!(out, "  {mark} {}", o.expectation)?;
@@ -39,6 +43,10 @@ pub fn print_summary(out: &mut impl Write, report: &RunReport) -> std::io::Resul
         report.run_id,
         report.target,
         report.kernel,
-        if parts.is_empty() { "nothing ran".to_string() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "nothing ran".to_string()
+        } else {
+            parts.join(", ")
+        }
     )
 }

@@ -53,5 +53,7 @@ pub fn render(run: &RunReport) -> String {
         suite.add_test_case(case);
     }
     report.add_test_suite(suite);
-    report.to_string().unwrap_or_else(|e| format!("<!-- junit rendering failed: {e} -->"))
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- junit rendering failed: {e} -->"))
 }

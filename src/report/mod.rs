@@ -69,7 +69,10 @@ impl RunReport {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| ReportError::Parse { path, detail: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+            path,
+            detail: e.to_string(),
+        })
     }
 
     /// Writes journal.json and junit.xml into `dir`.
@@ -96,5 +99,8 @@ pub enum ReportError {
         source: std::io::Error,
     },
     #[error("{path} is not a stackquake journal: {detail}")]
-    Parse { path: std::path::PathBuf, detail: String },
+    Parse {
+        path: std::path::PathBuf,
+        detail: String,
+    },
 }

@@ -52,7 +52,11 @@ impl FromStr for ByteSize {
             "M" => 20,
             "G" => 30,
             "T" => 40,
-            _ => return Err(format!("invalid size `{s}`; write e.g. `4096`, `64K`, `512M`, `1G`")),
+            _ => {
+                return Err(format!(
+                    "invalid size `{s}`; write e.g. `4096`, `64K`, `512M`, `1G`"
+                ));
+            }
         };
         let n: u64 = digits
             .parse()

@@ -170,7 +170,12 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     }
     for (i, link) in s.links.iter().enumerate() {
         for (j, end) in link.between.iter().enumerate() {
-            c.reference(end, format!("links[{i}].between[{j}]"), "host", hosts.clone());
+            c.reference(
+                end,
+                format!("links[{i}].between[{j}]"),
+                "host",
+                hosts.clone(),
+            );
         }
         if link.between[0].value == link.between[1].value {
             c.at(
@@ -234,7 +239,12 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
         c.absolute(&m.at, format!("mounts[{i}].at"));
     }
     for (i, img) in s.images.iter().enumerate() {
-        c.reference(&img.host, format!("images[{i}].host"), "host", hosts.clone());
+        c.reference(
+            &img.host,
+            format!("images[{i}].host"),
+            "host",
+            hosts.clone(),
+        );
         c.absolute(&img.file, format!("images[{i}].file"));
         c.absolute(&img.at, format!("images[{i}].at"));
     }
@@ -245,7 +255,12 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             .map(|(i, w)| (&w.id, format!("workloads[{i}].id"))),
     );
     for (i, w) in s.workloads.iter().enumerate() {
-        c.reference(&w.host, format!("workloads[{i}].host"), "host", hosts.clone());
+        c.reference(
+            &w.host,
+            format!("workloads[{i}].host"),
+            "host",
+            hosts.clone(),
+        );
         c.absolute(&w.path, format!("workloads[{i}].path"));
     }
     check_steps(&mut c, s);
@@ -339,7 +354,12 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
                 during: d,
             } => {
                 let path = format!("expect[{i}].errno");
-                c.reference(workload, format!("{path}.workload"), "workload", workloads.clone());
+                c.reference(
+                    workload,
+                    format!("{path}.workload"),
+                    "workload",
+                    workloads.clone(),
+                );
                 if errno_by_name(&errno.value).is_none() {
                     c.at(
                         errno.referenced,
@@ -370,7 +390,12 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
             }
             Expectation::Mounted { mount, at: a, .. } => {
                 let path = format!("expect[{i}].mounted");
-                c.reference(mount, format!("{path}.mount"), "mount or image", mounts.clone());
+                c.reference(
+                    mount,
+                    format!("{path}.mount"),
+                    "mount or image",
+                    mounts.clone(),
+                );
                 at(c, a, path);
             }
         }
@@ -379,10 +404,36 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
 
 /// The errno names scenarios may use, as the kernel spells them.
 const ERRNO_NAMES: &[&str] = &[
-    "EPERM", "ENOENT", "EINTR", "EIO", "ENXIO", "EBADF", "EAGAIN", "ENOMEM", "EACCES", "EBUSY",
-    "EEXIST", "ENODEV", "ENOTDIR", "EISDIR", "EINVAL", "EFBIG", "ENOSPC", "EROFS", "EDEADLK",
-    "ENOLCK", "ENOTEMPTY", "ENOTCONN", "ETIMEDOUT", "ECONNREFUSED", "EHOSTUNREACH", "ESTALE",
-    "EREMOTEIO", "EDQUOT", "EOPNOTSUPP", "EUCLEAN",
+    "EPERM",
+    "ENOENT",
+    "EINTR",
+    "EIO",
+    "ENXIO",
+    "EBADF",
+    "EAGAIN",
+    "ENOMEM",
+    "EACCES",
+    "EBUSY",
+    "EEXIST",
+    "ENODEV",
+    "ENOTDIR",
+    "EISDIR",
+    "EINVAL",
+    "EFBIG",
+    "ENOSPC",
+    "EROFS",
+    "EDEADLK",
+    "ENOLCK",
+    "ENOTEMPTY",
+    "ENOTCONN",
+    "ETIMEDOUT",
+    "ECONNREFUSED",
+    "EHOSTUNREACH",
+    "ESTALE",
+    "EREMOTEIO",
+    "EDQUOT",
+    "EOPNOTSUPP",
+    "EUCLEAN",
 ];
 
 /// The errno number for a name such as `EIO`.
@@ -415,7 +466,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut diag = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let next = (diag + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
             diag = row[j + 1];
             row[j + 1] = next;
         }
@@ -440,7 +493,10 @@ mod tests {
     #[test]
     fn closest_picks_small_edits_only() {
         let choices = ["failover", "steady", "after"];
-        assert_eq!(closest("failovr", choices.iter().copied()), Some("failover"));
+        assert_eq!(
+            closest("failovr", choices.iter().copied()),
+            Some("failover")
+        );
         assert_eq!(closest("zzzzzz", choices.iter().copied()), None);
     }
 

@@ -28,7 +28,10 @@ pub fn run(spec: &Spec) -> std::io::Result<()> {
             Err((stage, e)) => {
                 // A failed fd may be dead for good (a shut-down XFS): reopen.
                 file = None;
-                (Some(e.raw_os_error().unwrap_or(libc::EIO)), Some(stage.into()))
+                (
+                    Some(e.raw_os_error().unwrap_or(libc::EIO)),
+                    Some(stage.into()),
+                )
             }
         };
         emit(

@@ -60,7 +60,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -94,7 +98,13 @@ mod tests {
         }
         .encode(128);
         bytes[100] ^= 1;
-        assert_eq!(Record::decode(&bytes), Err(RecordError::Checksum { seq: 3 }));
-        assert!(matches!(Record::decode(b"garbage"), Err(RecordError::Malformed(_))));
+        assert_eq!(
+            Record::decode(&bytes),
+            Err(RecordError::Checksum { seq: 3 })
+        );
+        assert!(matches!(
+            Record::decode(b"garbage"),
+            Err(RecordError::Malformed(_))
+        ));
     }
 }
