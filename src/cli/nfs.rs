@@ -12,8 +12,8 @@ use clap::{Args, Subcommand};
 
 use super::exit;
 use crate::nfs::control::names;
-use crate::nfs::control::{self, ActionSpec, ControlSocket, Request, Response, RuleSpec};
-use crate::nfs::{ExportSpec, Listeners, NfsServer, ServerConfig};
+use crate::nfs::control::{self, ActionSpec, ControlSocket, DownMode, Request, Response, RuleSpec};
+use crate::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
 
 #[derive(Debug, Args)]
 pub struct NfsArgs {
@@ -34,7 +34,11 @@ pub enum NfsCommand {
 pub struct ServeArgs {
     /// A directory to export, optionally with the name clients mount
     /// (default: "/" + the directory's last component). Repeatable.
-    #[arg(long = "export", value_name = "DIR[:NAME]", required = true)]
+    #[arg(
+        long = "export",
+        value_name = "DIR[:NAME]",
+        required_unless_present = "host_services"
+    )]
     pub exports: Vec<String>,
     /// Where to listen (TCP and, unless --no-udp, UDP on the same port).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -57,6 +61,19 @@ pub struct ServeArgs {
     /// The control socket (JSON lines) to create.
     #[arg(long, value_name = "SOCKET")]
     pub control: PathBuf,
+    /// Serve NLM (100021 v1/v3/v4) and NSM (100024 v1) for NFSv3 locking;
+    /// kernel clients find NLM through --portmap ADDR:111.
+    #[arg(long)]
+    pub locking: bool,
+    /// Grace period after start and restart (with --locking): only lock
+    /// reclaims are granted. knfsd uses 90s.
+    #[arg(long, default_value = "0s")]
+    pub grace: humantime::Duration,
+    /// Stand in for a client host's rpcbind and rpc.statd instead: NSM only,
+    /// no exports needed; listen on 127.0.0.1:111 of the client's namespace
+    /// so the kernel's lockd can register and monitor.
+    #[arg(long, conflicts_with = "locking")]
+    pub host_services: bool,
 }
 
 #[derive(Debug, Args)]
@@ -91,11 +108,17 @@ pub struct MatchArgs {
 #[derive(Debug, Subcommand)]
 pub enum FaultCommand {
     /// Unexport: calls with its handles answer NFS3ERR_STALE, MNT is refused.
-    Unexport { name: String },
+    Unexport {
+        name: String,
+    },
     /// Export again: the old handles work again.
-    Reexport { name: String },
+    Reexport {
+        name: String,
+    },
     /// Make every handle of the export issued so far STALE for good.
-    InvalidateHandles { name: String },
+    InvalidateHandles {
+        name: String,
+    },
     /// Hold matching calls until healed.
     Stall(MatchArgs),
     /// Hold matching calls for a while, then serve them.
@@ -116,7 +139,9 @@ pub enum FaultCommand {
         status: String,
     },
     /// Remove one rule (held calls resume).
-    Heal { id: u64 },
+    Heal {
+        id: u64,
+    },
     /// Remove every rule.
     HealAll,
     /// List active rules.
@@ -130,8 +155,45 @@ pub enum FaultCommand {
         #[arg(long, default_value = "0s")]
         downtime: humantime::Duration,
     },
+    /// nlm.down: the lock manager stops answering (stall, drop: prints a
+    /// rule id, heal it) or leaves the portmapper (unregister: `nlm-up`).
+    NlmDown {
+        #[arg(long, value_enum, default_value = "stall")]
+        mode: DownModeArg,
+    },
+    /// Register the lock manager again after `nlm-down --mode unregister`.
+    NlmUp,
+    /// nsm.down: the same for the status monitor.
+    NsmDown {
+        #[arg(long, value_enum, default_value = "stall")]
+        mode: DownModeArg,
+    },
+    NsmUp,
+    /// nlm.grace: force a grace period of this long from now (0s ends one).
+    NlmGrace {
+        duration: humantime::Duration,
+    },
+    /// Held and blocked locks, grace left, NSM state.
+    LockStatus,
     /// Stop the server.
     Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DownModeArg {
+    Stall,
+    Drop,
+    Unregister,
+}
+
+impl From<DownModeArg> for DownMode {
+    fn from(m: DownModeArg) -> DownMode {
+        match m {
+            DownModeArg::Stall => DownMode::Stall,
+            DownModeArg::Drop => DownMode::Drop,
+            DownModeArg::Unregister => DownMode::Unregister,
+        }
+    }
 }
 
 pub fn run(args: NfsArgs) -> u8 {
@@ -208,7 +270,17 @@ fn serve(args: ServeArgs) -> u8 {
             return exit::UNAVAILABLE;
         }
     };
-    let server = match NfsServer::start_with(config, listeners) {
+    let locking = if args.host_services {
+        LockConfig::client_host()
+    } else if args.locking {
+        LockConfig {
+            grace: *args.grace,
+            ..LockConfig::default()
+        }
+    } else {
+        LockConfig::off()
+    };
+    let server = match NfsServer::start_with_locking(config, listeners, locking) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -324,6 +396,14 @@ fn fault_request(cmd: FaultCommand) -> Result<Request, String> {
             keep_handles: !lose_handles,
             downtime_ms: downtime.as_millis() as u64,
         },
+        FaultCommand::NlmDown { mode } => Request::NlmDown { mode: mode.into() },
+        FaultCommand::NlmUp => Request::NlmUp,
+        FaultCommand::NsmDown { mode } => Request::NsmDown { mode: mode.into() },
+        FaultCommand::NsmUp => Request::NsmUp,
+        FaultCommand::NlmGrace { duration } => Request::NlmGrace {
+            ms: duration.as_millis() as u64,
+        },
+        FaultCommand::LockStatus => Request::LockStatus,
         FaultCommand::Shutdown => Request::Shutdown,
     })
 }
@@ -331,6 +411,12 @@ fn fault_request(cmd: FaultCommand) -> Result<Request, String> {
 fn print_response(resp: &Response) {
     if let Some(id) = resp.id {
         println!("rule {id}");
+    }
+    if let Some(l) = &resp.locks {
+        println!(
+            "held={} blocked={} grace_ms={} nsm_state={} monitors={}",
+            l.held, l.blocked, l.grace_ms, l.nsm_state, l.monitors
+        );
     }
     for r in resp.rules.iter().flatten() {
         let prog = r.rule.prog.unwrap_or(0);

@@ -1,5 +1,6 @@
 //! Routes one RPC record: parse the call header, pass the FaultHook, hand the
-//! arguments to the program (portmap, MOUNT, NFSv3) and build the reply.
+//! arguments to the program (portmap, MOUNT, NFSv3, NLM, NSM) and build the
+//! reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use super::export::ExportTable;
 use super::hook::{CallInfo, FaultHook, HookDecision};
 use super::mount::{self, Mount};
 use super::nfs3::{self, Nfs3, Nfs3Status};
+use super::nlm::{self, Nlm};
+use super::nsm::{self, Nsm};
 use super::portmap::{self, PortRegistry, Portmap};
 use super::rpc::{self, AcceptStat, AuthStat, Credential, RpcParseError};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
@@ -71,6 +74,8 @@ pub struct Dispatcher {
     portmap: Portmap,
     hook: Arc<FaultHook>,
     drc: ReplyCache,
+    nlm: Option<Arc<Nlm>>,
+    nsm: Option<Arc<Nsm>>,
 }
 
 impl Dispatcher {
@@ -86,7 +91,25 @@ impl Dispatcher {
             exports,
             hook,
             drc: ReplyCache::new(drc::DEFAULT_CAPACITY),
+            nlm: None,
+            nsm: None,
         }
+    }
+
+    /// Serves NLM and NSM too (either may be absent: a client host's
+    /// stand-in serves NSM but leaves NLM to the kernel's lockd).
+    pub fn with_locking(mut self, nlm: Option<Arc<Nlm>>, nsm: Option<Arc<Nsm>>) -> Dispatcher {
+        self.nlm = nlm;
+        self.nsm = nsm;
+        self
+    }
+
+    pub fn nlm(&self) -> Option<&Arc<Nlm>> {
+        self.nlm.as_ref()
+    }
+
+    pub fn nsm(&self) -> Option<&Arc<Nsm>> {
+        self.nsm.as_ref()
     }
 
     pub fn nfs3(&self) -> &Nfs3 {
@@ -151,6 +174,8 @@ impl Dispatcher {
             rpc::accepted_reply(&mut w, call.xid, AcceptStat::Success);
             if call.prog == nfs3::PROGRAM {
                 nfs3::encode_failure(call.proc_, Nfs3Status(status), &mut w);
+            } else if call.prog == nlm::PROGRAM {
+                nlm::encode_failure(call.vers, r.rest(), status, &mut w);
             } else {
                 mount::encode_failure(status, &mut w);
             }
@@ -190,6 +215,10 @@ impl Dispatcher {
             (nfs3::PROGRAM, nfs3::VERSION) => self.nfs3.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
             (mount::PROGRAM, mount::VERSION) => self.mount.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
             (portmap::PROGRAM, portmap::MIN_VERSION..=portmap::MAX_VERSION) => self.portmap.call(&ctx, call.vers, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
+            (nlm::PROGRAM, 1 | 3 | 4) if self.nlm.is_some() => self.nlm.as_ref().map_or(Ok(()), |n| n.call(&ctx, call.vers, call.proc_, &mut r, &mut w)).map_err(Mismatch::from),
+            (nsm::PROGRAM, nsm::VERSION) if self.nsm.is_some() => self.nsm.as_ref().map_or(Ok(()), |n| n.call(&ctx, call.proc_, &mut r, &mut w)).map_err(Mismatch::from),
+            (nlm::PROGRAM, _) if self.nlm.is_some() => Err(Mismatch::Version(1, 4)),
+            (nsm::PROGRAM, _) if self.nsm.is_some() => Err(mismatch(nsm::VERSION)),
             (nfs3::PROGRAM, _) => Err(mismatch(nfs3::VERSION)),
             (mount::PROGRAM, _) => Err(mismatch(mount::VERSION)),
             (portmap::PROGRAM, _) => Err(Mismatch::Version(portmap::MIN_VERSION, portmap::MAX_VERSION)),

@@ -1,9 +1,10 @@
 //! The in-process NFS server: XDR, ONC RPC, MOUNT v3, NFSv3, a portmapper
 //! and the fault hook in front of dispatch.
 //!
-//! One module per RPC program (`mount`, `nfs3`, `portmap`); `rpc` and `xdr`
-//! are the wire layers; `dispatch` routes a record through the `hook` to a
-//! program; `server` owns the listener and connection threads.
+//! One module per RPC program (`mount`, `nfs3`, `portmap`, `nlm`, `nsm`);
+//! `rpc` and `xdr` are the wire layers; `dispatch` routes a record through
+//! the `hook` to a program; `server` owns the listener and connection
+//! threads; `peer` makes the callbacks NLM and NSM send to other hosts.
 
 pub mod client;
 pub mod control;
@@ -15,8 +16,11 @@ pub mod handle;
 pub mod hook;
 pub mod mount;
 pub mod nfs3;
+pub mod nlm;
+pub mod nsm;
 pub mod open_files;
 pub mod pcap;
+pub mod peer;
 pub mod portmap;
 pub mod rpc;
 pub mod server;
@@ -27,6 +31,7 @@ use std::path::PathBuf;
 pub use dispatch::Transport;
 pub use export::ExportSpec;
 pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
+pub use nlm::LockConfig;
 pub use server::{Listeners, NfsServer, RestartOptions, ServerConfig};
 
 /// Errors of the NFS server's control plane (never of a client's call: those
@@ -59,6 +64,8 @@ pub enum NfsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("this server does not serve {0}")]
+    NotServed(&'static str),
     #[error("spawning nfs thread: {0}")]
     Spawn(std::io::Error),
 }

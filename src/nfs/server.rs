@@ -3,7 +3,7 @@
 //! fault hook holds never holds the calls behind it.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +15,8 @@ use super::dispatch::{Dispatcher, Outcome, Transport};
 use super::export::{ExportSpec, ExportTable};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;
+use super::nlm::{self, LockConfig, Nlm};
+use super::nsm::{self, Nsm};
 use super::pcap::PcapWriter;
 use super::portmap::{self, PortRegistry, Registration};
 use super::{mount, nfs3, rpc};
@@ -193,8 +195,23 @@ impl NfsServer {
     }
 
     /// Serves on TCP and, when given, on UDP and port 111; registers NFS v3,
-    /// MOUNT v3 and portmap v2–v4 in the server's portmapper.
+    /// MOUNT v3 and portmap v2–v4 in the server's portmapper. No NLM/NSM:
+    /// see `start_with_locking`.
     pub fn start_with(config: ServerConfig, listeners: Listeners) -> Result<NfsServer, NfsError> {
+        NfsServer::start_with_locking(config, listeners, LockConfig::off())
+    }
+
+    /// Like `start_with`, and serves the lock manager (NLM 100021 v1/v3/v4)
+    /// and status monitor (NSM 100024 v1) as `locking` says, registered on
+    /// the main TCP/UDP port. The Linux client finds NLM through the
+    /// server's portmapper on port 111 (there is no mount option for the
+    /// NLM port), so a server that kernel clients lock against needs the
+    /// port-111 listeners.
+    pub fn start_with_locking(
+        config: ServerConfig,
+        listeners: Listeners,
+        locking: LockConfig,
+    ) -> Result<NfsServer, NfsError> {
         let exports = Arc::new(ExportTable::new(&config.exports)?);
         let Listeners {
             tcp,
@@ -219,10 +236,12 @@ impl NfsServer {
                 .map_err(listener_err("udp read timeout"))?;
         }
         let registry = Arc::new(PortRegistry::new());
-        register_programs(&registry, &tcps, &udps)?;
+        register_programs(&registry, &tcps, &udps, &locking)?;
         let hook = Arc::new(FaultHook::new());
+        let (nlm, nsm) = locking_services(&locking, local_addr.ip(), &registry);
         let shared = Arc::new(Shared {
-            dispatcher: Dispatcher::new(exports, hook.clone(), registry.clone()),
+            dispatcher: Dispatcher::new(exports, hook.clone(), registry.clone())
+                .with_locking(nlm, nsm),
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
@@ -340,10 +359,21 @@ impl NfsServer {
             }
         }
         let verf = shared.dispatcher.nfs3().new_write_verf();
+        // A rebooted lock manager remembers nothing but whom to notify
+        // (statd's list is on disk); the grace period starts with the reboot.
+        if let Some(n) = shared.dispatcher.nlm() {
+            n.restarted();
+        }
+        if let Some(n) = shared.dispatcher.nsm() {
+            n.reboot();
+        }
         if !opts.downtime.is_zero() {
             std::thread::sleep(opts.downtime);
         }
         shared.down.store(false, Ordering::SeqCst);
+        if let Some(n) = shared.dispatcher.nsm() {
+            n.notify_clients();
+        }
         tracing::info!(keep_handles = opts.keep_handles, downtime = ?opts.downtime, "nfs server restarted");
         verf
     }
@@ -355,6 +385,62 @@ impl NfsServer {
         for e in self.shared.dispatcher.exports().iter() {
             e.open_files.clear();
         }
+    }
+
+    /// The lock manager, when served.
+    pub fn nlm(&self) -> Option<&Arc<Nlm>> {
+        self.shared.dispatcher.nlm()
+    }
+
+    /// The status monitor, when served.
+    pub fn nsm(&self) -> Option<&Arc<Nsm>> {
+        self.shared.dispatcher.nsm()
+    }
+
+    /// Forces a grace period of `d` from now (zero ends one): LOCK without
+    /// reclaim, TEST, UNLOCK and CANCEL answer LCK_DENIED_GRACE_PERIOD.
+    pub fn start_grace(&self, d: Duration) -> Result<(), NfsError> {
+        let nlm = self.nlm().ok_or(NfsError::NotServed("nlm"))?;
+        nlm.grace().start(d);
+        Ok(())
+    }
+
+    /// Removes a lock program from the portmapper (clients asking for its
+    /// port get 0, as when lockd or statd is not running) or registers it
+    /// again. `program` is `nlm::PROGRAM` or `nsm::PROGRAM`.
+    pub fn set_registered(&self, program: u32, registered: bool) -> Result<(), NfsError> {
+        let served = match program {
+            nlm::PROGRAM => self.nlm().is_some(),
+            nsm::PROGRAM => self.nsm().is_some(),
+            _ => false,
+        };
+        if !served {
+            return Err(NfsError::NotServed(if program == nsm::PROGRAM {
+                "nsm"
+            } else {
+                "nlm"
+            }));
+        }
+        let versions: Vec<u32> = if program == nlm::PROGRAM {
+            nlm::VERSIONS.to_vec()
+        } else {
+            vec![nsm::VERSION]
+        };
+        let mut socks = vec![(portmap::IPPROTO_TCP, self.local_addr)];
+        socks.extend(self.udp_addr.map(|a| (portmap::IPPROTO_UDP, a)));
+        for vers in versions {
+            for (proto, addr) in &socks {
+                let netid = portmap::netid(*proto, addr);
+                if registered {
+                    self.registry
+                        .set(Registration::new(program, vers, netid, *addr, "stackquake"));
+                } else {
+                    self.registry.unset(program, vers, Some(netid));
+                }
+            }
+        }
+        tracing::info!(program, registered, "lock program registration changed");
+        Ok(())
     }
 
     /// The fault hook in front of dispatch, to add and heal rules.
@@ -401,6 +487,7 @@ fn register_programs(
     registry: &PortRegistry,
     tcps: &[TcpListener],
     udps: &[UdpSocket],
+    locking: &LockConfig,
 ) -> Result<(), NfsError> {
     let mut socks = Vec::new();
     if let (Some(first), Some(last)) = (tcps.first(), tcps.last()) {
@@ -429,6 +516,9 @@ fn register_programs(
         for (prog, vers) in services {
             registry.set(Registration::new(prog, vers, netid, served, "stackquake"));
         }
+        for (prog, vers) in lock_programs(locking) {
+            registry.set(Registration::new(prog, vers, netid, served, "stackquake"));
+        }
         for vers in portmap::MIN_VERSION..=portmap::MAX_VERSION {
             registry.set(Registration::new(
                 portmap::PROGRAM,
@@ -440,6 +530,37 @@ fn register_programs(
         }
     }
     Ok(())
+}
+
+/// The (program, version) pairs `locking` serves.
+fn lock_programs(locking: &LockConfig) -> Vec<(u32, u32)> {
+    let mut v = Vec::new();
+    if locking.nlm {
+        v.extend(nlm::VERSIONS.iter().map(|&vers| (nlm::PROGRAM, vers)));
+    }
+    if locking.nsm {
+        v.push((nsm::PROGRAM, nsm::VERSION));
+    }
+    v
+}
+
+fn locking_services(
+    locking: &LockConfig,
+    ip: IpAddr,
+    registry: &Arc<PortRegistry>,
+) -> (Option<Arc<Nlm>>, Option<Arc<Nsm>>) {
+    let nlm = locking.nlm.then(|| Arc::new(Nlm::new(locking.clone(), ip)));
+    let nsm = locking.nsm.then(|| {
+        Arc::new(Nsm::new(
+            nlm.clone(),
+            locking.name.clone().unwrap_or_else(|| ip.to_string()),
+            registry.clone(),
+            ip,
+            locking.peer_portmap_port,
+            locking.callback_timeout,
+        ))
+    });
+    (nlm, nsm)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::export::Cidr;
 use super::hook::{CallMatch, FaultAction, FaultRule, RuleId};
-use super::{NfsError, NfsServer, RestartOptions};
+use super::{NfsError, NfsServer, RestartOptions, nlm, nsm};
 
 /// Longest request line accepted.
 const MAX_LINE: u64 = 64 * 1024;
@@ -46,7 +46,48 @@ pub enum Request {
         keep_handles: bool,
         downtime_ms: u64,
     },
+    /// `nlm.down`: NLM stops answering (a hook rule: heal it by id) or
+    /// leaves the portmapper (heal with `nlm_up`).
+    NlmDown {
+        mode: DownMode,
+    },
+    NlmUp,
+    /// `nsm.down`, the same for the status monitor.
+    NsmDown {
+        mode: DownMode,
+    },
+    NsmUp,
+    /// `nlm.grace`: a grace period of this long from now (0 ends one).
+    NlmGrace {
+        ms: u64,
+    },
+    /// Lock counts, grace and NSM state.
+    LockStatus,
     Shutdown,
+}
+
+/// How a lock service is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownMode {
+    /// Calls are held until healed, then answered (an unresponsive lockd:
+    /// the client logs "not responding", then "OK").
+    #[default]
+    Stall,
+    /// Calls are served but never answered.
+    Drop,
+    /// Not in the portmapper: clients asking for the port get 0.
+    Unregister,
+}
+
+/// What `lock_status` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LockStatus {
+    pub held: usize,
+    pub blocked: usize,
+    pub grace_ms: u64,
+    pub nsm_state: i32,
+    pub monitors: usize,
 }
 
 /// A fault rule on the wire.
@@ -136,6 +177,8 @@ pub struct Response {
     pub id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<ListedRule>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locks: Option<LockStatus>,
 }
 
 impl Response {
@@ -204,10 +247,69 @@ pub fn execute(server: &NfsServer, req: &Request, shutdown: &AtomicBool) -> Resp
             });
             Response::ok()
         }
+        Request::NlmDown { mode } => lock_down(server, nlm::PROGRAM, *mode),
+        Request::NsmDown { mode } => lock_down(server, nsm::PROGRAM, *mode),
+        Request::NlmUp => done(server.set_registered(nlm::PROGRAM, true)),
+        Request::NsmUp => done(server.set_registered(nsm::PROGRAM, true)),
+        Request::NlmGrace { ms } => done(server.start_grace(Duration::from_millis(*ms))),
+        Request::LockStatus => {
+            let (held, blocked) = server.nlm().map_or((0, 0), |n| n.counts());
+            let grace_ms = server
+                .nlm()
+                .and_then(|n| n.grace().remaining())
+                .map_or(0, |d| d.as_millis() as u64);
+            Response {
+                locks: Some(LockStatus {
+                    held,
+                    blocked,
+                    grace_ms,
+                    nsm_state: server.nsm().map_or(0, |n| n.state()),
+                    monitors: server.nsm().map_or(0, |n| n.monitored().len()),
+                }),
+                ..Response::ok()
+            }
+        }
         Request::Shutdown => {
             shutdown.store(true, Ordering::SeqCst);
             Response::ok()
         }
+    }
+}
+
+/// `nlm.down` / `nsm.down`: a hook rule on the whole program, or leaving
+/// the portmapper.
+fn lock_down(server: &NfsServer, program: u32, mode: DownMode) -> Response {
+    let served = match program {
+        nlm::PROGRAM => server.nlm().is_some(),
+        _ => server.nsm().is_some(),
+    };
+    if !served {
+        return Response::err(NfsError::NotServed(if program == nlm::PROGRAM {
+            "nlm"
+        } else {
+            "nsm"
+        }));
+    }
+    let action = match mode {
+        DownMode::Stall => FaultAction::StallUntilHealed,
+        DownMode::Drop => FaultAction::DropReply,
+        DownMode::Unregister => {
+            return server
+                .set_registered(program, false)
+                .map_or_else(Response::err, |()| Response::ok());
+        }
+    };
+    let id = server.hook().add(FaultRule {
+        matcher: CallMatch {
+            prog: Some(program),
+            ..CallMatch::default()
+        },
+        action,
+        nth: None,
+    });
+    Response {
+        id: Some(id.get()),
+        ..Response::ok()
     }
 }
 
@@ -358,5 +460,16 @@ mod tests {
             ..RuleSpec::default()
         };
         assert_eq!(RuleSpec::from_rule(&spec.to_rule().unwrap()), spec);
+        let down = Request::NlmDown {
+            mode: DownMode::Unregister,
+        };
+        assert_eq!(
+            serde_json::to_string(&down).unwrap(),
+            r#"{"op":"nlm_down","mode":"unregister"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"nlm_grace","ms":5000}"#).unwrap(),
+            Request::NlmGrace { ms: 5000 }
+        );
     }
 }

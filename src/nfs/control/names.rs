@@ -1,7 +1,7 @@
 //! Procedure and status names for people: "WRITE", "MNT", "NFS3ERR_IO"
 //! (RFC 1813 §3, Appendix I; RFC 1833) to and from their numbers.
 
-use crate::nfs::{mount, nfs3, portmap};
+use crate::nfs::{mount, nfs3, nlm, nsm, portmap};
 
 const NFS3_PROCS: [&str; 22] = [
     "NULL",
@@ -29,6 +29,42 @@ const NFS3_PROCS: [&str; 22] = [
 ];
 const MOUNT_PROCS: [&str; 6] = ["NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT"];
 const PORTMAP_PROCS: [&str; 6] = ["NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"];
+/// XNFS NLM procedures; 16 is Linux's private NSM callback, 17-19 unused.
+const NLM_PROCS: [&str; 24] = [
+    "NULL",
+    "TEST",
+    "LOCK",
+    "CANCEL",
+    "UNLOCK",
+    "GRANTED",
+    "TEST_MSG",
+    "LOCK_MSG",
+    "CANCEL_MSG",
+    "UNLOCK_MSG",
+    "GRANTED_MSG",
+    "TEST_RES",
+    "LOCK_RES",
+    "CANCEL_RES",
+    "UNLOCK_RES",
+    "GRANTED_RES",
+    "NSM_NOTIFY",
+    "17",
+    "18",
+    "19",
+    "SHARE",
+    "UNSHARE",
+    "NM_LOCK",
+    "FREE_ALL",
+];
+const NSM_PROCS: [&str; 7] = [
+    "SM_NULL",
+    "SM_STAT",
+    "SM_MON",
+    "SM_UNMON",
+    "SM_UNMON_ALL",
+    "SM_SIMU_CRASH",
+    "SM_NOTIFY",
+];
 
 const NFS3_STATUSES: [(&str, u32); 28] = [
     ("NFS3_OK", 0),
@@ -67,6 +103,8 @@ pub fn program(name: &str) -> Option<u32> {
         "nfs" => Some(nfs3::PROGRAM),
         "mount" | "mountd" => Some(mount::PROGRAM),
         "portmap" | "rpcbind" => Some(portmap::PROGRAM),
+        "nlm" | "nlockmgr" | "lockd" => Some(nlm::PROGRAM),
+        "nsm" | "status" | "statd" => Some(nsm::PROGRAM),
         other => other.parse().ok(),
     }
 }
@@ -76,6 +114,8 @@ fn procs(prog: u32) -> &'static [&'static str] {
         nfs3::PROGRAM => &NFS3_PROCS,
         mount::PROGRAM => &MOUNT_PROCS,
         portmap::PROGRAM => &PORTMAP_PROCS,
+        nlm::PROGRAM => &NLM_PROCS,
+        nsm::PROGRAM => &NSM_PROCS,
         _ => &[],
     }
 }
@@ -91,6 +131,8 @@ pub fn procedure(prog: u32, name: &str) -> Option<u32> {
         .strip_prefix("NFSPROC3_")
         .or_else(|| upper.strip_prefix("MOUNTPROC3_"))
         .or_else(|| upper.strip_prefix("PMAPPROC_"))
+        .or_else(|| upper.strip_prefix("NLMPROC4_"))
+        .or_else(|| upper.strip_prefix("NLM_"))
         .unwrap_or(&upper);
     procs(prog)
         .iter()
@@ -139,5 +181,10 @@ mod tests {
         assert_eq!(status("jukebox"), Some(10008));
         assert_eq!(status_name(70), "NFS3ERR_STALE");
         assert_eq!(program("mount"), Some(100005));
+        assert_eq!(program("nlm"), Some(100021));
+        assert_eq!(procedure(100021, "nlmproc4_lock"), Some(2));
+        assert_eq!(procedure(100021, "FREE_ALL"), Some(23));
+        assert_eq!(procedure(100024, "sm_notify"), Some(6));
+        assert_eq!(procedure_name(100024, 2), "SM_MON");
     }
 }

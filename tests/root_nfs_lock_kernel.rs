@@ -1,0 +1,310 @@
+//! The in-process server's NLM and NSM against the Linux 6.1 kernel's NFSv3
+//! client and lockd, in a QEMU guest (TCG). The server listens on
+//! 127.0.0.2 with its portmapper on 127.0.0.2:111 (the kernel asks there for
+//! NLM: there is no mount option for the NLM port); a client-host stand-in
+//! (`LockConfig::client_host`) is the guest's rpcbind and rpc.statd on
+//! 127.0.0.1:111, where the kernel's lockd registers and monitors. Steps:
+//! with no statd registered the first lock fails; `flock -s`, `flock -x`;
+//! a second process blocks and is granted by the GRANTED callback; with
+//! nlm.down `flock -x` hangs and the kernel logs "lockd: server 127.0.0.2
+//! not responding", after heal it is granted and "OK" is logged.
+//!
+//! Needs root, qemu-system-x86_64, cpio, busybox, flock (util-linux) and the
+//! guest kernel with modules: a missing piece fails the test.
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use stackquake::nfs::control::{self, DownMode, Request};
+use stackquake::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig, nsm};
+
+const GUEST_ENV: &str = "SQ_GUEST_NLM_EXPORT";
+/// The guest kernel: Debian's 6.1 (linux-image-amd64), whatever its ABI number.
+fn guest_kernel_version() -> String {
+    let mut found: Vec<String> = std::fs::read_dir("/lib/modules")
+        .expect("/lib/modules missing (Debian: linux-image-amd64)")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|v| v.starts_with("6.1.") && Path::new(&format!("/boot/vmlinuz-{v}")).exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no 6.1 kernel with modules in /boot (Debian: linux-image-amd64)")
+}
+const MODULES: &[&str] = &[
+    "net/sunrpc/sunrpc.ko",
+    "fs/nfs_common/grace.ko",
+    "fs/lockd/lockd.ko",
+    "fs/nfs_common/nfs_acl.ko",
+    "fs/netfs/netfs.ko",
+    "fs/fscache/fscache.ko",
+    "fs/nfs/nfs.ko",
+    "fs/nfs/nfsv3.ko",
+];
+
+const GUEST_SCRIPT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /tmp /export /mnt/nfs
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /export
+ip link set lo up
+for m in $(cat /modules.list); do
+  case $m in lockd.ko) insmod /modules/$m nlm_timeout=3 ;; *) insmod /modules/$m ;; esac || echo "SQ-FAIL insmod $m"
+done
+SQ_GUEST_NLM_EXPORT=/export /bin/sqtest kernel_client_locks --exact --nocapture --test-threads=1 >/tmp/server.log 2>&1 &
+i=0; while [ ! -s /tmp/port ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+PORT=$(cat /tmp/port)
+ctl() { echo "$1" > /tmp/control; i=0; while [ "$(cat /tmp/ack 2>/dev/null)" != "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; }
+step() { name=$1; shift; if "$@"; then echo "SQ-OK $name"; else echo "SQ-FAIL $name rc=$?"; fi; }
+step mount mount -t nfs -o vers=3,proto=tcp,port=$PORT,mountport=$PORT,mountproto=tcp,addr=127.0.0.2 127.0.0.2:/export /mnt/nfs
+touch /mnt/nfs/f
+ctl nsm-unreg
+t0=$(date +%s)
+if flock -x -w 60 /mnt/nfs/f true 2>/tmp/err; then echo "SQ-NOSTATD locked"; else echo "SQ-NOSTATD failed rc=$? after $(( $(date +%s) - t0 ))s: $(cat /tmp/err)"; fi
+ctl nsm-reg
+step flock-s flock -s -w 30 /mnt/nfs/f true
+step flock-x flock -x -w 30 /mnt/nfs/f true
+flock -x /mnt/nfs/f sleep 3 &
+sleep 1
+t0=$(date +%s)
+step flock-contended flock -x -w 40 /mnt/nfs/f true
+echo "SQ-INFO contended waited $(( $(date +%s) - t0 ))s"
+wait
+step flock-s-again flock -s -w 30 /mnt/nfs/f true
+ctl nlm-down
+flock -x /mnt/nfs/f true &
+P=$!
+sleep 35
+if kill -0 $P 2>/dev/null; then echo "SQ-OK hung-while-down"; else echo "SQ-FAIL hung-while-down: flock returned"; fi
+ctl heal
+i=0; while kill -0 $P 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+if kill -0 $P 2>/dev/null; then echo "SQ-FAIL granted-after-heal: still blocked"; else wait $P; echo "SQ-OK granted-after-heal rc=$? after $i ticks"; fi
+dmesg | grep -i -E "lockd|statd|nlm|rpcbind|svc:" | sed 's/^/SQ-KMSG /'
+step umount umount /mnt/nfs
+ctl stop; sleep 0.5
+echo "--- server log"; tail -n 40 /tmp/server.log
+echo SQ-DONE
+poweroff -f
+"#;
+
+fn guest_server(dir: &str) {
+    let server = NfsServer::start_with_locking(
+        ServerConfig {
+            exports: vec![ExportSpec {
+                name: "/export".into(),
+                dir: PathBuf::from(dir),
+                clients: vec![],
+                read_only: false,
+            }],
+        },
+        Listeners::new(TcpListener::bind("127.0.0.2:0").unwrap()).with_portmap(
+            TcpListener::bind("127.0.0.2:111").unwrap(),
+            Some(UdpSocket::bind("127.0.0.2:111").unwrap()),
+        ),
+        LockConfig::default(),
+    )
+    .unwrap();
+    let host = NfsServer::start_with_locking(
+        ServerConfig::default(),
+        Listeners::new(TcpListener::bind("127.0.0.1:111").unwrap())
+            .with_udp(UdpSocket::bind("127.0.0.1:111").unwrap()),
+        LockConfig::client_host(),
+    )
+    .unwrap();
+    std::fs::write("/tmp/port", server.local_addr().port().to_string()).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut last = String::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let cmd = std::fs::read_to_string("/tmp/control").unwrap_or_default();
+        let cmd = cmd.trim().to_string();
+        if cmd == last {
+            continue;
+        }
+        match cmd.as_str() {
+            "nsm-unreg" => host.set_registered(nsm::PROGRAM, false).unwrap(),
+            "nsm-reg" => host.set_registered(nsm::PROGRAM, true).unwrap(),
+            "nlm-down" => {
+                let r = control::execute(
+                    &server,
+                    &Request::NlmDown {
+                        mode: DownMode::Stall,
+                    },
+                    &stop,
+                );
+                assert!(r.ok);
+            }
+            "heal" => assert!(control::execute(&server, &Request::HealAll, &stop).ok),
+            "stop" => break,
+            _ => {}
+        }
+        eprintln!("control: {cmd}");
+        std::fs::write("/tmp/ack", &cmd).unwrap();
+        last = cmd;
+    }
+    server.shutdown();
+    host.shutdown();
+}
+
+fn require_root_and_tools() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for tool in ["qemu-system-x86_64", "cpio", "busybox", "ldd", "flock"] {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "{tool} missing (Debian: qemu-system-x86, cpio, busybox-static, libc-bin, util-linux)"
+        );
+    }
+}
+
+fn which(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Copies a dynamically linked program and the libraries ldd lists.
+fn copy_with_libs(root: &Path, prog: &Path, dest: &str) {
+    std::fs::copy(prog, root.join(dest)).unwrap();
+    let out = Command::new("ldd").arg(prog).output().unwrap();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let lib = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        if let Some(lib) = lib {
+            let target = root.join(lib.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&lib, &target).unwrap();
+        }
+    }
+}
+
+fn build_initramfs(work: &Path, kver: &str) -> PathBuf {
+    let root = work.join("root");
+    for d in [
+        "bin",
+        "modules",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(which("busybox"), root.join("bin/busybox")).unwrap();
+    copy_with_libs(&root, &which("flock"), "bin/flock");
+    copy_with_libs(&root, &std::env::current_exe().unwrap(), "bin/sqtest");
+    let mut list = String::new();
+    for m in MODULES {
+        let src = Path::new("/lib/modules").join(kver).join("kernel").join(m);
+        let name = Path::new(m).file_name().unwrap();
+        std::fs::copy(&src, root.join("modules").join(name))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
+        list.push_str(&format!("{}\n", name.to_string_lossy()));
+    }
+    std::fs::write(root.join("modules.list"), list).unwrap();
+    std::fs::write(root.join("init"), GUEST_SCRIPT).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("chmod 755 init bin/* && find . | cpio -o -H newc --quiet > ../initramfs.cpio")
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cpio failed");
+    work.join("initramfs.cpio")
+}
+
+#[test]
+#[ignore = "work in progress: mount with locking, flock -s/-x and a GRANTED-callback contention pass in the guest; the script then hangs after the contended step (flock-s-again never reports) — under investigation"]
+fn kernel_client_locks() {
+    if let Ok(dir) = std::env::var(GUEST_ENV) {
+        guest_server(&dir);
+        return;
+    }
+    require_root_and_tools();
+    let work = tempfile::tempdir().unwrap();
+    let kver = guest_kernel_version();
+    let initrd = build_initramfs(work.path(), &kver);
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .args(["-nic", "none", "-kernel", &format!("/boot/vmlinuz-{kver}")])
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=5 rdinit=/init"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting qemu");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let deadline = Instant::now() + Duration::from_secs(480);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let console = reader.join().unwrap();
+    eprintln!("{console}");
+    assert!(
+        console.contains("SQ-DONE"),
+        "guest did not finish the script"
+    );
+    assert!(!console.contains("SQ-FAIL"), "a guest step failed");
+    for step in [
+        "mount",
+        "flock-s",
+        "flock-x",
+        "flock-contended",
+        "hung-while-down",
+        "granted-after-heal",
+        "umount",
+    ] {
+        assert!(
+            console.contains(&format!("SQ-OK {step}")),
+            "step {step} not ok"
+        );
+    }
+    assert!(
+        console.contains("lockd: server 127.0.0.2 not responding"),
+        "the kernel did not log lockd not responding"
+    );
+    assert!(
+        console.contains("lockd: server 127.0.0.2 OK"),
+        "the kernel did not log lockd OK"
+    );
+}
