@@ -85,7 +85,16 @@ fn xfs_shutdown_scenario_passes_on_the_host_and_leaves_nothing() {
     let result = &j["results"][0];
     assert_eq!(result["verdict"], "PASS", "{:#}", result["outcomes"]);
     assert_eq!(status.code(), Some(0));
-    assert_eq!(result["outcomes"].as_array().unwrap().len(), 4);
+    // The four expectations of the file, then the default kmsg deny-list.
+    let outcomes = result["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 5, "{outcomes:#?}");
+    assert!(
+        outcomes[4]["expectation"]
+            .as_str()
+            .unwrap()
+            .contains("no BUG/Oops/WARNING"),
+        "{outcomes:#?}"
+    );
     let run = result["journal"]["run_id"].as_str().unwrap();
     assert_eq!(leftovers(run), Vec::<String>::new());
     assert!(
