@@ -9,28 +9,18 @@
 //! Needs root, qemu-system-x86_64, cpio, mkfs.xfs, busybox and the guest
 //! kernel with modules: a missing piece fails the test.
 
+#[path = "nfs_guest_support/mod.rs"]
+mod support;
+
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
 
 const GUEST_ENV: &str = "SQ_GUEST_NFS_EXPORT";
-/// The guest kernel: Debian's 6.1 (linux-image-amd64), whatever its ABI number.
-fn guest_kernel_version() -> String {
-    let mut found: Vec<String> = std::fs::read_dir("/lib/modules")
-        .expect("/lib/modules missing (Debian: linux-image-amd64)")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|v| v.starts_with("6.1.") && Path::new(&format!("/boot/vmlinuz-{v}")).exists())
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .expect("no 6.1 kernel with modules in /boot (Debian: linux-image-amd64)")
-}
 /// In dependency order: the initramfs has no modprobe database.
 const MODULES: &[&str] = &[
     "net/sunrpc/sunrpc.ko",
@@ -123,102 +113,35 @@ fn guest_server(dir: &str) {
     server.shutdown();
 }
 
-fn require_root_and_tools() {
-    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
-    for tool in [
-        "qemu-system-x86_64",
-        "cpio",
-        "mkfs.xfs",
-        "xfs_repair",
-        "busybox",
-        "ldd",
-    ] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} missing (Debian: qemu-system-x86, cpio, xfsprogs, busybox-static, libc-bin)"
-        );
-    }
-}
-
-fn which(tool: &str) -> PathBuf {
-    let out = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .unwrap();
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// Copies a dynamically linked program and the libraries ldd lists.
-fn copy_with_libs(root: &Path, prog: &Path, dest: &str) {
-    std::fs::copy(prog, root.join(dest)).unwrap();
-    let out = Command::new("ldd").arg(prog).output().unwrap();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let lib = line
-            .split_whitespace()
-            .find(|w| w.starts_with('/'))
-            .map(PathBuf::from);
-        if let Some(lib) = lib {
-            let target = root.join(lib.strip_prefix("/").unwrap());
-            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            std::fs::copy(&lib, &target).unwrap();
-        }
-    }
-}
-
-fn build_initramfs(work: &Path, kver: &str) -> PathBuf {
-    let root = work.join("root");
-    for d in [
-        "bin",
-        "modules",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "lib64",
-        "lib/x86_64-linux-gnu",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy(which("busybox"), root.join("bin/busybox")).unwrap();
-    copy_with_libs(&root, &which("mkfs.xfs"), "bin/mkfs.xfs");
-    copy_with_libs(&root, &which("xfs_repair"), "bin/xfs_repair");
-    copy_with_libs(&root, &std::env::current_exe().unwrap(), "bin/sqtest");
-    let mut list = String::new();
-    for m in MODULES {
-        let src = Path::new("/lib/modules").join(kver).join("kernel").join(m);
-        let name = Path::new(m).file_name().unwrap();
-        std::fs::copy(&src, root.join("modules").join(name))
-            .unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
-        list.push_str(&format!("{}\n", name.to_string_lossy()));
-    }
-    std::fs::write(root.join("modules.list"), list).unwrap();
-    std::fs::write(root.join("init"), GUEST_SCRIPT).unwrap();
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("chmod 755 init bin/* && find . | cpio -o -H newc --quiet > ../initramfs.cpio")
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cpio failed");
-    work.join("initramfs.cpio")
-}
-
 #[test]
 fn kernel_client() {
     if let Ok(dir) = std::env::var(GUEST_ENV) {
         guest_server(&dir);
         return;
     }
-    require_root_and_tools();
+    support::require_root_and_tools(
+        &[
+            "qemu-system-x86_64",
+            "cpio",
+            "mkfs.xfs",
+            "xfs_repair",
+            "busybox",
+            "ldd",
+        ],
+        "qemu-system-x86, cpio, xfsprogs, busybox-static, libc-bin",
+    );
     let work = tempfile::tempdir().unwrap();
-    let kver = guest_kernel_version();
-    let initrd = build_initramfs(work.path(), &kver);
+    let kver = support::guest_kernel_version();
+    let initrd = support::build_initramfs(
+        work.path(),
+        &kver,
+        MODULES,
+        &[
+            ("mkfs.xfs", "bin/mkfs.xfs"),
+            ("xfs_repair", "bin/xfs_repair"),
+        ],
+        GUEST_SCRIPT,
+    );
     // TCG: a stock kernel hangs under this machine's nested KVM.
     let mut child = Command::new("qemu-system-x86_64")
         .args([
