@@ -81,7 +81,13 @@ fn run_in_guest(entry: &str, out: &Path, timeout: Duration, memory_mib: u32) -> 
             "--nocapture".into(),
             "--test-threads=1".into(),
         ],
-        env: vec![("SQ_IN_GUEST".into(), "1".into())],
+        env: [
+            ("SQ_IN_GUEST", Some("1".into())),
+            ("SQ_BENCH_ROUNDS", std::env::var_os("SQ_BENCH_ROUNDS")),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.into(), v?)))
+        .collect(),
         cwd: "/".into(),
         timeout,
         kernel: None,
@@ -700,4 +706,170 @@ fn kernel_client_same_results_from_both_servers() {
         "nfsd still listening after stop"
     );
     assert!(diffs.is_empty(), "servers differ:\n{}", diffs.join("\n"));
+}
+
+// ---------------------------------------------------------------- bench
+
+const GANESHA_DIR: &str = "/tmp/export-ganesha";
+const BENCH_MIB: u32 = 256;
+const SMALL_FILES: usize = 2000;
+
+/// nfs-ganesha (VFS FSAL) in netns `ganesha` at 10.77.3.2, with its own
+/// rpcbind, in a private mount namespace like Knfsd's. NFSv3 only, no NLM,
+/// no grace (Graceless): the same footing as the other two.
+fn start_ganesha(world: &mut World) -> bool {
+    if !Path::new("/usr/bin/ganesha.nfsd").is_file() {
+        eprintln!("nfs-ganesha not installed on the host: skipped in the bench");
+        return false;
+    }
+    let ns = Netns::create("ganesha", &world.ledger).unwrap();
+    world
+        ._veths
+        .push(link(&world.ledger, &world.client, &ns, 3));
+    fs::create_dir_all(GANESHA_DIR).unwrap();
+    let conf = format!(
+        "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; \
+         Enable_NLM = false; Enable_RQUOTA = false; }}\n\
+         NFSV4 {{ Graceless = true; }}\n\
+         EXPORT {{ Export_Id = 1; Path = {GANESHA_DIR}; Pseudo = {GANESHA_DIR}; \
+         Protocols = 3; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; \
+         SecType = sys; FSAL {{ Name = VFS; }} }}\n"
+    );
+    fs::write("/tmp/ganesha.conf", conf).unwrap();
+    let script = "mount -t tmpfs g /run; mkdir -p /run/rpcbind /run/ganesha /var/lib/nfs; \
+                  mount -t tmpfs g /var/lib/nfs; mkdir -p /var/lib/nfs/ganesha; \
+                  rpcbind -f -w & sleep 1; \
+                  exec ganesha.nfsd -F -f /tmp/ganesha.conf -L /tmp/ganesha.log -p /run/ganesha/pid";
+    let child = command_in(&ns, "unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .spawn()
+        .unwrap();
+    world.extra.push(child);
+    world.extra_ns.push(ns);
+    let start = Instant::now();
+    let up = world.client.run(|| {
+        loop {
+            let addr = "10.77.3.2:2049".parse().unwrap();
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                return true;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    if !up {
+        let log = fs::read_to_string("/tmp/ganesha.log").unwrap_or_default();
+        eprintln!("ganesha did not come up:\n{log}");
+    }
+    up
+}
+
+fn timed(what: &str, cmd: &mut Command) -> Duration {
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn drop_caches() {
+    nix::unistd::sync();
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+}
+
+/// (write MiB/s, read MiB/s, small files/s) on one mount.
+fn bench_one(root: &Path) -> (f64, f64, f64) {
+    let file = root.join("seq");
+    let of = format!("of={}", file.display());
+    let count = format!("count={BENCH_MIB}");
+    drop_caches();
+    let w = timed(
+        "dd write",
+        Command::new("dd").args(["if=/dev/zero", &of, "bs=1M", &count, "conv=fsync"]),
+    );
+    drop_caches();
+    let iff = format!("if={}", file.display());
+    let r = timed(
+        "dd read",
+        Command::new("dd").args([&iff, "of=/dev/null", "bs=1M"]),
+    );
+    fs::remove_file(&file).unwrap();
+    let dir = root.join("small");
+    fs::create_dir(&dir).unwrap();
+    let start = Instant::now();
+    for i in 0..SMALL_FILES {
+        let p = dir.join(format!("f{i}"));
+        fs::write(&p, b"0123456789abcdef").unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().len(), 16);
+        fs::remove_file(&p).unwrap();
+    }
+    let s = start.elapsed();
+    fs::remove_dir(&dir).unwrap();
+    let mib = f64::from(BENCH_MIB);
+    (
+        mib / w.as_secs_f64(),
+        mib / r.as_secs_f64(),
+        SMALL_FILES as f64 / s.as_secs_f64(),
+    )
+}
+
+#[test]
+#[ignore = "runs inside the guest; bench/nfs-throughput.sh boots it"]
+fn guest_bench() {
+    assert_in_guest();
+    let rounds: usize = std::env::var("SQ_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let mut world = World::build();
+    let mut servers = vec![("ours", world.mount_ours()), ("knfsd", world.mount_knfsd())];
+    if start_ganesha(&mut world) {
+        servers.push((
+            "ganesha",
+            world.mount(
+                &format!("10.77.3.2:{GANESHA_DIR}"),
+                ",mountport=20048,mountproto=tcp",
+                "/mnt/ganesha",
+            ),
+        ));
+    }
+    let mut lines = vec![format!(
+        "{:8} {:>5} {:>12} {:>12} {:>14}",
+        "server", "round", "write MiB/s", "read MiB/s", "small files/s"
+    )];
+    for round in 1..=rounds {
+        for (name, root) in &servers {
+            let (w, r, s) = bench_one(root);
+            let line = format!("{name:8} {round:>5} {w:>12.1} {r:>12.1} {s:>14.1}");
+            eprintln!("{line}");
+            lines.push(line);
+        }
+    }
+    fs::write(
+        Path::new(GUEST_OUT_DIR).join("bench.txt"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+}
+
+#[test]
+#[ignore = "a measurement, not a test: bench/nfs-throughput.sh runs it"]
+fn bench_throughput() {
+    require_tools();
+    let out = PathBuf::from(
+        std::env::var("SQ_BENCH_OUT").unwrap_or_else(|_| "target/bench/nfs-throughput".into()),
+    );
+    let outcome = run_in_guest("guest_bench", &out, Duration::from_secs(1800), 1536);
+    assert!(
+        matches!(outcome, GuestOutcome::Exited { code: 0, .. }),
+        "guest bench failed: {outcome:?}; see {}",
+        out.display()
+    );
+    print!("{}", fs::read_to_string(out.join("bench.txt")).unwrap());
 }
