@@ -14,6 +14,7 @@ pub mod export;
 pub mod fuzz;
 pub mod handle;
 pub mod hook;
+pub mod knfsd;
 pub mod mount;
 pub mod nfs3;
 pub mod nlm;
