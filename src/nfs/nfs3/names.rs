@@ -46,7 +46,38 @@ fn parent_rel(rel: &Path) -> PathBuf {
     rel.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// Where a new entry goes: its path inside the export, its absolute path,
+/// and the directory's attributes before the change (for wcc_data).
+struct NewEntry {
+    rel: PathBuf,
+    path: PathBuf,
+    pre: WccAttr,
+}
+
+fn new_entry(export: &Export, dir: &Located, name: &[u8]) -> Result<NewEntry, Fail> {
+    let rel = dir.rel.join(check_name(name)?);
+    Ok(NewEntry {
+        path: export.abs(&rel),
+        pre: WccAttr::of(&dir.meta),
+        rel,
+    })
+}
+
 impl Nfs3 {
+    /// The writable directory a CREATE, MKDIR, SYMLINK or MKNOD puts its new
+    /// entry in; "." and ".." always exist already.
+    fn creation_dir(
+        &self,
+        ctx: &CallContext<'_>,
+        op: &DirOp<'_>,
+    ) -> Result<(&Export, Located), Fail> {
+        let (export, dir) = self.resolve_dir(ctx, op.fh, true)?;
+        if is_dot(op.name) {
+            return Err(Nfs3Status::EXIST.into());
+        }
+        Ok((export, dir))
+    }
+
     fn resolve_dir(
         &self,
         ctx: &CallContext<'_>,
@@ -150,13 +181,8 @@ impl Nfs3 {
             }
             value => return Err(crate::nfs::xdr::XdrError::BadEnum { at, value }.into()),
         };
-        let (export, dir) = self.resolve_dir(ctx, op.fh, true)?;
-        if is_dot(op.name) {
-            return Err(Nfs3Status::EXIST.into());
-        }
-        let rel = dir.rel.join(check_name(op.name)?);
-        let path = export.abs(&rel);
-        let pre = WccAttr::of(&dir.meta);
+        let (export, dir) = self.creation_dir(ctx, &op)?;
+        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
         let mode = sattr.mode.unwrap_or(0o644) & 0o7777;
         let created = std::fs::OpenOptions::new()
             .write(true)
@@ -228,13 +254,8 @@ impl Nfs3 {
     ) -> ProcResult {
         let op = get_dirop(args)?;
         let sattr = Sattr::decode(args)?;
-        let (export, dir) = self.resolve_dir(ctx, op.fh, true)?;
-        if is_dot(op.name) {
-            return Err(Nfs3Status::EXIST.into());
-        }
-        let rel = dir.rel.join(check_name(op.name)?);
-        let path = export.abs(&rel);
-        let pre = WccAttr::of(&dir.meta);
+        let (export, dir) = self.creation_dir(ctx, &op)?;
+        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
         std::fs::create_dir(&path)?;
         let mode = sattr.mode.unwrap_or(0o755) & 0o7777;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
@@ -260,16 +281,11 @@ impl Nfs3 {
         let op = get_dirop(args)?;
         let sattr = Sattr::decode(args)?;
         let target = args.string(PATH_MAX)?;
-        let (export, dir) = self.resolve_dir(ctx, op.fh, true)?;
-        if is_dot(op.name) {
-            return Err(Nfs3Status::EXIST.into());
-        }
+        let (export, dir) = self.creation_dir(ctx, &op)?;
         if target.is_empty() || target.contains(&0) {
             return Err(Nfs3Status::INVAL.into());
         }
-        let rel = dir.rel.join(check_name(op.name)?);
-        let path = export.abs(&rel);
-        let pre = WccAttr::of(&dir.meta);
+        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
         std::os::unix::fs::symlink(OsStr::from_bytes(target), &path)?;
         self.settle_new(
             ctx,
@@ -306,13 +322,8 @@ impl Nfs3 {
             7 => (SFlag::S_IFIFO, Sattr::decode(args)?, 0),
             _ => return Err(Nfs3Status::BADTYPE.into()),
         };
-        let (export, dir) = self.resolve_dir(ctx, op.fh, true)?;
-        if is_dot(op.name) {
-            return Err(Nfs3Status::EXIST.into());
-        }
-        let rel = dir.rel.join(check_name(op.name)?);
-        let path = export.abs(&rel);
-        let pre = WccAttr::of(&dir.meta);
+        let (export, dir) = self.creation_dir(ctx, &op)?;
+        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
         let mode = Mode::from_bits_truncate(sattr.mode.unwrap_or(0o644) & 0o7777);
         mknod(&path, kind, mode, dev).map_err(|e| Nfs3Status::from_errno(e as i32))?;
         self.settle_new(ctx, &path, &sattr)?;
