@@ -362,10 +362,7 @@ impl<'a> Live<'a> {
         let error = fault::heal(&active, &self.world)
             .err()
             .map(|e| e.to_string());
-        let fault = match &active {
-            Active::NfsUnexport { .. } => "nfs.unexport".to_string(),
-            Active::Permanent { kind } => kind.to_string(),
-        };
+        let fault = active.kind().to_string();
         let t = self.now();
         self.journal.push(Event::FaultHealed {
             step,

@@ -31,6 +31,16 @@ pub enum Active {
     },
 }
 
+impl Active {
+    /// The catalogue name of the fault, as scenarios spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Active::NfsUnexport { .. } => nfs::KIND,
+            Active::Permanent { kind } => kind,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
     #[error("{fault}: no {what} named `{name}` in this world")]

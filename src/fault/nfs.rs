@@ -3,7 +3,7 @@
 
 use super::{Active, FaultError, Targets};
 
-const KIND: &str = "nfs.unexport";
+pub(super) const KIND: &str = "nfs.unexport";
 
 fn server<'w>(world: &'w dyn Targets, name: &str) -> Result<&'w crate::nfs::NfsServer, FaultError> {
     world
