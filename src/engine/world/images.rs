@@ -1,0 +1,49 @@
+//! XFS images: a file (perhaps on an NFS mount), a loop device over it,
+//! and the filesystem mounted from that device.
+
+use super::{SetupError, World, io};
+use crate::block::{self, ImageFile, LoopDevice, Mount};
+use crate::ledger::Ledger;
+use crate::scenario::Scenario;
+use nix::mount::MsFlags;
+
+impl World {
+    pub(super) fn build_images(
+        &mut self,
+        s: &Scenario,
+        ledger: &Ledger,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for img in &s.images {
+            let block_err = |what: String| move |source| SetupError::Block { what, source };
+            let file = self.path(&img.file.value);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+            }
+            let image = ImageFile::create(&file, img.size.0)
+                .map_err(block_err(format!("image {}", img.id.value)))?;
+            self.images.push(image);
+            block::mkfs_xfs(&file).map_err(block_err(format!("mkfs.xfs {}", file.display())))?;
+            let dev = LoopDevice::attach(&file, ledger)
+                .map_err(block_err(format!("attach {}", file.display())))?;
+            let target = self.path(&img.at.value);
+            std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
+            let dev_path = dev.path().display().to_string();
+            self.sources.insert(
+                img.id.value.clone(),
+                (dev_path.clone(), "xfs".into(), String::new()),
+            );
+            let mount = Mount::mount(&dev_path, &target, "xfs", MsFlags::empty(), "", ledger);
+            note(format!(
+                "image {}: {} on {}",
+                img.id.value,
+                dev.name(),
+                file.display()
+            ));
+            self.loops.push(dev);
+            let mount = mount.map_err(block_err(format!("mount {}", img.id.value)))?;
+            self.image_mounts.insert(img.id.value.clone(), mount);
+        }
+        Ok(())
+    }
+}

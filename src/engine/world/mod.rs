@@ -1,0 +1,173 @@
+//! Building a scenario's world from its description, and tearing it down in
+//! the order that copes with hung I/O (architecture.md, "The world inside one
+//! run"): image mounts → loop devices → NFS mounts → servers → links → netns.
+//! Every object is recorded in the ledger by the layer that creates it,
+//! before it exists, so `stackquake cleanup` can finish a killed run's work.
+
+mod images;
+mod net;
+mod nfs;
+
+use crate::block::{ImageFile, LoopDevice, Mount};
+use crate::fault::Targets;
+use crate::journal::Event;
+use crate::ledger::{Ledger, RunId};
+use crate::net::{Netns, VethPair};
+use crate::nfs::NfsServer;
+use crate::scenario::Scenario;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An error for a failed filesystem call on `what`.
+fn io(what: String) -> impl FnOnce(std::io::Error) -> SetupError {
+    move |source| SetupError::Io { what, source }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("host {host}: {source}")]
+    Net {
+        host: String,
+        source: crate::net::NetError,
+    },
+    #[error("nfs server {server}: {detail}")]
+    Nfs { server: String, detail: String },
+    #[error("{what}: {source}")]
+    Block {
+        what: String,
+        source: crate::block::BlockError,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a run created, owned, in creation order per kind.
+#[derive(Default)]
+pub struct World {
+    /// The run's private root: scenario paths such as /mnt/share live below it.
+    pub root: PathBuf,
+    netns: BTreeMap<String, Netns>,
+    links: Vec<VethPair>,
+    servers: BTreeMap<String, NfsServer>,
+    nfs_mounts: BTreeMap<String, Mount>,
+    loops: Vec<LoopDevice>,
+    images: Vec<ImageFile>,
+    image_mounts: BTreeMap<String, Mount>,
+    /// What each mount id mounted: source, filesystem type, options.
+    sources: BTreeMap<String, (String, String, String)>,
+}
+
+impl Targets for World {
+    fn nfs_server(&self, name: &str) -> Option<&NfsServer> {
+        self.servers.get(name)
+    }
+
+    fn image_mountpoint(&self, image: &str) -> Option<&Path> {
+        self.image_mounts.get(image).map(Mount::target)
+    }
+}
+
+impl World {
+    pub fn netns(&self, host: &str) -> Option<&Netns> {
+        self.netns.get(host)
+    }
+
+    /// A scenario path (absolute, no `..`; validated) inside the private root.
+    pub fn path(&self, scenario_path: &str) -> PathBuf {
+        self.root.join(scenario_path.trim_start_matches('/'))
+    }
+
+    /// Where a mount id (image or NFS mount) is mounted.
+    pub fn mountpoint(&self, id: &str) -> Option<&Path> {
+        self.image_mounts
+            .get(id)
+            .or_else(|| self.nfs_mounts.get(id))
+            .map(Mount::target)
+    }
+
+    /// The source, filesystem type and options mount `id` was mounted with.
+    pub fn mount_source(&self, id: &str) -> Option<(String, String, String)> {
+        self.sources.get(id).cloned()
+    }
+
+    /// Builds the world into `self`; on error, what was built stays in `self`
+    /// for [`World::teardown`].
+    pub fn build(
+        &mut self,
+        s: &Scenario,
+        run: &RunId,
+        scratch: &Path,
+        ledger: &Ledger,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SetupError> {
+        self.root = scratch.join("root");
+        std::fs::create_dir_all(&self.root)
+            .map_err(io(format!("create {}", self.root.display())))?;
+        let mut note = |what: String| {
+            tracing::info!("{what}");
+            events.push(Event::Setup { what, t_ns: 0 });
+        };
+
+        self.build_hosts(s, run, ledger, &mut note)?;
+        self.build_links(s, ledger, &mut note)?;
+        self.build_servers(s, scratch, &mut note)?;
+        self.build_mounts(s, ledger, &mut note)?;
+        self.build_images(s, ledger, &mut note)?;
+        Ok(())
+    }
+
+    /// Removes everything, in dependency order, reporting what failed.
+    pub fn teardown(mut self, events: &mut Vec<Event>) {
+        let mut done = |what: String, result: Result<(), String>| {
+            events.push(Event::Teardown {
+                what,
+                error: result.err(),
+            })
+        };
+        let unmount = |m: Mount| match m.unmount() {
+            Ok(Some(step)) => Ok(format!(" ({step})")),
+            Ok(None) => Ok(String::new()),
+            Err(e) => Err(e.to_string()),
+        };
+        for (id, m) in std::mem::take(&mut self.image_mounts).into_iter().rev() {
+            match unmount(m) {
+                Ok(how) => done(format!("unmount image {id}{how}"), Ok(())),
+                Err(e) => done(format!("unmount image {id}"), Err(e)),
+            }
+        }
+        for dev in self.loops.drain(..).rev() {
+            let name = dev.name().to_string();
+            done(
+                format!("detach {name}"),
+                dev.detach().map(drop).map_err(|e| e.to_string()),
+            );
+        }
+        // Image files may live on the NFS mounts: remove them while those stand.
+        self.images.clear();
+        for (id, m) in std::mem::take(&mut self.nfs_mounts).into_iter().rev() {
+            match unmount(m) {
+                Ok(how) => done(format!("unmount {id}{how}"), Ok(())),
+                Err(e) => done(format!("unmount {id}"), Err(e)),
+            }
+        }
+        for (name, srv) in std::mem::take(&mut self.servers) {
+            srv.shutdown();
+            done(format!("stop nfs server {name}"), Ok(()));
+        }
+        for link in self.links.drain(..) {
+            done(
+                "delete link".into(),
+                link.delete().map_err(|e| e.to_string()),
+            );
+        }
+        for (name, ns) in std::mem::take(&mut self.netns) {
+            done(
+                format!("delete netns of {name}"),
+                ns.delete().map_err(|e| e.to_string()),
+            );
+        }
+    }
+}

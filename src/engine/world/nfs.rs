@@ -1,0 +1,145 @@
+//! NFS servers inside their hosts' namespaces, and the kernel client's
+//! mounts of them from the clients' namespaces.
+
+use super::{SetupError, World, io};
+use crate::block::Mount;
+use crate::ledger::Ledger;
+use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
+use crate::scenario::{ExportOption, Scenario, parse_cidr};
+use nix::mount::MsFlags;
+use std::path::Path;
+
+/// The port the in-process server listens on inside its own namespace.
+const NFS_PORT: u16 = 2049;
+
+impl World {
+    pub(super) fn build_servers(
+        &mut self,
+        s: &Scenario,
+        scratch: &Path,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for (name, server) in &s.nfs_servers {
+            let nfs_err = |detail: String| SetupError::Nfs {
+                server: name.clone(),
+                detail,
+            };
+            let mut exports = Vec::new();
+            for e in &server.exports {
+                let dir = scratch
+                    .join(format!("server-{name}"))
+                    .join(e.path.value.trim_start_matches('/'));
+                std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+                exports.push(ExportSpec {
+                    name: e.path.value.clone(),
+                    dir,
+                    clients: e.clients.iter().map(|c| c.value.clone()).collect(),
+                    read_only: e.options.contains(&ExportOption::Ro),
+                });
+            }
+            let ns = &self.netns[&server.host.value];
+            let listener = ns
+                .run(|| std::net::TcpListener::bind(("0.0.0.0", NFS_PORT)))
+                .map_err(|e| nfs_err(format!("listen on port {NFS_PORT}: {e}")))?;
+            let srv = NfsServer::start(ServerConfig { exports }, listener)
+                .map_err(|e| nfs_err(e.to_string()))?;
+            note(format!(
+                "nfs server {name} on {}:{NFS_PORT}",
+                server.host.value
+            ));
+            self.servers.insert(name.clone(), srv);
+        }
+
+        Ok(())
+    }
+
+    pub(super) fn build_mounts(
+        &mut self,
+        s: &Scenario,
+        ledger: &Ledger,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for m in &s.mounts {
+            let server = &s.nfs_servers[&m.server.value];
+            let addr = s.hosts[&server.host.value]
+                .addr
+                .as_ref()
+                .and_then(|a| parse_cidr(&a.value))
+                .map(|(ip, _)| ip)
+                .ok_or_else(|| SetupError::Nfs {
+                    server: m.server.value.clone(),
+                    detail: format!("host {} has no address to mount from", server.host.value),
+                })?;
+            let target = self.path(&m.at.value);
+            std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
+            let data = nfs_mount_data(m.options.as_ref().map(|o| o.value.as_str()), addr, NFS_PORT);
+            let source = format!("{addr}:{}", m.export.value);
+            // The kernel NFS client uses the mounting task's network namespace.
+            let mount = self.netns[&m.host.value]
+                .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))
+                .map_err(|source| SetupError::Block {
+                    what: format!("mount {} at {}", m.id.value, target.display()),
+                    source,
+                })?;
+            note(format!(
+                "mount {}: {source} at {} ({data})",
+                m.id.value,
+                target.display()
+            ));
+            self.nfs_mounts.insert(m.id.value.clone(), mount);
+            self.sources.insert(
+                m.id.value.clone(),
+                (source.clone(), "nfs".into(), data.clone()),
+            );
+        }
+
+        Ok(())
+    }
+}
+
+/// The option string for the kernel's NFS mount(2): no mount.nfs helper runs,
+/// so the address and ports it would have found through the portmapper are
+/// spelled out.
+fn nfs_mount_data(options: Option<&str>, addr: std::net::Ipv4Addr, port: u16) -> String {
+    let mut parts: Vec<String> = options
+        .unwrap_or("")
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !parts
+        .iter()
+        .any(|o| o.starts_with("vers=") || o.starts_with("nfsvers="))
+    {
+        parts.push("vers=3".into());
+    }
+    parts.extend([
+        format!("addr={addr}"),
+        format!("port={port}"),
+        format!("mountaddr={addr}"),
+        format!("mountport={port}"),
+        "mountproto=tcp".into(),
+        "mountvers=3".into(),
+    ]);
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfs_mount_data_names_address_and_ports() {
+        let d = nfs_mount_data(
+            Some("vers=3,proto=tcp,hard"),
+            "10.77.0.1".parse().unwrap(),
+            2049,
+        );
+        assert_eq!(
+            d,
+            "vers=3,proto=tcp,hard,addr=10.77.0.1,port=2049,mountaddr=10.77.0.1,\
+             mountport=2049,mountproto=tcp,mountvers=3"
+        );
+        assert!(nfs_mount_data(None, "10.0.0.1".parse().unwrap(), 2049).starts_with("vers=3,"));
+    }
+}
