@@ -126,6 +126,7 @@ fn check_mtu(c: &mut Checker, mtu: u32, loc: Location, path: String) {
 
 /// Links: switch names, VLAN lists, per-end MTUs.
 pub(super) fn check_links(c: &mut Checker, s: &Scenario) {
+    check_shared_ports(c, s);
     for (i, link) in s.links.iter().enumerate() {
         let at = link.between[0].referenced;
         if let Some(m) = link.mtu {
@@ -181,6 +182,34 @@ pub(super) fn check_links(c: &mut Checker, s: &Scenario) {
                     m.value,
                     m.referenced,
                     format!("links[{i}].ends.{host}.mtu"),
+                );
+            }
+        }
+    }
+}
+
+/// Links through one switch that share a host share that host's port, so
+/// they must describe it alike.
+fn check_shared_ports(c: &mut Checker, s: &Scenario) {
+    let mut first: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for (i, link) in s.links.iter().enumerate() {
+        let Some(sw) = &link.switch else { continue };
+        for end in &link.between {
+            let Some(&j) = first.get(&(end.value.as_str(), sw.value.as_str())) else {
+                first.insert((end.value.as_str(), sw.value.as_str()), i);
+                continue;
+            };
+            let other = &s.links[j];
+            let ids = |l: &super::Link| l.vlans.iter().map(|v| v.value).collect::<Vec<_>>();
+            if ids(link) != ids(other) || link.mtu != other.mtu || link.offloads != other.offloads {
+                c.at(
+                    sw.referenced,
+                    format!("links[{i}]"),
+                    format!(
+                        "`{}` joins switch `{}` once, but links[{j}] and links[{i}] describe its port differently",
+                        end.value, sw.value
+                    ),
+                    Some("give both links the same vlans, mtu and offloads".into()),
                 );
             }
         }

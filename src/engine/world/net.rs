@@ -87,7 +87,7 @@ impl World {
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
-        for (i, link) in s.links.iter().enumerate() {
+        for link in &s.links {
             let [a, b] = [&link.between[0].value, &link.between[1].value];
             // Inside each namespace the interface is named after its peer.
             let (if_a, if_b) = (veth_ifname(b), veth_ifname(a));
@@ -107,24 +107,51 @@ impl World {
                     )
                     .map_err(net_err(a))?;
                     self.links.push(pair);
+                    for (host, peer, ifname) in [(a, b, &if_a), (b, a, &if_b)] {
+                        self.build_end(s, link, (host, peer, ifname), mtu_of(host), ledger)?;
+                    }
                 }
                 Some(sw) => {
-                    let (sw_ns, bridge) = &self.net.switches[&sw.value];
-                    for (end, host, ifname) in [('a', a, &if_a), ('b', b, &if_b)] {
-                        // Switch ports: p<link><end>, unique within the switch.
-                        let port = format!("p{i}{end}");
-                        let pair = bridge
-                            .connect(sw_ns, &self.netns[host], ifname, &port, link.mtu, ledger)
-                            .map_err(net_err(&sw.value))?;
-                        self.links.push(pair);
-                        if link.offloads == Some(false) {
-                            net::set_offloads(sw_ns, &port, false).map_err(net_err(&sw.value))?;
+                    // A host joins a switch once, however many links it has
+                    // through it (validation makes those links agree): one
+                    // port, its VLANs and address, as on a real switch.
+                    for (host, peer) in [(a, b), (b, a)] {
+                        let key = (host.to_string(), sw.value.clone(), None);
+                        if !self.net.ifaces.contains_key(&key) {
+                            let ifname = veth_ifname(&sw.value);
+                            let (sw_ns, bridge) = &self.net.switches[&sw.value];
+                            let port = format!("p-{host}");
+                            let pair = bridge
+                                .connect(sw_ns, &self.netns[host], &ifname, &port, link.mtu, ledger)
+                                .map_err(net_err(&sw.value))?;
+                            self.links.push(pair);
+                            if link.offloads == Some(false) {
+                                net::set_offloads(sw_ns, &port, false)
+                                    .map_err(net_err(&sw.value))?;
+                            }
+                            self.build_end(
+                                s,
+                                link,
+                                (host, &sw.value, &ifname),
+                                mtu_of(host),
+                                ledger,
+                            )?;
+                        }
+                        // Faults name the peer; they get the switch port's interfaces.
+                        let via: Vec<_> = self
+                            .net
+                            .ifaces
+                            .iter()
+                            .filter(|((h, p, _), _)| h == host && *p == sw.value)
+                            .map(|((_, _, v), n)| (*v, n.clone()))
+                            .collect();
+                        for (vlan, name) in via {
+                            self.net
+                                .ifaces
+                                .insert((host.to_string(), peer.to_string(), vlan), name);
                         }
                     }
                 }
-            }
-            for (host, peer, ifname) in [(a, b, &if_a), (b, a, &if_b)] {
-                self.build_end(s, link, (host, peer, ifname), mtu_of(host), ledger)?;
             }
             let vlans: Vec<String> = link.vlans.iter().map(|v| v.value.to_string()).collect();
             note(format!(
@@ -149,8 +176,9 @@ impl World {
         Ok(())
     }
 
-    /// One host's end of a link: its MTU and offloads, its VLANs stacked
-    /// outermost first, the host's address on the innermost interface.
+    /// One host's end of a link (`peer`: the far host, or the switch): its
+    /// MTU and offloads, its VLANs stacked outermost first, the host's
+    /// address on the innermost interface.
     fn build_end(
         &mut self,
         s: &Scenario,
