@@ -9,6 +9,7 @@ mod artifacts;
 mod exec;
 mod live;
 mod require;
+mod require_net;
 mod timeline;
 mod workloads;
 mod world;
@@ -146,6 +147,8 @@ fn run(
             _ => Verdict::Error,
         };
         (verdict, Some(abort.to_string()))
+    } else if let Some(why) = unfired_fault(&result.journal) {
+        (Verdict::Error, Some(why))
     } else if !leaks.is_empty() {
         (
             Verdict::Error,
@@ -160,6 +163,33 @@ fn run(
         (Verdict::Pass, None)
     };
     Ok(())
+}
+
+/// The first fault that matched nothing, or whose counters could not be
+/// read: a fault that never fired tested nothing, so the run is an ERROR,
+/// not a PASS (or a FAIL blamed on the system).
+fn unfired_fault(journal: &Journal) -> Option<String> {
+    journal.events.iter().find_map(|e| match e {
+        Event::FaultHealed {
+            step,
+            fault,
+            matched: Some(0),
+            unit,
+            ..
+        } => Some(format!(
+            "{fault} at step {step} matched no {}",
+            unit.as_deref().unwrap_or("packet")
+        )),
+        Event::FaultHealed {
+            step,
+            fault,
+            error: Some(err),
+            ..
+        } if err.contains("cannot tell whether it fired") => {
+            Some(format!("{fault} at step {step}: {err}"))
+        }
+        _ => None,
+    })
 }
 
 /// XFAIL for a predicted failure, XPASS for a pass the scenario did not

@@ -15,7 +15,17 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
         ));
     }
     let mut missing = Vec::new();
-    for f in &s.requires.kernel_features {
+    let mut features = s.requires.kernel_features.clone();
+    // What the world and the faults imply, so no scenario forgets to ask.
+    for (needed, f) in [
+        (crate::scenario::needs_vlan(s), KernelFeature::Vlan),
+        (crate::scenario::needs_netem(s), KernelFeature::Netem),
+    ] {
+        if needed && !features.contains(&f) {
+            features.push(f);
+        }
+    }
+    for f in &features {
         if let Err(why) = kernel_feature(*f) {
             missing.push(why);
         }
@@ -27,6 +37,8 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
     }
     if missing.is_empty() {
         None
+    } else if missing.iter().all(|m| m.ends_with("use --vm")) {
+        Some(missing.join("; "))
     } else {
         let hint = if target == Target::Host {
             " (the vm target boots a kernel that has them: --target vm)"
@@ -39,6 +51,11 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
 
 /// Checks a kernel feature, loading its module first when the kernel can.
 fn kernel_feature(f: KernelFeature) -> Result<(), String> {
+    match f {
+        KernelFeature::Vlan => return super::require_net::vlan(),
+        KernelFeature::Netem => return super::require_net::netem(),
+        _ => {}
+    }
     let (what, modules, present): (&str, &[&str], fn() -> bool) = match f {
         KernelFeature::Nfs => ("NFS client (nfs, nfsv3)", &["nfs", "nfsv3"], || {
             filesystem("nfs")
@@ -53,6 +70,7 @@ fn kernel_feature(f: KernelFeature) -> Result<(), String> {
         KernelFeature::Netns => ("network namespaces", &[], || {
             Path::new("/proc/self/ns/net").exists()
         }),
+        KernelFeature::Vlan | KernelFeature::Netem => unreachable!("checked above"),
     };
     if present() {
         return Ok(());

@@ -4,18 +4,49 @@
 //! to heal itself, and the engine heals every one still active at the end of
 //! its `for:`, at the end of the run, on failure, on timeout and on signals.
 
+mod net;
 mod nfs;
 mod xfs;
 
+use crate::net::{Firewall, Netns, RuleId};
 use crate::nfs::NfsServer;
 use crate::scenario::Fault;
+use std::cell::RefMut;
+use std::net::IpAddr;
 use std::path::Path;
+
+pub use net::NetGuards;
 
 /// What faults may reach in the world; the engine implements it.
 pub trait Targets {
     fn nfs_server(&self, name: &str) -> Option<&NfsServer>;
     /// Where an image's filesystem is mounted.
     fn image_mountpoint(&self, image: &str) -> Option<&Path>;
+    /// The network namespace of a host.
+    fn host_netns(&self, _host: &str) -> Option<&Netns> {
+        None
+    }
+    /// A host's address (its `addr`, without the prefix).
+    fn host_addr(&self, _host: &str) -> Option<IpAddr> {
+        None
+    }
+    /// The interface of `host`'s end of its link to `peer`: the veth end,
+    /// or the interface of VLAN `vlan` on it.
+    fn link_iface(&self, _host: &str, _peer: &str, _vlan: Option<u16>) -> Option<String> {
+        None
+    }
+    /// The run's firewall in `host`'s namespace, created on first use.
+    fn firewall(&self, host: &str) -> Result<RefMut<'_, Firewall>, FaultError> {
+        Err(FaultError::UnknownTarget {
+            fault: "net.block",
+            what: "firewall of host",
+            name: host.to_string(),
+        })
+    }
+    /// Where `net.*` faults keep their undo guards.
+    fn net_guards(&self) -> Option<RefMut<'_, NetGuards>> {
+        None
+    }
 }
 
 /// An injected fault, holding what it needs to heal.
@@ -24,6 +55,25 @@ pub enum Active {
     NfsUnexport {
         server: String,
         export: String,
+    },
+    /// A firewall rule of `net.block` / `net.reject` in `host`'s namespace.
+    NetRule {
+        kind: &'static str,
+        host: String,
+        rule: RuleId,
+    },
+    /// A `net.mtu` change; the guard that restores it is in [`NetGuards`].
+    NetMtu {
+        host: String,
+        ifname: String,
+        guard: u32,
+    },
+    /// A netem qdisc of `net.delay` / `net.loss`.
+    Netem {
+        kind: &'static str,
+        host: String,
+        ifname: String,
+        guard: u32,
     },
     /// A fault with no undo (an XFS shutdown stays until unmount).
     Permanent {
@@ -36,7 +86,17 @@ impl Active {
     pub fn kind(&self) -> &'static str {
         match self {
             Active::NfsUnexport { .. } => nfs::KIND,
+            Active::NetRule { kind, .. } | Active::Netem { kind, .. } => kind,
+            Active::NetMtu { .. } => net::MTU,
             Active::Permanent { kind } => kind,
+        }
+    }
+
+    /// What [`fired`] counts for this fault, in the singular ("packet").
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => "packet",
+            _ => "operation",
         }
     }
 }
@@ -55,6 +115,11 @@ pub enum FaultError {
         source: crate::nfs::NfsError,
     },
     #[error("{fault}: {source}")]
+    Net {
+        fault: &'static str,
+        source: crate::net::NetError,
+    },
+    #[error("{fault}: {source}")]
     Block {
         fault: &'static str,
         source: crate::block::BlockError,
@@ -65,6 +130,11 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
     match fault {
         Fault::NfsUnexport { server, export } => nfs::unexport(world, &server.value, &export.value),
         Fault::XfsShutdown { fs } => xfs::shutdown(world, &fs.value),
+        Fault::NetBlock(c) => net::cut(world, c, false),
+        Fault::NetReject(c) => net::cut(world, c, true),
+        Fault::NetMtu(f) => net::mtu(world, f),
+        Fault::NetDelay(f) => net::delay(world, f),
+        Fault::NetLoss(f) => net::loss(world, f),
     }
 }
 
@@ -72,5 +142,21 @@ pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
     match active {
         Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
         Active::Permanent { .. } => Ok(()),
+        Active::NetRule { .. } | Active::NetMtu { .. } | Active::Netem { .. } => {
+            net::heal(active, world)
+        }
+    }
+}
+
+/// Whether an active fault acted on anything: how many packets (or I/Os)
+/// it matched so far, read before [`heal`] removes it. None: this kind
+/// cannot tell. Zero makes the scenario ERROR — a fault that never fired
+/// tested nothing.
+pub fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultError>> {
+    match active {
+        Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => {
+            net::fired(active, world)
+        }
+        _ => None,
     }
 }

@@ -32,6 +32,14 @@ pub enum Event {
         t_ns: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// How many packets (or I/Os) the fault acted on, read just before
+        /// it was healed; absent when its kind cannot tell. Zero makes the
+        /// scenario ERROR: the fault never fired.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matched: Option<u64>,
+        /// What `matched` counts, e.g. `packet`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<String>,
     },
     /// A workload op that finished, successfully or not.
     Op {

@@ -7,6 +7,7 @@ pub mod fuzz;
 mod load;
 mod matchers;
 mod model;
+mod network;
 mod quantity;
 mod steps;
 mod validate;

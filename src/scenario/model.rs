@@ -7,6 +7,7 @@
 //! buffer their content and lose it.
 
 pub use super::matchers::*;
+pub use super::network::*;
 use super::quantity::{ByteSize, Duration};
 pub use super::steps::*;
 use serde::Deserialize;
@@ -106,6 +107,10 @@ pub enum KernelFeature {
     Loop,
     Veth,
     Netns,
+    /// 802.1Q VLANs (8021q); implied by a link with `vlans`.
+    Vlan,
+    /// The netem qdisc (sch_netem); implied by `net.delay` / `net.loss`.
+    Netem,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +127,21 @@ pub struct Link {
     pub between: [Ref; 2],
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Through a bridge in a "switch" namespace of this name (links naming
+    /// the same switch share its bridge) instead of a direct veth pair.
+    #[serde(default)]
+    pub switch: Option<Spanned<String>>,
+    /// 802.1Q VLANs at both ends, outermost first: `[20, 100]` is VLAN 100
+    /// stacked on VLAN 20 on the veth. The host's address goes on the last.
+    #[serde(default)]
+    pub vlans: Vec<Spanned<u16>>,
+    /// `false` turns TSO/GSO/GRO, checksum and VLAN tx/rx offload off on the
+    /// veth ends, so frames on the wire have their real size and inline tags.
+    #[serde(default)]
+    pub offloads: Option<bool>,
+    /// Settings of one host's end, e.g. `ends: { client: { mtu: 1400 } }`.
+    #[serde(default)]
+    pub ends: BTreeMap<String, LinkEnd>,
 }
 
 #[derive(Debug, Deserialize)]

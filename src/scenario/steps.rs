@@ -60,6 +60,23 @@ pub enum Fault {
     /// as a log I/O error would. Heal: none; the filesystem stays down.
     #[serde(rename = "xfs.shutdown")]
     XfsShutdown { fs: Ref },
+    /// Drop packets (the peer sees silence) in the run's firewall table.
+    /// Heal: delete the rule.
+    #[serde(rename = "net.block")]
+    NetBlock(super::network::NetCut),
+    /// Refuse packets: TCP reset, ICMP host-unreachable otherwise. Heal:
+    /// delete the rule.
+    #[serde(rename = "net.reject")]
+    NetReject(super::network::NetCut),
+    /// Set one interface's MTU. Heal: restore the old one.
+    #[serde(rename = "net.mtu")]
+    NetMtu(super::network::NetMtu),
+    /// netem delay on what one interface sends. Heal: remove the qdisc.
+    #[serde(rename = "net.delay")]
+    NetDelay(super::network::NetDelay),
+    /// netem loss on what one interface sends. Heal: remove the qdisc.
+    #[serde(rename = "net.loss")]
+    NetLoss(super::network::NetLoss),
 }
 
 impl Fault {
@@ -67,6 +84,11 @@ impl Fault {
         match self {
             Fault::NfsUnexport { .. } => "nfs.unexport",
             Fault::XfsShutdown { .. } => "xfs.shutdown",
+            Fault::NetBlock(_) => "net.block",
+            Fault::NetReject(_) => "net.reject",
+            Fault::NetMtu(_) => "net.mtu",
+            Fault::NetDelay(_) => "net.delay",
+            Fault::NetLoss(_) => "net.loss",
         }
     }
 }

@@ -53,13 +53,19 @@ impl fmt::Display for Problems {
     }
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a str,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn at(&mut self, loc: Location, path: String, message: String, hint: Option<String>) {
+    pub(super) fn at(
+        &mut self,
+        loc: Location,
+        path: String,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.problems.push(Problem {
             file: self.file.to_string(),
             line: loc.line(),
@@ -71,7 +77,7 @@ impl Checker<'_> {
     }
 
     /// `name` must be one of `known`, which are things of kind `what`.
-    fn reference<'k>(
+    pub(super) fn reference<'k>(
         &mut self,
         name: &Spanned<String>,
         path: String,
@@ -248,6 +254,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
         c.absolute(&img.file, format!("images[{i}].file"));
         c.absolute(&img.at, format!("images[{i}].at"));
     }
+    super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
     check_expectations(&mut c, s);
@@ -404,6 +411,12 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             Fault::XfsShutdown { fs } => {
                 c.reference(fs, format!("{path}.fs"), "image", images.clone());
             }
+            Fault::NetBlock(cut) | Fault::NetReject(cut) => {
+                super::network::check_cut(c, s, cut, &path, fault.referenced)
+            }
+            Fault::NetMtu(f) => super::network::check_mtu_fault(c, s, f, &path),
+            Fault::NetDelay(f) => super::network::check_delay(c, s, f, &path),
+            Fault::NetLoss(f) => super::network::check_loss(c, s, f, &path),
         }
     }
 }

@@ -9,13 +9,15 @@ mod net;
 mod nfs;
 
 use crate::block::{ImageFile, LoopDevice, Mount};
-use crate::fault::Targets;
+use crate::fault::{FaultError, NetGuards, Targets};
 use crate::journal::Event;
 use crate::ledger::{Ledger, RunId};
-use crate::net::{Netns, VethPair};
+use crate::net::{Firewall, Netns, VethPair};
 use crate::nfs::NfsServer;
 use crate::scenario::Scenario;
+use std::cell::RefMut;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// An error for a failed filesystem call on `what`.
@@ -51,6 +53,8 @@ pub struct World {
     pub root: PathBuf,
     netns: BTreeMap<String, Netns>,
     links: Vec<VethPair>,
+    /// Switches, VLANs, firewalls and network fault guards.
+    net: net::NetParts,
     servers: BTreeMap<String, NfsServer>,
     nfs_mounts: BTreeMap<String, Mount>,
     loops: Vec<LoopDevice>,
@@ -67,6 +71,26 @@ impl Targets for World {
 
     fn image_mountpoint(&self, image: &str) -> Option<&Path> {
         self.image_mounts.get(image).map(Mount::target)
+    }
+
+    fn host_netns(&self, host: &str) -> Option<&Netns> {
+        self.netns.get(host)
+    }
+
+    fn host_addr(&self, host: &str) -> Option<IpAddr> {
+        self.host_addr_of(host)
+    }
+
+    fn link_iface(&self, host: &str, peer: &str, vlan: Option<u16>) -> Option<String> {
+        self.link_iface_of(host, peer, vlan)
+    }
+
+    fn firewall(&self, host: &str) -> Result<RefMut<'_, Firewall>, FaultError> {
+        self.firewall_of(host)
+    }
+
+    fn net_guards(&self) -> Option<RefMut<'_, NetGuards>> {
+        Some(self.net_guards_of())
     }
 }
 
@@ -157,12 +181,14 @@ impl World {
             srv.shutdown();
             done(format!("stop nfs server {name}"), Ok(()));
         }
+        self.teardown_net_before_links(&mut done);
         for link in self.links.drain(..) {
             done(
                 "delete link".into(),
                 link.delete().map_err(|e| e.to_string()),
             );
         }
+        self.teardown_switches(&mut done);
         for (name, ns) in std::mem::take(&mut self.netns) {
             done(
                 format!("delete netns of {name}"),

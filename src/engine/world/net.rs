@@ -1,9 +1,42 @@
-//! Hosts (one network namespace each) and the veth links between them.
+//! Hosts (one network namespace each), the links between them — direct veth
+//! pairs or through a bridge in a "switch" namespace — with their VLANs
+//! (stacked as written), MTUs and offloads, and the run's firewalls and
+//! network fault guards.
 
 use super::{SetupError, World};
+use crate::fault::{FaultError, NetGuards};
 use crate::ledger::{Ledger, RunId};
-use crate::net::{self, Netns, VethPair};
-use crate::scenario::Scenario;
+use crate::net::{self, Bridge, Firewall, Netns, VethPair, Vlan};
+use crate::scenario::{Link, Scenario, parse_cidr, veth_ifname, vlan_ifname};
+use std::cell::{RefCell, RefMut};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// The bridge's name inside every switch namespace.
+const BRIDGE: &str = "br0";
+
+/// What the network layer of a world owns besides hosts and veth links.
+#[derive(Default)]
+pub(super) struct NetParts {
+    /// Switch namespaces and their bridges, by switch name.
+    switches: BTreeMap<String, (Netns, Bridge)>,
+    /// In creation order (a VLAN after its parent).
+    vlans: Vec<Vlan>,
+    /// (host, peer, vlan) → interface name; vlan None is the veth end.
+    ifaces: BTreeMap<(String, String, Option<u16>), String>,
+    addrs: BTreeMap<String, IpAddr>,
+    /// One firewall per host namespace that needed one, created lazily.
+    firewalls: RefCell<BTreeMap<String, Firewall>>,
+    guards: RefCell<NetGuards>,
+    ledger: Option<Ledger>,
+}
+
+fn net_err(host: &str) -> impl FnOnce(net::NetError) -> SetupError + '_ {
+    move |source| SetupError::Net {
+        host: host.to_string(),
+        source,
+    }
+}
 
 impl World {
     pub(super) fn build_hosts(
@@ -13,18 +46,36 @@ impl World {
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
-        for name in s.hosts.keys() {
+        self.net.ledger = Some(ledger.clone());
+        for (name, host) in &s.hosts {
             let ns_name = Netns::name_for(run, name);
-            let ns = Netns::create(&ns_name, ledger).map_err(|source| SetupError::Net {
-                host: name.clone(),
-                source,
-            })?;
-            ns.set_loopback_up().map_err(|source| SetupError::Net {
-                host: name.clone(),
-                source,
-            })?;
+            let ns = Netns::create(&ns_name, ledger).map_err(net_err(name))?;
+            ns.set_loopback_up().map_err(net_err(name))?;
             note(format!("host {name}: netns {ns_name}"));
             self.netns.insert(name.clone(), ns);
+            if let Some((ip, _)) = host.addr.as_ref().and_then(|a| parse_cidr(&a.value)) {
+                self.net.addrs.insert(name.clone(), IpAddr::V4(ip));
+            }
+        }
+        for link in &s.links {
+            let Some(sw) = &link.switch else { continue };
+            if self.net.switches.contains_key(&sw.value) {
+                continue;
+            }
+            let ns_name = Netns::name_for(run, &sw.value);
+            let ns = Netns::create(&ns_name, ledger).map_err(net_err(&sw.value))?;
+            let bridge = match Bridge::create(&ns, BRIDGE, ledger) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = ns.delete();
+                    return Err(net_err(&sw.value)(e));
+                }
+            };
+            note(format!(
+                "switch {}: bridge {BRIDGE} in netns {ns_name}",
+                sw.value
+            ));
+            self.net.switches.insert(sw.value.clone(), (ns, bridge));
         }
 
         Ok(())
@@ -39,35 +90,211 @@ impl World {
         for link in &s.links {
             let [a, b] = [&link.between[0].value, &link.between[1].value];
             // Inside each namespace the interface is named after its peer.
-            let (if_a, if_b) = (format!("to-{b}"), format!("to-{a}"));
-            let pair = VethPair::create(
-                (&self.netns[a], &if_a),
-                (&self.netns[b], &if_b),
-                link.mtu,
-                ledger,
-            )
-            .map_err(|source| SetupError::Net {
-                host: a.clone(),
-                source,
-            })?;
-            self.links.push(pair);
-            for (host, ifname) in [(a, &if_a), (b, &if_b)] {
-                let ns = &self.netns[host];
-                let net_err = |source| SetupError::Net {
-                    host: host.clone(),
-                    source,
-                };
-                if let Some(addr) = &s.hosts[host].addr {
-                    net::add_address(ns, ifname, &addr.value).map_err(net_err)?;
+            let (if_a, if_b) = (veth_ifname(b), veth_ifname(a));
+            let mtu_of = |host: &str| {
+                link.ends
+                    .get(host)
+                    .and_then(|e| e.mtu.as_ref().map(|m| m.value))
+                    .or(link.mtu)
+            };
+            match &link.switch {
+                None => {
+                    let pair = VethPair::create(
+                        (&self.netns[a], &if_a),
+                        (&self.netns[b], &if_b),
+                        link.mtu,
+                        ledger,
+                    )
+                    .map_err(net_err(a))?;
+                    self.links.push(pair);
+                    for (host, peer, ifname) in [(a, b, &if_a), (b, a, &if_b)] {
+                        self.build_end(s, link, (host, peer, ifname), mtu_of(host), ledger)?;
+                    }
                 }
-                net::set_up(ns, ifname).map_err(|source| SetupError::Net {
-                    host: host.clone(),
-                    source,
-                })?;
+                Some(sw) => {
+                    // A host joins a switch once, however many links it has
+                    // through it (validation makes those links agree): one
+                    // port, its VLANs and address, as on a real switch.
+                    for (host, peer) in [(a, b), (b, a)] {
+                        let key = (host.to_string(), sw.value.clone(), None);
+                        if !self.net.ifaces.contains_key(&key) {
+                            let ifname = veth_ifname(&sw.value);
+                            let (sw_ns, bridge) = &self.net.switches[&sw.value];
+                            let port = format!("p-{host}");
+                            let pair = bridge
+                                .connect(sw_ns, &self.netns[host], &ifname, &port, link.mtu, ledger)
+                                .map_err(net_err(&sw.value))?;
+                            self.links.push(pair);
+                            if link.offloads == Some(false) {
+                                net::set_offloads(sw_ns, &port, false)
+                                    .map_err(net_err(&sw.value))?;
+                            }
+                            self.build_end(
+                                s,
+                                link,
+                                (host, &sw.value, &ifname),
+                                mtu_of(host),
+                                ledger,
+                            )?;
+                        }
+                        // Faults name the peer; they get the switch port's interfaces.
+                        let via: Vec<_> = self
+                            .net
+                            .ifaces
+                            .iter()
+                            .filter(|((h, p, _), _)| h == host && *p == sw.value)
+                            .map(|((_, _, v), n)| (*v, n.clone()))
+                            .collect();
+                        for (vlan, name) in via {
+                            self.net
+                                .ifaces
+                                .insert((host.to_string(), peer.to_string(), vlan), name);
+                        }
+                    }
+                }
             }
-            note(format!("link {a} <-> {b} (mtu {:?})", link.mtu));
+            let vlans: Vec<String> = link.vlans.iter().map(|v| v.value.to_string()).collect();
+            note(format!(
+                "link {a} <-> {b}{} (mtu {:?}{}{})",
+                link.switch
+                    .as_ref()
+                    .map(|s| format!(" via switch {}", s.value))
+                    .unwrap_or_default(),
+                link.mtu,
+                if vlans.is_empty() {
+                    String::new()
+                } else {
+                    format!(", vlans {} outermost first", vlans.join("/"))
+                },
+                match link.offloads {
+                    Some(false) => ", offloads off",
+                    _ => "",
+                }
+            ));
         }
 
         Ok(())
+    }
+
+    /// One host's end of a link (`peer`: the far host, or the switch): its
+    /// MTU and offloads, its VLANs stacked outermost first, the host's
+    /// address on the innermost interface.
+    fn build_end(
+        &mut self,
+        s: &Scenario,
+        link: &Link,
+        (host, peer, ifname): (&str, &str, &str),
+        mtu: Option<u32>,
+        ledger: &Ledger,
+    ) -> Result<(), SetupError> {
+        let ns = &self.netns[host];
+        if mtu != link.mtu
+            && let Some(m) = mtu
+        {
+            net::set_mtu(ns, ifname, m).map_err(net_err(host))?;
+        }
+        if link.offloads == Some(false) {
+            net::set_offloads(ns, ifname, false).map_err(net_err(host))?;
+        }
+        net::set_up(ns, ifname).map_err(net_err(host))?;
+        self.net
+            .ifaces
+            .insert((host.into(), peer.into(), None), ifname.to_string());
+        let mut top = ifname.to_string();
+        for id in &link.vlans {
+            let name = vlan_ifname(peer, id.value);
+            let vlan = Vlan::create(ns, &top, &name, id.value, ledger).map_err(net_err(host))?;
+            self.net.vlans.push(vlan);
+            net::set_up(ns, &name).map_err(net_err(host))?;
+            self.net
+                .ifaces
+                .insert((host.into(), peer.into(), Some(id.value)), name.clone());
+            top = name;
+        }
+        if let Some(addr) = &s.hosts[host].addr {
+            net::add_address(ns, &top, &addr.value).map_err(net_err(host))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn host_addr_of(&self, host: &str) -> Option<IpAddr> {
+        self.net.addrs.get(host).copied()
+    }
+
+    pub(super) fn link_iface_of(
+        &self,
+        host: &str,
+        peer: &str,
+        vlan: Option<u16>,
+    ) -> Option<String> {
+        self.net
+            .ifaces
+            .get(&(host.to_string(), peer.to_string(), vlan))
+            .cloned()
+    }
+
+    pub(super) fn firewall_of(&self, host: &str) -> Result<RefMut<'_, Firewall>, FaultError> {
+        let unknown = || FaultError::UnknownTarget {
+            fault: "net.block",
+            what: "host",
+            name: host.to_string(),
+        };
+        let mut all = self.net.firewalls.borrow_mut();
+        if !all.contains_key(host) {
+            let ns = self.netns.get(host).ok_or_else(unknown)?;
+            let ledger = self.net.ledger.as_ref().ok_or_else(unknown)?;
+            let fw =
+                Firewall::create(ns, ledger.run(), ledger).map_err(|source| FaultError::Net {
+                    fault: "net.block",
+                    source,
+                })?;
+            all.insert(host.to_string(), fw);
+        }
+        Ok(RefMut::map(all, |m| {
+            m.get_mut(host).expect("inserted above")
+        }))
+    }
+
+    pub(super) fn net_guards_of(&self) -> RefMut<'_, NetGuards> {
+        self.net.guards.borrow_mut()
+    }
+
+    /// Undoes leftover MTU/netem changes, deletes firewalls and VLANs
+    /// (innermost first): everything that must go before the veth links.
+    pub(super) fn teardown_net_before_links(
+        &mut self,
+        done: &mut dyn FnMut(String, Result<(), String>),
+    ) {
+        let guards = std::mem::take(self.net.guards.get_mut());
+        if guards.active() > 0 {
+            // Their Drop restores and logs; healing normally emptied them.
+            done(
+                format!("undo {} network change(s)", guards.active()),
+                Ok(()),
+            );
+        }
+        drop(guards);
+        for (host, fw) in std::mem::take(self.net.firewalls.get_mut()) {
+            let what = format!("delete firewall {} of {host}", fw.name());
+            done(what, fw.delete().map_err(|e| e.to_string()));
+        }
+        for vlan in self.net.vlans.drain(..).rev() {
+            let what = format!("delete vlan {}", vlan.ifname());
+            done(what, vlan.delete().map_err(|e| e.to_string()));
+        }
+    }
+
+    /// Deletes bridges and switch namespaces, after the links into them.
+    pub(super) fn teardown_switches(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+        for (name, (ns, bridge)) in std::mem::take(&mut self.net.switches) {
+            done(
+                format!("delete bridge of switch {name}"),
+                bridge.delete().map_err(|e| e.to_string()),
+            );
+            done(
+                format!("delete netns of switch {name}"),
+                ns.delete().map_err(|e| e.to_string()),
+            );
+        }
     }
 }

@@ -1,0 +1,256 @@
+//! `net.block`, `net.reject`, `net.mtu`, `net.delay`, `net.loss`: the
+//! network faults, each with its undo and its proof that it fired (firewall
+//! rule counters, netem qdisc counters).
+//!
+//! The blackhole mitigation in incidents/storage-failover-stale-handles-xfs-on-loop
+//! ("temporarily activate some firewalling rules to block all traffic from
+//! and to the fileservers") is `net.block`; a block that never matched a
+//! packet proves nothing, hence [`fired`](super::fired).
+
+use super::{Active, FaultError, Targets};
+use crate::net::{Action, Match, MtuChange, Netem, NetemSpec, Protocol, Rule};
+use crate::scenario::{NetCut, NetDelay, NetLoss, NetMtu, NetProtocol};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+pub(super) const BLOCK: &str = "net.block";
+pub(super) const REJECT: &str = "net.reject";
+pub(super) const MTU: &str = "net.mtu";
+pub(super) const DELAY: &str = "net.delay";
+pub(super) const LOSS: &str = "net.loss";
+
+/// The undo guards of active `net.mtu` / `net.delay` / `net.loss` faults,
+/// kept by the world (an [`Active`] only names them by number). Dropping
+/// it undoes whatever is still applied.
+#[derive(Debug, Default)]
+pub struct NetGuards {
+    next: u32,
+    mtu: BTreeMap<u32, MtuChange>,
+    netem: BTreeMap<u32, Netem>,
+}
+
+impl NetGuards {
+    fn take_number(&mut self) -> u32 {
+        self.next += 1;
+        self.next
+    }
+
+    /// How many guards still hold a change (zero once every fault healed).
+    pub fn active(&self) -> usize {
+        self.mtu.len() + self.netem.len()
+    }
+}
+
+fn net_err(fault: &'static str) -> impl FnOnce(crate::net::NetError) -> FaultError {
+    move |source| FaultError::Net { fault, source }
+}
+
+fn unknown(fault: &'static str, what: &'static str, name: &str) -> FaultError {
+    FaultError::UnknownTarget {
+        fault,
+        what,
+        name: name.to_string(),
+    }
+}
+
+fn addr_of(world: &dyn Targets, fault: &'static str, host: &str) -> Result<IpAddr, FaultError> {
+    world
+        .host_addr(host)
+        .ok_or_else(|| unknown(fault, "host with an address", host))
+}
+
+/// The rule a cut installs, and the host whose namespace holds it.
+fn rule_for(
+    world: &dyn Targets,
+    fault: &'static str,
+    cut: &NetCut,
+    action: Action,
+) -> Result<(String, Rule), FaultError> {
+    if let Some([a, b]) = &cut.between {
+        let rule = Rule {
+            matching: Match::Between(
+                addr_of(world, fault, &a.value)?,
+                addr_of(world, fault, &b.value)?,
+            ),
+            action,
+        };
+        return Ok((a.value.clone(), rule));
+    }
+    let (Some(host), Some(toward)) = (&cut.host, &cut.toward) else {
+        return Err(unknown(fault, "cut (between, or host and toward)", "?"));
+    };
+    let addr = match toward.value.parse::<IpAddr>() {
+        Ok(a) => a,
+        Err(_) => addr_of(world, fault, &toward.value)?,
+    };
+    let protocol = cut.protocol.map(|p| match p {
+        NetProtocol::Tcp => Protocol::Tcp,
+        NetProtocol::Udp => Protocol::Udp,
+        NetProtocol::Icmp => Protocol::Icmp,
+    });
+    let rule = Rule {
+        matching: Match::Toward {
+            addr,
+            protocol,
+            port: cut.port.as_ref().map(|p| p.value),
+        },
+        action,
+    };
+    Ok((host.value.clone(), rule))
+}
+
+pub(super) fn cut(world: &dyn Targets, cut: &NetCut, reject: bool) -> Result<Active, FaultError> {
+    let (kind, action) = if reject {
+        (REJECT, Action::Reject)
+    } else {
+        (BLOCK, Action::Drop)
+    };
+    let (host, rule) = rule_for(world, kind, cut, action)?;
+    let id = world.firewall(&host)?.add(&rule).map_err(net_err(kind))?;
+    Ok(Active::NetRule {
+        kind,
+        host,
+        rule: id,
+    })
+}
+
+fn iface(
+    world: &dyn Targets,
+    fault: &'static str,
+    host: &str,
+    peer: &str,
+    vlan: Option<u16>,
+) -> Result<(String, String), FaultError> {
+    let ifname = world
+        .link_iface(host, peer, vlan)
+        .ok_or_else(|| unknown(fault, "link", &format!("{host} -> {peer}")))?;
+    Ok((host.to_string(), ifname))
+}
+
+fn guards<'w>(
+    world: &'w dyn Targets,
+    fault: &'static str,
+) -> Result<std::cell::RefMut<'w, NetGuards>, FaultError> {
+    world
+        .net_guards()
+        .ok_or_else(|| unknown(fault, "network", "world"))
+}
+
+pub(super) fn mtu(world: &dyn Targets, f: &NetMtu) -> Result<Active, FaultError> {
+    let (host, ifname) = iface(
+        world,
+        MTU,
+        &f.host.value,
+        &f.peer.value,
+        f.vlan.as_ref().map(|v| v.value),
+    )?;
+    let ns = world
+        .host_netns(&host)
+        .ok_or_else(|| unknown(MTU, "host", &host))?;
+    let change = MtuChange::apply(ns, &ifname, f.mtu.value).map_err(net_err(MTU))?;
+    let mut g = guards(world, MTU)?;
+    let guard = g.take_number();
+    g.mtu.insert(guard, change);
+    Ok(Active::NetMtu {
+        host,
+        ifname,
+        guard,
+    })
+}
+
+fn netem(
+    world: &dyn Targets,
+    kind: &'static str,
+    (host, peer, vlan): (&str, &str, Option<u16>),
+    spec: NetemSpec,
+) -> Result<Active, FaultError> {
+    let (host, ifname) = iface(world, kind, host, peer, vlan)?;
+    let ns = world
+        .host_netns(&host)
+        .ok_or_else(|| unknown(kind, "host", &host))?;
+    let qdisc = Netem::add(ns, &ifname, &spec).map_err(net_err(kind))?;
+    let mut g = guards(world, kind)?;
+    let guard = g.take_number();
+    g.netem.insert(guard, qdisc);
+    Ok(Active::Netem {
+        kind,
+        host,
+        ifname,
+        guard,
+    })
+}
+
+pub(super) fn delay(world: &dyn Targets, f: &NetDelay) -> Result<Active, FaultError> {
+    let spec = NetemSpec {
+        delay: Some(f.delay.0),
+        jitter: f.jitter.map(|j| j.0),
+        loss_percent: None,
+    };
+    let at = (
+        f.host.value.as_str(),
+        f.peer.value.as_str(),
+        f.vlan.as_ref().map(|v| v.value),
+    );
+    netem(world, DELAY, at, spec)
+}
+
+pub(super) fn loss(world: &dyn Targets, f: &NetLoss) -> Result<Active, FaultError> {
+    let spec = NetemSpec {
+        delay: None,
+        jitter: None,
+        loss_percent: Some(f.percent.value),
+    };
+    let at = (
+        f.host.value.as_str(),
+        f.peer.value.as_str(),
+        f.vlan.as_ref().map(|v| v.value),
+    );
+    netem(world, LOSS, at, spec)
+}
+
+/// Removes the rule, or restores the MTU, or removes the qdisc.
+pub(super) fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
+    match active {
+        Active::NetRule { kind, host, rule } => world
+            .firewall(host)?
+            .remove(*rule)
+            .map(drop)
+            .map_err(net_err(kind)),
+        Active::NetMtu { guard, .. } => match guards(world, MTU)?.mtu.remove(guard) {
+            Some(change) => change.restore().map_err(net_err(MTU)),
+            None => Ok(()),
+        },
+        Active::Netem { kind, guard, .. } => match guards(world, kind)?.netem.remove(guard) {
+            Some(q) => q.remove().map_err(net_err(kind)),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Packets the fault acted on: a rule's matches (both directions), the
+/// packets netem delayed, the packets netem dropped. None for `net.mtu`,
+/// whose effect (a frame too big) no counter of ours attributes to it.
+pub(super) fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultError>> {
+    match active {
+        Active::NetRule { kind, host, rule } => Some(
+            world
+                .firewall(host)
+                .and_then(|fw| fw.packets(*rule).map_err(net_err(kind))),
+        ),
+        Active::Netem { kind, guard, .. } => Some((|| {
+            let g = guards(world, kind)?;
+            let q = g
+                .netem
+                .get(guard)
+                .ok_or_else(|| unknown(kind, "qdisc", &guard.to_string()))?;
+            let stats = q.stats().map_err(net_err(kind))?;
+            Ok(if *kind == LOSS {
+                stats.drops
+            } else {
+                stats.packets
+            })
+        })()),
+        _ => None,
+    }
+}

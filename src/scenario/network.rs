@@ -1,0 +1,387 @@
+//! The network half of a scenario: link options (switch, stacked VLANs,
+//! per-end MTU, offloads) and the `net.*` faults, with their checks.
+
+use super::model::{Ref, Scenario};
+use super::quantity::Duration;
+use super::validate::{Checker, closest};
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+/// Per-host settings of one end of a link (`links[i].ends.<host>`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkEnd {
+    /// MTU of this host's end only; overrides the link's `mtu`.
+    #[serde(default)]
+    pub mtu: Option<Spanned<u32>>,
+}
+
+/// `net.block` / `net.reject`: which packets to cut. Either `between` two
+/// hosts (both directions, rules in the first host's namespace), or from
+/// `host` `toward` a host or an address, optionally one protocol and port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetCut {
+    #[serde(default)]
+    pub between: Option<[Ref; 2]>,
+    /// The host whose namespace holds the rule (its outgoing packets).
+    #[serde(default)]
+    pub host: Option<Ref>,
+    /// A host name, or an IPv4 address such as `10.77.0.1`.
+    #[serde(default)]
+    pub toward: Option<Spanned<String>>,
+    #[serde(default)]
+    pub protocol: Option<NetProtocol>,
+    /// Destination port; needs `protocol: tcp` or `udp`.
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetProtocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+/// `net.mtu`: set the interface's MTU; heal restores the old one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetMtu {
+    pub host: Ref,
+    pub peer: Ref,
+    #[serde(default)]
+    pub vlan: Option<Spanned<u16>>,
+    pub mtu: Spanned<u32>,
+}
+
+/// `net.delay`: netem delays every packet the interface sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetDelay {
+    pub host: Ref,
+    pub peer: Ref,
+    #[serde(default)]
+    pub vlan: Option<Spanned<u16>>,
+    pub delay: Duration,
+    #[serde(default)]
+    pub jitter: Option<Duration>,
+}
+
+/// `net.loss`: netem drops this percentage of the packets the interface sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetLoss {
+    pub host: Ref,
+    pub peer: Ref,
+    #[serde(default)]
+    pub vlan: Option<Spanned<u16>>,
+    pub percent: Spanned<f64>,
+}
+
+/// The smallest MTU Linux accepts for IPv4 on an Ethernet-like link, and
+/// the largest a veth takes.
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// Interface names inside a host (documented in docs/scenarios.md, used by
+/// the world and the faults): the veth end toward `peer` is `to-<peer>`.
+pub fn veth_ifname(peer: &str) -> String {
+    format!("to-{peer}")
+}
+
+/// The VLAN interface with id `id` on the link toward `peer`: `v<peer>.<id>`
+/// (at most 1 + 8 + 1 + 4 = 14 bytes, under IFNAMSIZ).
+pub fn vlan_ifname(peer: &str, id: u16) -> String {
+    format!("v{peer}.{id}")
+}
+
+fn check_vlan_id(c: &mut Checker, id: &Spanned<u16>, path: String) -> bool {
+    if (1..=4094).contains(&id.value) {
+        return true;
+    }
+    c.at(
+        id.referenced,
+        path,
+        format!("VLAN id {} is outside 1..=4094", id.value),
+        Some("802.1Q reserves 0 and 4095".into()),
+    );
+    false
+}
+
+fn check_mtu(c: &mut Checker, mtu: u32, loc: Location, path: String) {
+    if !MTU_RANGE.contains(&mtu) {
+        c.at(
+            loc,
+            path,
+            format!(
+                "MTU {mtu} is outside {}..={}",
+                MTU_RANGE.start(),
+                MTU_RANGE.end()
+            ),
+            Some("Ethernet's usual MTU is 1500".into()),
+        );
+    }
+}
+
+/// Links: switch names, VLAN lists, per-end MTUs.
+pub(super) fn check_links(c: &mut Checker, s: &Scenario) {
+    check_shared_ports(c, s);
+    for (i, link) in s.links.iter().enumerate() {
+        let at = link.between[0].referenced;
+        if let Some(m) = link.mtu {
+            check_mtu(c, m, at, format!("links[{i}].mtu"));
+        }
+        if let Some(sw) = &link.switch {
+            let name = &sw.value;
+            if name.is_empty()
+                || name.len() > 8
+                || !name.chars().all(|ch| ch.is_ascii_alphanumeric())
+            {
+                c.at(
+                    sw.referenced,
+                    format!("links[{i}].switch"),
+                    format!("switch name `{name}` must be 1-8 letters or digits"),
+                    None,
+                );
+            } else if s.hosts.contains_key(name) {
+                c.at(
+                    sw.referenced,
+                    format!("links[{i}].switch"),
+                    format!("switch `{name}` has the name of a host"),
+                    Some("a switch is a namespace of its own; name it e.g. sw1".into()),
+                );
+            }
+        }
+        let mut seen = Vec::new();
+        for (j, id) in link.vlans.iter().enumerate() {
+            let path = format!("links[{i}].vlans[{j}]");
+            if check_vlan_id(c, id, path.clone()) && seen.contains(&id.value) {
+                c.at(
+                    id.referenced,
+                    path,
+                    format!("VLAN {} appears twice on this link", id.value),
+                    Some("list each VLAN once, outermost first: vlans: [20, 100]".into()),
+                );
+            }
+            seen.push(id.value);
+        }
+        let ends: Vec<&str> = link.between.iter().map(|b| b.value.as_str()).collect();
+        for (host, end) in &link.ends {
+            if !ends.contains(&host.as_str()) {
+                c.at(
+                    at,
+                    format!("links[{i}].ends.{host}"),
+                    format!("`{host}` is not an end of this link"),
+                    Some(format!("this link's ends: {}", ends.join(", "))),
+                );
+            }
+            if let Some(m) = &end.mtu {
+                check_mtu(
+                    c,
+                    m.value,
+                    m.referenced,
+                    format!("links[{i}].ends.{host}.mtu"),
+                );
+            }
+        }
+    }
+}
+
+/// Links through one switch that share a host share that host's port, so
+/// they must describe it alike.
+fn check_shared_ports(c: &mut Checker, s: &Scenario) {
+    let mut first: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for (i, link) in s.links.iter().enumerate() {
+        let Some(sw) = &link.switch else { continue };
+        for end in &link.between {
+            let Some(&j) = first.get(&(end.value.as_str(), sw.value.as_str())) else {
+                first.insert((end.value.as_str(), sw.value.as_str()), i);
+                continue;
+            };
+            let other = &s.links[j];
+            let ids = |l: &super::Link| l.vlans.iter().map(|v| v.value).collect::<Vec<_>>();
+            if ids(link) != ids(other) || link.mtu != other.mtu || link.offloads != other.offloads {
+                c.at(
+                    sw.referenced,
+                    format!("links[{i}]"),
+                    format!(
+                        "`{}` joins switch `{}` once, but links[{j}] and links[{i}] describe its port differently",
+                        end.value, sw.value
+                    ),
+                    Some("give both links the same vlans, mtu and offloads".into()),
+                );
+            }
+        }
+    }
+}
+
+/// The link joining `host` and `peer`, if the scenario declares one.
+pub fn link_between<'s>(s: &'s Scenario, host: &str, peer: &str) -> Option<&'s super::Link> {
+    s.links.iter().find(|l| {
+        let [a, b] = [&l.between[0].value, &l.between[1].value];
+        (a == host && b == peer) || (a == peer && b == host)
+    })
+}
+
+fn hosts(s: &Scenario) -> Vec<&str> {
+    s.hosts.keys().map(String::as_str).collect()
+}
+
+/// `host` and `peer` exist and are linked; `vlan`, if given, is on that link.
+fn check_iface(
+    c: &mut Checker,
+    s: &Scenario,
+    host: &Ref,
+    peer: &Ref,
+    vlan: Option<&Spanned<u16>>,
+    path: &str,
+) {
+    let known = hosts(s);
+    let ok = c.reference(host, format!("{path}.host"), "host", known.clone())
+        & c.reference(peer, format!("{path}.peer"), "host", known);
+    if !ok {
+        return;
+    }
+    let Some(link) = link_between(s, &host.value, &peer.value) else {
+        let peers: Vec<&str> = s
+            .links
+            .iter()
+            .filter_map(|l| {
+                let [a, b] = [&l.between[0].value, &l.between[1].value];
+                (*a == host.value)
+                    .then_some(b.as_str())
+                    .or((*b == host.value).then_some(a.as_str()))
+            })
+            .collect();
+        c.at(
+            peer.referenced,
+            format!("{path}.peer"),
+            format!("no link joins `{}` and `{}`", host.value, peer.value),
+            Some(if peers.is_empty() {
+                format!("`{}` has no links", host.value)
+            } else {
+                format!("`{}` is linked to: {}", host.value, peers.join(", "))
+            }),
+        );
+        return;
+    };
+    if let Some(v) = vlan
+        && !link.vlans.iter().any(|id| id.value == v.value)
+    {
+        let ids: Vec<String> = link.vlans.iter().map(|id| id.value.to_string()).collect();
+        c.at(
+            v.referenced,
+            format!("{path}.vlan"),
+            format!("the link has no VLAN {}", v.value),
+            Some(if ids.is_empty() {
+                "the link has no VLANs; leave `vlan` out for its veth end".into()
+            } else {
+                format!("its VLANs: {}", ids.join(", "))
+            }),
+        );
+    }
+}
+
+pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str, at: Location) {
+    let known = hosts(s);
+    match (&cut.between, &cut.host, &cut.toward) {
+        (Some(between), None, None) => {
+            for (j, end) in between.iter().enumerate() {
+                c.reference(end, format!("{path}.between[{j}]"), "host", known.clone());
+            }
+            if between[0].value == between[1].value {
+                c.at(
+                    between[1].referenced,
+                    format!("{path}.between"),
+                    "a cut is between two different hosts".into(),
+                    None,
+                );
+            }
+            if cut.protocol.is_some() || cut.port.is_some() {
+                c.at(
+                    at,
+                    path.to_string(),
+                    "`protocol` and `port` go with `host` and `toward`".into(),
+                    Some("between: [a, b] cuts everything in both directions".into()),
+                );
+            }
+        }
+        (None, Some(host), Some(toward)) => {
+            c.reference(host, format!("{path}.host"), "host", known.clone());
+            let is_addr = toward.value.parse::<std::net::Ipv4Addr>().is_ok();
+            if !is_addr && !s.hosts.contains_key(&toward.value) {
+                let hint = closest(&toward.value, known.iter().copied())
+                    .map(|h| format!("did you mean `{h}`?"))
+                    .unwrap_or_else(|| format!("hosts: {}", known.join(", ")));
+                c.at(
+                    toward.referenced,
+                    format!("{path}.toward"),
+                    format!("`{}` is neither a host nor an IPv4 address", toward.value),
+                    Some(hint),
+                );
+            }
+            if let Some(port) = &cut.port
+                && !matches!(cut.protocol, Some(NetProtocol::Tcp | NetProtocol::Udp))
+            {
+                c.at(
+                    port.referenced,
+                    format!("{path}.port"),
+                    "a port needs `protocol: tcp` or `protocol: udp`".into(),
+                    None,
+                );
+            }
+        }
+        _ => c.at(
+            at,
+            path.to_string(),
+            "say either `between: [a, b]` or `host` with `toward`".into(),
+            Some("e.g. { between: [client, server] } or { host: client, toward: server, protocol: tcp, port: 2049 }".into()),
+        ),
+    }
+}
+
+pub(super) fn check_mtu_fault(c: &mut Checker, s: &Scenario, f: &NetMtu, path: &str) {
+    check_iface(c, s, &f.host, &f.peer, f.vlan.as_ref(), path);
+    check_mtu(c, f.mtu.value, f.mtu.referenced, format!("{path}.mtu"));
+}
+
+pub(super) fn check_delay(c: &mut Checker, s: &Scenario, f: &NetDelay, path: &str) {
+    check_iface(c, s, &f.host, &f.peer, f.vlan.as_ref(), path);
+    if f.jitter.is_some_and(|j| j.0 > f.delay.0) {
+        c.at(
+            f.host.referenced,
+            format!("{path}.jitter"),
+            "jitter is larger than the delay".into(),
+            Some("netem varies the delay by ± jitter".into()),
+        );
+    }
+}
+
+pub(super) fn check_loss(c: &mut Checker, s: &Scenario, f: &NetLoss, path: &str) {
+    check_iface(c, s, &f.host, &f.peer, f.vlan.as_ref(), path);
+    if !(f.percent.value > 0.0 && f.percent.value <= 100.0) {
+        c.at(
+            f.percent.referenced,
+            format!("{path}.percent"),
+            format!("loss of {}% is outside (0, 100]", f.percent.value),
+            Some("e.g. percent: 30".into()),
+        );
+    }
+}
+
+/// Whether the scenario needs 802.1Q VLANs, and netem.
+pub fn needs_vlan(s: &Scenario) -> bool {
+    s.links.iter().any(|l| !l.vlans.is_empty())
+}
+
+pub fn needs_netem(s: &Scenario) -> bool {
+    super::flatten_steps(&s.steps).iter().any(|(_, st)| {
+        st.fault.as_ref().is_some_and(|f| {
+            matches!(
+                f.value,
+                super::Fault::NetDelay(_) | super::Fault::NetLoss(_)
+            )
+        })
+    })
+}
