@@ -70,6 +70,9 @@ pub struct Live<'a> {
     deadline: u64,
     scratch: PathBuf,
     artifacts: Option<PathBuf>,
+    /// Faults that, by their own count, never acted (issue 6): the run is
+    /// an ERROR, since nothing it saw was caused by them.
+    pub unfired: Vec<String>,
 }
 
 impl<'a> Live<'a> {
@@ -93,6 +96,7 @@ impl<'a> Live<'a> {
             deadline: t0 + scenario.timeout.0.as_nanos() as u64,
             scratch,
             artifacts,
+            unfired: Vec::new(),
         }
     }
 
@@ -126,6 +130,7 @@ impl<'a> Live<'a> {
                 hold_ms: w.hold.map(|h| h.0.as_millis() as u64).unwrap_or(0),
                 command: w.command.clone().unwrap_or_default(),
                 storm: storm.transpose()?,
+                hold_open: w.hold_open,
                 root: self.world.root.clone(),
             };
             let ns = self.world.netns(&w.host.value).expect("validated host");
@@ -359,6 +364,12 @@ impl<'a> Live<'a> {
     }
 
     fn heal(&mut self, step: String, active: Active) {
+        if active.fired() == Some(0) {
+            self.unfired.push(format!(
+                "fault {} of step {step} never fired (no I/O reached its device while it was active)",
+                active.kind()
+            ));
+        }
         let error = fault::heal(&active, &self.world)
             .err()
             .map(|e| e.to_string());

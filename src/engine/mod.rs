@@ -112,6 +112,7 @@ fn run(
         });
     }
     live.finish();
+    let unfired = std::mem::take(&mut live.unfired);
     let (world, mut journal) = live.into_parts();
     world.teardown(&mut journal.events);
     match std::fs::remove_dir_all(&scratch) {
@@ -146,6 +147,8 @@ fn run(
             _ => Verdict::Error,
         };
         (verdict, Some(abort.to_string()))
+    } else if !unfired.is_empty() {
+        (Verdict::Error, Some(unfired.join("; ")))
     } else if !leaks.is_empty() {
         (
             Verdict::Error,

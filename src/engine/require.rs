@@ -15,7 +15,13 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
         ));
     }
     let mut missing = Vec::new();
-    for f in &s.requires.kernel_features {
+    let mut features = s.requires.kernel_features.clone();
+    // An image on a dm volume needs device-mapper whether or not the file
+    // says so: the world cannot be built without it.
+    if s.images.iter().any(|i| i.dm) && !features.contains(&KernelFeature::Dm) {
+        features.push(KernelFeature::Dm);
+    }
+    for f in &features {
         if let Err(why) = kernel_feature(*f) {
             missing.push(why);
         }
@@ -53,6 +59,17 @@ fn kernel_feature(f: KernelFeature) -> Result<(), String> {
         KernelFeature::Netns => ("network namespaces", &[], || {
             Path::new("/proc/self/ns/net").exists()
         }),
+        // dm-mod registers the misc device "device-mapper"; the delay and
+        // flakey targets are loaded along, best effort (the kernel would
+        // also request them when a table names them).
+        KernelFeature::Dm => (
+            "device-mapper (dm-mod; block.* faults run with --vm)",
+            &["dm_mod", "dm_delay", "dm_flakey"],
+            || {
+                std::fs::read_to_string("/proc/misc")
+                    .is_ok_and(|t| t.lines().any(|l| l.ends_with(" device-mapper")))
+            },
+        ),
     };
     if present() {
         return Ok(());

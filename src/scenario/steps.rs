@@ -60,6 +60,37 @@ pub enum Fault {
     /// as a log I/O error would. Heal: none; the filesystem stays down.
     #[serde(rename = "xfs.shutdown")]
     XfsShutdown { fs: Ref },
+    /// The volume under a mounted filesystem disappears: its dm table is
+    /// swapped to `error`. Heal: the linear table again (XFS stays down).
+    #[serde(rename = "block.detach")]
+    BlockDetach { image: Ref },
+    /// I/O to the volume fails with EIO: all of it, or `sectors` sectors
+    /// from `start`. Heal: the linear table.
+    #[serde(rename = "block.error")]
+    BlockError {
+        image: Ref,
+        #[serde(default)]
+        start: Option<Spanned<u64>>,
+        #[serde(default)]
+        sectors: Option<Spanned<u64>>,
+    },
+    /// Every I/O to the volume waits `delay` (writes `write_delay`, if given).
+    /// Heal: the linear table.
+    #[serde(rename = "block.delay")]
+    BlockDelay {
+        image: Ref,
+        delay: Spanned<Duration>,
+        #[serde(default)]
+        write_delay: Option<Spanned<Duration>>,
+    },
+    /// The volume works for `up`, then fails every I/O for `down`, and again
+    /// (whole seconds: dm-flakey's unit). Heal: the linear table.
+    #[serde(rename = "block.flakey")]
+    BlockFlakey {
+        image: Ref,
+        up: Spanned<Duration>,
+        down: Spanned<Duration>,
+    },
 }
 
 impl Fault {
@@ -67,6 +98,23 @@ impl Fault {
         match self {
             Fault::NfsUnexport { .. } => "nfs.unexport",
             Fault::XfsShutdown { .. } => "xfs.shutdown",
+            Fault::BlockDetach { .. } => "block.detach",
+            Fault::BlockError { .. } => "block.error",
+            Fault::BlockDelay { .. } => "block.delay",
+            Fault::BlockFlakey { .. } => "block.flakey",
+        }
+    }
+}
+
+impl Fault {
+    /// The image whose dm volume a `block.*` fault acts on.
+    pub fn block_image(&self) -> Option<&Ref> {
+        match self {
+            Fault::BlockDetach { image }
+            | Fault::BlockError { image, .. }
+            | Fault::BlockDelay { image, .. }
+            | Fault::BlockFlakey { image, .. } => Some(image),
+            Fault::NfsUnexport { .. } | Fault::XfsShutdown { .. } => None,
         }
     }
 }
