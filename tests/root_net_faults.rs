@@ -156,7 +156,10 @@ fn mtu_changes_and_heal_restores_it() {
 fn a_block_that_matches_nothing_is_an_error_naming_fault_and_step() {
     let (r, code) = run("block-unmatched.yaml");
     assert_eq!(r["verdict"], "ERROR", "{:#}", r);
-    assert_eq!(r["reason"], "net.block at step cut matched no packet");
+    assert_eq!(
+        r["reason"],
+        "net.block at step cut never fired: it matched no packet while active"
+    );
     assert_ne!(code, Some(0));
     let healed = events(&r, "fault_healed");
     assert_eq!(healed[0]["matched"], 0, "{:?}", healed[0]);

@@ -19,6 +19,9 @@ pub enum DmTarget {
     Linear,
     /// Every I/O fails with EIO: a detached volume, as XFS sees it.
     Error,
+    /// I/O to `sectors` sectors from `start` fails with EIO; the rest of
+    /// the volume maps straight through (a bad stretch of disk).
+    ErrorRange { start: u64, sectors: u64 },
     /// Every read waits `read`; writes wait `write` (or `read` if None).
     Delay {
         read: Duration,
@@ -34,18 +37,35 @@ impl DmTarget {
     pub fn kind(&self) -> &'static str {
         match self {
             DmTarget::Linear => "linear",
-            DmTarget::Error => "error",
+            DmTarget::Error | DmTarget::ErrorRange { .. } => "error",
             DmTarget::Delay { .. } => "delay",
             DmTarget::Flakey { .. } => "flakey",
         }
     }
 
-    /// The table line for a volume of `sectors` 512-byte sectors over `dev`.
+    /// The table for a volume of `sectors` 512-byte sectors over `dev`:
+    /// one line, or up to three for an error range (lines joined by `\n`;
+    /// `dmsetup load` reads them from stdin, `--table` takes one line only).
     pub fn table(&self, sectors: u64, dev: &Path) -> String {
         let dev = dev.display();
         match self {
             DmTarget::Linear => format!("0 {sectors} linear {dev} 0"),
             DmTarget::Error => format!("0 {sectors} error"),
+            DmTarget::ErrorRange { start, sectors: n } => {
+                let start = (*start).min(sectors);
+                let end = start.saturating_add(*n).min(sectors);
+                let mut lines = Vec::new();
+                if start > 0 {
+                    lines.push(format!("0 {start} linear {dev} 0"));
+                }
+                if end > start {
+                    lines.push(format!("{start} {} error", end - start));
+                }
+                if end < sectors {
+                    lines.push(format!("{end} {} linear {dev} {end}", sectors - end));
+                }
+                lines.join("\n")
+            }
             DmTarget::Delay { read, write } => {
                 let r = read.as_millis();
                 match write {
@@ -77,6 +97,41 @@ fn dmsetup(args: &[&str]) -> Command {
     let mut cmd = Command::new("dmsetup");
     cmd.args(args);
     cmd
+}
+
+/// `dmsetup load <name>` with the table on stdin, so it may have several lines.
+fn load_table(name: &str, table: &str) -> Result<(), BlockError> {
+    use std::io::Write;
+    let command = format!("dmsetup load {name} <<< {table:?}");
+    let mut child = dmsetup(&["load", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|source| BlockError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let wrote = writeln!(stdin, "{table}");
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .map_err(|source| BlockError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if let Err(source) = wrote {
+        return Err(BlockError::Spawn { command, source });
+    }
+    if !out.status.success() {
+        return Err(BlockError::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
 }
 
 impl DmVolume {
@@ -183,7 +238,7 @@ impl DmVolume {
     pub fn swap_table(&mut self, target: DmTarget) -> Result<(), BlockError> {
         let table = target.table(self.sectors, &self.backing);
         run(dmsetup(&["suspend", "--nolockfs", "--noflush", &self.name]))?;
-        let loaded = run(dmsetup(&["load", &self.name, "--table", &table]));
+        let loaded = load_table(&self.name, &table);
         // Resume even if the load failed: a volume left suspended hangs
         // every writer, which is not the fault anyone asked for.
         let resumed = run(dmsetup(&["resume", "--noudevsync", &self.name]));
@@ -249,5 +304,33 @@ mod tests {
             down: Duration::from_millis(10),
         };
         assert_eq!(flakey.table(8, d), "0 8 flakey /dev/loop0 0 3 1");
+    }
+
+    #[test]
+    fn an_error_range_keeps_the_rest_linear() {
+        let d = Path::new("/dev/loop0");
+        let mid = DmTarget::ErrorRange {
+            start: 100,
+            sectors: 8,
+        };
+        assert_eq!(
+            mid.table(1000, d),
+            "0 100 linear /dev/loop0 0\n100 8 error\n108 892 linear /dev/loop0 108"
+        );
+        let head = DmTarget::ErrorRange {
+            start: 0,
+            sectors: 8,
+        };
+        assert_eq!(head.table(1000, d), "0 8 error\n8 992 linear /dev/loop0 8");
+        // A range past the end is clipped to the volume, never beyond it.
+        let tail = DmTarget::ErrorRange {
+            start: 992,
+            sectors: 100,
+        };
+        assert_eq!(
+            tail.table(1000, d),
+            "0 992 linear /dev/loop0 0\n992 8 error"
+        );
+        assert_eq!(tail.kind(), "error");
     }
 }

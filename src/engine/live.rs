@@ -126,6 +126,7 @@ impl<'a> Live<'a> {
                 hold_ms: w.hold.map(|h| h.0.as_millis() as u64).unwrap_or(0),
                 command: w.command.clone().unwrap_or_default(),
                 storm: storm.transpose()?,
+                hold_open: w.hold_open,
                 root: self.world.root.clone(),
             };
             let ns = self.world.netns(&w.host.value).expect("validated host");

@@ -177,7 +177,7 @@ fn unfired_fault(journal: &Journal) -> Option<String> {
             unit,
             ..
         } => Some(format!(
-            "{fault} at step {step} matched no {}",
+            "{fault} at step {step} never fired: it matched no {} while active",
             unit.as_deref().unwrap_or("packet")
         )),
         Event::FaultHealed {

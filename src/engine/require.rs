@@ -16,10 +16,12 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
     }
     let mut missing = Vec::new();
     let mut features = s.requires.kernel_features.clone();
-    // What the world and the faults imply, so no scenario forgets to ask.
+    // What the world and the faults imply, so no scenario forgets to ask;
+    // an image on a dm volume cannot even be built without device-mapper.
     for (needed, f) in [
         (crate::scenario::needs_vlan(s), KernelFeature::Vlan),
         (crate::scenario::needs_netem(s), KernelFeature::Netem),
+        (s.images.iter().any(|i| i.dm), KernelFeature::Dm),
     ] {
         if needed && !features.contains(&f) {
             features.push(f);
@@ -71,6 +73,17 @@ fn kernel_feature(f: KernelFeature) -> Result<(), String> {
             Path::new("/proc/self/ns/net").exists()
         }),
         KernelFeature::Vlan | KernelFeature::Netem => unreachable!("checked above"),
+        // dm-mod registers the misc device "device-mapper"; the delay and
+        // flakey targets are loaded along, best effort (the kernel would
+        // also request them when a table names them).
+        KernelFeature::Dm => (
+            "device-mapper (dm-mod; block.* faults run with --vm)",
+            &["dm_mod", "dm_delay", "dm_flakey"],
+            || {
+                std::fs::read_to_string("/proc/misc")
+                    .is_ok_and(|t| t.lines().any(|l| l.ends_with(" device-mapper")))
+            },
+        ),
     };
     if present() {
         return Ok(());

@@ -4,16 +4,21 @@
 //! to heal itself, and the engine heals every one still active at the end of
 //! its `for:`, at the end of the run, on failure, on timeout and on signals.
 
+mod block;
 mod net;
 mod nfs;
 mod xfs;
 
+pub use block::{io_count, target_for};
+
+use crate::block::DmVolume;
 use crate::net::{Firewall, Netns, RuleId};
 use crate::nfs::NfsServer;
 use crate::scenario::Fault;
 use std::cell::RefMut;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Mutex;
 
 pub use net::NetGuards;
 
@@ -45,6 +50,10 @@ pub trait Targets {
     }
     /// Where `net.*` faults keep their undo guards.
     fn net_guards(&self) -> Option<RefMut<'_, NetGuards>> {
+        None
+    }
+    /// The dm volume under an image's filesystem (`dm: true`), if any.
+    fn dm_volume(&self, _image: &str) -> Option<&Mutex<DmVolume>> {
         None
     }
 }
@@ -79,6 +88,14 @@ pub enum Active {
     Permanent {
         kind: &'static str,
     },
+    /// A `block.*` fault: image's dm volume (kernel name `device`, dm-N)
+    /// carries another table; `ios_before` is its I/O count at injection.
+    Block {
+        kind: &'static str,
+        image: String,
+        device: String,
+        ios_before: u64,
+    },
 }
 
 impl Active {
@@ -88,7 +105,7 @@ impl Active {
             Active::NfsUnexport { .. } => nfs::KIND,
             Active::NetRule { kind, .. } | Active::Netem { kind, .. } => kind,
             Active::NetMtu { .. } => net::MTU,
-            Active::Permanent { kind } => kind,
+            Active::Permanent { kind } | Active::Block { kind, .. } => kind,
         }
     }
 
@@ -96,6 +113,7 @@ impl Active {
     pub fn unit(&self) -> &'static str {
         match self {
             Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => "packet",
+            Active::Block { .. } => "I/O",
             _ => "operation",
         }
     }
@@ -135,6 +153,10 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
         Fault::NetMtu(f) => net::mtu(world, f),
         Fault::NetDelay(f) => net::delay(world, f),
         Fault::NetLoss(f) => net::loss(world, f),
+        Fault::BlockDetach { .. }
+        | Fault::BlockError { .. }
+        | Fault::BlockDelay { .. }
+        | Fault::BlockFlakey { .. } => block::inject(world, fault),
     }
 }
 
@@ -145,18 +167,27 @@ pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
         Active::NetRule { .. } | Active::NetMtu { .. } | Active::Netem { .. } => {
             net::heal(active, world)
         }
+        Active::Block {
+            kind,
+            image,
+            device,
+            ios_before,
+        } => block::heal(world, kind, image, device, *ios_before),
     }
 }
 
-/// Whether an active fault acted on anything: how many packets (or I/Os)
-/// it matched so far, read before [`heal`] removes it. None: this kind
-/// cannot tell. Zero makes the scenario ERROR — a fault that never fired
-/// tested nothing.
+/// Whether an active fault acted on anything: how many packets or I/Os it
+/// matched so far, read before [`heal`] removes it. None: this kind cannot
+/// tell. Zero makes the scenario ERROR — a fault that never fired tested
+/// nothing.
 pub fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultError>> {
     match active {
         Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => {
             net::fired(active, world)
         }
-        _ => None,
+        Active::Block {
+            device, ios_before, ..
+        } => block::fired(device, *ios_before).map(Ok),
+        Active::NfsUnexport { .. } | Active::Permanent { .. } => None,
     }
 }

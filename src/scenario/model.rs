@@ -111,6 +111,8 @@ pub enum KernelFeature {
     Vlan,
     /// The netem qdisc (sch_netem); implied by `net.delay` / `net.loss`.
     Netem,
+    /// Device-mapper (dm-mod, plus dm-delay and dm-flakey when used).
+    Dm,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -210,6 +212,11 @@ pub struct Image {
     pub mkfs: Mkfs,
     /// Where the loop device's filesystem is mounted.
     pub at: Spanned<String>,
+    /// Put a device-mapper volume (linear, the whole loop device) between
+    /// the loop device and the filesystem, so `block.*` faults can swap its
+    /// table under the mount. Needs dm-mod: the vm target.
+    #[serde(default)]
+    pub dm: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -258,6 +265,11 @@ pub struct Workload {
     /// mount_storm: how many mounts each op starts at once.
     #[serde(default)]
     pub parallel: Option<u32>,
+    /// read: keep the file open across ops and re-read it through that one
+    /// descriptor (a running VM and its disk image), instead of opening it
+    /// anew each op.
+    #[serde(default)]
+    pub hold_open: bool,
 }
 
 fn default_deadline() -> Duration {

@@ -77,6 +77,37 @@ pub enum Fault {
     /// netem loss on what one interface sends. Heal: remove the qdisc.
     #[serde(rename = "net.loss")]
     NetLoss(super::network::NetLoss),
+    /// The volume under a mounted filesystem disappears: its dm table is
+    /// swapped to `error`. Heal: the linear table again (XFS stays down).
+    #[serde(rename = "block.detach")]
+    BlockDetach { image: Ref },
+    /// I/O to the volume fails with EIO: all of it, or `sectors` sectors
+    /// from `start`. Heal: the linear table.
+    #[serde(rename = "block.error")]
+    BlockError {
+        image: Ref,
+        #[serde(default)]
+        start: Option<Spanned<u64>>,
+        #[serde(default)]
+        sectors: Option<Spanned<u64>>,
+    },
+    /// Every I/O to the volume waits `delay` (writes `write_delay`, if given).
+    /// Heal: the linear table.
+    #[serde(rename = "block.delay")]
+    BlockDelay {
+        image: Ref,
+        delay: Spanned<Duration>,
+        #[serde(default)]
+        write_delay: Option<Spanned<Duration>>,
+    },
+    /// The volume works for `up`, then fails every I/O for `down`, and again
+    /// (whole seconds: dm-flakey's unit). Heal: the linear table.
+    #[serde(rename = "block.flakey")]
+    BlockFlakey {
+        image: Ref,
+        up: Spanned<Duration>,
+        down: Spanned<Duration>,
+    },
 }
 
 impl Fault {
@@ -89,6 +120,21 @@ impl Fault {
             Fault::NetMtu(_) => "net.mtu",
             Fault::NetDelay(_) => "net.delay",
             Fault::NetLoss(_) => "net.loss",
+            Fault::BlockDetach { .. } => "block.detach",
+            Fault::BlockError { .. } => "block.error",
+            Fault::BlockDelay { .. } => "block.delay",
+            Fault::BlockFlakey { .. } => "block.flakey",
+        }
+    }
+
+    /// The image whose dm volume a `block.*` fault acts on.
+    pub fn block_image(&self) -> Option<&Ref> {
+        match self {
+            Fault::BlockDetach { image }
+            | Fault::BlockError { image, .. }
+            | Fault::BlockDelay { image, .. }
+            | Fault::BlockFlakey { image, .. } => Some(image),
+            _ => None,
         }
     }
 }

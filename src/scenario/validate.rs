@@ -417,7 +417,112 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             Fault::NetMtu(f) => super::network::check_mtu_fault(c, s, f, &path),
             Fault::NetDelay(f) => super::network::check_delay(c, s, f, &path),
             Fault::NetLoss(f) => super::network::check_loss(c, s, f, &path),
+            Fault::BlockDetach { .. }
+            | Fault::BlockError { .. }
+            | Fault::BlockDelay { .. }
+            | Fault::BlockFlakey { .. } => check_block_fault(c, s, &fault.value, &path),
         }
+    }
+}
+
+/// A `block.*` fault names an image that sits on a dm volume, and asks for
+/// what dm targets can do (sector ranges inside the volume, whole
+/// milliseconds for dm-delay, whole seconds for dm-flakey).
+fn check_block_fault(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
+    let Some(image) = fault.block_image() else {
+        return;
+    };
+    let images = s.images.iter().map(|m| m.id.value.as_str());
+    if !c.reference(image, format!("{path}.image"), "image", images) {
+        return;
+    }
+    let (i, img) = s
+        .images
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.id.value == image.value)
+        .expect("reference resolved");
+    if !img.dm {
+        c.at(
+            image.referenced,
+            format!("{path}.image"),
+            format!(
+                "image `{}` has no device-mapper volume for a block fault to act on",
+                image.value
+            ),
+            Some(format!("add `dm: true` to images[{i}]")),
+        );
+    }
+    let volume_sectors = img.size.0 / 512;
+    match fault {
+        Fault::BlockError { start, sectors, .. } => {
+            let first = start.as_ref().map_or(0, |s| s.value);
+            if let Some(st) = start
+                && st.value >= volume_sectors
+            {
+                c.at(
+                    st.referenced,
+                    format!("{path}.start"),
+                    format!(
+                        "sector {} is past the end of image `{}` ({volume_sectors} sectors)",
+                        st.value, image.value
+                    ),
+                    None,
+                );
+            } else if let Some(n) = sectors {
+                if n.value == 0 {
+                    c.at(
+                        n.referenced,
+                        format!("{path}.sectors"),
+                        "`sectors` must be at least 1".into(),
+                        Some("leave `start` and `sectors` out to fail the whole volume".into()),
+                    );
+                } else if first.saturating_add(n.value) > volume_sectors {
+                    c.at(
+                        n.referenced,
+                        format!("{path}.sectors"),
+                        format!(
+                            "sectors {first}..{} run past the end of image `{}` ({volume_sectors} sectors)",
+                            first.saturating_add(n.value),
+                            image.value
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
+        Fault::BlockDelay {
+            delay, write_delay, ..
+        } => {
+            for (d, field) in [
+                (Some(delay), "delay"),
+                (write_delay.as_ref(), "write_delay"),
+            ] {
+                if let Some(d) = d
+                    && d.value.0.subsec_nanos() % 1_000_000 != 0
+                {
+                    c.at(
+                        d.referenced,
+                        format!("{path}.{field}"),
+                        format!("{} is not a whole number of milliseconds", d.value),
+                        Some("dm-delay counts whole milliseconds".into()),
+                    );
+                }
+            }
+        }
+        Fault::BlockFlakey { up, down, .. } => {
+            for (d, field) in [(up, "up"), (down, "down")] {
+                if d.value.0.subsec_nanos() != 0 || d.value.0.as_secs() == 0 {
+                    c.at(
+                        d.referenced,
+                        format!("{path}.{field}"),
+                        format!("{} is not a whole number of seconds (at least 1s)", d.value),
+                        Some("dm-flakey counts whole seconds".into()),
+                    );
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -485,6 +590,14 @@ fn check_workloads(c: &mut Checker, s: &Scenario, hosts: &[&str]) {
                 w.op.referenced,
                 format!("{path}.parallel"),
                 misplaced("parallel"),
+                None,
+            );
+        }
+        if w.hold_open && op != WorkloadOp::Read {
+            c.at(
+                w.op.referenced,
+                format!("{path}.hold_open"),
+                misplaced("hold_open"),
                 None,
             );
         }

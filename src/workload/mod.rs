@@ -41,6 +41,10 @@ pub struct Spec {
     pub command: Vec<String>,
     #[serde(default)]
     pub storm: Option<Storm>,
+    /// read: open the file once and read it from the start with that one
+    /// descriptor every op, as a VM reads its disk image.
+    #[serde(default)]
+    pub hold_open: bool,
     /// The run's private root: exec commands run there, so relative paths
     /// name scenario paths.
     #[serde(default)]

@@ -27,6 +27,7 @@ fn at(stage: &'static str) -> impl FnOnce(std::io::Error) -> Failure {
 pub fn perform(spec: &Spec, seq: u64, state: &mut OpState) -> Result<Option<i32>, Failure> {
     match spec.op {
         WorkloadOp::Append | WorkloadOp::Write => write_record(spec, seq, state).map(|()| None),
+        WorkloadOp::Read if spec.hold_open => read_held(spec, state).map(|()| None),
         WorkloadOp::Read => read_all(spec).map(|()| None),
         WorkloadOp::Stat => std::fs::metadata(&spec.path)
             .map(drop)
@@ -73,6 +74,25 @@ fn read_all(spec: &Spec) -> Result<(), Failure> {
     let mut buf = vec![0u8; spec.record_size.max(1)];
     while f.read(&mut buf).map_err(at("read"))? > 0 {}
     Ok(())
+}
+
+/// Reads from offset 0 to EOF through the descriptor opened by the first
+/// op: after someone else removes the file, this sees what a process that
+/// still holds it sees (NFS: the held handle, not a new lookup).
+fn read_held(spec: &Spec, state: &mut OpState) -> Result<(), Failure> {
+    if state.file.is_none() {
+        state.file = Some(File::open(&spec.path).map_err(at("open"))?);
+    }
+    let f = state.file.as_ref().expect("opened above");
+    let mut buf = vec![0u8; spec.record_size.max(1)];
+    let mut offset = 0u64;
+    loop {
+        let n = f.read_at(&mut buf, offset).map_err(at("read"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        offset += n as u64;
+    }
 }
 
 fn readdir(spec: &Spec) -> Result<(), Failure> {

@@ -28,7 +28,19 @@ impl World {
                 .map_err(block_err(format!("attach {}", file.display())))?;
             let target = self.path(&img.at.value);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let dev_path = dev.path().display().to_string();
+            let mut dev_path = dev.path().display().to_string();
+            if img.dm {
+                // loop → dm-linear → XFS: block.* faults swap the dm table.
+                dev_path = self.build_dm_volume(&img.id.value, dev, ledger, note)?;
+                let mount = Mount::mount(&dev_path, &target, "xfs", MsFlags::empty(), "", ledger)
+                    .map_err(block_err(format!("mount {}", img.id.value)))?;
+                self.sources.insert(
+                    img.id.value.clone(),
+                    (dev_path, "xfs".into(), String::new()),
+                );
+                self.image_mounts.insert(img.id.value.clone(), mount);
+                continue;
+            }
             self.sources.insert(
                 img.id.value.clone(),
                 (dev_path.clone(), "xfs".into(), String::new()),

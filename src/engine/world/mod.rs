@@ -4,11 +4,12 @@
 //! Every object is recorded in the ledger by the layer that creates it,
 //! before it exists, so `stackquake cleanup` can finish a killed run's work.
 
+mod dm;
 mod images;
 mod net;
 mod nfs;
 
-use crate::block::{ImageFile, LoopDevice, Mount};
+use crate::block::{DmVolume, ImageFile, LoopDevice, Mount};
 use crate::fault::{FaultError, NetGuards, Targets};
 use crate::journal::Event;
 use crate::ledger::{Ledger, RunId};
@@ -58,6 +59,8 @@ pub struct World {
     servers: BTreeMap<String, NfsServer>,
     nfs_mounts: BTreeMap<String, Mount>,
     loops: Vec<LoopDevice>,
+    /// dm volumes between an image's loop device and its filesystem, by image.
+    dm_volumes: BTreeMap<String, std::sync::Mutex<DmVolume>>,
     images: Vec<ImageFile>,
     image_mounts: BTreeMap<String, Mount>,
     /// What each mount id mounted: source, filesystem type, options.
@@ -91,6 +94,10 @@ impl Targets for World {
 
     fn net_guards(&self) -> Option<RefMut<'_, NetGuards>> {
         Some(self.net_guards_of())
+    }
+
+    fn dm_volume(&self, image: &str) -> Option<&std::sync::Mutex<DmVolume>> {
+        self.dm_volumes.get(image)
     }
 }
 
@@ -162,6 +169,7 @@ impl World {
                 Err(e) => done(format!("unmount image {id}"), Err(e)),
             }
         }
+        self.teardown_dm_volumes(&mut done);
         for dev in self.loops.drain(..).rev() {
             let name = dev.name().to_string();
             done(

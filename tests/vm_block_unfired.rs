@@ -1,0 +1,56 @@
+//! A block fault that no I/O reached proves nothing: in a QEMU guest (the
+//! dev hosts have no device-mapper), a scenario whose dm volume sits idle
+//! while its table is swapped is an ERROR naming the fault, not a PASS.
+//! Also the one VM run of `block.error` with a sector range (a three-line
+//! table loaded through dmsetup's stdin). Fails loudly where QEMU or a
+//! kernel is missing.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_block_fault_that_saw_no_io_makes_the_run_error() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "vm tests need root on the host that boots the guest"
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios/unfired/block-fault-no-io.yaml");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--vm", "--output"])
+        .arg(out.path())
+        .arg(&file)
+        .output()
+        .unwrap();
+    let ctx = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(j["target"].as_str().unwrap().starts_with("vm"), "{ctx}");
+    let r = &j["results"][0];
+    assert_eq!(r["verdict"], "ERROR", "{r:#}\n{ctx}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("block.error")
+            && reason.contains("idle_error")
+            && reason.contains("never fired"),
+        "{reason}"
+    );
+    // The fault was injected and healed (the range table loaded and
+    // replaced), and the expectation itself held: only the unfired fault
+    // turned the verdict.
+    let events = r["journal"]["events"].as_array().unwrap();
+    let healed = events
+        .iter()
+        .find(|e| e["event"] == "fault_healed")
+        .expect("fault healed");
+    assert!(healed["error"].is_null(), "{healed}");
+    for o in r["outcomes"].as_array().unwrap() {
+        assert_eq!(o["passed"], true, "{o}");
+    }
+    assert_eq!(run.status.code(), Some(70), "ERROR exits 70\n{ctx}");
+}
