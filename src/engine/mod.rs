@@ -7,13 +7,15 @@
 
 mod artifacts;
 mod exec;
+mod kfeature;
 mod live;
 mod require;
 mod timeline;
 mod workloads;
 mod world;
 
-pub use require::{kernel_release, which};
+pub use kfeature::{Evidence, KernelConfig, Presence};
+pub use require::{kernel_release, unmet, which};
 pub use timeline::{Anchor, Planned, Timeline};
 pub use world::{SetupError, World};
 

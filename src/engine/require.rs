@@ -1,8 +1,8 @@
 //! Requirement checks before anything is built: an unmet one is a SKIP with
 //! a reason that says how to get it (often: run with `--target vm`).
 
+use super::kfeature::{self, Evidence, Presence};
 use crate::scenario::{KernelFeature, Scenario, Target};
-use std::path::Path;
 use std::process::Command;
 
 /// Why the scenario cannot run here, or None if it can.
@@ -15,8 +15,9 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
         ));
     }
     let mut missing = Vec::new();
+    let mut evidence = Evidence::gather();
     for f in &s.requires.kernel_features {
-        if let Err(why) = kernel_feature(*f) {
+        if let Err(why) = kernel_feature(*f, &mut evidence) {
             missing.push(why);
         }
     }
@@ -29,7 +30,7 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
         None
     } else {
         let hint = if target == Target::Host {
-            " (the vm target boots a kernel that has them: --target vm)"
+            "; use --vm (--target vm boots a guest kernel that has them)"
         } else {
             ""
         };
@@ -38,55 +39,25 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
 }
 
 /// Checks a kernel feature, loading its module first when the kernel can.
-fn kernel_feature(f: KernelFeature) -> Result<(), String> {
-    let (what, modules, present): (&str, &[&str], fn() -> bool) = match f {
-        KernelFeature::Nfs => ("NFS client (nfs, nfsv3)", &["nfs", "nfsv3"], || {
-            filesystem("nfs")
-        }),
-        KernelFeature::Xfs => ("XFS", &["xfs"], || filesystem("xfs")),
-        KernelFeature::Loop => ("loop devices", &["loop"], || {
-            Path::new("/dev/loop-control").exists()
-        }),
-        KernelFeature::Veth => ("veth", &["veth"], || {
-            Path::new("/sys/module/veth").exists() || !cfg_disabled("CONFIG_VETH")
-        }),
-        KernelFeature::Netns => ("network namespaces", &[], || {
-            Path::new("/proc/self/ns/net").exists()
-        }),
+fn kernel_feature(f: KernelFeature, evidence: &mut Evidence) -> Result<(), String> {
+    let spec = kfeature::spec(f);
+    let why = match evidence.decide(f) {
+        Presence::Present => return Ok(()),
+        Presence::Loadable(module) => {
+            // Best effort: modprobe may be missing or refused.
+            let _ = Command::new("modprobe").arg("-q").arg(module).status();
+            evidence.refresh_modules();
+            match evidence.decide(f) {
+                Presence::Present => return Ok(()),
+                _ => format!("module {module} exists but `modprobe {module}` did not load it"),
+            }
+        }
+        Presence::Missing(why) => why,
     };
-    if present() {
-        return Ok(());
-    }
-    for m in modules {
-        // Best effort: a kernel without module loading simply fails here.
-        let _ = Command::new("modprobe").arg("-q").arg(m).status();
-    }
-    if present() {
-        Ok(())
-    } else {
-        Err(format!(
-            "kernel feature {what} unavailable on {}",
-            kernel_release()
-        ))
-    }
-}
-
-fn filesystem(name: &str) -> bool {
-    std::fs::read_to_string("/proc/filesystems")
-        .map(|t| t.lines().any(|l| l.split_whitespace().last() == Some(name)))
-        .unwrap_or(false)
-}
-
-/// True only when the running kernel's config says the option is off; an
-/// unreadable config says nothing.
-fn cfg_disabled(option: &str) -> bool {
-    let path = format!("/boot/config-{}", kernel_release());
-    match std::fs::read_to_string(path) {
-        Ok(cfg) => !cfg
-            .lines()
-            .any(|l| l == format!("{option}=y") || l == format!("{option}=m")),
-        Err(_) => false,
-    }
+    Err(format!(
+        "kernel feature {} ({}) unavailable on {}: {why}",
+        spec.name, spec.what, evidence.release
+    ))
 }
 
 /// `uname -r`.

@@ -106,6 +106,16 @@ pub enum KernelFeature {
     Loop,
     Veth,
     Netns,
+    Nfsd,
+    Bridge,
+    /// 802.1Q (module 8021q).
+    Vlan,
+    /// The netem qdisc (module sch_netem).
+    Netem,
+    /// device-mapper (module dm_mod).
+    Dm,
+    Nftables,
+    Fuse,
 }
 
 #[derive(Debug, Default, Deserialize)]
