@@ -73,6 +73,7 @@ pub struct Live<'a> {
     /// mount_storm mount points, recorded before the children mount them.
     storm_mounts: Vec<(PathBuf, EntryId)>,
     ledger: Option<Ledger>,
+    pub progress: Option<crate::report::Progress<std::io::Stderr>>,
 }
 
 impl<'a> Live<'a> {
@@ -98,6 +99,7 @@ impl<'a> Live<'a> {
             artifacts,
             storm_mounts: Vec::new(),
             ledger: None,
+            progress: None,
         }
     }
 
@@ -188,6 +190,7 @@ impl<'a> Live<'a> {
     /// Pumps, and stops the timeline on a signal or the scenario timeout.
     fn check(&mut self) -> Result<(), Abort> {
         self.pump();
+        self.show_progress(true);
         if crate::sys::termination_requested() {
             return Err(Abort::Signal);
         }
@@ -195,6 +198,19 @@ impl<'a> Live<'a> {
             return Err(Abort::Timeout);
         }
         Ok(())
+    }
+
+    /// Shows new journal events (and a spinner frame while waiting).
+    fn show_progress(&mut self, waiting: bool) {
+        let now = self.now();
+        if let Some(p) = &mut self.progress {
+            p.catch_up(&self.journal.events);
+            if waiting {
+                p.tick(now);
+            } else {
+                p.erase();
+            }
+        }
     }
 
     /// Waits `d` while pumping; stops early on timeout or a signal.
@@ -451,6 +467,7 @@ impl<'a> Live<'a> {
         self.unmount_storms();
         self.pump();
         self.verify_data();
+        self.show_progress(false);
     }
 
     /// Grandchildren of workloads and exec steps (`flock … sleep 2`) outlive
