@@ -183,6 +183,6 @@ fn unmet_requirements_skip_with_the_reason() {
     assert_eq!((code, r["verdict"].as_str()), (0, Some("SKIP")), "{stdout}");
     assert_eq!(
         r["reason"],
-        "tool `no-such-tool-sq` not found on PATH (the vm target boots a kernel that has them: --target vm)"
+        "tool `no-such-tool-sq` not found on PATH; use --vm (--target vm boots a guest kernel that has them)"
     );
 }

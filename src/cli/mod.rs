@@ -61,6 +61,9 @@ enum Command {
         /// Also clean up runs whose process is still alive.
         #[arg(long)]
         force: bool,
+        /// Only this run's ledger (the id in /run/stackquake/ledger/<id>.jsonl).
+        #[arg(long, value_name = "RUN_ID", value_parser = parse_run_id)]
+        run: Option<crate::ledger::RunId>,
     },
     /// Run the in-process NFS server alone, or break and heal a running one.
     Nfs(nfs::NfsArgs),
@@ -92,7 +95,7 @@ pub fn main() -> ExitCode {
         Command::Validate { paths, vars } => validate(&paths, &vars),
         Command::Plan { paths, vars } => plan::plan(&paths, &vars),
         Command::List { paths, vars } => plan::list(&paths, &vars),
-        Command::Cleanup { force } => cleanup(force),
+        Command::Cleanup { force, run } => cleanup(force, run),
         Command::Nfs(args) => nfs::run(args),
         Command::Workload { spec } => workload(&spec),
         Command::Vm(VmCommand::GuestInit) => crate::vm::guest_init(),
@@ -129,9 +132,15 @@ fn validate(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
     }
 }
 
-fn cleanup(force: bool) -> u8 {
+fn parse_run_id(s: &str) -> Result<crate::ledger::RunId, String> {
+    crate::ledger::RunId::parse(s).ok_or_else(|| format!("`{s}` is not a run id"))
+}
+
+fn cleanup(force: bool, run: Option<crate::ledger::RunId>) -> u8 {
+    let scoped = run.is_some();
     let opts = crate::ledger::CleanupOptions {
         force,
+        run,
         ..Default::default()
     };
     let report =
@@ -148,7 +157,7 @@ fn cleanup(force: bool) -> u8 {
             ledger.display()
         );
     }
-    for orphan in &report.orphans {
+    for orphan in report.orphans.iter().filter(|_| !scoped) {
         println!("orphan  {orphan:?} (named by a run with no ledger; not removed)");
     }
     println!(

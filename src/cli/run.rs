@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// With --repeat: stop at the first run that is not PASS, XFAIL or SKIP.
     #[arg(long)]
     until_fail: bool,
+    /// What goes to stdout: the human report, or one JSON document (the
+    /// same as journal.json). Progress lines always go to stderr.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
     /// Internal: we are the guest side of a vm run.
     #[arg(long, hide = true)]
     in_guest: bool,
@@ -50,6 +54,12 @@ pub struct RunArgs {
 enum TargetArg {
     Vm,
     Host,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,6 +163,13 @@ pub fn run(args: RunArgs) -> u8 {
     }
     if !args.in_guest {
         link_latest(&out);
+        if args.format == Format::Json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            );
+            return exit_code(&report);
+        }
         let mut stdout = std::io::stdout();
         for r in &report.results {
             let _ = crate::report::print_result(&mut stdout, r);
@@ -203,6 +220,7 @@ fn run_here(
             target,
             scratch: std::env::temp_dir().join("stackquake"),
             artifacts: Some(out.join(&s.id.value)),
+            progress: !args.in_guest,
         };
         eprintln!("running {} ({})", s.id.value, file.display());
         let r = engine::run_scenario(file, s, &opts);

@@ -30,16 +30,18 @@ pub fn spawn(
     let out =
         std::fs::File::create(&output).map_err(|e| format!("create {}: {e}", output.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    let child = crate::net::command_in(ns, program)
-        .args(args)
+    let mut cmd = crate::net::command_in(ns, program);
+    cmd.args(args)
         // Relative paths name the scenario's paths: `mnt/vol/x` is /mnt/vol/x.
         .current_dir(root)
         .env("STACKQUAKE_ROOT", root)
+        // See workloads::spawn: found by cleanup, dies with the engine.
+        .env(crate::ledger::RUN_ENV, ledger.run().as_str())
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("exec {program}: {e}"))?;
+        .stderr(err);
+    crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|e| format!("exec {program}: {e}"))?;
     let entry = crate::sys::procstat::read(child.id()).ok().and_then(|st| {
         ledger
             .record(LedgerObject::Process {

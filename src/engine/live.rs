@@ -10,9 +10,9 @@ use crate::block::FsState;
 use crate::expect::{self, Probe};
 use crate::fault::{self, Active};
 use crate::journal::{Event, Journal};
-use crate::ledger::Ledger;
+use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::observe::Kmsg;
-use crate::scenario::{Expectation, FsStateName, Scenario, WorkloadOp};
+use crate::scenario::{Expectation, FsStateName, Scenario};
 use crate::workload::{Spec, Storm, monotonic_ns};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +70,10 @@ pub struct Live<'a> {
     deadline: u64,
     scratch: PathBuf,
     artifacts: Option<PathBuf>,
+    /// mount_storm mount points, recorded before the children mount them.
+    storm_mounts: Vec<(PathBuf, EntryId)>,
+    ledger: Option<Ledger>,
+    pub progress: Option<crate::report::Progress<std::io::Stderr>>,
 }
 
 impl<'a> Live<'a> {
@@ -93,6 +97,9 @@ impl<'a> Live<'a> {
             deadline: t0 + scenario.timeout.0.as_nanos() as u64,
             scratch,
             artifacts,
+            storm_mounts: Vec::new(),
+            ledger: None,
+            progress: None,
         }
     }
 
@@ -105,6 +112,7 @@ impl<'a> Live<'a> {
     }
 
     pub fn start_workloads(&mut self, ledger: &Ledger) -> Result<(), String> {
+        self.ledger = Some(ledger.clone());
         for w in &self.scenario.workloads {
             let storm = w
                 .mount
@@ -129,6 +137,18 @@ impl<'a> Live<'a> {
                 hold_open: w.hold_open,
                 root: self.world.root.clone(),
             };
+            if let Some(storm) = &spec.storm {
+                // Ledgered before the child can mount: a SIGKILL mid-storm
+                // leaves mounts that cleanup must find.
+                for target in storm.targets() {
+                    let entry = ledger
+                        .record(LedgerObject::Mount {
+                            target: target.clone(),
+                        })
+                        .map_err(|e| format!("ledger: {e}"))?;
+                    self.storm_mounts.push((target, entry));
+                }
+            }
             let ns = self.world.netns(&w.host.value).expect("validated host");
             let running =
                 workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
@@ -171,6 +191,7 @@ impl<'a> Live<'a> {
     /// Pumps, and stops the timeline on a signal or the scenario timeout.
     fn check(&mut self) -> Result<(), Abort> {
         self.pump();
+        self.show_progress(true);
         if crate::sys::termination_requested() {
             return Err(Abort::Signal);
         }
@@ -178,6 +199,19 @@ impl<'a> Live<'a> {
             return Err(Abort::Timeout);
         }
         Ok(())
+    }
+
+    /// Shows new journal events (and a spinner frame while waiting).
+    fn show_progress(&mut self, waiting: bool) {
+        let now = self.now();
+        if let Some(p) = &mut self.progress {
+            p.catch_up(&self.journal.events);
+            if waiting {
+                p.tick(now);
+            } else {
+                p.erase();
+            }
+        }
     }
 
     /// Waits `d` while pumping; stops early on timeout or a signal.
@@ -442,23 +476,51 @@ impl<'a> Live<'a> {
                 error,
             });
         }
+        self.kill_leftover_processes();
         self.unmount_storms();
         self.pump();
         self.verify_data();
+        self.show_progress(false);
+    }
+
+    /// Grandchildren of workloads and exec steps (`flock … sleep 2`) outlive
+    /// the children we killed and would keep the mounts busy.
+    fn kill_leftover_processes(&mut self) {
+        let run = self.journal.run_id.clone();
+        match crate::ledger::kill_run_processes(&run) {
+            Ok(pids) => {
+                for pid in pids {
+                    self.journal.push(Event::Teardown {
+                        what: format!("kill leftover process {pid}"),
+                        error: None,
+                    });
+                }
+            }
+            Err(e) => self.journal.push(Event::Teardown {
+                what: "kill leftover processes".into(),
+                error: Some(e),
+            }),
+        }
     }
 
     /// A mount_storm child killed between mount and umount leaves mounts in
     /// the scratch area; detach them before anything removes directories.
-    fn unmount_storms(&self) {
-        for w in &self.scenario.workloads {
-            if w.op.value == WorkloadOp::MountStorm {
-                let dir = self.scratch.join(format!("storm-{}", w.id.value));
-                for i in 0..w.parallel.unwrap_or(4) {
-                    let _ = nix::mount::umount2(
-                        &dir.join(format!("storm-{i}")),
-                        nix::mount::MntFlags::MNT_DETACH,
-                    );
+    fn unmount_storms(&mut self) {
+        for (target, entry) in std::mem::take(&mut self.storm_mounts) {
+            // Peel stacked mounts too: a killed op may have mounted twice.
+            while crate::sys::mountinfo::is_mount_point(&target) {
+                if let Err(e) = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH) {
+                    self.journal.push(Event::Teardown {
+                        what: format!("unmount storm mount {}", target.display()),
+                        error: Some(e.to_string()),
+                    });
+                    break;
                 }
+            }
+            if !crate::sys::mountinfo::is_mount_point(&target)
+                && let Some(l) = &self.ledger
+            {
+                let _ = l.done(entry);
             }
         }
     }

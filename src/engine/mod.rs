@@ -7,14 +7,15 @@
 
 mod artifacts;
 mod exec;
+mod kfeature;
 mod live;
 mod require;
-mod require_net;
 mod timeline;
 mod workloads;
 mod world;
 
-pub use require::{kernel_release, which};
+pub use kfeature::{Evidence, KernelConfig, Presence};
+pub use require::{kernel_release, unmet, which};
 pub use timeline::{Anchor, Planned, Timeline};
 pub use world::{SetupError, World};
 
@@ -35,6 +36,8 @@ pub struct RunOptions {
     pub scratch: PathBuf,
     /// Where per-step artifacts go (kmsg slice, stacks, mountstats), if anywhere.
     pub artifacts: Option<PathBuf>,
+    /// Live progress lines on stderr (a spinner too when it is a terminal).
+    pub progress: bool,
 }
 
 pub fn run_scenario(file: &Path, s: &Scenario, opts: &RunOptions) -> ScenarioResult {
@@ -95,6 +98,9 @@ fn run(
         scratch.clone(),
         opts.artifacts.clone(),
     );
+    if opts.progress {
+        live.progress = Some(crate::report::Progress::stderr(&s.id.value));
+    }
     let setup = live
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)

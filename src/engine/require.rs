@@ -1,8 +1,8 @@
 //! Requirement checks before anything is built: an unmet one is a SKIP with
 //! a reason that says how to get it (often: run with `--target vm`).
 
+use super::kfeature::{self, Evidence, Presence};
 use crate::scenario::{KernelFeature, Scenario, Target};
-use std::path::Path;
 use std::process::Command;
 
 /// Why the scenario cannot run here, or None if it can.
@@ -27,8 +27,9 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
             features.push(f);
         }
     }
+    let mut evidence = Evidence::gather();
     for f in &features {
-        if let Err(why) = kernel_feature(*f) {
+        if let Err(why) = kernel_feature(*f, &mut evidence) {
             missing.push(why);
         }
     }
@@ -39,11 +40,9 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
     }
     if missing.is_empty() {
         None
-    } else if missing.iter().all(|m| m.ends_with("use --vm")) {
-        Some(missing.join("; "))
     } else {
         let hint = if target == Target::Host {
-            " (the vm target boots a kernel that has them: --target vm)"
+            "; use --vm (--target vm boots a guest kernel that has them)"
         } else {
             ""
         };
@@ -52,72 +51,25 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
 }
 
 /// Checks a kernel feature, loading its module first when the kernel can.
-fn kernel_feature(f: KernelFeature) -> Result<(), String> {
-    match f {
-        KernelFeature::Vlan => return super::require_net::vlan(),
-        KernelFeature::Netem => return super::require_net::netem(),
-        _ => {}
-    }
-    let (what, modules, present): (&str, &[&str], fn() -> bool) = match f {
-        KernelFeature::Nfs => ("NFS client (nfs, nfsv3)", &["nfs", "nfsv3"], || {
-            filesystem("nfs")
-        }),
-        KernelFeature::Xfs => ("XFS", &["xfs"], || filesystem("xfs")),
-        KernelFeature::Loop => ("loop devices", &["loop"], || {
-            Path::new("/dev/loop-control").exists()
-        }),
-        KernelFeature::Veth => ("veth", &["veth"], || {
-            Path::new("/sys/module/veth").exists() || !cfg_disabled("CONFIG_VETH")
-        }),
-        KernelFeature::Netns => ("network namespaces", &[], || {
-            Path::new("/proc/self/ns/net").exists()
-        }),
-        KernelFeature::Vlan | KernelFeature::Netem => unreachable!("checked above"),
-        // dm-mod registers the misc device "device-mapper"; the delay and
-        // flakey targets are loaded along, best effort (the kernel would
-        // also request them when a table names them).
-        KernelFeature::Dm => (
-            "device-mapper (dm-mod; block.* faults run with --vm)",
-            &["dm_mod", "dm_delay", "dm_flakey"],
-            || {
-                std::fs::read_to_string("/proc/misc")
-                    .is_ok_and(|t| t.lines().any(|l| l.ends_with(" device-mapper")))
-            },
-        ),
+fn kernel_feature(f: KernelFeature, evidence: &mut Evidence) -> Result<(), String> {
+    let spec = kfeature::spec(f);
+    let why = match evidence.decide(f) {
+        Presence::Present => return Ok(()),
+        Presence::Loadable(module) => {
+            // Best effort: modprobe may be missing or refused.
+            let _ = Command::new("modprobe").arg("-q").arg(module).status();
+            evidence.refresh_modules();
+            match evidence.decide(f) {
+                Presence::Present => return Ok(()),
+                _ => format!("module {module} exists but `modprobe {module}` did not load it"),
+            }
+        }
+        Presence::Missing(why) => why,
     };
-    if present() {
-        return Ok(());
-    }
-    for m in modules {
-        // Best effort: a kernel without module loading simply fails here.
-        let _ = Command::new("modprobe").arg("-q").arg(m).status();
-    }
-    if present() {
-        Ok(())
-    } else {
-        Err(format!(
-            "kernel feature {what} unavailable on {}",
-            kernel_release()
-        ))
-    }
-}
-
-fn filesystem(name: &str) -> bool {
-    std::fs::read_to_string("/proc/filesystems")
-        .map(|t| t.lines().any(|l| l.split_whitespace().last() == Some(name)))
-        .unwrap_or(false)
-}
-
-/// True only when the running kernel's config says the option is off; an
-/// unreadable config says nothing.
-fn cfg_disabled(option: &str) -> bool {
-    let path = format!("/boot/config-{}", kernel_release());
-    match std::fs::read_to_string(path) {
-        Ok(cfg) => !cfg
-            .lines()
-            .any(|l| l == format!("{option}=y") || l == format!("{option}=m")),
-        Err(_) => false,
-    }
+    Err(format!(
+        "kernel feature {} ({}) unavailable on {}: {why}",
+        spec.name, spec.what, evidence.release
+    ))
 }
 
 /// `uname -r`.

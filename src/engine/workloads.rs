@@ -41,13 +41,17 @@ pub fn spawn(
     };
     let exe = std::env::current_exe().map_err(err)?;
     let json = serde_json::to_string(spec).expect("spec serializes");
-    let mut child = crate::net::command_in(ns, &exe)
-        .arg("workload")
+    let mut cmd = crate::net::command_in(ns, &exe);
+    cmd.arg("workload")
         .arg(json)
+        // Every descendant carries the run id, so cleanup finds the ones no
+        // ledger line names; and the child dies with the engine thread, so a
+        // SIGKILL between spawn and the ledger record below leaks nothing.
+        .env(crate::ledger::RUN_ENV, ledger.run().as_str())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(err)?;
+        .stdout(Stdio::piped());
+    crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(err)?;
     // Recorded right after spawn (a pid is not known before); cleanup kills
     // it only if pid and start time still match.
     let starttime = crate::sys::procstat::read(child.id()).map(|s| s.starttime);

@@ -111,6 +111,18 @@ fn clean_one(path: &Path, opts: &CleanupOptions, report: &mut CleanupReport) {
     let deadline = opts.umount_deadline.unwrap_or(Duration::from_secs(5));
     let mut done_ids = Vec::new();
     let mut all_ok = true;
+    // Processes first, the unrecorded grandchildren included: they hold the
+    // mounts and namespaces the entries below remove.
+    match super::kill_run_processes(&h.run_id) {
+        Ok(pids) => report.removed.extend(
+            pids.iter()
+                .map(|p| format!("process {p} of run {}", h.run_id)),
+        ),
+        Err(e) => {
+            all_ok = false;
+            fail(report, format!("processes of run {}", h.run_id), e);
+        }
+    }
     for entry in parsed.pending.iter().rev() {
         let what = entry.object.to_string();
         match undo(&entry.object, deadline) {

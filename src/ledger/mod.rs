@@ -7,6 +7,7 @@
 //! never made — which cleanup tolerates — and never an object without an entry.
 
 mod cleanup;
+mod procs;
 mod record;
 mod runid;
 mod sweep;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use cleanup::{CleanupFailure, CleanupOptions, CleanupReport, cleanup, cleanup_with};
+pub use procs::{RUN_ENV, kill_run_processes, run_processes};
 pub use record::{Entry, LedgerObject, ParseError, ParsedLedger, Record, RunHeader, parse};
 pub use runid::{RUN_ID_LEN, RunId};
 pub use sweep::{Orphan, sweep};

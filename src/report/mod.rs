@@ -2,8 +2,10 @@
 
 mod human;
 mod junit;
+mod progress;
 
 pub use human::{print_histogram, print_result, print_summary};
+pub use progress::Progress;
 
 use crate::expect::Outcome;
 use crate::journal::Journal;

@@ -88,8 +88,17 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// Parses and validates `text`, naming it `file` in every message.
 pub fn load_str(text: &str, file: &str) -> Result<Scenario, LoadError> {
-    let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| LoadError::Syntax {
-        rendered: render_syntax_error(&e, file),
+    // serde_path_to_error tracks where in the model the deserializer is, so
+    // a wrong type or unknown key names `steps[3].for` as validation does.
+    let path = std::cell::RefCell::new(None);
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            *path.borrow_mut() = Some(model_path(&e.path().to_string()));
+            e.into_inner()
+        })
+    });
+    let scenario: Scenario = parsed.map_err(|e| LoadError::Syntax {
+        rendered: render_syntax_error(&e, file, path.borrow().as_deref()),
     })?;
     let problems = validate(&scenario, file);
     if problems.is_empty() {
@@ -99,15 +108,29 @@ pub fn load_str(text: &str, file: &str) -> Result<Scenario, LoadError> {
     }
 }
 
-fn render_syntax_error(e: &serde_saphyr::Error, file: &str) -> String {
+fn render_syntax_error(e: &serde_saphyr::Error, file: &str, path: Option<&str>) -> String {
     let mut text = e.render_with_options(serde_saphyr::render_options! {
         source_name: Some(file),
     });
+    if let Some(path) = path.filter(|p| !p.is_empty() && *p != ".")
+        && let Some(rest) = text.strip_prefix("error: ")
+    {
+        text = format!("error: {path}: {rest}");
+    }
     // serde lists the valid keys; point at the likeliest one as well.
     if let Some(hint) = closest_choice_hint(&text) {
         text.push_str(&format!("\n  hint: did you mean `{hint}`?"));
     }
     text
+}
+
+/// The model path as validation spells it: `Spanned<T>` shows up as a
+/// `.value` segment, and a YAML-level error inside a node as `.?`.
+fn model_path(raw: &str) -> String {
+    raw.split('.')
+        .filter(|seg| *seg != "value" && *seg != "?")
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// From "unknown field `wiat`, expected one of id, wait" (or "unknown
@@ -140,6 +163,25 @@ mod tests {
         assert!(err.contains("s.yaml:6:5"), "{err}");
         assert!(err.contains("unknown field `wiat`"), "{err}");
         assert!(err.contains("did you mean `wait`?"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_model_path() {
+        let text = "schema_version: 1\nid: x\ntitle: t\nsteps:\n  - { id: a, wait: 1s }\n  - { id: b, wait: 1s, for: [1] }\n";
+        let err = load_str(text, "s.yaml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("error: steps[1].for: line 6 column 29:"),
+            "{err}"
+        );
+        let text =
+            "schema_version: 1\nid: x\ntitle: t\nworkloads:\n  - { id: w, host: h, op: apend }\n";
+        let err = load_str(text, "s.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("error: workloads[0].op: "), "{err}");
+        assert_eq!(
+            model_path("expect[1].value.hang.state"),
+            "expect[1].hang.state"
+        );
+        assert_eq!(model_path("steps[1].?"), "steps[1]");
     }
 
     #[test]

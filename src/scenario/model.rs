@@ -107,12 +107,16 @@ pub enum KernelFeature {
     Loop,
     Veth,
     Netns,
-    /// 802.1Q VLANs (8021q); implied by a link with `vlans`.
+    Nfsd,
+    Bridge,
+    /// 802.1Q (module 8021q).
     Vlan,
-    /// The netem qdisc (sch_netem); implied by `net.delay` / `net.loss`.
+    /// The netem qdisc (module sch_netem).
     Netem,
-    /// Device-mapper (dm-mod, plus dm-delay and dm-flakey when used).
+    /// device-mapper (module dm_mod).
     Dm,
+    Nftables,
+    Fuse,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,12 @@ impl World {
         // The loop device is the world's before the volume exists, so a
         // failed create still detaches it.
         self.loops.push(dev);
+        // The delay and flakey targets are modules of their own; load them
+        // now (best effort) rather than rely on the kernel's request_module
+        // when a fault first names them mid-run.
+        let _ = std::process::Command::new("modprobe")
+            .args(["-q", "-a", "dm_delay", "dm_flakey"])
+            .status();
         let name = format!("sq-{}-{image}", ledger.run());
         let vol = DmVolume::create_linear(&name, &backing, ledger).map_err(|source| {
             SetupError::Block {

@@ -1,0 +1,100 @@
+//! Processes a run started, found by the `STACKQUAKE_RUN=<run id>` variable
+//! every child inherits: the ledger names a workload or an exec step's
+//! direct child, but the commands those run (`flock -x f sleep 2`) fork
+//! grandchildren that no ledger line names and that keep mounts busy.
+
+use crate::sys;
+use std::time::{Duration, Instant};
+
+/// The environment variable carrying the run id into every child.
+pub const RUN_ENV: &str = "STACKQUAKE_RUN";
+
+/// Pids of live processes (not zombies) whose environment names `run`.
+pub fn run_processes(run: &str) -> Vec<u32> {
+    let needle = format!("{RUN_ENV}={run}");
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .filter(|&pid| sys::procstat::read(pid).is_ok_and(|s| s.state != 'Z'))
+        .collect()
+}
+
+/// SIGKILLs every process of `run` and waits (up to 3 s) until each is gone
+/// or a zombie. Returns the pids killed, or what would not die.
+pub fn kill_run_processes(run: &str) -> Result<Vec<u32>, String> {
+    let mut killed = Vec::new();
+    // A dying parent may still fork; a few rounds catch its last children.
+    for _ in 0..5 {
+        let pids = run_processes(run);
+        if pids.is_empty() {
+            return Ok(killed);
+        }
+        for &pid in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if !killed.contains(&pid) {
+                killed.push(pid);
+            }
+        }
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until && pids.iter().any(|p| run_processes(run).contains(p)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let left = run_processes(run);
+    if left.is_empty() {
+        Ok(killed)
+    } else {
+        let states: Vec<String> = left
+            .iter()
+            .map(|p| {
+                let st = sys::procstat::read(*p).map(|s| s.state).unwrap_or('?');
+                format!("{p} (state {st})")
+            })
+            .collect();
+        Err(format!(
+            "processes of run {run} still alive after SIGKILL: {}",
+            states.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_with_the_run_variable_is_found_and_killed() {
+        let run = format!("test{}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .env(RUN_ENV, &run)
+            .spawn()
+            .unwrap();
+        let mut other = std::process::Command::new("sleep")
+            .arg("60")
+            .env(RUN_ENV, format!("{run}x"))
+            .spawn()
+            .unwrap();
+        assert_eq!(run_processes(&run), vec![child.id()]);
+        // Our child becomes a zombie until reaped; reap it on a thread.
+        let pid = child.id();
+        let reaper = std::thread::spawn(move || child.wait());
+        assert_eq!(kill_run_processes(&run), Ok(vec![pid]));
+        reaper.join().unwrap().unwrap();
+        assert!(run_processes(&run).is_empty());
+        assert_eq!(run_processes(&format!("{run}x")), vec![other.id()]);
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+}

@@ -1,0 +1,277 @@
+//! Live progress for humans on stderr: one line per step begin/end, fault
+//! injected/healed, workload error or hang, exec exit and abort, read from
+//! the journal as it grows; a spinner line while the engine waits, drawn
+//! only when stderr is a terminal (plain lines otherwise: no escape codes in
+//! CI logs).
+
+use crate::journal::Event;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+/// A spinner frame at most this often.
+const FRAME: Duration = Duration::from_millis(120);
+
+pub struct Progress<W: Write> {
+    out: W,
+    tty: bool,
+    scenario: String,
+    /// Events already shown.
+    cursor: usize,
+    /// Steps running now, for the spinner.
+    running: Vec<String>,
+    /// Per workload, the last error shown, so a storm of EIO is one line
+    /// per change rather than one per op.
+    last_error: BTreeMap<String, String>,
+    frame: usize,
+    last_frame: Option<Instant>,
+    /// Whether a spinner line is on screen (it must be erased first).
+    spinning: bool,
+    last_t_ns: u64,
+}
+
+impl Progress<std::io::Stderr> {
+    /// Progress on stderr, spinning if stderr is a terminal.
+    pub fn stderr(scenario: &str) -> Self {
+        use std::io::IsTerminal;
+        let err = std::io::stderr();
+        let tty = err.is_terminal();
+        Progress::new(err, tty, scenario)
+    }
+}
+
+impl<W: Write> Progress<W> {
+    pub fn new(out: W, tty: bool, scenario: &str) -> Self {
+        Progress {
+            out,
+            tty,
+            scenario: scenario.into(),
+            cursor: 0,
+            running: Vec::new(),
+            last_error: BTreeMap::new(),
+            frame: 0,
+            last_frame: None,
+            spinning: false,
+            last_t_ns: 0,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Shows the events appended since the last call.
+    pub fn catch_up(&mut self, events: &[Event]) {
+        let new = events.get(self.cursor..).unwrap_or_default();
+        self.cursor = events.len();
+        for e in new {
+            if let Some(line) = self.line(e) {
+                self.erase();
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
+    }
+
+    /// One spinner frame while waiting (nothing unless on a terminal).
+    pub fn tick(&mut self, now_ns: u64) {
+        if !self.tty || self.last_frame.is_some_and(|t| t.elapsed() < FRAME) {
+            return;
+        }
+        self.last_frame = Some(Instant::now());
+        self.frame = (self.frame + 1) % SPINNER.len();
+        let what = if self.running.is_empty() {
+            "waiting".to_string()
+        } else {
+            format!("in {}", self.running.join(", "))
+        };
+        let _ = write!(
+            self.out,
+            "\r\x1b[K{} {} {what} {}",
+            SPINNER[self.frame],
+            self.scenario,
+            secs(now_ns)
+        );
+        let _ = self.out.flush();
+        self.spinning = true;
+    }
+
+    /// Removes the spinner line, e.g. before the verdict is printed.
+    pub fn erase(&mut self) {
+        if self.spinning {
+            let _ = write!(self.out, "\r\x1b[K");
+            self.spinning = false;
+        }
+    }
+
+    fn line(&mut self, e: &Event) -> Option<String> {
+        let at = |t: u64| format!("{:>8}", secs(t));
+        let text = match e {
+            Event::StepBegin { step, t_ns } => {
+                self.running.push(step.clone());
+                self.last_t_ns = *t_ns;
+                format!("{} begin  {step}", at(*t_ns))
+            }
+            Event::StepEnd { step, t_ns } => {
+                self.running.retain(|s| s != step);
+                format!("{} end    {step}", at(*t_ns))
+            }
+            Event::FaultInjected { step, fault, t_ns } => {
+                format!("{} inject {fault} ({step})", at(*t_ns))
+            }
+            Event::FaultHealed {
+                step,
+                fault,
+                t_ns,
+                error,
+                matched,
+                unit,
+            } => {
+                let fired = match (matched, unit) {
+                    (Some(n), Some(unit)) => format!(", fired on {n} {unit}(s)"),
+                    _ => String::new(),
+                };
+                match error {
+                    None => format!("{} heal   {fault} ({step}{fired})", at(*t_ns)),
+                    Some(err) => {
+                        format!("{} heal   {fault} ({step}{fired}) FAILED: {err}", at(*t_ns))
+                    }
+                }
+            }
+            Event::Op {
+                workload,
+                seq,
+                end_ns,
+                errno,
+                stage,
+                exit_code,
+                ..
+            } => {
+                let what = match (errno, exit_code) {
+                    (Some(n), _) => format!(
+                        "{} in {}",
+                        crate::scenario::errno_name(*n),
+                        stage.as_deref().unwrap_or("op")
+                    ),
+                    (None, Some(c)) if *c != 0 => format!("exit code {c}"),
+                    _ => {
+                        self.last_error.remove(workload);
+                        return None;
+                    }
+                };
+                if self.last_error.get(workload) == Some(&what) {
+                    return None;
+                }
+                self.last_error.insert(workload.clone(), what.clone());
+                format!("{} error  {workload} op {seq}: {what}", at(*end_ns))
+            }
+            Event::Indeterminate {
+                workload,
+                seq,
+                t_ns,
+                state,
+                wchan,
+                ..
+            } => format!(
+                "{} hang   {workload} op {seq}: past its deadline, state {state} in {wchan}",
+                at(*t_ns)
+            ),
+            Event::Exec {
+                step,
+                code,
+                signal,
+                t_ns,
+                ..
+            } => match (code, signal) {
+                (Some(c), _) => format!("{} exit   {step}: code {c}", at(*t_ns)),
+                (None, Some(s)) => format!("{} exit   {step}: signal {s}", at(*t_ns)),
+                _ => format!("{} exit   {step}", at(*t_ns)),
+            },
+            Event::StepTimedOut { step, t_ns, .. } => {
+                format!("{} TIMEOUT {step}", at(*t_ns))
+            }
+            Event::Aborted { reason, t_ns } => format!("{} ABORT  {reason}", at(*t_ns)),
+            _ => return None,
+        };
+        Some(format!("  {} {text}", self.scenario))
+    }
+}
+
+fn secs(t_ns: u64) -> String {
+    format!("+{:.2}s", t_ns as f64 / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Vec<Event> {
+        let op = |seq, errno| Event::Op {
+            workload: "writer".into(),
+            seq,
+            start_ns: 0,
+            end_ns: 1_500_000_000,
+            errno,
+            stage: Some("fsync".into()),
+            exit_code: None,
+        };
+        vec![
+            Event::StepBegin {
+                step: "blackhole".into(),
+                t_ns: 1_000_000_000,
+            },
+            Event::FaultInjected {
+                step: "blackhole".into(),
+                fault: "nfs.unexport".into(),
+                t_ns: 1_010_000_000,
+            },
+            op(1, None),
+            op(2, Some(libc::EIO)),
+            op(3, Some(libc::EIO)),
+            Event::FaultHealed {
+                step: "blackhole".into(),
+                fault: "nfs.unexport".into(),
+                t_ns: 4_000_000_000,
+                error: None,
+            },
+            Event::StepEnd {
+                step: "blackhole".into(),
+                t_ns: 4_000_000_000,
+            },
+        ]
+    }
+
+    #[test]
+    fn plain_lines_one_per_event_and_one_per_error_change() {
+        let mut p = Progress::new(Vec::new(), false, "s1");
+        let ev = events();
+        p.catch_up(&ev[..3]);
+        p.tick(2_000_000_000);
+        p.catch_up(&ev);
+        p.tick(4_100_000_000);
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        assert_eq!(
+            text,
+            "  s1   +1.00s begin  blackhole\n\
+             \x20 s1   +1.01s inject nfs.unexport (blackhole)\n\
+             \x20 s1   +1.50s error  writer op 2: EIO in fsync\n\
+             \x20 s1   +4.00s heal   nfs.unexport (blackhole)\n\
+             \x20 s1   +4.00s end    blackhole\n"
+        );
+        assert!(!text.contains('\x1b') && !text.contains('\r'));
+    }
+
+    #[test]
+    fn a_terminal_gets_a_spinner_that_is_erased_before_each_line() {
+        let mut p = Progress::new(Vec::new(), true, "s1");
+        let ev = events();
+        p.catch_up(&ev[..1]);
+        p.tick(1_200_000_000);
+        p.catch_up(&ev[..2]);
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        assert!(
+            text.contains("\r\x1b[K/ s1 in blackhole +1.20s\r\x1b[K  s1   +1.01s inject"),
+            "{text:?}"
+        );
+    }
+}
