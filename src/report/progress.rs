@@ -233,6 +233,8 @@ mod tests {
                 fault: "nfs.unexport".into(),
                 t_ns: 4_000_000_000,
                 error: None,
+                matched: None,
+                unit: None,
             },
             Event::StepEnd {
                 step: "blackhole".into(),
