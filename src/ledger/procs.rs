@@ -86,6 +86,17 @@ mod tests {
             .env(RUN_ENV, format!("{run}x"))
             .spawn()
             .unwrap();
+        // Between fork and exec a child still shows our environment: wait
+        // until both have exec'd sleep before looking for the variable.
+        for pid in [child.id(), other.id()] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|exe| exe == std::env::current_exe().unwrap())
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
         assert_eq!(run_processes(&run), vec![child.id()]);
         // Our child becomes a zombie until reaped; reap it on a thread.
         let pid = child.id();
