@@ -205,9 +205,10 @@ fn the_unknown_top_key_is_named() {
 #[test]
 fn vars_are_checked_after_substitution() {
     let v = validator();
-    let text = "schema_version: 1\nid: m\ntitle: t\nvars: { pause: 1s }\n\
-                matrix: { size: ['4096', 64K] }\n\
-                images: []\nsteps:\n  - { id: s, wait: '${pause}' }\n";
+    let text = "# yaml-language-server: $schema=scenario.schema.json\n\
+                schema_version: 1\nid: m\ntitle: t\nvars: { pause: 1s }\n\
+                matrix: { gap: [250ms, 2s] }\n\
+                steps: [{ id: s, wait: '${pause}' }, { id: t, wait: '${gap}' }]\n";
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.yaml");
     std::fs::write(&file, text).unwrap();
@@ -224,7 +225,7 @@ fn vars_are_checked_after_substitution() {
         );
     }
     // As written, `${pause}` is no duration: an editor flags it, as the
-    // schema's description warns.
+    // schema's description and docs/scenarios.md warn.
     let raw = problems(&v, &yaml_to_json(text, "m.yaml"));
     assert!(
         raw.iter().any(|p| p.starts_with("/steps/0/wait")),
