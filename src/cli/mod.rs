@@ -56,6 +56,8 @@ enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Print the scenario format as JSON Schema (draft 7), for editors and linters.
+    Schema,
     /// Remove what killed runs left behind (namespaces, mounts, loop devices…).
     Cleanup {
         /// Also clean up runs whose process is still alive.
@@ -95,6 +97,10 @@ pub fn main() -> ExitCode {
         Command::Validate { paths, vars } => validate(&paths, &vars),
         Command::Plan { paths, vars } => plan::plan(&paths, &vars),
         Command::List { paths, vars } => plan::list(&paths, &vars),
+        Command::Schema => {
+            println!("{}", crate::scenario::scenario_schema_json());
+            exit::OK
+        }
         Command::Cleanup { force, run } => cleanup(force, run),
         Command::Nfs(args) => nfs::run(args),
         Command::Workload { spec } => workload(&spec),

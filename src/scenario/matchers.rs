@@ -3,6 +3,7 @@
 
 use super::model::Ref;
 use super::quantity::Duration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -10,92 +11,126 @@ use serde_saphyr::Spanned;
 /// last. Absent means the whole timeline.
 pub type During = Option<Vec<Ref>>;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Expectation {
     /// Some operation of the workload failed with this errno.
     Errno {
+        #[schemars(with = "String")]
         workload: Ref,
+        #[schemars(with = "String")]
         errno: Spanned<String>,
         #[serde(default)]
+        #[schemars(with = "Option<Vec<String>>")]
         during: During,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         after: Option<Ref>,
     },
     /// No operation of the workload failed (an indeterminate op is not a failure).
     NoErrors {
+        #[schemars(with = "String")]
         workload: Ref,
         #[serde(default)]
+        #[schemars(with = "Option<Vec<String>>")]
         during: During,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         after: Option<Ref>,
     },
     /// A kernel log line matches this regular expression (or, with
     /// `absent: true`, none does).
     Kmsg {
+        #[schemars(with = "String")]
         pattern: Spanned<String>,
         #[serde(default)]
         absent: bool,
         #[serde(default)]
+        #[schemars(with = "Option<Vec<String>>")]
         during: During,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         after: Option<Ref>,
     },
     /// An op of the workload outlived its deadline, its task in this state
     /// and sleeping in a kernel function matching `wchan`.
     Hang {
+        #[schemars(with = "String")]
         workload: Ref,
         #[serde(default)]
         state: Option<TaskState>,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         wchan: Option<Spanned<String>>,
         #[serde(default)]
+        #[schemars(with = "Option<Vec<String>>")]
         during: During,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         after: Option<Ref>,
     },
     /// No op of the workload outlived its deadline.
     NoHang {
+        #[schemars(with = "String")]
         workload: Ref,
         #[serde(default)]
+        #[schemars(with = "Option<Vec<String>>")]
         during: During,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         after: Option<Ref>,
     },
     /// Somewhere in the window, no op of the workload completed for at least this long.
     StallsAtLeast {
+        #[schemars(with = "String")]
         workload: Ref,
         duration: Duration,
         #[serde(default)]
+        #[schemars(with = "Option<Vec<String>>")]
         during: During,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         after: Option<Ref>,
     },
     /// After the step ends, an op of the workload succeeds within this long.
     ResumesWithin {
+        #[schemars(with = "String")]
         workload: Ref,
         duration: Duration,
+        #[schemars(with = "String")]
         after: Ref,
     },
     /// Every record the workload wrote and had acknowledged (fsynced, when
     /// `fsync: true`) is in its file, intact, when the timeline ends.
-    Data { workload: Ref, verify: Verify },
+    Data {
+        #[schemars(with = "String")]
+        workload: Ref,
+        verify: Verify,
+    },
     /// The `exec` step exited with this code.
-    ExitCode { step: Ref, code: i32 },
+    ExitCode {
+        #[schemars(with = "String")]
+        step: Ref,
+        code: i32,
+    },
     /// The image's filesystem is in this state when the step ends.
     FsState {
+        #[schemars(with = "String")]
         fs: Ref,
         state: FsStateName,
         /// Step at whose end to look; absent means the end of the timeline.
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         at: Option<Ref>,
     },
     /// The mount of this image or NFS mount is (or is not) listed in mountinfo.
     Mounted {
+        #[schemars(with = "String")]
         mount: Ref,
         #[serde(default = "yes")]
         present: bool,
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         at: Option<Ref>,
     },
 }
@@ -149,7 +184,7 @@ impl Expectation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FsStateName {
     Ok,
@@ -158,7 +193,7 @@ pub enum FsStateName {
 }
 
 /// A task state as /proc/<pid>/stat spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum TaskState {
     /// Uninterruptible sleep: the hang of a hard NFS mount or a stuck disk.
     D,
@@ -166,7 +201,7 @@ pub enum TaskState {
     S,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verify {
     /// Every record whose op was acknowledged is present and intact.

@@ -9,12 +9,14 @@ mod matchers;
 mod model;
 mod network;
 mod quantity;
+mod schema;
 mod steps;
 mod validate;
 
 pub use load::{LoadError, load_cases, load_file, load_str, substitute};
 pub use model::*;
 pub use quantity::{ByteSize, Duration};
+pub use schema::{scenario_schema, scenario_schema_json};
 pub use validate::{
     Problem, Problems, errno_by_name, errno_name, flatten_steps, kernel_version, parse_cidr,
 };

@@ -5,11 +5,24 @@
 //! externally tagged (`fault: { nfs.unexport: {...} }`) because that keeps
 //! serde-saphyr's line:column exact inside them; internally tagged enums
 //! buffer their content and lose it.
+//!
+//! The same types give the JSON Schema (`stackquake schema`, schema.rs), so
+//! doc comments here are what editors show. For a new type or field:
+//! - derive `JsonSchema` next to `Deserialize` (serde's renames, defaults and
+//!   `deny_unknown_fields` carry over by themselves);
+//! - a field whose type mentions `Spanned<…>`, `Ref` or `During` gets
+//!   `#[schemars(with = "…")]` naming the type with `Spanned<X>` written as
+//!   `X`, `Ref` as `String` and `During` as `Option<Vec<String>>`:
+//!   `Option<Spanned<u16>>` → `with = "Option<u16>"` (serde-saphyr's
+//!   `Spanned` is a foreign type, so it cannot implement `JsonSchema`);
+//! - a type with a hand-written `Deserialize` (like `Duration`) gets a
+//!   hand-written `JsonSchema` in schema.rs.
 
 pub use super::matchers::*;
 pub use super::network::*;
 use super::quantity::{ByteSize, Duration};
 pub use super::steps::*;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -18,10 +31,13 @@ use std::collections::BTreeMap;
 /// its position so a dangling reference can be reported where it is written.
 pub type Ref = Spanned<String>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// The version of this format; 1 is the only one.
+    #[schemars(with = "u32", range(min = 1, max = 1))]
     pub schema_version: Spanned<u32>,
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     pub title: String,
     /// The incident this scenario reproduces, e.g. `incidents/…`.
@@ -48,10 +64,12 @@ pub struct Scenario {
     pub workloads: Vec<Workload>,
     pub steps: Vec<Step>,
     #[serde(default)]
+    #[schemars(with = "Vec<Expectation>")]
     pub expect: Vec<Spanned<Expectation>>,
     /// Kernel log lines matching one of these are not held against the run
     /// by the default deny-list (BUG, Oops, WARNING, lockdep, hung tasks).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub kmsg_allow: Vec<Spanned<String>>,
     /// A known failure (XFAIL/XPASS instead of FAIL/PASS).
     #[serde(default)]
@@ -68,7 +86,7 @@ fn default_timeout() -> Duration {
     Duration(std::time::Duration::from_secs(120))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Requires {
     /// Where the scenario may run; empty means anywhere.
@@ -81,7 +99,7 @@ pub struct Requires {
     pub tools: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Vm,
@@ -99,7 +117,7 @@ impl std::fmt::Display for Target {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelFeature {
     Nfs,
@@ -119,27 +137,31 @@ pub enum KernelFeature {
     Fuse,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Host {
     /// Address with prefix, e.g. `10.77.0.1/24`, given to the host's end of its link.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub addr: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
+    #[schemars(with = "[String; 2]")]
     pub between: [Ref; 2],
     #[serde(default)]
     pub mtu: Option<u32>,
     /// Through a bridge in a "switch" namespace of this name (links naming
     /// the same switch share its bridge) instead of a direct veth pair.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub switch: Option<Spanned<String>>,
     /// 802.1Q VLANs at both ends, outermost first: `[20, 100]` is VLAN 100
     /// stacked on VLAN 20 on the veth. The host's address goes on the last.
     #[serde(default)]
+    #[schemars(with = "Vec<u16>")]
     pub vlans: Vec<Spanned<u16>>,
     /// `false` turns TSO/GSO/GRO, checksum and VLAN tx/rx offload off on the
     /// veth ends, so frames on the wire have their real size and inline tags.
@@ -150,17 +172,19 @@ pub struct Link {
     pub ends: BTreeMap<String, LinkEnd>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NfsServer {
+    #[schemars(with = "String")]
     pub host: Ref,
     /// Absent means `inproc`.
     #[serde(default)]
+    #[schemars(with = "Option<ServerKind>")]
     pub kind: Option<Spanned<ServerKind>>,
     pub exports: Vec<Export>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
     /// stackquake's own server, with a fault hook in front of every call.
@@ -172,49 +196,61 @@ pub enum ServerKind {
     External,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     /// The path clients mount, e.g. `/export`.
+    #[schemars(with = "String")]
     pub path: Spanned<String>,
     /// Client network allowed to mount, e.g. `10.77.0.0/24`; absent means anyone.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub clients: Option<Spanned<String>>,
     #[serde(default)]
     pub options: Vec<ExportOption>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportOption {
     Rw,
     Ro,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NfsMount {
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
+    #[schemars(with = "String")]
     pub host: Ref,
+    #[schemars(with = "String")]
     pub server: Ref,
+    #[schemars(with = "String")]
     pub export: Ref,
     /// Mount point, inside the run's private root.
+    #[schemars(with = "String")]
     pub at: Spanned<String>,
     /// Mount options as `mount -o` takes them; stackquake adds addr/port itself.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub options: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
+    #[schemars(with = "String")]
     pub host: Ref,
     /// The image file, inside the run's private root (it may lie on an NFS mount).
+    #[schemars(with = "String")]
     pub file: Spanned<String>,
     pub size: ByteSize,
     pub mkfs: Mkfs,
     /// Where the loop device's filesystem is mounted.
+    #[schemars(with = "String")]
     pub at: Spanned<String>,
     /// Put a device-mapper volume (linear, the whole loop device) between
     /// the loop device and the filesystem, so `block.*` faults can swap its
@@ -223,21 +259,25 @@ pub struct Image {
     pub dm: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mkfs {
     Xfs,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
+    #[schemars(with = "String")]
     pub host: Ref,
+    #[schemars(with = "WorkloadOp")]
     pub op: Spanned<WorkloadOp>,
     /// File or directory the workload works on, inside the run's private
     /// root; every op but `exec` and `mount_storm` needs one.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
     /// Pause between operations.
     #[serde(default)]
@@ -265,6 +305,7 @@ pub struct Workload {
     pub command: Option<Vec<String>>,
     /// mount_storm: the NFS mount or image whose source is mounted again.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub mount: Option<Ref>,
     /// mount_storm: how many mounts each op starts at once.
     #[serde(default)]
@@ -284,7 +325,7 @@ fn default_record() -> ByteSize {
     ByteSize(4096)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkloadOp {
     /// Append checksummed records to a file.
@@ -320,7 +361,7 @@ impl WorkloadOp {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LockMode {
     /// LOCK_SH
@@ -331,7 +372,7 @@ pub enum LockMode {
 
 /// A known failure: the verdict becomes XFAIL when the scenario fails (and
 /// XPASS when it passes) on kernels in the range.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Xfail {
     pub reason: String,
@@ -345,11 +386,13 @@ pub struct Xfail {
 
 /// `from` inclusive, `until` exclusive, compared numerically part by part
 /// (`6.1` ≤ `6.1.0-56-amd64` < `6.10`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelRange {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub from: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub until: Option<Spanned<String>>,
 }

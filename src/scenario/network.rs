@@ -4,40 +4,46 @@
 use super::model::{Ref, Scenario};
 use super::quantity::Duration;
 use super::validate::{Checker, closest};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 /// Per-host settings of one end of a link (`links[i].ends.<host>`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkEnd {
     /// MTU of this host's end only; overrides the link's `mtu`.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub mtu: Option<Spanned<u32>>,
 }
 
 /// `net.block` / `net.reject`: which packets to cut. Either `between` two
 /// hosts (both directions, rules in the first host's namespace), or from
 /// `host` `toward` a host or an address, optionally one protocol and port.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetCut {
     #[serde(default)]
+    #[schemars(with = "Option<[String; 2]>")]
     pub between: Option<[Ref; 2]>,
     /// The host whose namespace holds the rule (its outgoing packets).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub host: Option<Ref>,
     /// A host name, or an IPv4 address such as `10.77.0.1`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub toward: Option<Spanned<String>>,
     #[serde(default)]
     pub protocol: Option<NetProtocol>,
     /// Destination port; needs `protocol: tcp` or `udp`.
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub port: Option<Spanned<u16>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NetProtocol {
     Tcp,
@@ -46,23 +52,30 @@ pub enum NetProtocol {
 }
 
 /// `net.mtu`: set the interface's MTU; heal restores the old one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetMtu {
+    #[schemars(with = "String")]
     pub host: Ref,
+    #[schemars(with = "String")]
     pub peer: Ref,
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
+    #[schemars(with = "u32")]
     pub mtu: Spanned<u32>,
 }
 
 /// `net.delay`: netem delays every packet the interface sends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetDelay {
+    #[schemars(with = "String")]
     pub host: Ref,
+    #[schemars(with = "String")]
     pub peer: Ref,
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
     pub delay: Duration,
     #[serde(default)]
@@ -70,13 +83,17 @@ pub struct NetDelay {
 }
 
 /// `net.loss`: netem drops this percentage of the packets the interface sends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetLoss {
+    #[schemars(with = "String")]
     pub host: Ref,
+    #[schemars(with = "String")]
     pub peer: Ref,
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
+    #[schemars(with = "f64")]
     pub percent: Spanned<f64>,
 }
 

@@ -3,30 +3,35 @@
 
 use super::model::Ref;
 use super::quantity::Duration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 /// One step. It does exactly one of: `wait`, `fault` (healed after `for`, or
 /// at the end of the run), `exec` (ends when the command exits), or
 /// `parallel` (ends when all its steps have ended).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     /// Begin when this step ends; absent means the previous step (inside a
     /// `parallel` group: when the group begins).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub after: Option<Ref>,
     /// Begin this long after that point.
     #[serde(default)]
     pub offset: Option<Duration>,
     /// The step fails the run if it has not ended this long after it began.
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub timeout: Option<Spanned<Duration>>,
     /// Do nothing for this long.
     #[serde(default)]
     pub wait: Option<Duration>,
     #[serde(default)]
+    #[schemars(with = "Option<Fault>")]
     pub fault: Option<Spanned<Fault>>,
     /// Heal the fault after this long; the step lasts as long.
     #[serde(default, rename = "for")]
@@ -39,27 +44,37 @@ pub struct Step {
     pub parallel: Option<Vec<Step>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exec {
     /// The host (network namespace) the command runs in.
+    #[schemars(with = "String")]
     pub host: Ref,
     /// Program and arguments; not run through a shell unless you ask for one.
+    #[schemars(with = "Vec<String>")]
     pub command: Spanned<Vec<String>>,
 }
 
 /// Every fault knows its own undo; the engine heals whatever is still active.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum Fault {
     /// The server withdraws an export: calls on its handles answer
     /// NFS3ERR_STALE and MNT is refused. Heal: re-export, same handles.
     #[serde(rename = "nfs.unexport")]
-    NfsUnexport { server: Ref, export: Ref },
+    NfsUnexport {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[schemars(with = "String")]
+        export: Ref,
+    },
     /// Force an XFS shutdown of an image's filesystem (XFS_IOC_GOINGDOWN),
     /// as a log I/O error would. Heal: none; the filesystem stays down.
     #[serde(rename = "xfs.shutdown")]
-    XfsShutdown { fs: Ref },
+    XfsShutdown {
+        #[schemars(with = "String")]
+        fs: Ref,
+    },
     /// Drop packets (the peer sees silence) in the run's firewall table.
     /// Heal: delete the rule.
     #[serde(rename = "net.block")]
@@ -80,32 +95,44 @@ pub enum Fault {
     /// The volume under a mounted filesystem disappears: its dm table is
     /// swapped to `error`. Heal: the linear table again (XFS stays down).
     #[serde(rename = "block.detach")]
-    BlockDetach { image: Ref },
+    BlockDetach {
+        #[schemars(with = "String")]
+        image: Ref,
+    },
     /// I/O to the volume fails with EIO: all of it, or `sectors` sectors
     /// from `start`. Heal: the linear table.
     #[serde(rename = "block.error")]
     BlockError {
+        #[schemars(with = "String")]
         image: Ref,
         #[serde(default)]
+        #[schemars(with = "Option<u64>")]
         start: Option<Spanned<u64>>,
         #[serde(default)]
+        #[schemars(with = "Option<u64>")]
         sectors: Option<Spanned<u64>>,
     },
     /// Every I/O to the volume waits `delay` (writes `write_delay`, if given).
     /// Heal: the linear table.
     #[serde(rename = "block.delay")]
     BlockDelay {
+        #[schemars(with = "String")]
         image: Ref,
+        #[schemars(with = "Duration")]
         delay: Spanned<Duration>,
         #[serde(default)]
+        #[schemars(with = "Option<Duration>")]
         write_delay: Option<Spanned<Duration>>,
     },
     /// The volume works for `up`, then fails every I/O for `down`, and again
     /// (whole seconds: dm-flakey's unit). Heal: the linear table.
     #[serde(rename = "block.flakey")]
     BlockFlakey {
+        #[schemars(with = "String")]
         image: Ref,
+        #[schemars(with = "Duration")]
         up: Spanned<Duration>,
+        #[schemars(with = "Duration")]
         down: Spanned<Duration>,
     },
 }
