@@ -25,6 +25,7 @@ pub mod peer;
 pub mod portmap;
 pub mod rpc;
 pub mod server;
+pub mod workers;
 pub mod xdr;
 
 use std::path::PathBuf;

@@ -309,10 +309,19 @@ pub fn read_record(stream: &mut impl Read, max: usize) -> io::Result<Option<Vec<
 
 /// Writes one record as a single last fragment.
 pub fn write_record(stream: &mut impl Write, body: &[u8]) -> io::Result<()> {
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.extend_from_slice(&(body.len() as u32 | LAST_FRAGMENT).to_be_bytes());
-    out.extend_from_slice(body);
-    stream.write_all(&out)?;
+    // Gathered, not copied: a READ reply is a megabyte, and one writev keeps
+    // the mark and the body in one segment burst.
+    let mark = (body.len() as u32 | LAST_FRAGMENT).to_be_bytes();
+    let mut bufs = [io::IoSlice::new(&mark), io::IoSlice::new(body)];
+    let mut slices = &mut bufs[..];
+    while !slices.is_empty() {
+        match stream.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     stream.flush()
 }
 

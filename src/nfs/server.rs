@@ -1,6 +1,8 @@
 //! The server: an accept thread for TCP, a receive thread for UDP, one reader
-//! thread per TCP connection, and a worker thread per call so that a call the
-//! fault hook holds never holds the calls behind it.
+//! thread per TCP connection, and a pool of call workers per connection and
+//! per UDP socket (`workers::CallPool`) that always has an idle worker for
+//! the next call, so a call the fault hook holds never holds the calls
+//! behind it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -19,6 +21,7 @@ use super::nlm::{self, LockConfig, Nlm};
 use super::nsm::{self, Nsm};
 use super::pcap::PcapWriter;
 use super::portmap::{self, PortRegistry, Registration};
+use super::workers::CallPool;
 use super::{mount, nfs3, rpc};
 
 /// The largest record accepted: a maximal WRITE plus generous room for the
@@ -459,10 +462,11 @@ impl NfsServer {
             return;
         }
         self.shared.stop.store(true, Ordering::SeqCst);
+        // Held calls first: a UDP loop joins its workers before it returns.
+        self.hook.shut_down();
         for t in self.loops.drain(..) {
             let _ = t.join();
         }
-        self.hook.shut_down();
         for stream in lock(&self.shared.conns).values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -588,14 +592,15 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// RFC 5531 §11 does not apply to UDP: one datagram is one message. Each
-/// call is served on its own thread so a stalled call does not stall the
+/// RFC 5531 §11 does not apply to UDP: one datagram is one message. Calls
+/// go to the socket's worker pool so a stalled call does not stall the
 /// socket.
 fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let pool = CallPool::new("nfs-udp-call");
     while !shared.stop.load(Ordering::SeqCst) {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -628,22 +633,22 @@ fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
         shared.capture(Transport::Udp, peer, local, &record);
         let s = shared.clone();
         let sock = socket.clone();
-        let spawned = std::thread::Builder::new()
-            .name("nfs-udp-call".into())
-            .spawn(move || {
-                if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp) {
-                    s.capture(Transport::Udp, local, peer, &reply);
-                    if let Err(e) = sock.send_to(&reply, peer) {
-                        tracing::debug!(%peer, error = %e, "udp reply failed");
-                    }
+        let spawned = pool.submit(move || {
+            if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp) {
+                s.capture(Transport::Udp, local, peer, &reply);
+                if let Err(e) = sock.send_to(&reply, peer) {
+                    tracing::debug!(%peer, error = %e, "udp reply failed");
                 }
-                s.udp_calls.leave();
-            });
+            }
+            s.udp_calls.leave();
+        });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot spawn udp call thread");
             shared.udp_calls.leave();
         }
     }
+    // Held calls are released by a heal or by the server's shutdown.
+    pool.close();
 }
 
 fn start_connection(
@@ -670,12 +675,12 @@ fn start_connection(
     Ok(())
 }
 
-/// Reads records and serves each on its own thread: the Linux client
+/// Reads records and hands each to the connection's worker pool: the Linux client
 /// pipelines calls on one connection, and a call the fault hook holds (say
 /// "stall every WRITE") must not hold the GETATTRs behind it. Replies go out
 /// whole under the writer lock, in completion order (RFC 5531 §11 matches
 /// them by xid, not by order).
-fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+fn serve_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let writer = match stream.try_clone() {
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => {
@@ -684,11 +689,15 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAdd
         }
     };
     let calls = Arc::new(InFlight::default());
+    let pool = CallPool::new("nfs-tcp-call");
     let local = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // Buffered: a record mark and a small call arrive in one read instead
+    // of three (one byte, three bytes, the body).
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, stream);
     loop {
-        let record = match rpc::read_record(&mut stream, MAX_RECORD) {
+        let record = match rpc::read_record(&mut reader, MAX_RECORD) {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
@@ -702,21 +711,20 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAdd
         shared.capture(Transport::Tcp, peer, local, &record);
         calls.enter(MAX_TCP_IN_FLIGHT);
         let (s, w, c) = (shared.clone(), writer.clone(), calls.clone());
-        let spawned = std::thread::Builder::new()
-            .name("nfs-tcp-call".into())
-            .spawn(move || {
-                serve_tcp_call(&s, &record, (local, peer), &w);
-                c.leave();
-            });
+        let spawned = pool.submit(move || {
+            serve_tcp_call(&s, &record, (local, peer), &w);
+            c.leave();
+        });
         if let Err(e) = spawned {
             tracing::warn!(%peer, error = %e, "cannot spawn call thread");
             calls.leave();
             break;
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    let _ = reader.get_ref().shutdown(Shutdown::Both);
     // Held calls are released by a heal or by the server's shutdown.
     calls.wait_idle();
+    pool.close();
     if let Some(p) = lock(&shared.capture).as_ref() {
         p.connection_closed(local, peer);
     }
