@@ -5,6 +5,7 @@
 //! its `for:`, at the end of the run, on failure, on timeout and on signals.
 
 mod nfs;
+mod nfs_call;
 mod xfs;
 
 use crate::nfs::NfsServer;
@@ -25,6 +26,13 @@ pub enum Active {
         server: String,
         export: String,
     },
+    /// A rule in an in-process server's FaultHook (`nfs.delay`, `nfs.stall`,
+    /// `nfs.drop`, `nfs.close`, `nfs.error`); heal removes it.
+    NfsRule {
+        kind: &'static str,
+        server: String,
+        rule: crate::nfs::RuleId,
+    },
     /// A fault with no undo (an XFS shutdown stays until unmount).
     Permanent {
         kind: &'static str,
@@ -36,6 +44,7 @@ impl Active {
     pub fn kind(&self) -> &'static str {
         match self {
             Active::NfsUnexport { .. } => nfs::KIND,
+            Active::NfsRule { kind, .. } => kind,
             Active::Permanent { kind } => kind,
         }
     }
@@ -54,6 +63,8 @@ pub enum FaultError {
         fault: &'static str,
         source: crate::nfs::NfsError,
     },
+    #[error("{fault}: cannot match {what}")]
+    BadMatch { fault: &'static str, what: String },
     #[error("{fault}: {source}")]
     Block {
         fault: &'static str,
@@ -65,12 +76,32 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
     match fault {
         Fault::NfsUnexport { server, export } => nfs::unexport(world, &server.value, &export.value),
         Fault::XfsShutdown { fs } => xfs::shutdown(world, &fs.value),
+        Fault::NfsRestart {
+            server,
+            lose_handles,
+        } => nfs_call::restart(world, &server.value, *lose_handles),
+        Fault::NfsDelay { .. }
+        | Fault::NfsStall { .. }
+        | Fault::NfsDrop { .. }
+        | Fault::NfsClose { .. }
+        | Fault::NfsError { .. } => nfs_call::add_rule(fault, world),
     }
 }
 
 pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
     match active {
         Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
+        Active::NfsRule { kind, server, rule } => nfs_call::remove_rule(world, kind, server, *rule),
         Active::Permanent { .. } => Ok(()),
+    }
+}
+
+/// How many calls an active (or healed) fault's rule matched so far: the
+/// evidence that a call fault fired. `None` for faults that match no calls
+/// (unexport, restart, xfs) or whose server is gone.
+pub fn matched(active: &Active, world: &dyn Targets) -> Option<u64> {
+    match active {
+        Active::NfsRule { server, rule, .. } => nfs_call::matched(world, server, *rule),
+        _ => None,
     }
 }

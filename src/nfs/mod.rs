@@ -32,7 +32,7 @@ use std::path::PathBuf;
 
 pub use dispatch::Transport;
 pub use export::ExportSpec;
-pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
+pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleCounts, RuleId};
 pub use nlm::LockConfig;
 pub use server::{Listeners, NfsServer, RestartOptions, ServerConfig};
 

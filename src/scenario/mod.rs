@@ -7,12 +7,14 @@ pub mod fuzz;
 mod load;
 mod matchers;
 mod model;
+mod nfs_faults;
 mod quantity;
 mod steps;
 mod validate;
 
 pub use load::{LoadError, load_cases, load_file, load_str, substitute};
 pub use model::*;
+pub use nfs_faults::NfsCallMatch;
 pub use quantity::{ByteSize, Duration};
 pub use validate::{
     Problem, Problems, errno_by_name, errno_name, flatten_steps, kernel_version, parse_cidr,

@@ -2,6 +2,7 @@
 //! (`after:`, `offset:`, `parallel:`), limits, and what each step does.
 
 use super::model::Ref;
+use super::nfs_faults::NfsCallMatch;
 use super::quantity::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -60,6 +61,54 @@ pub enum Fault {
     /// as a log I/O error would. Heal: none; the filesystem stays down.
     #[serde(rename = "xfs.shutdown")]
     XfsShutdown { fs: Ref },
+    /// Matching calls are held this long, then served. Heal: rule removed.
+    #[serde(rename = "nfs.delay")]
+    NfsDelay {
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+        delay: Duration,
+    },
+    /// Matching calls are held until the fault heals, then served.
+    #[serde(rename = "nfs.stall")]
+    NfsStall {
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+    },
+    /// Matching calls are served but their replies dropped (the client
+    /// retransmits). Heal: rule removed.
+    #[serde(rename = "nfs.drop")]
+    NfsDrop {
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+    },
+    /// A matching call closes its connection unserved. Heal: rule removed.
+    #[serde(rename = "nfs.close")]
+    NfsClose {
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+    },
+    /// Matching calls are answered, unserved, with this status
+    /// (`NFS3ERR_IO`, `io`, `jukebox`, or a number). Heal: rule removed.
+    #[serde(rename = "nfs.error")]
+    NfsError {
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+        status: Spanned<String>,
+    },
+    /// The server reboots at once: connections closed, new write verifier,
+    /// reply cache lost; with `lose_handles` every handle turns STALE.
+    /// Heal: none (a reboot cannot be undone).
+    #[serde(rename = "nfs.restart")]
+    NfsRestart {
+        server: Ref,
+        #[serde(default)]
+        lose_handles: bool,
+    },
 }
 
 impl Fault {
@@ -67,6 +116,12 @@ impl Fault {
         match self {
             Fault::NfsUnexport { .. } => "nfs.unexport",
             Fault::XfsShutdown { .. } => "xfs.shutdown",
+            Fault::NfsDelay { .. } => "nfs.delay",
+            Fault::NfsStall { .. } => "nfs.stall",
+            Fault::NfsDrop { .. } => "nfs.drop",
+            Fault::NfsClose { .. } => "nfs.close",
+            Fault::NfsError { .. } => "nfs.error",
+            Fault::NfsRestart { .. } => "nfs.restart",
         }
     }
 }
