@@ -1,8 +1,7 @@
-//! The server: an accept thread for TCP, a receive thread for UDP, one reader
-//! thread per TCP connection, and a pool of call workers per connection and
-//! per UDP socket (`workers::CallPool`) that always has an idle worker for
-//! the next call, so a call the fault hook holds never holds the calls
-//! behind it.
+//! The server: an accept thread for TCP, a receive thread for UDP, TCP
+//! connections served leader/follower (`tcp_conn`) and UDP calls by a pool
+//! (`workers::CallPool`); both always keep a worker free for the next call,
+//! so a call the fault hook holds never holds the calls behind it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -22,6 +21,8 @@ use super::nsm::{self, Nsm};
 use super::pcap::PcapWriter;
 use super::portmap::{self, PortRegistry, Registration};
 use super::workers::CallPool;
+
+mod tcp_conn;
 use super::{mount, nfs3, rpc};
 
 /// The largest record accepted: a maximal WRITE plus generous room for the
@@ -116,15 +117,6 @@ impl InFlight {
         }
         *n += 1;
         true
-    }
-
-    /// Waits for room; used where the peer can be made to wait (TCP).
-    fn enter(&self, max: usize) {
-        let mut n = lock(&self.count);
-        while *n >= max {
-            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n += 1;
     }
 
     fn leave(&self) {
@@ -675,59 +667,12 @@ fn start_connection(
     Ok(())
 }
 
-/// Reads records and hands each to the connection's worker pool: the Linux client
-/// pipelines calls on one connection, and a call the fault hook holds (say
-/// "stall every WRITE") must not hold the GETATTRs behind it. Replies go out
-/// whole under the writer lock, in completion order (RFC 5531 §11 matches
-/// them by xid, not by order).
+/// The Linux client pipelines calls on one connection, and a call the
+/// fault hook holds (say "stall every WRITE") must not hold the GETATTRs
+/// behind it: see `tcp_conn`. Replies go out whole under the writer lock,
+/// in completion order (RFC 5531 §11 matches them by xid, not by order).
 fn serve_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let writer = match stream.try_clone() {
-        Ok(w) => Arc::new(Mutex::new(w)),
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot clone connection");
-            return;
-        }
-    };
-    let calls = Arc::new(InFlight::default());
-    let pool = CallPool::new("nfs-tcp-call");
-    let local = stream
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    // Buffered: a record mark and a small call arrive in one read instead
-    // of three (one byte, three bytes, the body).
-    let mut reader = std::io::BufReader::with_capacity(64 * 1024, stream);
-    loop {
-        let record = match rpc::read_record(&mut reader, MAX_RECORD) {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "connection read ended");
-                break;
-            }
-        };
-        if shared.stop.load(Ordering::SeqCst) || shared.down.load(Ordering::SeqCst) {
-            break;
-        }
-        shared.capture(Transport::Tcp, peer, local, &record);
-        calls.enter(MAX_TCP_IN_FLIGHT);
-        let (s, w, c) = (shared.clone(), writer.clone(), calls.clone());
-        let spawned = pool.submit(move || {
-            serve_tcp_call(&s, &record, (local, peer), &w);
-            c.leave();
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(%peer, error = %e, "cannot spawn call thread");
-            calls.leave();
-            break;
-        }
-    }
-    let _ = reader.get_ref().shutdown(Shutdown::Both);
-    // Held calls are released by a heal or by the server's shutdown.
-    calls.wait_idle();
-    pool.close();
-    if let Some(p) = lock(&shared.capture).as_ref() {
-        p.connection_closed(local, peer);
-    }
+    tcp_conn::serve(shared, stream, peer);
 }
 
 fn serve_tcp_call(
