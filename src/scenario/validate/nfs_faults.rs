@@ -5,7 +5,7 @@
 
 use super::{Checker, closest};
 use crate::nfs::control::names;
-use crate::scenario::model::Scenario;
+use crate::scenario::model::{Scenario, ServerKind};
 use crate::scenario::nfs_faults::NfsCallMatch;
 use crate::scenario::steps::Fault;
 
@@ -25,6 +25,21 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
         "nfs server",
         s.nfs_servers.keys().map(String::as_str),
     );
+    if known
+        && let Some(kind) = &s.nfs_servers[&server.value].kind
+        && kind.value != ServerKind::Inproc
+    {
+        c.at(
+            server.referenced,
+            format!("{path}.server"),
+            format!("`{}` is not an inproc server", server.value),
+            Some(format!(
+                "{} acts in stackquake's own server (kind: inproc); a {:?} server has no fault hook",
+                fault.kind(),
+                kind.value
+            )),
+        );
+    }
     if let Some((_, m)) = fault.nfs_call() {
         let exports: Vec<&str> = if known {
             s.nfs_servers[&server.value]
