@@ -93,21 +93,20 @@ fn spawn_worker(conn: &Arc<Conn>) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || work(&c))
 }
 
-/// Reads the next record (holding the reader), or None once the
-/// connection is done; closing it is this function's job.
-fn next_record(conn: &Conn) -> Option<Vec<u8>> {
+/// Reads the next record into the worker's own buffer (holding the
+/// reader); false once the connection is done, closing it is this
+/// function's job.
+fn next_record(conn: &Conn, record: &mut Vec<u8>) -> bool {
     let mut reader = lock(&conn.reader);
     if lock(&conn.workers).closed {
-        return None;
+        return false;
     }
     let shared = &conn.shared;
-    let ended = match rpc::read_record(&mut *reader, MAX_RECORD) {
-        Ok(Some(r))
-            if !shared.stop.load(Ordering::SeqCst) && !shared.down.load(Ordering::SeqCst) =>
-        {
+    let ended = match rpc::read_record_into(&mut *reader, MAX_RECORD, record) {
+        Ok(true) if !shared.stop.load(Ordering::SeqCst) && !shared.down.load(Ordering::SeqCst) => {
             // Under the reader lock, so the capture has calls in wire order.
-            shared.capture(Transport::Tcp, conn.peer, conn.local, &r);
-            return Some(r);
+            shared.capture(Transport::Tcp, conn.peer, conn.local, record);
+            return true;
         }
         Ok(_) => "closed or server stopping".to_string(),
         Err(e) => e.to_string(),
@@ -115,11 +114,13 @@ fn next_record(conn: &Conn) -> Option<Vec<u8>> {
     tracing::debug!(peer = %conn.peer, reason = %ended, "connection read ended");
     lock(&conn.workers).closed = true;
     let _ = reader.get_ref().shutdown(Shutdown::Both);
-    None
+    false
 }
 
 fn work(conn: &Arc<Conn>) {
-    while let Some(record) = next_record(conn) {
+    // Kept across calls: see `rpc::read_record_into`.
+    let mut record = Vec::new();
+    while next_record(conn, &mut record) {
         {
             let mut w = lock(&conn.workers);
             w.free -= 1;
