@@ -157,3 +157,40 @@ fn many_pipelined_large_reads_arrive_whole() {
     assert_eq!(seen.len(), CALLS as usize);
     server.shutdown();
 }
+
+#[test]
+fn several_stalled_calls_still_leave_a_reader_for_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"").unwrap();
+    let server = start(dir.path());
+    let mut s = connect(server.local_addr());
+    let fh = mount_and_lookup(&mut s, "f");
+    let stall = server.hook().add(FaultRule {
+        matcher: CallMatch {
+            prog: Some(NFS),
+            proc_: Some(7),
+            ..CallMatch::default()
+        },
+        action: FaultAction::StallUntilHealed,
+        nth: None,
+    });
+    // Four WRITEs held at once, then a GETATTR: each held call took the
+    // worker that read it, so a fresh one must have been reading each time.
+    for (i, xid) in (200..204).enumerate() {
+        let mut a = XdrWriter::new();
+        a.opaque(&fh).u64(i as u64).u32(1).u32(2).opaque(b"x");
+        send(&mut s, xid, NFS, 7, a.as_bytes());
+    }
+    let mut a = XdrWriter::new();
+    a.opaque(&fh);
+    send(&mut s, 300, NFS, 1, a.as_bytes());
+    let (xid, body) = recv(&mut s);
+    assert_eq!(xid, 300, "the GETATTR waited behind the stalled WRITEs");
+    assert_eq!(XdrReader::new(&body).u32().unwrap(), 0);
+    assert!(server.hook().remove(stall));
+    let mut xids: Vec<u32> = (0..4).map(|_| recv(&mut s).0).collect();
+    xids.sort();
+    assert_eq!(xids, vec![200, 201, 202, 203]);
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"xxxx");
+    server.shutdown();
+}

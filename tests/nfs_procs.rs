@@ -442,6 +442,7 @@ fn fault_hook_actions_reach_the_wire() {
         proc_: Some(1),
         export: Some("/export".into()),
         client: None,
+        ..CallMatch::default()
     };
 
     // Reply with NFS3ERR_JUKEBOX on the 2nd GETATTR only.

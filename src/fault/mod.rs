@@ -7,6 +7,7 @@
 mod block;
 mod net;
 mod nfs;
+mod nfs_call;
 mod xfs;
 
 pub use block::{io_count, target_for};
@@ -84,6 +85,13 @@ pub enum Active {
         ifname: String,
         guard: u32,
     },
+    /// A rule in an in-process server's FaultHook (`nfs.delay`, `nfs.stall`,
+    /// `nfs.drop`, `nfs.close`, `nfs.error`); heal removes it.
+    NfsRule {
+        kind: &'static str,
+        server: String,
+        rule: crate::nfs::RuleId,
+    },
     /// A fault with no undo (an XFS shutdown stays until unmount).
     Permanent {
         kind: &'static str,
@@ -105,6 +113,7 @@ impl Active {
             Active::NfsUnexport { .. } => nfs::KIND,
             Active::NetRule { kind, .. } | Active::Netem { kind, .. } => kind,
             Active::NetMtu { .. } => net::MTU,
+            Active::NfsRule { kind, .. } => kind,
             Active::Permanent { kind } | Active::Block { kind, .. } => kind,
         }
     }
@@ -114,6 +123,7 @@ impl Active {
         match self {
             Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => "packet",
             Active::Block { .. } => "I/O",
+            Active::NfsRule { .. } => "call",
             _ => "operation",
         }
     }
@@ -132,6 +142,8 @@ pub enum FaultError {
         fault: &'static str,
         source: crate::nfs::NfsError,
     },
+    #[error("{fault}: cannot match {what}")]
+    BadMatch { fault: &'static str, what: String },
     #[error("{fault}: {source}")]
     Net {
         fault: &'static str,
@@ -157,12 +169,22 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
         | Fault::BlockError { .. }
         | Fault::BlockDelay { .. }
         | Fault::BlockFlakey { .. } => block::inject(world, fault),
+        Fault::NfsRestart {
+            server,
+            lose_handles,
+        } => nfs_call::restart(world, &server.value, *lose_handles),
+        Fault::NfsDelay { .. }
+        | Fault::NfsStall { .. }
+        | Fault::NfsDrop { .. }
+        | Fault::NfsClose { .. }
+        | Fault::NfsError { .. } => nfs_call::add_rule(fault, world),
     }
 }
 
 pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
     match active {
         Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
+        Active::NfsRule { kind, server, rule } => nfs_call::remove_rule(world, kind, server, *rule),
         Active::Permanent { .. } => Ok(()),
         Active::NetRule { .. } | Active::NetMtu { .. } | Active::Netem { .. } => {
             net::heal(active, world)
@@ -188,6 +210,9 @@ pub fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultEr
         Active::Block {
             device, ios_before, ..
         } => block::fired(device, *ios_before).map(Ok),
+        // The hook's count survives the rule's removal, so this also works
+        // after heal.
+        Active::NfsRule { server, rule, .. } => nfs_call::acted(world, server, *rule).map(Ok),
         Active::NfsUnexport { .. } | Active::Permanent { .. } => None,
     }
 }

@@ -1,7 +1,10 @@
 //! The FaultHook: every RPC call passes through it before dispatch. Rules are
-//! data (a matcher and an action), matched by program, procedure, export and
-//! client; the handlers never know about faults.
+//! data (a matcher and an action), matched by program, version, procedure,
+//! export and client; the handlers never know about faults. Each rule
+//! counts the calls it matched, and the count outlives the rule's heal so a
+//! run can tell a fault that never fired from one that did.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ pub struct CallInfo<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallMatch {
     pub prog: Option<u32>,
+    pub vers: Option<u32>,
     pub proc_: Option<u32>,
     pub export: Option<String>,
     pub client: Option<Cidr>,
@@ -31,6 +35,7 @@ pub struct CallMatch {
 impl CallMatch {
     pub fn matches(&self, call: &CallInfo<'_>) -> bool {
         self.prog.is_none_or(|p| p == call.prog)
+            && self.vers.is_none_or(|v| v == call.vers)
             && self.proc_.is_none_or(|p| p == call.proc_)
             && self
                 .export
@@ -94,12 +99,28 @@ pub enum HookDecision {
 struct ActiveRule {
     id: RuleId,
     rule: FaultRule,
+    /// Calls that matched the rule's matcher (every one, whether or not it
+    /// was the N-th the rule acts on).
     seen: u64,
+    /// Calls the rule acted on.
+    acted: u64,
+}
+
+/// What a rule did, while active and after its heal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleCounts {
+    /// Calls its matcher matched.
+    pub matched: u64,
+    /// Calls its action was applied to (≤ matched; one at most with `nth`).
+    pub acted: u64,
 }
 
 #[derive(Debug, Default)]
 struct HookState {
     rules: Vec<ActiveRule>,
+    /// Counts of removed rules, kept for `counts` after a heal. A u64 pair
+    /// per rule ever added: small next to anything a run does.
+    healed: HashMap<RuleId, RuleCounts>,
     next_id: u64,
     shut_down: bool,
 }
@@ -123,17 +144,50 @@ impl FaultHook {
         let mut st = self.lock();
         st.next_id += 1;
         let id = RuleId(st.next_id);
-        st.rules.push(ActiveRule { id, rule, seen: 0 });
+        st.rules.push(ActiveRule {
+            id,
+            rule,
+            seen: 0,
+            acted: 0,
+        });
         id
     }
 
     /// Heals one rule: it stops matching and calls it stalls resume.
     pub fn remove(&self, id: RuleId) -> bool {
         let mut st = self.lock();
-        let before = st.rules.len();
-        st.rules.retain(|r| r.id != id);
+        let Some(i) = st.rules.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        let r = st.rules.remove(i);
+        st.healed.insert(
+            id,
+            RuleCounts {
+                matched: r.seen,
+                acted: r.acted,
+            },
+        );
         self.changed.notify_all();
-        st.rules.len() != before
+        true
+    }
+
+    /// What rule `id` matched and acted on so far, active or healed; `None`
+    /// for an id this hook never issued.
+    pub fn counts(&self, id: RuleId) -> Option<RuleCounts> {
+        let st = self.lock();
+        st.rules
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| RuleCounts {
+                matched: r.seen,
+                acted: r.acted,
+            })
+            .or_else(|| st.healed.get(&id).copied())
+    }
+
+    /// How many calls rule `id` matched (see `counts`).
+    pub fn matched(&self, id: RuleId) -> Option<u64> {
+        self.counts(id).map(|c| c.matched)
     }
 
     /// The active rules, oldest first.
@@ -146,7 +200,17 @@ impl FaultHook {
     }
 
     pub fn clear(&self) {
-        self.lock().rules.clear();
+        let mut st = self.lock();
+        let removed: Vec<ActiveRule> = st.rules.drain(..).collect();
+        for r in removed {
+            st.healed.insert(
+                r.id,
+                RuleCounts {
+                    matched: r.seen,
+                    acted: r.acted,
+                },
+            );
+        }
         self.changed.notify_all();
     }
 
@@ -170,6 +234,7 @@ impl FaultHook {
             if r.rule.nth.is_some_and(|n| n != r.seen) {
                 continue;
             }
+            r.acted += 1;
             chosen = Some((r.id, r.rule.action.clone()));
             break;
         }
@@ -242,6 +307,46 @@ mod tests {
             HookDecision::ReplyStatus(70)
         );
         assert_eq!(hook.check(&call(7, Some("/export"))), HookDecision::Pass);
+    }
+
+    #[test]
+    fn counts_survive_the_heal_and_version_matches() {
+        let hook = FaultHook::new();
+        let id = hook.add(FaultRule {
+            matcher: CallMatch {
+                vers: Some(3),
+                proc_: Some(7),
+                ..CallMatch::default()
+            },
+            action: FaultAction::DropReply,
+            nth: Some(2),
+        });
+        let never = hook.add(FaultRule {
+            matcher: CallMatch {
+                vers: Some(4),
+                ..CallMatch::default()
+            },
+            action: FaultAction::DropReply,
+            nth: None,
+        });
+        for _ in 0..3 {
+            hook.check(&call(7, None));
+        }
+        hook.check(&call(1, None));
+        assert_eq!(
+            hook.counts(id),
+            Some(RuleCounts {
+                matched: 3,
+                acted: 1
+            })
+        );
+        assert!(hook.remove(id));
+        hook.check(&call(7, None));
+        assert_eq!(hook.matched(id), Some(3), "count lost or kept counting");
+        assert_eq!(hook.matched(never), Some(0));
+        hook.clear();
+        assert_eq!(hook.matched(never), Some(0));
+        assert_eq!(hook.matched(RuleId::from_raw(99)), None);
     }
 
     #[test]

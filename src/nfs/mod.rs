@@ -25,13 +25,14 @@ pub mod peer;
 pub mod portmap;
 pub mod rpc;
 pub mod server;
+pub mod workers;
 pub mod xdr;
 
 use std::path::PathBuf;
 
 pub use dispatch::Transport;
 pub use export::ExportSpec;
-pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleId};
+pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleCounts, RuleId};
 pub use nlm::LockConfig;
 pub use server::{Listeners, NfsServer, RestartOptions, ServerConfig};
 

@@ -266,6 +266,23 @@ const LAST_FRAGMENT: u32 = 0x8000_0000;
 /// cannot make the server buffer without bound.
 pub fn read_record(stream: &mut impl Read, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut record = Vec::new();
+    Ok(read_record_into(stream, max, &mut record)?.then_some(record))
+}
+
+/// Reserved ahead of a fragment's bytes: enough that a 1 MiB WRITE grows
+/// the buffer twice, not fifteen times, while a peer that announces a large
+/// fragment and sends nothing still costs at most this much.
+const FRAGMENT_RESERVE: usize = 256 * 1024;
+
+/// Like `read_record`, into `record` (cleared first), so a worker reuses
+/// one buffer for every call it reads: no fresh megabyte (and its page
+/// faults, costly under TCG) per WRITE. `Ok(false)` is a clean end of stream.
+pub fn read_record_into(
+    stream: &mut impl Read,
+    max: usize,
+    record: &mut Vec<u8>,
+) -> io::Result<bool> {
+    record.clear();
     let mut first = true;
     loop {
         let mut hdr = [0u8; 4];
@@ -273,7 +290,7 @@ pub fn read_record(stream: &mut impl Read, max: usize) -> io::Result<Option<Vec<
             // Distinguish EOF between records from EOF inside one.
             let n = stream.read(&mut hdr[..1])?;
             if n == 0 {
-                return Ok(None);
+                return Ok(false);
             }
             stream.read_exact(&mut hdr[1..])?;
         } else {
@@ -291,7 +308,8 @@ pub fn read_record(stream: &mut impl Read, max: usize) -> io::Result<Option<Vec<
         // Grown as bytes arrive, not as the header claims: a peer that
         // announces a large fragment and sends nothing costs nothing.
         let start = record.len();
-        let got = (&mut *stream).take(len as u64).read_to_end(&mut record)?;
+        record.reserve(len.min(FRAGMENT_RESERVE));
+        let got = (&mut *stream).take(len as u64).read_to_end(record)?;
         if got != len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -302,17 +320,26 @@ pub fn read_record(stream: &mut impl Read, max: usize) -> io::Result<Option<Vec<
             ));
         }
         if word & LAST_FRAGMENT != 0 {
-            return Ok(Some(record));
+            return Ok(true);
         }
     }
 }
 
 /// Writes one record as a single last fragment.
 pub fn write_record(stream: &mut impl Write, body: &[u8]) -> io::Result<()> {
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.extend_from_slice(&(body.len() as u32 | LAST_FRAGMENT).to_be_bytes());
-    out.extend_from_slice(body);
-    stream.write_all(&out)?;
+    // Gathered, not copied: a READ reply is a megabyte, and one writev keeps
+    // the mark and the body in one segment burst.
+    let mark = (body.len() as u32 | LAST_FRAGMENT).to_be_bytes();
+    let mut bufs = [io::IoSlice::new(&mark), io::IoSlice::new(body)];
+    let mut slices = &mut bufs[..];
+    while !slices.is_empty() {
+        match stream.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     stream.flush()
 }
 

@@ -1,6 +1,7 @@
-//! The server: an accept thread for TCP, a receive thread for UDP, one reader
-//! thread per TCP connection, and a worker thread per call so that a call the
-//! fault hook holds never holds the calls behind it.
+//! The server: an accept thread for TCP, a receive thread for UDP, TCP
+//! connections served leader/follower (`tcp_conn`) and UDP calls by a pool
+//! (`workers::CallPool`); both always keep a worker free for the next call,
+//! so a call the fault hook holds never holds the calls behind it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -19,6 +20,9 @@ use super::nlm::{self, LockConfig, Nlm};
 use super::nsm::{self, Nsm};
 use super::pcap::PcapWriter;
 use super::portmap::{self, PortRegistry, Registration};
+use super::workers::CallPool;
+
+mod tcp_conn;
 use super::{mount, nfs3, rpc};
 
 /// The largest record accepted: a maximal WRITE plus generous room for the
@@ -113,15 +117,6 @@ impl InFlight {
         }
         *n += 1;
         true
-    }
-
-    /// Waits for room; used where the peer can be made to wait (TCP).
-    fn enter(&self, max: usize) {
-        let mut n = lock(&self.count);
-        while *n >= max {
-            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n += 1;
     }
 
     fn leave(&self) {
@@ -459,10 +454,11 @@ impl NfsServer {
             return;
         }
         self.shared.stop.store(true, Ordering::SeqCst);
+        // Held calls first: a UDP loop joins its workers before it returns.
+        self.hook.shut_down();
         for t in self.loops.drain(..) {
             let _ = t.join();
         }
-        self.hook.shut_down();
         for stream in lock(&self.shared.conns).values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -588,14 +584,15 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// RFC 5531 §11 does not apply to UDP: one datagram is one message. Each
-/// call is served on its own thread so a stalled call does not stall the
+/// RFC 5531 §11 does not apply to UDP: one datagram is one message. Calls
+/// go to the socket's worker pool so a stalled call does not stall the
 /// socket.
 fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let pool = CallPool::new("nfs-udp-call");
     while !shared.stop.load(Ordering::SeqCst) {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -628,22 +625,22 @@ fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
         shared.capture(Transport::Udp, peer, local, &record);
         let s = shared.clone();
         let sock = socket.clone();
-        let spawned = std::thread::Builder::new()
-            .name("nfs-udp-call".into())
-            .spawn(move || {
-                if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp) {
-                    s.capture(Transport::Udp, local, peer, &reply);
-                    if let Err(e) = sock.send_to(&reply, peer) {
-                        tracing::debug!(%peer, error = %e, "udp reply failed");
-                    }
+        let spawned = pool.submit(move || {
+            if let Outcome::Reply(reply) = s.dispatch(&record, peer, Transport::Udp) {
+                s.capture(Transport::Udp, local, peer, &reply);
+                if let Err(e) = sock.send_to(&reply, peer) {
+                    tracing::debug!(%peer, error = %e, "udp reply failed");
                 }
-                s.udp_calls.leave();
-            });
+            }
+            s.udp_calls.leave();
+        });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot spawn udp call thread");
             shared.udp_calls.leave();
         }
     }
+    // Held calls are released by a heal or by the server's shutdown.
+    pool.close();
 }
 
 fn start_connection(
@@ -670,56 +667,12 @@ fn start_connection(
     Ok(())
 }
 
-/// Reads records and serves each on its own thread: the Linux client
-/// pipelines calls on one connection, and a call the fault hook holds (say
-/// "stall every WRITE") must not hold the GETATTRs behind it. Replies go out
-/// whole under the writer lock, in completion order (RFC 5531 §11 matches
-/// them by xid, not by order).
-fn serve_connection(shared: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
-    let writer = match stream.try_clone() {
-        Ok(w) => Arc::new(Mutex::new(w)),
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot clone connection");
-            return;
-        }
-    };
-    let calls = Arc::new(InFlight::default());
-    let local = stream
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
-        let record = match rpc::read_record(&mut stream, MAX_RECORD) {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "connection read ended");
-                break;
-            }
-        };
-        if shared.stop.load(Ordering::SeqCst) || shared.down.load(Ordering::SeqCst) {
-            break;
-        }
-        shared.capture(Transport::Tcp, peer, local, &record);
-        calls.enter(MAX_TCP_IN_FLIGHT);
-        let (s, w, c) = (shared.clone(), writer.clone(), calls.clone());
-        let spawned = std::thread::Builder::new()
-            .name("nfs-tcp-call".into())
-            .spawn(move || {
-                serve_tcp_call(&s, &record, (local, peer), &w);
-                c.leave();
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(%peer, error = %e, "cannot spawn call thread");
-            calls.leave();
-            break;
-        }
-    }
-    let _ = stream.shutdown(Shutdown::Both);
-    // Held calls are released by a heal or by the server's shutdown.
-    calls.wait_idle();
-    if let Some(p) = lock(&shared.capture).as_ref() {
-        p.connection_closed(local, peer);
-    }
+/// The Linux client pipelines calls on one connection, and a call the
+/// fault hook holds (say "stall every WRITE") must not hold the GETATTRs
+/// behind it: see `tcp_conn`. Replies go out whole under the writer lock,
+/// in completion order (RFC 5531 §11 matches them by xid, not by order).
+fn serve_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    tcp_conn::serve(shared, stream, peer);
 }
 
 fn serve_tcp_call(

@@ -8,6 +8,7 @@ mod load;
 mod matchers;
 mod model;
 mod network;
+mod nfs_faults;
 mod quantity;
 mod schema;
 mod steps;
@@ -15,6 +16,7 @@ mod validate;
 
 pub use load::{LoadError, load_cases, load_file, load_str, substitute};
 pub use model::*;
+pub use nfs_faults::NfsCallMatch;
 pub use quantity::{ByteSize, Duration};
 pub use schema::{scenario_schema, scenario_schema_json};
 pub use validate::{

@@ -2,6 +2,7 @@
 //! (`after:`, `offset:`, `parallel:`), limits, and what each step does.
 
 use super::model::Ref;
+use super::nfs_faults::NfsCallMatch;
 use super::quantity::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -135,6 +136,61 @@ pub enum Fault {
         #[schemars(with = "Duration")]
         down: Spanned<Duration>,
     },
+    /// Matching calls are held this long, then served. Heal: rule removed.
+    #[serde(rename = "nfs.delay")]
+    NfsDelay {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+        delay: Duration,
+    },
+    /// Matching calls are held until the fault heals, then served.
+    #[serde(rename = "nfs.stall")]
+    NfsStall {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+    },
+    /// Matching calls are served but their replies dropped (the client
+    /// retransmits). Heal: rule removed.
+    #[serde(rename = "nfs.drop")]
+    NfsDrop {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+    },
+    /// A matching call closes its connection unserved. Heal: rule removed.
+    #[serde(rename = "nfs.close")]
+    NfsClose {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+    },
+    /// Matching calls are answered, unserved, with this status
+    /// (`NFS3ERR_IO`, `io`, `jukebox`, or a number). Heal: rule removed.
+    #[serde(rename = "nfs.error")]
+    NfsError {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default, rename = "match")]
+        match_: NfsCallMatch,
+        #[schemars(with = "String")]
+        status: Spanned<String>,
+    },
+    /// The server reboots at once: connections closed, new write verifier,
+    /// reply cache lost; with `lose_handles` every handle turns STALE.
+    /// Heal: none (a reboot cannot be undone).
+    #[serde(rename = "nfs.restart")]
+    NfsRestart {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default)]
+        lose_handles: bool,
+    },
 }
 
 impl Fault {
@@ -151,6 +207,12 @@ impl Fault {
             Fault::BlockError { .. } => "block.error",
             Fault::BlockDelay { .. } => "block.delay",
             Fault::BlockFlakey { .. } => "block.flakey",
+            Fault::NfsDelay { .. } => "nfs.delay",
+            Fault::NfsStall { .. } => "nfs.stall",
+            Fault::NfsDrop { .. } => "nfs.drop",
+            Fault::NfsClose { .. } => "nfs.close",
+            Fault::NfsError { .. } => "nfs.error",
+            Fault::NfsRestart { .. } => "nfs.restart",
         }
     }
 

@@ -6,6 +6,8 @@ use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeSet;
 use std::fmt;
 
+mod nfs_faults;
+
 /// One thing wrong with a scenario, pinned to where it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -421,6 +423,12 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             | Fault::BlockError { .. }
             | Fault::BlockDelay { .. }
             | Fault::BlockFlakey { .. } => check_block_fault(c, s, &fault.value, &path),
+            Fault::NfsDelay { .. }
+            | Fault::NfsStall { .. }
+            | Fault::NfsDrop { .. }
+            | Fault::NfsClose { .. }
+            | Fault::NfsError { .. }
+            | Fault::NfsRestart { .. } => nfs_faults::check(c, s, &fault.value, &path),
         }
     }
 }

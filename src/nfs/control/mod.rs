@@ -127,6 +127,7 @@ impl RuleSpec {
         Ok(FaultRule {
             matcher: CallMatch {
                 prog: self.prog,
+                vers: None,
                 proc_: self.proc_,
                 export: self.export.clone(),
                 client,

@@ -140,6 +140,29 @@ pub fn procedure(prog: u32, name: &str) -> Option<u32> {
         .map(|i| i as u32)
 }
 
+/// The procedure names of `prog` (empty for a program this server does not
+/// know), for validation hints.
+pub fn procedure_names(prog: u32) -> &'static [&'static str] {
+    procs(prog)
+}
+
+/// A procedure named without its program, as a scenario's `match:` may:
+/// NFSv3 first, then MOUNT (so `NULL` is NFS's; MOUNT's NULL needs
+/// `program: mount`). Numbers are not accepted here: they are ambiguous.
+pub fn procedure_any(name: &str) -> Option<(u32, u32)> {
+    if name.parse::<u32>().is_ok() {
+        return None;
+    }
+    [nfs3::PROGRAM, mount::PROGRAM]
+        .into_iter()
+        .find_map(|prog| procedure(prog, name).map(|p| (prog, p)))
+}
+
+/// Every nfsstat3 name, for validation hints.
+pub fn status_names() -> impl Iterator<Item = &'static str> {
+    NFS3_STATUSES.iter().map(|(n, _)| *n)
+}
+
 pub fn procedure_name(prog: u32, proc_: u32) -> String {
     procs(prog)
         .get(proc_ as usize)
@@ -186,5 +209,10 @@ mod tests {
         assert_eq!(procedure(100021, "FREE_ALL"), Some(23));
         assert_eq!(procedure(100024, "sm_notify"), Some(6));
         assert_eq!(procedure_name(100024, 2), "SM_MON");
+        assert_eq!(procedure_any("MNT"), Some((100005, 1)));
+        assert_eq!(procedure_any("write"), Some((100003, 7)));
+        assert_eq!(procedure_any("NULL"), Some((100003, 0)));
+        assert_eq!(procedure_any("7"), None);
+        assert!(status_names().any(|n| n == "NFS3ERR_JUKEBOX"));
     }
 }

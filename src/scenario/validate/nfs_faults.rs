@@ -1,0 +1,154 @@
+//! Checks of the `nfs.*` call faults: the server and export exist, the
+//! `match:` names a known program, procedure and client network, and the
+//! status of `nfs.error` is an nfsstat3. Names come from the server's own
+//! tables (`nfs::control::names`), so scenario and control socket agree.
+
+use super::{Checker, closest};
+use crate::nfs::control::names;
+use crate::scenario::model::{Scenario, ServerKind};
+use crate::scenario::nfs_faults::NfsCallMatch;
+use crate::scenario::steps::Fault;
+
+const PROGRAMS: [&str; 5] = ["nfs", "mount", "portmap", "nlm", "nsm"];
+
+pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
+    let server = match fault {
+        Fault::NfsRestart { server, .. } => server,
+        f => match f.nfs_call() {
+            Some((server, _)) => server,
+            None => return,
+        },
+    };
+    let known = c.reference(
+        server,
+        format!("{path}.server"),
+        "nfs server",
+        s.nfs_servers.keys().map(String::as_str),
+    );
+    if known
+        && let Some(kind) = &s.nfs_servers[&server.value].kind
+        && kind.value != ServerKind::Inproc
+    {
+        c.at(
+            server.referenced,
+            format!("{path}.server"),
+            format!("`{}` is not an inproc server", server.value),
+            Some(format!(
+                "{} acts in stackquake's own server (kind: inproc); a {:?} server has no fault hook",
+                fault.kind(),
+                kind.value
+            )),
+        );
+    }
+    if let Some((_, m)) = fault.nfs_call() {
+        let exports: Vec<&str> = if known {
+            s.nfs_servers[&server.value]
+                .exports
+                .iter()
+                .map(|e| e.path.value.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        check_match(c, m, known.then_some(exports), &format!("{path}.match"));
+    }
+    if let Fault::NfsError { status, .. } = fault
+        && names::status(&status.value).is_none()
+    {
+        let wrong = status.value.to_ascii_uppercase();
+        let wrong = if wrong.starts_with("NFS3") {
+            wrong
+        } else {
+            format!("NFS3ERR_{wrong}")
+        };
+        let hint = match closest(&wrong, names::status_names()) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!(
+                "valid: {}",
+                names::status_names().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        c.at(
+            status.referenced,
+            format!("{path}.status"),
+            format!("unknown NFS3 status `{}`", status.value),
+            Some(hint),
+        );
+    }
+}
+
+fn check_match(c: &mut Checker, m: &NfsCallMatch, exports: Option<Vec<&str>>, path: &str) {
+    let mut program = None;
+    if let Some(p) = &m.program {
+        program = names::program(&p.value);
+        if program.is_none() {
+            let hint = match closest(&p.value, PROGRAMS.iter().copied()) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => format!("valid: {} or an RPC program number", PROGRAMS.join(", ")),
+            };
+            c.at(
+                p.referenced,
+                format!("{path}.program"),
+                format!("unknown RPC program `{}`", p.value),
+                Some(hint),
+            );
+            return;
+        }
+    }
+    if let Some(p) = &m.procedure {
+        let found = match program {
+            Some(prog) => names::procedure(prog, &p.value).is_some(),
+            None => names::procedure_any(&p.value).is_some(),
+        };
+        if !found {
+            let choices: Vec<&str> = match program {
+                Some(prog) => names::procedure_names(prog).to_vec(),
+                None => names::procedure_names(crate::nfs::nfs3::PROGRAM)
+                    .iter()
+                    .chain(&names::procedure_names(crate::nfs::mount::PROGRAM)[1..])
+                    .copied()
+                    .collect(),
+            };
+            let of = m
+                .program
+                .as_ref()
+                .map_or("NFSv3 or MOUNT".to_string(), |p| {
+                    format!("program {}", p.value)
+                });
+            let hint = match closest(&p.value, choices.iter().copied()) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None if choices.is_empty() => "give this program's procedures by number".into(),
+                None => format!("valid: {}", choices.join(", ")),
+            };
+            c.at(
+                p.referenced,
+                format!("{path}.procedure"),
+                format!("unknown procedure `{}` of {of}", p.value),
+                Some(hint),
+            );
+        }
+    }
+    if let (Some(e), Some(exports)) = (&m.export, exports) {
+        c.reference(e, format!("{path}.export"), "export", exports);
+    }
+    if let Some(a) = &m.client
+        && crate::nfs::export::Cidr::parse(&a.value).is_err()
+    {
+        c.at(
+            a.referenced,
+            format!("{path}.client"),
+            format!("`{}` is not an address or network", a.value),
+            Some("e.g. 10.77.0.2 or 10.77.0.0/24".into()),
+        );
+    }
+    if let Some(n) = &m.nth
+        && n.value == 0
+    {
+        c.at(
+            n.referenced,
+            format!("{path}.nth"),
+            "`nth` counts from 1".into(),
+            Some("nth: 1 is the first matching call".into()),
+        );
+    }
+}
