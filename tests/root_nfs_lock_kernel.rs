@@ -49,7 +49,7 @@ ip link set lo up
 for m in $(cat /modules.list); do
   case $m in lockd.ko) insmod /modules/$m nlm_timeout=3 ;; *) insmod /modules/$m ;; esac || echo "SQ-FAIL insmod $m"
 done
-SQ_GUEST_NLM_EXPORT=/export /bin/sqtest kernel_client_locks --exact --nocapture --test-threads=1 >/tmp/server.log 2>&1 &
+SQ_GUEST_NLM_EXPORT=/export /bin/sqtest kernel_client_locks --exact --include-ignored --nocapture --test-threads=1 >/tmp/server.log 2>&1 &
 i=0; while [ ! -s /tmp/port ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 PORT=$(cat /tmp/port)
 ctl() { echo "$1" > /tmp/control; i=0; while [ "$(cat /tmp/ack 2>/dev/null)" != "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; }

@@ -4,6 +4,7 @@
 //! to heal itself, and the engine heals every one still active at the end of
 //! its `for:`, at the end of the run, on failure, on timeout and on signals.
 
+mod lock;
 mod nfs;
 mod xfs;
 
@@ -16,6 +17,16 @@ pub trait Targets {
     fn nfs_server(&self, name: &str) -> Option<&NfsServer>;
     /// Where an image's filesystem is mounted.
     fn image_mountpoint(&self, image: &str) -> Option<&Path>;
+    /// A host's lock daemons (its `statd:` choice), for `proc.kill`.
+    fn host_daemons(&self, _host: &str) -> Option<&dyn HostDaemons> {
+        None
+    }
+}
+
+/// The daemons of one host that `proc.kill` can kill and heal restarts.
+pub trait HostDaemons {
+    fn kill(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
+    fn restart(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
 }
 
 /// An injected fault, holding what it needs to heal.
@@ -25,6 +36,8 @@ pub enum Active {
         server: String,
         export: String,
     },
+    /// `nlm.down` / `nsm.down` / `nlm.grace` / `proc.kill`.
+    Lock(lock::LockFault),
     /// A fault with no undo (an XFS shutdown stays until unmount).
     Permanent {
         kind: &'static str,
@@ -36,6 +49,7 @@ impl Active {
     pub fn kind(&self) -> &'static str {
         match self {
             Active::NfsUnexport { .. } => nfs::KIND,
+            Active::Lock(l) => l.kind(),
             Active::Permanent { kind } => kind,
         }
     }
@@ -54,6 +68,8 @@ pub enum FaultError {
         fault: &'static str,
         source: crate::nfs::NfsError,
     },
+    #[error("{fault}: {detail}")]
+    Lock { fault: &'static str, detail: String },
     #[error("{fault}: {source}")]
     Block {
         fault: &'static str,
@@ -65,12 +81,17 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
     match fault {
         Fault::NfsUnexport { server, export } => nfs::unexport(world, &server.value, &export.value),
         Fault::XfsShutdown { fs } => xfs::shutdown(world, &fs.value),
+        Fault::NlmDown { .. }
+        | Fault::NsmDown { .. }
+        | Fault::NlmGrace { .. }
+        | Fault::ProcKill { .. } => lock::inject(fault, world).map(Active::Lock),
     }
 }
 
 pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
     match active {
         Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
+        Active::Lock(l) => lock::heal(l, world),
         Active::Permanent { .. } => Ok(()),
     }
 }

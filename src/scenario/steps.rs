@@ -60,6 +60,50 @@ pub enum Fault {
     /// as a log I/O error would. Heal: none; the filesystem stays down.
     #[serde(rename = "xfs.shutdown")]
     XfsShutdown { fs: Ref },
+    /// The server's lock manager (NLM) stops answering (`stall`: calls are
+    /// held, then answered at heal) or leaves its portmapper (`unregister`).
+    #[serde(rename = "nlm.down")]
+    NlmDown {
+        server: Ref,
+        #[serde(default)]
+        mode: LockDownMode,
+    },
+    /// The same for a server's status monitor (NSM).
+    #[serde(rename = "nsm.down")]
+    NsmDown {
+        server: Ref,
+        #[serde(default)]
+        mode: LockDownMode,
+    },
+    /// The server enters a grace period: only reclaims are granted, new
+    /// locks get LCK_DENIED_GRACE_PERIOD. Heal: the grace period ends.
+    #[serde(rename = "nlm.grace")]
+    NlmGrace { server: Ref },
+    /// A host's daemon is killed (SIGKILL, or our stand-in stopped). Heal:
+    /// it is started again.
+    #[serde(rename = "proc.kill")]
+    ProcKill { host: Ref, daemon: Daemon },
+}
+
+/// How `nlm.down` / `nsm.down` take a lock service down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockDownMode {
+    /// Calls are held unanswered until the heal, then answered.
+    #[default]
+    Stall,
+    /// Gone from the portmapper: GETPORT answers 0.
+    Unregister,
+}
+
+/// A daemon `proc.kill` can kill on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Daemon {
+    /// The host's status monitor (`hosts.<h>.statd`).
+    Statd,
+    /// The host's portmapper (rpcbind, or our stand-in with its statd).
+    Rpcbind,
 }
 
 impl Fault {
@@ -67,6 +111,10 @@ impl Fault {
         match self {
             Fault::NfsUnexport { .. } => "nfs.unexport",
             Fault::XfsShutdown { .. } => "xfs.shutdown",
+            Fault::NlmDown { .. } => "nlm.down",
+            Fault::NsmDown { .. } => "nsm.down",
+            Fault::NlmGrace { .. } => "nlm.grace",
+            Fault::ProcKill { .. } => "proc.kill",
         }
     }
 }

@@ -404,6 +404,60 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             Fault::XfsShutdown { fs } => {
                 c.reference(fs, format!("{path}.fs"), "image", images.clone());
             }
+            Fault::NlmDown { server, .. }
+            | Fault::NsmDown { server, .. }
+            | Fault::NlmGrace { server } => {
+                if c.reference(
+                    server,
+                    format!("{path}.server"),
+                    "nfs server",
+                    s.nfs_servers.keys().map(String::as_str),
+                ) && let Some(kind) = &s.nfs_servers[&server.value].kind
+                    && kind.value != ServerKind::Inproc
+                {
+                    // knfsd's lockd is a kernel thread: nothing to stall from
+                    // user space (blocking its port is a network fault).
+                    c.at(
+                        server.referenced,
+                        format!("{path}.server"),
+                        format!(
+                            "`{}` acts on the in-process server's lock manager; `{}` is kind {}",
+                            fault.value.kind(),
+                            server.value,
+                            format!("{:?}", kind.value).to_lowercase()
+                        ),
+                        Some("use a network fault to cut a kernel server's lockd off".into()),
+                    );
+                }
+            }
+            Fault::ProcKill { host, daemon } => {
+                if c.reference(host, format!("{path}.host"), "host", hosts.clone()) {
+                    let statd = s.hosts[&host.value].statd.as_ref().map(|k| k.value);
+                    match (statd, daemon) {
+                        (None, _) => c.at(
+                            host.referenced,
+                            format!("{path}.host"),
+                            format!("host `{}` runs no statd to kill", host.value),
+                            Some(format!(
+                                "give it one: hosts.{}.statd: system|stackquake|none",
+                                host.value
+                            )),
+                        ),
+                        (Some(k), Daemon::Rpcbind) if k != Statd::System => c.at(
+                            host.referenced,
+                            format!("{path}.daemon"),
+                            format!(
+                                "host `{}` has statd: {}, whose portmapper and statd are one; \
+                                 only statd: system runs a separate rpcbind",
+                                host.value,
+                                k.name()
+                            ),
+                            Some("kill `statd` instead".into()),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
         }
     }
 }

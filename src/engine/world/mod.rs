@@ -5,6 +5,7 @@
 //! before it exists, so `stackquake cleanup` can finish a killed run's work.
 
 mod images;
+mod locking;
 mod net;
 mod nfs;
 
@@ -58,6 +59,8 @@ pub struct World {
     image_mounts: BTreeMap<String, Mount>,
     /// What each mount id mounted: source, filesystem type, options.
     sources: BTreeMap<String, (String, String, String)>,
+    /// Each host's status monitor (`hosts.<h>.statd`).
+    statds: BTreeMap<String, locking::ClientStatd>,
 }
 
 impl Targets for World {
@@ -67,6 +70,11 @@ impl Targets for World {
 
     fn image_mountpoint(&self, image: &str) -> Option<&Path> {
         self.image_mounts.get(image).map(Mount::target)
+    }
+
+    fn host_daemons(&self, host: &str) -> Option<&dyn crate::fault::HostDaemons> {
+        self.host_statd(host)
+            .map(|s| s as &dyn crate::fault::HostDaemons)
     }
 }
 
@@ -114,6 +122,7 @@ impl World {
         self.build_hosts(s, run, ledger, &mut note)?;
         self.build_links(s, ledger, &mut note)?;
         self.build_servers(s, scratch, &mut note)?;
+        self.build_statds(s, ledger, &mut note)?;
         self.build_mounts(s, ledger, &mut note)?;
         self.build_images(s, ledger, &mut note)?;
         Ok(())
@@ -153,6 +162,7 @@ impl World {
                 Err(e) => done(format!("unmount {id}"), Err(e)),
             }
         }
+        self.stop_statds(&mut done);
         for (name, srv) in std::mem::take(&mut self.servers) {
             srv.shutdown();
             done(format!("stop nfs server {name}"), Ok(()));

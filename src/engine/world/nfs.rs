@@ -38,11 +38,20 @@ impl World {
                 });
             }
             let ns = &self.netns[&server.host.value];
-            let listener = ns
-                .run(|| std::net::TcpListener::bind(("0.0.0.0", NFS_PORT)))
-                .map_err(|e| nfs_err(format!("listen on port {NFS_PORT}: {e}")))?;
-            let srv = NfsServer::start(ServerConfig { exports }, listener)
-                .map_err(|e| nfs_err(e.to_string()))?;
+            // With NLM, NSM and a portmapper on 111: kernel clients lock.
+            let listeners = super::locking::server_listeners(ns, NFS_PORT)
+                .map_err(|e| nfs_err(format!("listen on ports {NFS_PORT} and 111: {e}")))?;
+            let addr = s.hosts[&server.host.value]
+                .addr
+                .as_ref()
+                .and_then(|a| parse_cidr(&a.value))
+                .map(|(ip, _)| ip);
+            let srv = NfsServer::start_with_locking(
+                ServerConfig { exports },
+                listeners,
+                super::locking::server_lock_config(addr),
+            )
+            .map_err(|e| nfs_err(e.to_string()))?;
             note(format!(
                 "nfs server {name} on {}:{NFS_PORT}",
                 server.host.value

@@ -1,0 +1,393 @@
+//! NLM locking in the world: the in-process server's portmapper on port 111
+//! (the kernel's lockd finds the server's NLM only there: no mount option
+//! names the NLM port) and each client host's status monitor
+//! (`hosts.<h>.statd`), where the kernel's lockd registers NLM and asks
+//! statd to monitor the server before its first lock (fs/lockd/mon.c,
+//! nsm_monitor; without it every lock fails with ENOLCK).
+
+use super::{SetupError, World};
+use crate::fault::HostDaemons;
+use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::net::{Netns, command_in};
+use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
+use crate::scenario::{Daemon, Scenario, Statd, parse_cidr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The portmapper's well-known port (RFC 1833).
+const PORTMAP_PORT: u16 = 111;
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// The listeners of an in-process server that kernel clients lock against:
+/// NFS, MOUNT, NLM and NSM on `port` over TCP and UDP (rpc.statd's
+/// SM_NOTIFY travels over UDP), and the portmapper on 111.
+pub(super) fn server_listeners(ns: &Netns, port: u16) -> std::io::Result<Listeners> {
+    ns.run(|| {
+        let any = |p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, p));
+        Ok(Listeners::new(TcpListener::bind(any(port))?)
+            .with_udp(UdpSocket::bind(any(port))?)
+            .with_portmap(
+                TcpListener::bind(any(PORTMAP_PORT))?,
+                Some(UdpSocket::bind(any(PORTMAP_PORT))?),
+            ))
+    })
+}
+
+/// How the in-process server's lock manager is configured in a world: it
+/// names itself by its address in SM_NOTIFY, as rpc.statd does by default.
+pub(super) fn server_lock_config(addr: Option<Ipv4Addr>) -> LockConfig {
+    LockConfig {
+        name: addr.map(|a| a.to_string()),
+        ..LockConfig::default()
+    }
+}
+
+/// One client host's portmapper and status monitor.
+pub struct ClientStatd {
+    host: String,
+    kind: Statd,
+    inner: Mutex<Monitor>,
+}
+
+enum Monitor {
+    /// Our portmapper + NSM (`LockConfig::client_host`); NSM is left out of
+    /// the portmapper for `statd: none`, or while "killed".
+    Ours(NfsServer),
+    System(SystemStatd),
+}
+
+impl std::fmt::Debug for ClientStatd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientStatd({}, {})", self.host, self.kind.name())
+    }
+}
+
+impl ClientStatd {
+    fn start(
+        host: &str,
+        kind: Statd,
+        ns: &Netns,
+        addr: Option<Ipv4Addr>,
+        ledger: &Ledger,
+    ) -> Result<ClientStatd, String> {
+        let inner = match kind {
+            Statd::Stackquake | Statd::None => {
+                // 0.0.0.0: the kernel's lockd registers over 127.0.0.1, the
+                // server's GRANTED callback asks our address.
+                let listeners = ns
+                    .run(|| {
+                        let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORTMAP_PORT));
+                        Ok::<_, std::io::Error>(
+                            Listeners::new(TcpListener::bind(any)?).with_udp(UdpSocket::bind(any)?),
+                        )
+                    })
+                    .map_err(|e| format!("listen on port {PORTMAP_PORT}: {e}"))?;
+                let config = LockConfig {
+                    name: addr.map(|a| a.to_string()),
+                    ..LockConfig::client_host()
+                };
+                let srv = NfsServer::start_with_locking(Default::default(), listeners, config)
+                    .map_err(|e| e.to_string())?;
+                if kind == Statd::None {
+                    srv.set_registered(nsm::PROGRAM, false)
+                        .map_err(|e| e.to_string())?;
+                }
+                Monitor::Ours(srv)
+            }
+            Statd::System => {
+                Monitor::System(SystemStatd::start(ns, ledger).map_err(|e| e.to_string())?)
+            }
+        };
+        Ok(ClientStatd {
+            host: host.to_string(),
+            kind,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn stop(self) {
+        match self.inner.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Monitor::Ours(srv) => srv.shutdown(),
+            Monitor::System(mut s) => s.stop(),
+        }
+    }
+}
+
+impl HostDaemons for ClientStatd {
+    fn kill(&self, daemon: Daemon) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match (&mut *inner, daemon) {
+            // statd dies without unregistering; the kernel's GETPORT then
+            // gets a port nobody listens on. Leaving the portmapper is the
+            // closest our stand-in comes (the call fails at once either way).
+            (Monitor::Ours(srv), Daemon::Statd) => srv
+                .set_registered(nsm::PROGRAM, false)
+                .map_err(|e| e.to_string()),
+            (Monitor::Ours(_), Daemon::Rpcbind) => {
+                Err("statd: stackquake serves rpcbind and statd as one; kill statd".into())
+            }
+            (Monitor::System(s), d) => s.kill(d),
+        }
+    }
+
+    fn restart(&self, daemon: Daemon) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match (&mut *inner, daemon) {
+            (Monitor::Ours(srv), _) => {
+                if self.kind == Statd::None {
+                    return Ok(());
+                }
+                srv.set_registered(nsm::PROGRAM, true)
+                    .map_err(|e| e.to_string())
+            }
+            (Monitor::System(s), d) => s.restart(d),
+        }
+    }
+}
+
+/// nfs-common's rpc.statd and rpcbind in one host's netns, with private
+/// `/var/lib/nfs` and `/run` in a mount namespace held by an anchor process
+/// (as `Knfsd` does): statd's monitor list and rpcbind's socket must not be
+/// shared with another host's. The kernel's lockd, mounting from the host
+/// mount namespace, does not see that rpcbind socket and registers over
+/// 127.0.0.1:111 in the netns instead.
+struct SystemStatd {
+    anchor: Helper,
+    rpcbind: Option<Helper>,
+    statd: Option<Helper>,
+    ledger: Ledger,
+}
+
+struct Helper {
+    child: Child,
+    entry: Option<EntryId>,
+}
+
+impl SystemStatd {
+    fn start(ns: &Netns, ledger: &Ledger) -> Result<SystemStatd, String> {
+        for tool in ["rpcbind", "rpc.statd", "unshare", "nsenter"] {
+            if which(tool).is_none() {
+                return Err(format!(
+                    "{tool} not found: apt-get install nfs-common rpcbind"
+                ));
+            }
+        }
+        let mut anchor = command_in(ns, "unshare");
+        anchor.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sleep",
+            "infinity",
+        ]);
+        let anchor = spawn(anchor, ledger)?;
+        let pid = anchor.child.id();
+        let mut me = SystemStatd {
+            anchor,
+            rpcbind: None,
+            statd: None,
+            ledger: ledger.clone(),
+        };
+        let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+        wait_for("anchor", || {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            let mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            exe.is_some_and(|e| e.ends_with("sleep")) && mnt.is_some() && mnt != own
+        })?;
+        for dir in ["/var/lib/nfs", "/run"] {
+            me.run(&["mkdir", "-p", dir])?;
+            me.run(&["mount", "-t", "tmpfs", "sqstatd", dir])?;
+        }
+        me.run(&[
+            "mkdir",
+            "-p",
+            "/var/lib/nfs/statd/sm",
+            "/var/lib/nfs/statd/sm.bak",
+            "/run/rpcbind",
+        ])?;
+        me.restart(Daemon::Rpcbind)?;
+        me.restart(Daemon::Statd)?;
+        Ok(me)
+    }
+
+    fn tool(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg("-t")
+            .arg(self.anchor.child.id().to_string())
+            .args(["-m", "-n", "--"])
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Result<(), String> {
+        let out = self
+            .tool(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("`{}`: {e}", args.join(" ")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+
+    fn anchor_path(&self, rel: &str) -> std::path::PathBuf {
+        format!("/proc/{}/root/{rel}", self.anchor.child.id()).into()
+    }
+
+    fn kill(&mut self, daemon: Daemon) -> Result<(), String> {
+        let slot = match daemon {
+            Daemon::Statd => &mut self.statd,
+            Daemon::Rpcbind => &mut self.rpcbind,
+        };
+        if let Some(h) = slot.take() {
+            h.end(&self.ledger);
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, daemon: Daemon) -> Result<(), String> {
+        self.kill(daemon)?;
+        match daemon {
+            Daemon::Rpcbind => {
+                let sock = self.anchor_path("run/rpcbind.sock");
+                let _ = std::fs::remove_file(&sock);
+                let h = spawn(self.tool(&["rpcbind", "-f", "-w"]), &self.ledger)?;
+                self.rpcbind = Some(h);
+                wait_for("rpcbind", || sock.exists())?;
+            }
+            Daemon::Statd => {
+                // -L: no sm-notify at start (nobody to notify in a fresh world).
+                let h = spawn(self.tool(&["rpc.statd", "-F", "-L"]), &self.ledger)?;
+                self.statd = Some(h);
+                let pid = self.anchor.child.id();
+                wait_for("rpc.statd", || {
+                    std::fs::read_to_string(format!("/proc/{pid}/root/var/lib/nfs/statd/state"))
+                        .is_ok()
+                })?;
+                // statd registers right after writing its state file.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for h in [self.statd.take(), self.rpcbind.take()]
+            .into_iter()
+            .flatten()
+        {
+            h.end(&self.ledger);
+        }
+        let anchor = std::mem::replace(
+            &mut self.anchor,
+            Helper {
+                child: Command::new("true").spawn().expect("spawning true"),
+                entry: None,
+            },
+        );
+        anchor.end(&self.ledger);
+    }
+}
+
+impl Helper {
+    fn end(mut self, ledger: &Ledger) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(entry) = self.entry
+            && let Err(e) = ledger.done(entry)
+        {
+            tracing::warn!(error = %e, "cannot mark a statd helper done in the ledger");
+        }
+    }
+}
+
+fn spawn(mut cmd: Command, ledger: &Ledger) -> Result<Helper, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let pid = child.id();
+    let mut helper = Helper { child, entry: None };
+    // Recorded right after the spawn: the pid exists only then.
+    let starttime = crate::sys::procstat::read(pid)
+        .map(|s| s.starttime)
+        .unwrap_or(0);
+    match ledger.record(LedgerObject::Process { pid, starttime }) {
+        Ok(entry) => helper.entry = Some(entry),
+        Err(e) => {
+            helper.end(ledger);
+            return Err(format!("cannot record pid {pid} in the ledger: {e}"));
+        }
+    }
+    Ok(helper)
+}
+
+fn wait_for(what: &str, ready: impl Fn() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > READY_WAIT {
+            return Err(format!("{what} did not come up within {READY_WAIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+impl World {
+    /// Starts each host's `statd:` choice, before anything mounts (the
+    /// kernel's lockd registers with the host's portmapper at mount time).
+    pub(super) fn build_statds(
+        &mut self,
+        s: &Scenario,
+        ledger: &Ledger,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for (name, host) in &s.hosts {
+            let Some(kind) = &host.statd else { continue };
+            let addr = host
+                .addr
+                .as_ref()
+                .and_then(|a| parse_cidr(&a.value))
+                .map(|(ip, _)| ip);
+            let statd = ClientStatd::start(name, kind.value, &self.netns[name], addr, ledger)
+                .map_err(|detail| SetupError::Nfs {
+                    server: format!("statd of host {name}"),
+                    detail,
+                })?;
+            note(format!("host {name}: statd {}", kind.value.name()));
+            self.statds.insert(name.clone(), statd);
+        }
+        Ok(())
+    }
+
+    /// Stops every host's status monitor (after the NFS mounts are gone).
+    pub(super) fn stop_statds(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+        for (name, statd) in std::mem::take(&mut self.statds) {
+            statd.stop();
+            done(format!("stop statd of host {name}"), Ok(()));
+        }
+    }
+
+    pub(super) fn host_statd(&self, host: &str) -> Option<&ClientStatd> {
+        self.statds.get(host)
+    }
+}
