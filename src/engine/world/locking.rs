@@ -88,7 +88,9 @@ impl ClientStatd {
                     name: addr.map(|a| a.to_string()),
                     ..LockConfig::client_host()
                 };
-                let srv = NfsServer::start_with_locking(Default::default(), listeners, config)
+                // Inside the namespace, so its SM_NOTIFY leaves from there.
+                let srv = ns
+                    .run(|| NfsServer::start_with_locking(Default::default(), listeners, config))
                     .map_err(|e| e.to_string())?;
                 if kind == Statd::None {
                     srv.set_registered(nsm::PROGRAM, false)

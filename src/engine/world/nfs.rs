@@ -46,12 +46,17 @@ impl World {
                 .as_ref()
                 .and_then(|a| parse_cidr(&a.value))
                 .map(|(ip, _)| ip);
-            let srv = NfsServer::start_with_locking(
-                ServerConfig { exports },
-                listeners,
-                super::locking::server_lock_config(addr),
-            )
-            .map_err(|e| nfs_err(e.to_string()))?;
+            // Started from inside the namespace: the threads it spawns stay
+            // there, so its callbacks (GRANTED, SM_NOTIFY) leave from it.
+            let srv = ns
+                .run(|| {
+                    NfsServer::start_with_locking(
+                        ServerConfig { exports },
+                        listeners,
+                        super::locking::server_lock_config(addr),
+                    )
+                })
+                .map_err(|e| nfs_err(e.to_string()))?;
             note(format!(
                 "nfs server {name} on {}:{NFS_PORT}",
                 server.host.value
