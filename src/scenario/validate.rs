@@ -443,16 +443,21 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
                                 host.value
                             )),
                         ),
-                        (Some(k), Daemon::Rpcbind) if k != Statd::System => c.at(
+                        (Some(Statd::Stackquake), Daemon::Rpcbind) => c.at(
                             host.referenced,
                             format!("{path}.daemon"),
                             format!(
-                                "host `{}` has statd: {}, whose portmapper and statd are one; \
-                                 only statd: system runs a separate rpcbind",
-                                host.value,
-                                k.name()
+                                "host `{}` has statd: stackquake, whose portmapper and statd \
+                                 are one; only statd: system|none run the system's rpcbind",
+                                host.value
                             ),
                             Some("kill `statd` instead".into()),
+                        ),
+                        (Some(Statd::None), Daemon::Statd) => c.at(
+                            host.referenced,
+                            format!("{path}.daemon"),
+                            format!("host `{}` has statd: none: no statd to kill", host.value),
+                            Some("kill `rpcbind`, or give it statd: system".into()),
                         ),
                         _ => {}
                     }

@@ -73,7 +73,7 @@ impl ClientStatd {
         ledger: &Ledger,
     ) -> Result<ClientStatd, String> {
         let inner = match kind {
-            Statd::Stackquake | Statd::None => {
+            Statd::Stackquake => {
                 // 0.0.0.0: the kernel's lockd registers over 127.0.0.1, the
                 // server's GRANTED callback asks our address.
                 let listeners = ns
@@ -92,14 +92,12 @@ impl ClientStatd {
                 let srv = ns
                     .run(|| NfsServer::start_with_locking(Default::default(), listeners, config))
                     .map_err(|e| e.to_string())?;
-                if kind == Statd::None {
-                    srv.set_registered(nsm::PROGRAM, false)
-                        .map_err(|e| e.to_string())?;
-                }
                 Monitor::Ours(srv)
             }
-            Statd::System => {
-                Monitor::System(SystemStatd::start(ns, ledger).map_err(|e| e.to_string())?)
+            // `none` is the incident's host: the system's rpcbind runs,
+            // rpc.statd does not.
+            Statd::System | Statd::None => {
+                Monitor::System(SystemStatd::start(ns, ledger, kind == Statd::System)?)
             }
         };
         Ok(ClientStatd {
@@ -137,13 +135,9 @@ impl HostDaemons for ClientStatd {
     fn restart(&self, daemon: Daemon) -> Result<(), String> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *inner, daemon) {
-            (Monitor::Ours(srv), _) => {
-                if self.kind == Statd::None {
-                    return Ok(());
-                }
-                srv.set_registered(nsm::PROGRAM, true)
-                    .map_err(|e| e.to_string())
-            }
+            (Monitor::Ours(srv), _) => srv
+                .set_registered(nsm::PROGRAM, true)
+                .map_err(|e| e.to_string()),
             (Monitor::System(s), d) => s.restart(d),
         }
     }
@@ -168,7 +162,8 @@ struct Helper {
 }
 
 impl SystemStatd {
-    fn start(ns: &Netns, ledger: &Ledger) -> Result<SystemStatd, String> {
+    /// rpcbind, and rpc.statd when `statd`.
+    fn start(ns: &Netns, ledger: &Ledger, statd: bool) -> Result<SystemStatd, String> {
         for tool in ["rpcbind", "rpc.statd", "unshare", "nsenter"] {
             if which(tool).is_none() {
                 return Err(format!(
@@ -203,15 +198,18 @@ impl SystemStatd {
             me.run(&["mkdir", "-p", dir])?;
             me.run(&["mount", "-t", "tmpfs", "sqstatd", dir])?;
         }
+        // nfs-utils 2.6 keeps sm/, sm.bak/ and state directly in /var/lib/nfs.
         me.run(&[
             "mkdir",
             "-p",
-            "/var/lib/nfs/statd/sm",
-            "/var/lib/nfs/statd/sm.bak",
+            "/var/lib/nfs/sm",
+            "/var/lib/nfs/sm.bak",
             "/run/rpcbind",
         ])?;
         me.restart(Daemon::Rpcbind)?;
-        me.restart(Daemon::Statd)?;
+        if statd {
+            me.restart(Daemon::Statd)?;
+        }
         Ok(me)
     }
 
@@ -271,11 +269,10 @@ impl SystemStatd {
                 let h = spawn(self.tool(&["rpc.statd", "-F", "-L"]), &self.ledger)?;
                 self.statd = Some(h);
                 let pid = self.anchor.child.id();
-                wait_for("rpc.statd", || {
-                    std::fs::read_to_string(format!("/proc/{pid}/root/var/lib/nfs/statd/state"))
-                        .is_ok()
-                })?;
-                // statd registers right after writing its state file.
+                let state = format!("/proc/{pid}/root/var/lib/nfs/state");
+                let before = std::fs::read(&state).ok();
+                wait_for("rpc.statd", || std::fs::read(&state).ok() != before)?;
+                // statd registers with rpcbind right after bumping its state.
                 std::thread::sleep(Duration::from_millis(300));
             }
         }
