@@ -194,7 +194,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             hosts.clone(),
         );
         if let Some(kind) = &server.kind
-            && kind.value != ServerKind::Inproc
+            && kind.value == ServerKind::External
         {
             c.at(
                 kind.referenced,

@@ -362,6 +362,13 @@ impl World {
     ) -> Result<(), SetupError> {
         for (name, host) in &s.hosts {
             let Some(kind) = &host.statd else { continue };
+            // A knfsd host's statd runs in knfsd's namespaces (build_knfsds).
+            if s.nfs_servers
+                .iter()
+                .any(|(n, srv)| srv.host.value == *name && super::knfsd::is_knfsd(s, n))
+            {
+                continue;
+            }
             let addr = host
                 .addr
                 .as_ref()
@@ -376,6 +383,20 @@ impl World {
             self.statds.insert(name.clone(), statd);
         }
         Ok(())
+    }
+
+    /// Starts rpc.statd on `statd: none` hosts before their mounts go: the
+    /// kernel's lockd asks statd to unmonitor the server at unmount
+    /// (SM_UNMON), and without one the unmount waits a minute in it. The
+    /// scenario is over; this is healing, like every fault's.
+    pub(super) fn heal_statds(&mut self) {
+        for (name, statd) in &self.statds {
+            if statd.kind == Statd::None
+                && let Err(e) = statd.restart(Daemon::Statd)
+            {
+                tracing::warn!(host = %name, error = %e, "cannot start rpc.statd for unmount");
+            }
+        }
     }
 
     /// Stops every host's status monitor (after the NFS mounts are gone).

@@ -5,6 +5,7 @@
 //! before it exists, so `stackquake cleanup` can finish a killed run's work.
 
 mod images;
+mod knfsd;
 mod locking;
 mod net;
 mod nfs;
@@ -61,6 +62,8 @@ pub struct World {
     sources: BTreeMap<String, (String, String, String)>,
     /// Each host's status monitor (`hosts.<h>.statd`).
     statds: BTreeMap<String, locking::ClientStatd>,
+    /// `kind: knfsd` servers.
+    knfsds: BTreeMap<String, knfsd::KnfsdServer>,
 }
 
 impl Targets for World {
@@ -122,6 +125,7 @@ impl World {
         self.build_hosts(s, run, ledger, &mut note)?;
         self.build_links(s, ledger, &mut note)?;
         self.build_servers(s, scratch, &mut note)?;
+        self.build_knfsds(s, scratch, ledger, &mut note)?;
         self.build_statds(s, ledger, &mut note)?;
         self.build_mounts(s, ledger, &mut note)?;
         self.build_images(s, ledger, &mut note)?;
@@ -156,6 +160,7 @@ impl World {
         }
         // Image files may live on the NFS mounts: remove them while those stand.
         self.images.clear();
+        self.heal_statds();
         for (id, m) in std::mem::take(&mut self.nfs_mounts).into_iter().rev() {
             match unmount(m) {
                 Ok(how) => done(format!("unmount {id}{how}"), Ok(())),
@@ -163,6 +168,7 @@ impl World {
             }
         }
         self.stop_statds(&mut done);
+        self.stop_knfsds(&mut done);
         for (name, srv) in std::mem::take(&mut self.servers) {
             srv.shutdown();
             done(format!("stop nfs server {name}"), Ok(()));

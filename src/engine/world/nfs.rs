@@ -20,6 +20,9 @@ impl World {
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for (name, server) in &s.nfs_servers {
+            if super::knfsd::is_knfsd(s, name) {
+                continue; // build_knfsds
+            }
             let nfs_err = |detail: String| SetupError::Nfs {
                 server: name.clone(),
                 detail,
@@ -86,8 +89,17 @@ impl World {
                 })?;
             let target = self.path(&m.at.value);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let data = nfs_mount_data(m.options.as_ref().map(|o| o.value.as_str()), addr, NFS_PORT);
-            let source = format!("{addr}:{}", m.export.value);
+            let mut data =
+                nfs_mount_data(m.options.as_ref().map(|o| o.value.as_str()), addr, NFS_PORT);
+            let mut source = format!("{addr}:{}", m.export.value);
+            if let Some((dir, mountd)) = self.knfsd_target(&m.server.value, &m.export.value) {
+                // knfsd exports the directory itself; its mountd has a port of its own.
+                source = format!("{addr}:{dir}");
+                data = data.replace(
+                    &format!("mountport={NFS_PORT}"),
+                    &format!("mountport={mountd}"),
+                );
+            }
             // The kernel NFS client uses the mounting task's network namespace.
             let mount = self.netns[&m.host.value]
                 .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))
