@@ -433,7 +433,24 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             Fault::ProcKill { host, daemon } => {
                 if c.reference(host, format!("{path}.host"), "host", hosts.clone()) {
                     let statd = s.hosts[&host.value].statd.as_ref().map(|k| k.value);
+                    let knfsd_host = s.nfs_servers.values().any(|srv| {
+                        srv.host.value == host.value
+                            && srv
+                                .kind
+                                .as_ref()
+                                .is_some_and(|k| k.value == ServerKind::Knfsd)
+                    });
                     match (statd, daemon) {
+                        _ if knfsd_host => c.at(
+                            host.referenced,
+                            format!("{path}.host"),
+                            format!(
+                                "host `{}` runs a knfsd server, whose statd and rpcbind \
+                                 belong to it",
+                                host.value
+                            ),
+                            Some("kill a client host's statd".into()),
+                        ),
                         (None, _) => c.at(
                             host.referenced,
                             format!("{path}.host"),
