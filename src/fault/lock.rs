@@ -35,6 +35,9 @@ pub enum LockFault {
         host: String,
         daemon: Daemon,
     },
+    Crashed {
+        host: String,
+    },
 }
 
 impl LockFault {
@@ -43,6 +46,7 @@ impl LockFault {
             LockFault::Down { kind, .. } => kind,
             LockFault::Grace { .. } => "nlm.grace",
             LockFault::Killed { .. } => "proc.kill",
+            LockFault::Crashed { .. } => "host.crash",
         }
     }
 }
@@ -122,6 +126,18 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
                 daemon: *daemon,
             })
         }
+        Fault::HostCrash { host } => {
+            daemons(world, &host.value)?
+                .crash()
+                .map_err(|detail| FaultError::Lock {
+                    fault: kind,
+                    detail,
+                })?;
+            tracing::info!(host = %host.value, "host crashed");
+            Ok(LockFault::Crashed {
+                host: host.value.clone(),
+            })
+        }
         _ => unreachable!("fault::inject routes only locking faults here"),
     }
 }
@@ -133,7 +149,7 @@ fn daemons<'w>(
     world
         .host_daemons(host)
         .ok_or_else(|| FaultError::UnknownTarget {
-            fault: "proc.kill",
+            fault: "proc.kill/host.crash",
             what: "host with a statd",
             name: host.to_string(),
         })
@@ -165,6 +181,14 @@ pub(super) fn heal(active: &LockFault, world: &dyn Targets) -> Result<(), FaultE
         LockFault::Killed { host, daemon } => {
             daemons(world, host)?
                 .restart(*daemon)
+                .map_err(|detail| FaultError::Lock {
+                    fault: kind,
+                    detail,
+                })
+        }
+        LockFault::Crashed { host } => {
+            daemons(world, host)?
+                .reboot()
                 .map_err(|detail| FaultError::Lock {
                     fault: kind,
                     detail,

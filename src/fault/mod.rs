@@ -27,6 +27,14 @@ pub trait Targets {
 pub trait HostDaemons {
     fn kill(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
     fn restart(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
+    /// `host.crash`: the host falls silent.
+    fn crash(&self) -> Result<(), String> {
+        Err("this host cannot crash".into())
+    }
+    /// The crashed host comes back and its statd notifies its peers.
+    fn reboot(&self) -> Result<(), String> {
+        Err("this host cannot reboot".into())
+    }
 }
 
 /// An injected fault, holding what it needs to heal.
@@ -84,7 +92,8 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
         Fault::NlmDown { .. }
         | Fault::NsmDown { .. }
         | Fault::NlmGrace { .. }
-        | Fault::ProcKill { .. } => lock::inject(fault, world).map(Active::Lock),
+        | Fault::ProcKill { .. }
+        | Fault::HostCrash { .. } => lock::inject(fault, world).map(Active::Lock),
     }
 }
 

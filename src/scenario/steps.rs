@@ -83,6 +83,12 @@ pub enum Fault {
     /// it is started again.
     #[serde(rename = "proc.kill")]
     ProcKill { host: Ref, daemon: Daemon },
+    /// A client host crashes: its links go down, so nothing it sends (its
+    /// lockd's UNLOCKs) arrives. Heal: it "reboots": links up, its statd
+    /// (`statd: stackquake`) takes a new state and sends SM_NOTIFY to every
+    /// server it monitors, which releases the host's locks.
+    #[serde(rename = "host.crash")]
+    HostCrash { host: Ref },
 }
 
 /// How `nlm.down` / `nsm.down` take a lock service down.
@@ -115,6 +121,7 @@ impl Fault {
             Fault::NsmDown { .. } => "nsm.down",
             Fault::NlmGrace { .. } => "nlm.grace",
             Fault::ProcKill { .. } => "proc.kill",
+            Fault::HostCrash { .. } => "host.crash",
         }
     }
 }

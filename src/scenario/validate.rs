@@ -430,6 +430,22 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
                     );
                 }
             }
+            Fault::HostCrash { host } => {
+                if c.reference(host, format!("{path}.host"), "host", hosts.clone())
+                    && s.hosts[&host.value].statd.as_ref().map(|k| k.value)
+                        != Some(Statd::Stackquake)
+                {
+                    c.at(
+                        host.referenced,
+                        format!("{path}.host"),
+                        format!(
+                            "`host.crash` reboots `{}` through stackquake's statd",
+                            host.value
+                        ),
+                        Some(format!("give it hosts.{}.statd: stackquake", host.value)),
+                    );
+                }
+            }
             Fault::ProcKill { host, daemon } => {
                 if c.reference(host, format!("{path}.host"), "host", hosts.clone()) {
                     let statd = s.hosts[&host.value].statd.as_ref().map(|k| k.value);

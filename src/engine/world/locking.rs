@@ -49,6 +49,11 @@ pub struct ClientStatd {
     host: String,
     kind: Statd,
     inner: Mutex<Monitor>,
+    netns: String,
+    /// The host's namespace, for the reboot notification's thread.
+    ns_file: std::fs::File,
+    /// Links taken down by `host.crash`.
+    downed: Mutex<Vec<String>>,
 }
 
 enum Monitor {
@@ -104,6 +109,9 @@ impl ClientStatd {
             host: host.to_string(),
             kind,
             inner: Mutex::new(inner),
+            netns: ns.name().to_string(),
+            ns_file: ns.file().map_err(|e| e.to_string())?,
+            downed: Mutex::new(Vec::new()),
         })
     }
 
@@ -116,6 +124,75 @@ impl ClientStatd {
 }
 
 impl HostDaemons for ClientStatd {
+    fn crash(&self) -> Result<(), String> {
+        let links = ip(&self.netns, &["-o", "link", "show"])?;
+        let mut downed = self.downed.lock().unwrap_or_else(|e| e.into_inner());
+        // "3: to-server@if2: <…>": the name sits between the first ": " and "@".
+        for line in links.lines() {
+            let Some(name) = line.split(": ").nth(1) else {
+                continue;
+            };
+            let name = name.split('@').next().unwrap_or(name);
+            if name == "lo" {
+                continue;
+            }
+            ip(&self.netns, &["link", "set", "dev", name, "down"])?;
+            downed.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Links up, then SM_NOTIFY with the next state number to every host
+    /// the kernel's lockd asked us to monitor (mon_name is the server's
+    /// address), as sm-notify does at boot. Answered before this returns,
+    /// so the server has released our locks by then.
+    fn reboot(&self) -> Result<(), String> {
+        for name in std::mem::take(&mut *self.downed.lock().unwrap_or_else(|e| e.into_inner())) {
+            ip(&self.netns, &["link", "set", "dev", &name, "up"])?;
+        }
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Monitor::Ours(srv) = &*inner else {
+            return Err("reboot needs statd: stackquake".into());
+        };
+        let nsm = srv.nsm().ok_or("no NSM on this host")?;
+        let state = nsm.reboot();
+        let name = nsm.name().to_string();
+        let servers: Vec<std::net::IpAddr> = nsm
+            .monitored()
+            .iter()
+            .filter_map(|m| m.mon_name.parse().ok())
+            .collect();
+        tracing::info!(host = %self.host, state, ?servers, "host rebooted: notifying");
+        let ns_file = &self.ns_file;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> Result<(), String> {
+                    crate::sys::ns::enter_netns(ns_file).map_err(|e| e.to_string())?;
+                    for to in &servers {
+                        let peer = crate::nfs::peer::Peer {
+                            from: std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                            to: *to,
+                            portmap_port: PORTMAP_PORT,
+                            privileged: false,
+                            timeout: Duration::from_secs(5),
+                        };
+                        let mut args = crate::nfs::xdr::XdrWriter::new();
+                        args.string(name.as_bytes()).i32(state);
+                        peer.call(
+                            nsm::PROGRAM,
+                            nsm::VERSION,
+                            nsm::procs::NOTIFY,
+                            args.as_bytes(),
+                        )
+                        .map_err(|e| format!("SM_NOTIFY to {to}: {e}"))?;
+                    }
+                    Ok(())
+                })
+                .join()
+                .map_err(|_| "notify thread panicked".to_string())?
+        })
+    }
+
     fn kill(&self, daemon: Daemon) -> Result<(), String> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *inner, daemon) {
@@ -409,5 +486,72 @@ impl World {
 
     pub(super) fn host_statd(&self, host: &str) -> Option<&ClientStatd> {
         self.statds.get(host)
+    }
+}
+
+/// Runs `ip -n <netns> <args…>`.
+fn ip(netns: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .arg("-n")
+        .arg(netns)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip -n {netns} {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ip -n {netns} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl World {
+    /// A host with several links (a server with two clients) has its one
+    /// address on each, and with it the same subnet route on each: replies
+    /// to the second client would leave through the first link. A /32
+    /// route to every peer through its own link fixes that.
+    pub(super) fn build_peer_routes(
+        &mut self,
+        s: &Scenario,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for name in s.hosts.keys() {
+            let peers: Vec<&str> = s
+                .links
+                .iter()
+                .filter_map(|l| match [&l.between[0].value, &l.between[1].value] {
+                    [a, b] if a == name => Some(b.as_str()),
+                    [a, b] if b == name => Some(a.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if peers.len() < 2 {
+                continue;
+            }
+            for peer in peers {
+                let Some((ip_addr, _)) = s.hosts[peer]
+                    .addr
+                    .as_ref()
+                    .and_then(|a| parse_cidr(&a.value))
+                else {
+                    continue;
+                };
+                let dst = format!("{ip_addr}/32");
+                let dev = format!("to-{peer}");
+                ip(
+                    self.netns[name].name(),
+                    &["route", "replace", &dst, "dev", &dev],
+                )
+                .map_err(|detail| SetupError::Nfs {
+                    server: format!("routes of host {name}"),
+                    detail,
+                })?;
+                note(format!("host {name}: route {dst} via {dev}"));
+            }
+        }
+        Ok(())
     }
 }

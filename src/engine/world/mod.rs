@@ -124,6 +124,7 @@ impl World {
 
         self.build_hosts(s, run, ledger, &mut note)?;
         self.build_links(s, ledger, &mut note)?;
+        self.build_peer_routes(s, &mut note)?;
         self.build_servers(s, scratch, &mut note)?;
         self.build_knfsds(s, scratch, ledger, &mut note)?;
         self.build_statds(s, ledger, &mut note)?;
