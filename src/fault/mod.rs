@@ -5,6 +5,7 @@
 //! its `for:`, at the end of the run, on failure, on timeout and on signals.
 
 mod block;
+mod lock;
 mod net;
 mod nfs;
 mod nfs_call;
@@ -57,6 +58,24 @@ pub trait Targets {
     fn dm_volume(&self, _image: &str) -> Option<&Mutex<DmVolume>> {
         None
     }
+    /// A host's lock daemons (its `statd:` choice), for `proc.kill`.
+    fn host_daemons(&self, _host: &str) -> Option<&dyn HostDaemons> {
+        None
+    }
+}
+
+/// The daemons of one host that `proc.kill` can kill and heal restarts.
+pub trait HostDaemons {
+    fn kill(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
+    fn restart(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
+    /// `host.crash`: the host falls silent.
+    fn crash(&self) -> Result<(), String> {
+        Err("this host cannot crash".into())
+    }
+    /// The crashed host comes back and its statd notifies its peers.
+    fn reboot(&self) -> Result<(), String> {
+        Err("this host cannot reboot".into())
+    }
 }
 
 /// An injected fault, holding what it needs to heal.
@@ -92,6 +111,8 @@ pub enum Active {
         server: String,
         rule: crate::nfs::RuleId,
     },
+    /// `nlm.down` / `nsm.down` / `nlm.grace` / `proc.kill`.
+    Lock(lock::LockFault),
     /// A fault with no undo (an XFS shutdown stays until unmount).
     Permanent {
         kind: &'static str,
@@ -114,6 +135,7 @@ impl Active {
             Active::NetRule { kind, .. } | Active::Netem { kind, .. } => kind,
             Active::NetMtu { .. } => net::MTU,
             Active::NfsRule { kind, .. } => kind,
+            Active::Lock(l) => l.kind(),
             Active::Permanent { kind } | Active::Block { kind, .. } => kind,
         }
     }
@@ -149,6 +171,8 @@ pub enum FaultError {
         fault: &'static str,
         source: crate::net::NetError,
     },
+    #[error("{fault}: {detail}")]
+    Lock { fault: &'static str, detail: String },
     #[error("{fault}: {source}")]
     Block {
         fault: &'static str,
@@ -178,6 +202,11 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
         | Fault::NfsDrop { .. }
         | Fault::NfsClose { .. }
         | Fault::NfsError { .. } => nfs_call::add_rule(fault, world),
+        Fault::NlmDown { .. }
+        | Fault::NsmDown { .. }
+        | Fault::NlmGrace { .. }
+        | Fault::ProcKill { .. }
+        | Fault::HostCrash { .. } => lock::inject(fault, world).map(Active::Lock),
     }
 }
 
@@ -185,6 +214,7 @@ pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
     match active {
         Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
         Active::NfsRule { kind, server, rule } => nfs_call::remove_rule(world, kind, server, *rule),
+        Active::Lock(l) => lock::heal(l, world),
         Active::Permanent { .. } => Ok(()),
         Active::NetRule { .. } | Active::NetMtu { .. } | Active::Netem { .. } => {
             net::heal(active, world)
@@ -213,6 +243,6 @@ pub fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultEr
         // The hook's count survives the rule's removal, so this also works
         // after heal.
         Active::NfsRule { server, rule, .. } => nfs_call::acted(world, server, *rule).map(Ok),
-        Active::NfsUnexport { .. } | Active::Permanent { .. } => None,
+        Active::NfsUnexport { .. } | Active::Permanent { .. } | Active::Lock(_) => None,
     }
 }

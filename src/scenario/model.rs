@@ -144,6 +144,36 @@ pub struct Host {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub addr: Option<Spanned<String>>,
+    /// The NFS status monitor on this host, for NLM locking from its mounts
+    /// (absent: nothing on port 111, so mounts need `nolock`).
+    #[serde(default)]
+    #[schemars(with = "Option<Statd>")]
+    pub statd: Option<Spanned<Statd>>,
+}
+
+/// Who answers NSM (100024) on a client host, and who is its portmapper on
+/// 127.0.0.1:111 where the kernel's lockd registers NLM and asks for statd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Statd {
+    /// nfs-common's `rpc.statd` with `rpcbind`, in the host's namespace
+    /// with private state.
+    System,
+    /// stackquake's own portmapper and status monitor.
+    Stackquake,
+    /// A portmapper but no status monitor: the incident's disabled
+    /// rpc-statd.service.
+    None,
+}
+
+impl Statd {
+    pub fn name(self) -> &'static str {
+        match self {
+            Statd::System => "system",
+            Statd::Stackquake => "stackquake",
+            Statd::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -191,6 +191,68 @@ pub enum Fault {
         #[serde(default)]
         lose_handles: bool,
     },
+    /// The server's lock manager (NLM) stops answering (`stall`: calls are
+    /// held, then answered at heal) or leaves its portmapper (`unregister`).
+    #[serde(rename = "nlm.down")]
+    NlmDown {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default)]
+        mode: LockDownMode,
+    },
+    /// The same for a server's status monitor (NSM).
+    #[serde(rename = "nsm.down")]
+    NsmDown {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default)]
+        mode: LockDownMode,
+    },
+    /// The server enters a grace period: only reclaims are granted, new
+    /// locks get LCK_DENIED_GRACE_PERIOD. Heal: the grace period ends.
+    #[serde(rename = "nlm.grace")]
+    NlmGrace {
+        #[schemars(with = "String")]
+        server: Ref,
+    },
+    /// A host's daemon is killed (SIGKILL, or our stand-in stopped). Heal:
+    /// it is started again.
+    #[serde(rename = "proc.kill")]
+    ProcKill {
+        #[schemars(with = "String")]
+        host: Ref,
+        daemon: Daemon,
+    },
+    /// A client host crashes: its links go down, so nothing it sends (its
+    /// lockd's UNLOCKs) arrives. Heal: it "reboots": links up, its statd
+    /// (`statd: stackquake`) takes a new state and sends SM_NOTIFY to every
+    /// server it monitors, which releases the host's locks.
+    #[serde(rename = "host.crash")]
+    HostCrash {
+        #[schemars(with = "String")]
+        host: Ref,
+    },
+}
+
+/// How `nlm.down` / `nsm.down` take a lock service down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LockDownMode {
+    /// Calls are held unanswered until the heal, then answered.
+    #[default]
+    Stall,
+    /// Gone from the portmapper: GETPORT answers 0.
+    Unregister,
+}
+
+/// A daemon `proc.kill` can kill on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Daemon {
+    /// The host's status monitor (`hosts.<h>.statd`).
+    Statd,
+    /// The host's portmapper (rpcbind, or our stand-in with its statd).
+    Rpcbind,
 }
 
 impl Fault {
@@ -213,6 +275,11 @@ impl Fault {
             Fault::NfsClose { .. } => "nfs.close",
             Fault::NfsError { .. } => "nfs.error",
             Fault::NfsRestart { .. } => "nfs.restart",
+            Fault::NlmDown { .. } => "nlm.down",
+            Fault::NsmDown { .. } => "nsm.down",
+            Fault::NlmGrace { .. } => "nlm.grace",
+            Fault::ProcKill { .. } => "proc.kill",
+            Fault::HostCrash { .. } => "host.crash",
         }
     }
 

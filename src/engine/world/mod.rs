@@ -6,6 +6,8 @@
 
 mod dm;
 mod images;
+mod knfsd;
+mod locking;
 mod net;
 mod nfs;
 
@@ -65,6 +67,10 @@ pub struct World {
     image_mounts: BTreeMap<String, Mount>,
     /// What each mount id mounted: source, filesystem type, options.
     sources: BTreeMap<String, (String, String, String)>,
+    /// Each host's status monitor (`hosts.<h>.statd`).
+    statds: BTreeMap<String, locking::ClientStatd>,
+    /// `kind: knfsd` servers.
+    knfsds: BTreeMap<String, knfsd::KnfsdServer>,
 }
 
 impl Targets for World {
@@ -98,6 +104,11 @@ impl Targets for World {
 
     fn dm_volume(&self, image: &str) -> Option<&std::sync::Mutex<DmVolume>> {
         self.dm_volumes.get(image)
+    }
+
+    fn host_daemons(&self, host: &str) -> Option<&dyn crate::fault::HostDaemons> {
+        self.host_statd(host)
+            .map(|s| s as &dyn crate::fault::HostDaemons)
     }
 }
 
@@ -144,7 +155,10 @@ impl World {
 
         self.build_hosts(s, run, ledger, &mut note)?;
         self.build_links(s, ledger, &mut note)?;
+        self.build_peer_routes(s, &mut note)?;
         self.build_servers(s, scratch, &mut note)?;
+        self.build_knfsds(s, scratch, ledger, &mut note)?;
+        self.build_statds(s, ledger, &mut note)?;
         self.build_mounts(s, ledger, &mut note)?;
         self.build_images(s, ledger, &mut note)?;
         Ok(())
@@ -179,12 +193,15 @@ impl World {
         }
         // Image files may live on the NFS mounts: remove them while those stand.
         self.images.clear();
+        self.heal_statds();
         for (id, m) in std::mem::take(&mut self.nfs_mounts).into_iter().rev() {
             match unmount(m) {
                 Ok(how) => done(format!("unmount {id}{how}"), Ok(())),
                 Err(e) => done(format!("unmount {id}"), Err(e)),
             }
         }
+        self.stop_statds(&mut done);
+        self.stop_knfsds(&mut done);
         for (name, srv) in std::mem::take(&mut self.servers) {
             srv.shutdown();
             done(format!("stop nfs server {name}"), Ok(()));

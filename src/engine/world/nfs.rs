@@ -20,6 +20,9 @@ impl World {
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for (name, server) in &s.nfs_servers {
+            if super::knfsd::is_knfsd(s, name) {
+                continue; // build_knfsds
+            }
             let nfs_err = |detail: String| SetupError::Nfs {
                 server: name.clone(),
                 detail,
@@ -38,10 +41,24 @@ impl World {
                 });
             }
             let ns = &self.netns[&server.host.value];
-            let listener = ns
-                .run(|| std::net::TcpListener::bind(("0.0.0.0", NFS_PORT)))
-                .map_err(|e| nfs_err(format!("listen on port {NFS_PORT}: {e}")))?;
-            let srv = NfsServer::start(ServerConfig { exports }, listener)
+            // With NLM, NSM and a portmapper on 111: kernel clients lock.
+            let listeners = super::locking::server_listeners(ns, NFS_PORT)
+                .map_err(|e| nfs_err(format!("listen on ports {NFS_PORT} and 111: {e}")))?;
+            let addr = s.hosts[&server.host.value]
+                .addr
+                .as_ref()
+                .and_then(|a| parse_cidr(&a.value))
+                .map(|(ip, _)| ip);
+            // Started from inside the namespace: the threads it spawns stay
+            // there, so its callbacks (GRANTED, SM_NOTIFY) leave from it.
+            let srv = ns
+                .run(|| {
+                    NfsServer::start_with_locking(
+                        ServerConfig { exports },
+                        listeners,
+                        super::locking::server_lock_config(addr),
+                    )
+                })
                 .map_err(|e| nfs_err(e.to_string()))?;
             note(format!(
                 "nfs server {name} on {}:{NFS_PORT}",
@@ -72,8 +89,17 @@ impl World {
                 })?;
             let target = self.path(&m.at.value);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let data = nfs_mount_data(m.options.as_ref().map(|o| o.value.as_str()), addr, NFS_PORT);
-            let source = format!("{addr}:{}", m.export.value);
+            let mut data =
+                nfs_mount_data(m.options.as_ref().map(|o| o.value.as_str()), addr, NFS_PORT);
+            let mut source = format!("{addr}:{}", m.export.value);
+            if let Some((dir, mountd)) = self.knfsd_target(&m.server.value, &m.export.value) {
+                // knfsd exports the directory itself; its mountd has a port of its own.
+                source = format!("{addr}:{dir}");
+                data = data.replace(
+                    &format!("mountport={NFS_PORT}"),
+                    &format!("mountport={mountd}"),
+                );
+            }
             // The kernel NFS client uses the mounting task's network namespace.
             let mount = self.netns[&m.host.value]
                 .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))

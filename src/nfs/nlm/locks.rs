@@ -3,26 +3,31 @@
 //! retried whenever locks go away; DOS share reservations.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::wire::{Holder, LockArgs, NlmLock};
 
 /// Who holds a lock. XNFS: the owner handle names the process on the
-/// client; the Linux client makes it "<svid>@<nodename>", but only the
-/// triple is an identity.
+/// client; the Linux client makes it "<svid>@<nodename>", where svid is a
+/// per-server counter, not a pid. Hosts sharing a nodename (network
+/// namespaces of one kernel) send identical triples, so the client's
+/// address is part of the identity, as knfsd keys its nlm_host by address
+/// and name (fs/lockd/host.c nlmsvc_lookup_host).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
     pub caller: String,
     pub svid: i32,
     pub oh: Vec<u8>,
+    pub host: IpAddr,
 }
 
 impl Owner {
-    pub fn of(lock: &NlmLock) -> Owner {
+    pub fn of(lock: &NlmLock, host: IpAddr) -> Owner {
         Owner {
             caller: lock.caller_name.clone(),
             svid: lock.svid,
             oh: lock.oh.clone(),
+            host,
         }
     }
 }
@@ -97,7 +102,7 @@ pub struct Waiter {
 
 impl Waiter {
     fn owner(&self) -> Owner {
-        Owner::of(&self.args.lock)
+        Owner::of(&self.args.lock, self.client.ip())
     }
 
     fn range(&self) -> Range {
@@ -200,10 +205,10 @@ impl LockTable {
     }
 
     /// TEST: the lock that would stop this one, if any.
-    pub fn test(&self, lock: &NlmLock, exclusive: bool) -> Option<Holder> {
+    pub fn test(&self, lock: &NlmLock, exclusive: bool, host: IpAddr) -> Option<Holder> {
         let f = self.files.get(&lock.fh)?;
         let h = f.conflict(
-            &Owner::of(lock),
+            &Owner::of(lock, host),
             &Range::of(lock.offset, lock.len),
             exclusive,
         )?;
@@ -246,22 +251,22 @@ impl LockTable {
 
     /// UNLOCK: always succeeds (unlocking nothing is not an error); returns
     /// the blocked requests it made grantable (already granted in the table).
-    pub fn unlock(&mut self, lock: &NlmLock) -> Vec<Waiter> {
+    pub fn unlock(&mut self, lock: &NlmLock, host: IpAddr) -> Vec<Waiter> {
         let Some(f) = self.files.get_mut(&lock.fh) else {
             return Vec::new();
         };
-        f.remove(&Owner::of(lock), &Range::of(lock.offset, lock.len));
+        f.remove(&Owner::of(lock, host), &Range::of(lock.offset, lock.len));
         let granted = f.wake();
         self.prune(&lock.fh);
         granted
     }
 
     /// CANCEL: drops a queued request; true if there was one.
-    pub fn cancel(&mut self, lock: &NlmLock, exclusive: bool) -> bool {
+    pub fn cancel(&mut self, lock: &NlmLock, exclusive: bool, host: IpAddr) -> bool {
         let Some(f) = self.files.get_mut(&lock.fh) else {
             return false;
         };
-        let (owner, range) = (Owner::of(lock), Range::of(lock.offset, lock.len));
+        let (owner, range) = (Owner::of(lock, host), Range::of(lock.offset, lock.len));
         let before = f.blocked.len();
         f.blocked.retain(|w| {
             !(w.owner() == owner && w.range() == range && w.args.exclusive == exclusive)
@@ -279,6 +284,20 @@ impl LockTable {
             f.held.retain(|h| h.owner.caller != caller);
             f.blocked.retain(|w| w.args.lock.caller_name != caller);
             f.shares.retain(|s| s.caller != caller);
+            granted.extend(f.wake());
+        }
+        self.files.retain(|_, f| !f.is_empty());
+        granted
+    }
+
+    /// A client host rebooted (SM_NOTIFY from its address): forget what it
+    /// held or waited for, under whatever name; returns what that made
+    /// grantable.
+    pub fn free_host(&mut self, host: IpAddr) -> Vec<Waiter> {
+        let mut granted = Vec::new();
+        for f in self.files.values_mut() {
+            f.held.retain(|h| h.owner.host != host);
+            f.blocked.retain(|w| w.client.ip() != host);
             granted.extend(f.wake());
         }
         self.files.retain(|_, f| !f.is_empty());
@@ -355,6 +374,8 @@ impl LockTable {
 mod tests {
     use super::*;
 
+    const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn waiter(caller: &str, svid: i32, off: u64, len: u64, excl: bool, block: bool) -> Waiter {
         Waiter {
             client: "127.0.0.1:700".parse().unwrap(),
@@ -391,13 +412,13 @@ mod tests {
             LockOutcome::Denied
         );
         let h = t
-            .test(&waiter("c", 3, 10, 5, true, false).args.lock, true)
+            .test(&waiter("c", 3, 10, 5, true, false).args.lock, true, HOST)
             .unwrap();
         assert!(!h.exclusive);
         assert_eq!((h.offset, h.len), (0, 0));
         // Shared test against shared holders passes.
         assert!(
-            t.test(&waiter("c", 3, 10, 5, false, false).args.lock, false)
+            t.test(&waiter("c", 3, 10, 5, false, false).args.lock, false, HOST)
                 .is_none()
         );
     }
@@ -435,18 +456,18 @@ mod tests {
             LockOutcome::Granted
         );
         assert_eq!(t.held_count(), 1);
-        t.unlock(&waiter("a", 1, 10, 10, false, false).args.lock);
+        t.unlock(&waiter("a", 1, 10, 10, false, false).args.lock, HOST);
         assert_eq!(t.held_count(), 2);
         assert!(
-            t.test(&waiter("b", 2, 12, 2, true, false).args.lock, true)
+            t.test(&waiter("b", 2, 12, 2, true, false).args.lock, true, HOST)
                 .is_none()
         );
         assert!(
-            t.test(&waiter("b", 2, 5, 2, true, false).args.lock, true)
+            t.test(&waiter("b", 2, 5, 2, true, false).args.lock, true, HOST)
                 .is_some()
         );
         assert!(
-            t.test(&waiter("b", 2, 25, 2, true, false).args.lock, true)
+            t.test(&waiter("b", 2, 25, 2, true, false).args.lock, true, HOST)
                 .is_some()
         );
     }
@@ -470,12 +491,12 @@ mod tests {
             LockOutcome::Blocked
         );
         assert_eq!(t.blocked_count(), 2);
-        let granted = t.unlock(&holder.args.lock);
+        let granted = t.unlock(&holder.args.lock, HOST);
         assert_eq!(granted.len(), 1);
         assert_eq!(granted[0].args.lock.caller_name, "b");
         assert_eq!(t.blocked_count(), 1);
         // b now holds it: c still waits; b's unlock hands it to c.
-        let granted = t.unlock(&waiter("b", 2, 0, 0, true, true).args.lock);
+        let granted = t.unlock(&waiter("b", 2, 0, 0, true, true).args.lock, HOST);
         assert_eq!(granted[0].args.lock.caller_name, "c");
         assert_eq!(t.blocked_count(), 0);
     }
@@ -487,7 +508,7 @@ mod tests {
         t.lock(holder.clone());
         t.lock(waiter("b", 2, 0, 0, false, true));
         t.lock(waiter("c", 3, 0, 0, false, true));
-        assert_eq!(t.unlock(&holder.args.lock).len(), 2);
+        assert_eq!(t.unlock(&holder.args.lock, HOST).len(), 2);
     }
 
     #[test]
@@ -495,8 +516,8 @@ mod tests {
         let mut t = LockTable::new();
         t.lock(waiter("a", 1, 0, 0, true, true));
         t.lock(waiter("b", 2, 0, 0, true, true));
-        assert!(t.cancel(&waiter("b", 2, 0, 0, true, true).args.lock, true));
-        assert!(!t.cancel(&waiter("b", 2, 0, 0, true, true).args.lock, true));
+        assert!(t.cancel(&waiter("b", 2, 0, 0, true, true).args.lock, true, HOST));
+        assert!(!t.cancel(&waiter("b", 2, 0, 0, true, true).args.lock, true, HOST));
         t.lock(waiter("c", 3, 0, 0, true, true));
         assert_eq!(t.callers(), vec!["a".to_string(), "c".to_string()]);
         let granted = t.free_all("a");
@@ -505,6 +526,22 @@ mod tests {
         t.free_all("c");
         assert_eq!(t.held_count(), 0);
         assert!(t.files.is_empty());
+    }
+
+    #[test]
+    fn same_owner_triple_from_two_hosts_conflicts_and_reboot_frees_one_host() {
+        let mut t = LockTable::new();
+        let mut a = waiter("node", 1, 0, 0, true, true);
+        a.client = "10.0.0.2:700".parse().unwrap();
+        let mut b = waiter("node", 1, 0, 0, true, true);
+        b.client = "10.0.0.3:700".parse().unwrap();
+        assert_eq!(t.lock(a), LockOutcome::Granted);
+        // Same caller, svid and oh, another address: another owner.
+        assert_eq!(t.lock(b.clone()), LockOutcome::Blocked);
+        let granted = t.free_host("10.0.0.2".parse().unwrap());
+        assert_eq!(granted, vec![b]);
+        assert_eq!(t.held_count(), 1);
+        assert_eq!(t.blocked_count(), 0);
     }
 
     #[test]

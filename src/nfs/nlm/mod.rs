@@ -165,16 +165,15 @@ impl Nlm {
     /// A client rebooted (its statd told ours): drop what it held, as
     /// FREE_ALL does, and grant what that frees.
     pub fn host_rebooted(&self, name: &str, addr: IpAddr) {
-        let callers: Vec<String> = {
-            let c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-            c.iter()
-                .filter(|(n, a)| n.as_str() == name || **a == addr)
-                .map(|(n, _)| n.clone())
-                .collect()
-        };
-        let mut granted = Vec::new();
-        for caller in callers.iter().map(String::as_str).chain([name]) {
-            granted.extend(self.table().free_all(caller));
+        // By address, as knfsd's statd callback finds the nlm_host by the
+        // notifier's address (nsm_use_hostnames off): hosts that share a
+        // nodename must not lose each other's locks. A name that is an
+        // address (what sm-notify sends by default) counts as one.
+        let mut granted = self.table().free_host(addr);
+        if let Ok(named) = name.parse::<IpAddr>()
+            && named != addr
+        {
+            granted.extend(self.table().free_host(named));
         }
         tracing::info!(name, %addr, "nlm client rebooted: its locks released");
         self.notify_granted(granted);
@@ -204,7 +203,7 @@ impl Nlm {
             NULL => {}
             TEST => {
                 let a = LockArgs::decode_test(args, vers).map_err(g)?;
-                self.test(vers, &a, out);
+                self.test(vers, &a, ctx.client.ip(), out);
             }
             LOCK | NM_LOCK => {
                 let mut a = LockArgs::decode_lock(args, vers).map_err(g)?;
@@ -217,12 +216,12 @@ impl Nlm {
             }
             CANCEL => {
                 let a = LockArgs::decode_cancel(args, vers).map_err(g)?;
-                let stat = self.cancel(&a);
+                let stat = self.cancel(&a, ctx.client.ip());
                 wire::encode_res(out, vers, &a.cookie, stat);
             }
             UNLOCK => {
                 let a = LockArgs::decode_unlock(args, vers).map_err(g)?;
-                let stat = self.unlock(&a);
+                let stat = self.unlock(&a, ctx.client.ip());
                 wire::encode_res(out, vers, &a.cookie, stat);
             }
             GRANTED => {
@@ -253,7 +252,7 @@ impl Nlm {
         Ok(())
     }
 
-    fn test(&self, vers: u32, a: &LockArgs, out: &mut XdrWriter) {
+    fn test(&self, vers: u32, a: &LockArgs, host: IpAddr, out: &mut XdrWriter) {
         if self.grace.active() {
             wire::encode_testres(
                 out,
@@ -264,7 +263,7 @@ impl Nlm {
             );
             return;
         }
-        match self.table().test(&a.lock, a.exclusive) {
+        match self.table().test(&a.lock, a.exclusive, host) {
             Some(h) => wire::encode_testres(out, vers, &a.cookie, Err(&h), None),
             None => wire::encode_testres(out, vers, &a.cookie, Ok(()), None),
         }
@@ -292,20 +291,20 @@ impl Nlm {
         }
     }
 
-    pub fn cancel(&self, a: &LockArgs) -> NlmStat {
+    pub fn cancel(&self, a: &LockArgs, host: IpAddr) -> NlmStat {
         if self.grace.active() {
             return NlmStat::DeniedGracePeriod;
         }
         // knfsd answers GRANTED whether or not anything was queued.
-        self.table().cancel(&a.lock, a.exclusive);
+        self.table().cancel(&a.lock, a.exclusive, host);
         NlmStat::Granted
     }
 
-    pub fn unlock(&self, a: &LockArgs) -> NlmStat {
+    pub fn unlock(&self, a: &LockArgs, host: IpAddr) -> NlmStat {
         if self.grace.active() {
             return NlmStat::DeniedGracePeriod;
         }
-        let granted = self.table().unlock(&a.lock);
+        let granted = self.table().unlock(&a.lock, host);
         self.notify_granted(granted);
         NlmStat::Granted
     }
@@ -341,7 +340,7 @@ impl Nlm {
         match proc_ {
             procs::TEST_MSG => {
                 let a = LockArgs::decode_test(args, vers).map_err(g)?;
-                self.test(vers, &a, &mut res);
+                self.test(vers, &a, client.ip(), &mut res);
             }
             procs::LOCK_MSG => {
                 let a = LockArgs::decode_lock(args, vers).map_err(g)?;
@@ -351,11 +350,11 @@ impl Nlm {
             }
             procs::CANCEL_MSG => {
                 let a = LockArgs::decode_cancel(args, vers).map_err(g)?;
-                wire::encode_res(&mut res, vers, &a.cookie, self.cancel(&a));
+                wire::encode_res(&mut res, vers, &a.cookie, self.cancel(&a, client.ip()));
             }
             _ => {
                 let a = LockArgs::decode_unlock(args, vers).map_err(g)?;
-                wire::encode_res(&mut res, vers, &a.cookie, self.unlock(&a));
+                wire::encode_res(&mut res, vers, &a.cookie, self.unlock(&a, client.ip()));
             }
         }
         let peer = self.peer(client.ip());
@@ -398,7 +397,7 @@ fn grant_callbacks(table: Arc<Mutex<LockTable>>, template: Peer, granted: Vec<Wa
                         let more = table
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .unlock(&w.args.lock);
+                            .unlock(&w.args.lock, w.client.ip());
                         grant_callbacks(table, template, more);
                     }
                 }

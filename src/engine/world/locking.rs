@@ -1,0 +1,557 @@
+//! NLM locking in the world: the in-process server's portmapper on port 111
+//! (the kernel's lockd finds the server's NLM only there: no mount option
+//! names the NLM port) and each client host's status monitor
+//! (`hosts.<h>.statd`), where the kernel's lockd registers NLM and asks
+//! statd to monitor the server before its first lock (fs/lockd/mon.c,
+//! nsm_monitor; without it every lock fails with ENOLCK).
+
+use super::{SetupError, World};
+use crate::fault::HostDaemons;
+use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::net::{Netns, command_in};
+use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
+use crate::scenario::{Daemon, Scenario, Statd, parse_cidr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The portmapper's well-known port (RFC 1833).
+const PORTMAP_PORT: u16 = 111;
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// The listeners of an in-process server that kernel clients lock against:
+/// NFS, MOUNT, NLM and NSM on `port` over TCP and UDP (rpc.statd's
+/// SM_NOTIFY travels over UDP), and the portmapper on 111.
+pub(super) fn server_listeners(ns: &Netns, port: u16) -> std::io::Result<Listeners> {
+    ns.run(|| {
+        let any = |p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, p));
+        Ok(Listeners::new(TcpListener::bind(any(port))?)
+            .with_udp(UdpSocket::bind(any(port))?)
+            .with_portmap(
+                TcpListener::bind(any(PORTMAP_PORT))?,
+                Some(UdpSocket::bind(any(PORTMAP_PORT))?),
+            ))
+    })
+}
+
+/// How the in-process server's lock manager is configured in a world: it
+/// names itself by its address in SM_NOTIFY, as rpc.statd does by default.
+pub(super) fn server_lock_config(addr: Option<Ipv4Addr>) -> LockConfig {
+    LockConfig {
+        name: addr.map(|a| a.to_string()),
+        ..LockConfig::default()
+    }
+}
+
+/// One client host's portmapper and status monitor.
+pub struct ClientStatd {
+    host: String,
+    kind: Statd,
+    inner: Mutex<Monitor>,
+    netns: String,
+    /// The host's namespace, for the reboot notification's thread.
+    ns_file: std::fs::File,
+    /// Links taken down by `host.crash`.
+    downed: Mutex<Vec<String>>,
+}
+
+enum Monitor {
+    /// Our portmapper + NSM (`LockConfig::client_host`); NSM is left out of
+    /// the portmapper for `statd: none`, or while "killed".
+    Ours(NfsServer),
+    System(SystemStatd),
+}
+
+impl std::fmt::Debug for ClientStatd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientStatd({}, {})", self.host, self.kind.name())
+    }
+}
+
+impl ClientStatd {
+    fn start(
+        host: &str,
+        kind: Statd,
+        ns: &Netns,
+        addr: Option<Ipv4Addr>,
+        ledger: &Ledger,
+    ) -> Result<ClientStatd, String> {
+        let inner = match kind {
+            Statd::Stackquake => {
+                // 0.0.0.0: the kernel's lockd registers over 127.0.0.1, the
+                // server's GRANTED callback asks our address.
+                let listeners = ns
+                    .run(|| {
+                        let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORTMAP_PORT));
+                        Ok::<_, std::io::Error>(
+                            Listeners::new(TcpListener::bind(any)?).with_udp(UdpSocket::bind(any)?),
+                        )
+                    })
+                    .map_err(|e| format!("listen on port {PORTMAP_PORT}: {e}"))?;
+                let config = LockConfig {
+                    name: addr.map(|a| a.to_string()),
+                    ..LockConfig::client_host()
+                };
+                // Inside the namespace, so its SM_NOTIFY leaves from there.
+                let srv = ns
+                    .run(|| NfsServer::start_with_locking(Default::default(), listeners, config))
+                    .map_err(|e| e.to_string())?;
+                Monitor::Ours(srv)
+            }
+            // `none` is the incident's host: the system's rpcbind runs,
+            // rpc.statd does not.
+            Statd::System | Statd::None => {
+                Monitor::System(SystemStatd::start(ns, ledger, kind == Statd::System)?)
+            }
+        };
+        Ok(ClientStatd {
+            host: host.to_string(),
+            kind,
+            inner: Mutex::new(inner),
+            netns: ns.name().to_string(),
+            ns_file: ns.file().map_err(|e| e.to_string())?,
+            downed: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn stop(self) {
+        match self.inner.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Monitor::Ours(srv) => srv.shutdown(),
+            Monitor::System(mut s) => s.stop(),
+        }
+    }
+}
+
+impl HostDaemons for ClientStatd {
+    fn crash(&self) -> Result<(), String> {
+        let links = ip(&self.netns, &["-o", "link", "show"])?;
+        let mut downed = self.downed.lock().unwrap_or_else(|e| e.into_inner());
+        // "3: to-server@if2: <…>": the name sits between the first ": " and "@".
+        for line in links.lines() {
+            let Some(name) = line.split(": ").nth(1) else {
+                continue;
+            };
+            let name = name.split('@').next().unwrap_or(name);
+            if name == "lo" {
+                continue;
+            }
+            ip(&self.netns, &["link", "set", "dev", name, "down"])?;
+            downed.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Links up, then SM_NOTIFY with the next state number to every host
+    /// the kernel's lockd asked us to monitor (mon_name is the server's
+    /// address), as sm-notify does at boot. Answered before this returns,
+    /// so the server has released our locks by then.
+    fn reboot(&self) -> Result<(), String> {
+        for name in std::mem::take(&mut *self.downed.lock().unwrap_or_else(|e| e.into_inner())) {
+            ip(&self.netns, &["link", "set", "dev", &name, "up"])?;
+        }
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Monitor::Ours(srv) = &*inner else {
+            return Err("reboot needs statd: stackquake".into());
+        };
+        let nsm = srv.nsm().ok_or("no NSM on this host")?;
+        let state = nsm.reboot();
+        let name = nsm.name().to_string();
+        let servers: Vec<std::net::IpAddr> = nsm
+            .monitored()
+            .iter()
+            .filter_map(|m| m.mon_name.parse().ok())
+            .collect();
+        tracing::info!(host = %self.host, state, ?servers, "host rebooted: notifying");
+        let ns_file = &self.ns_file;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> Result<(), String> {
+                    crate::sys::ns::enter_netns(ns_file).map_err(|e| e.to_string())?;
+                    for to in &servers {
+                        let peer = crate::nfs::peer::Peer {
+                            from: std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                            to: *to,
+                            portmap_port: PORTMAP_PORT,
+                            privileged: false,
+                            timeout: Duration::from_secs(5),
+                        };
+                        let mut args = crate::nfs::xdr::XdrWriter::new();
+                        args.string(name.as_bytes()).i32(state);
+                        peer.call(
+                            nsm::PROGRAM,
+                            nsm::VERSION,
+                            nsm::procs::NOTIFY,
+                            args.as_bytes(),
+                        )
+                        .map_err(|e| format!("SM_NOTIFY to {to}: {e}"))?;
+                    }
+                    Ok(())
+                })
+                .join()
+                .map_err(|_| "notify thread panicked".to_string())?
+        })
+    }
+
+    fn kill(&self, daemon: Daemon) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match (&mut *inner, daemon) {
+            // statd dies without unregistering; the kernel's GETPORT then
+            // gets a port nobody listens on. Leaving the portmapper is the
+            // closest our stand-in comes (the call fails at once either way).
+            (Monitor::Ours(srv), Daemon::Statd) => srv
+                .set_registered(nsm::PROGRAM, false)
+                .map_err(|e| e.to_string()),
+            (Monitor::Ours(_), Daemon::Rpcbind) => {
+                Err("statd: stackquake serves rpcbind and statd as one; kill statd".into())
+            }
+            (Monitor::System(s), d) => s.kill(d),
+        }
+    }
+
+    fn restart(&self, daemon: Daemon) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match (&mut *inner, daemon) {
+            (Monitor::Ours(srv), _) => srv
+                .set_registered(nsm::PROGRAM, true)
+                .map_err(|e| e.to_string()),
+            (Monitor::System(s), d) => s.restart(d),
+        }
+    }
+}
+
+/// nfs-common's rpc.statd and rpcbind in one host's netns, with private
+/// `/var/lib/nfs` and `/run` in a mount namespace held by an anchor process
+/// (as `Knfsd` does): statd's monitor list and rpcbind's socket must not be
+/// shared with another host's. The kernel's lockd, mounting from the host
+/// mount namespace, does not see that rpcbind socket and registers over
+/// 127.0.0.1:111 in the netns instead.
+struct SystemStatd {
+    anchor: Helper,
+    rpcbind: Option<Helper>,
+    statd: Option<Helper>,
+    ledger: Ledger,
+}
+
+struct Helper {
+    child: Child,
+    entry: Option<EntryId>,
+}
+
+impl SystemStatd {
+    /// rpcbind, and rpc.statd when `statd`.
+    fn start(ns: &Netns, ledger: &Ledger, statd: bool) -> Result<SystemStatd, String> {
+        for tool in ["rpcbind", "rpc.statd", "unshare", "nsenter"] {
+            if which(tool).is_none() {
+                return Err(format!(
+                    "{tool} not found: apt-get install nfs-common rpcbind"
+                ));
+            }
+        }
+        let mut anchor = command_in(ns, "unshare");
+        anchor.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sleep",
+            "infinity",
+        ]);
+        let anchor = spawn(anchor, ledger)?;
+        let pid = anchor.child.id();
+        let mut me = SystemStatd {
+            anchor,
+            rpcbind: None,
+            statd: None,
+            ledger: ledger.clone(),
+        };
+        let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+        wait_for("anchor", || {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            let mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            exe.is_some_and(|e| e.ends_with("sleep")) && mnt.is_some() && mnt != own
+        })?;
+        for dir in ["/var/lib/nfs", "/run"] {
+            me.run(&["mkdir", "-p", dir])?;
+            me.run(&["mount", "-t", "tmpfs", "sqstatd", dir])?;
+        }
+        // nfs-utils 2.6 keeps sm/, sm.bak/ and state directly in /var/lib/nfs.
+        me.run(&[
+            "mkdir",
+            "-p",
+            "/var/lib/nfs/sm",
+            "/var/lib/nfs/sm.bak",
+            "/run/rpcbind",
+        ])?;
+        me.restart(Daemon::Rpcbind)?;
+        if statd {
+            me.restart(Daemon::Statd)?;
+        }
+        Ok(me)
+    }
+
+    fn tool(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg("-t")
+            .arg(self.anchor.child.id().to_string())
+            .args(["-m", "-n", "--"])
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Result<(), String> {
+        let out = self
+            .tool(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("`{}`: {e}", args.join(" ")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+
+    fn anchor_path(&self, rel: &str) -> std::path::PathBuf {
+        format!("/proc/{}/root/{rel}", self.anchor.child.id()).into()
+    }
+
+    fn kill(&mut self, daemon: Daemon) -> Result<(), String> {
+        let slot = match daemon {
+            Daemon::Statd => &mut self.statd,
+            Daemon::Rpcbind => &mut self.rpcbind,
+        };
+        if let Some(h) = slot.take() {
+            h.end(&self.ledger);
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, daemon: Daemon) -> Result<(), String> {
+        self.kill(daemon)?;
+        match daemon {
+            Daemon::Rpcbind => {
+                let sock = self.anchor_path("run/rpcbind.sock");
+                let _ = std::fs::remove_file(&sock);
+                let h = spawn(self.tool(&["rpcbind", "-f", "-w"]), &self.ledger)?;
+                self.rpcbind = Some(h);
+                wait_for("rpcbind", || sock.exists())?;
+            }
+            Daemon::Statd => {
+                // -L: no sm-notify at start (nobody to notify in a fresh world).
+                let h = spawn(self.tool(&["rpc.statd", "-F", "-L"]), &self.ledger)?;
+                self.statd = Some(h);
+                let pid = self.anchor.child.id();
+                let state = format!("/proc/{pid}/root/var/lib/nfs/state");
+                let before = std::fs::read(&state).ok();
+                wait_for("rpc.statd", || std::fs::read(&state).ok() != before)?;
+                // statd registers with rpcbind right after bumping its state.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for h in [self.statd.take(), self.rpcbind.take()]
+            .into_iter()
+            .flatten()
+        {
+            h.end(&self.ledger);
+        }
+        let anchor = std::mem::replace(
+            &mut self.anchor,
+            Helper {
+                child: Command::new("true").spawn().expect("spawning true"),
+                entry: None,
+            },
+        );
+        anchor.end(&self.ledger);
+    }
+}
+
+impl Helper {
+    fn end(mut self, ledger: &Ledger) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(entry) = self.entry
+            && let Err(e) = ledger.done(entry)
+        {
+            tracing::warn!(error = %e, "cannot mark a statd helper done in the ledger");
+        }
+    }
+}
+
+fn spawn(mut cmd: Command, ledger: &Ledger) -> Result<Helper, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let pid = child.id();
+    let mut helper = Helper { child, entry: None };
+    // Recorded right after the spawn: the pid exists only then.
+    let starttime = crate::sys::procstat::read(pid)
+        .map(|s| s.starttime)
+        .unwrap_or(0);
+    match ledger.record(LedgerObject::Process { pid, starttime }) {
+        Ok(entry) => helper.entry = Some(entry),
+        Err(e) => {
+            helper.end(ledger);
+            return Err(format!("cannot record pid {pid} in the ledger: {e}"));
+        }
+    }
+    Ok(helper)
+}
+
+fn wait_for(what: &str, ready: impl Fn() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > READY_WAIT {
+            return Err(format!("{what} did not come up within {READY_WAIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+impl World {
+    /// Starts each host's `statd:` choice, before anything mounts (the
+    /// kernel's lockd registers with the host's portmapper at mount time).
+    pub(super) fn build_statds(
+        &mut self,
+        s: &Scenario,
+        ledger: &Ledger,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for (name, host) in &s.hosts {
+            let Some(kind) = &host.statd else { continue };
+            // A knfsd host's statd runs in knfsd's namespaces (build_knfsds).
+            if s.nfs_servers
+                .iter()
+                .any(|(n, srv)| srv.host.value == *name && super::knfsd::is_knfsd(s, n))
+            {
+                continue;
+            }
+            let addr = host
+                .addr
+                .as_ref()
+                .and_then(|a| parse_cidr(&a.value))
+                .map(|(ip, _)| ip);
+            let statd = ClientStatd::start(name, kind.value, &self.netns[name], addr, ledger)
+                .map_err(|detail| SetupError::Nfs {
+                    server: format!("statd of host {name}"),
+                    detail,
+                })?;
+            note(format!("host {name}: statd {}", kind.value.name()));
+            self.statds.insert(name.clone(), statd);
+        }
+        Ok(())
+    }
+
+    /// Starts rpc.statd on `statd: none` hosts before their mounts go: the
+    /// kernel's lockd asks statd to unmonitor the server at unmount
+    /// (SM_UNMON), and without one the unmount waits a minute in it. The
+    /// scenario is over; this is healing, like every fault's.
+    pub(super) fn heal_statds(&mut self) {
+        for (name, statd) in &self.statds {
+            if statd.kind == Statd::None
+                && let Err(e) = statd.restart(Daemon::Statd)
+            {
+                tracing::warn!(host = %name, error = %e, "cannot start rpc.statd for unmount");
+            }
+        }
+    }
+
+    /// Stops every host's status monitor (after the NFS mounts are gone).
+    pub(super) fn stop_statds(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+        for (name, statd) in std::mem::take(&mut self.statds) {
+            statd.stop();
+            done(format!("stop statd of host {name}"), Ok(()));
+        }
+    }
+
+    pub(super) fn host_statd(&self, host: &str) -> Option<&ClientStatd> {
+        self.statds.get(host)
+    }
+}
+
+/// Runs `ip -n <netns> <args…>`.
+fn ip(netns: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .arg("-n")
+        .arg(netns)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip -n {netns} {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ip -n {netns} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl World {
+    /// A host with several links (a server with two clients) has its one
+    /// address on each, and with it the same subnet route on each: replies
+    /// to the second client would leave through the first link. A /32
+    /// route to every peer through its own link fixes that.
+    pub(super) fn build_peer_routes(
+        &mut self,
+        s: &Scenario,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for name in s.hosts.keys() {
+            let peers: Vec<&str> = s
+                .links
+                .iter()
+                .filter_map(|l| match [&l.between[0].value, &l.between[1].value] {
+                    [a, b] if a == name => Some(b.as_str()),
+                    [a, b] if b == name => Some(a.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if peers.len() < 2 {
+                continue;
+            }
+            for peer in peers {
+                let Some((ip_addr, _)) = s.hosts[peer]
+                    .addr
+                    .as_ref()
+                    .and_then(|a| parse_cidr(&a.value))
+                else {
+                    continue;
+                };
+                let dst = format!("{ip_addr}/32");
+                let dev = format!("to-{peer}");
+                ip(
+                    self.netns[name].name(),
+                    &["route", "replace", &dst, "dev", &dev],
+                )
+                .map_err(|detail| SetupError::Nfs {
+                    server: format!("routes of host {name}"),
+                    detail,
+                })?;
+                note(format!("host {name}: route {dst} via {dev}"));
+            }
+        }
+        Ok(())
+    }
+}
