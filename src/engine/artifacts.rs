@@ -3,7 +3,7 @@
 //! (the NFS client's per-op RPC counters and latencies).
 
 use super::world::World;
-use crate::journal::{Event, Journal};
+use crate::journal::Journal;
 use std::path::Path;
 
 /// Writes `<dir>/<step>/{kmsg.txt,stacks.txt,mountstats.txt}`; best effort:
@@ -18,26 +18,8 @@ pub fn step_ended(dir: &Path, step: &str, journal: &Journal, _world: &World) {
     write(&step_dir.join("kmsg.txt"), &kmsg);
     let (begin, end) = journal.step_span(step).unwrap_or((0, None));
     let end = end.unwrap_or(u64::MAX);
-    let stacks: Vec<String> = journal
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Indeterminate {
-                workload,
-                seq,
-                t_ns,
-                state,
-                wchan,
-                stack,
-                ..
-            } if (begin..=end).contains(t_ns) => Some(format!(
-                "{workload} op {seq}: state {state} in {wchan}\n{}",
-                stack.as_deref().unwrap_or("(no stack)\n")
-            )),
-            _ => None,
-        })
-        .collect();
-    write(&step_dir.join("stacks.txt"), &stacks.join("\n"));
+    let stacks = journal.hung_ops(begin..=end);
+    write(&step_dir.join("stacks.txt"), &stacks.join("\n\n"));
     let mountstats = std::fs::read_to_string("/proc/self/mountstats").unwrap_or_default();
     write(&step_dir.join("mountstats.txt"), &mountstats);
 }

@@ -8,7 +8,7 @@
 //! nothing of it to stall from user space short of the firewall, which is
 //! the network faults' business, so the validator refuses them there.
 
-use super::{FaultError, Targets};
+use super::{FaultError, Targets, server};
 use crate::nfs::control::{self, DownMode, Request};
 use crate::nfs::{NfsServer, nlm, nsm};
 use crate::scenario::{Daemon, Fault, LockDownMode};
@@ -49,20 +49,6 @@ impl LockFault {
             LockFault::Crashed { .. } => "host.crash",
         }
     }
-}
-
-fn server<'w>(
-    world: &'w dyn Targets,
-    fault: &'static str,
-    name: &str,
-) -> Result<&'w NfsServer, FaultError> {
-    world
-        .nfs_server(name)
-        .ok_or_else(|| FaultError::UnknownTarget {
-            fault,
-            what: "nfs server",
-            name: name.to_string(),
-        })
 }
 
 /// Runs a control request on the server as `nfs fault` would.

@@ -180,6 +180,21 @@ pub enum FaultError {
     },
 }
 
+/// The in-process server `name`, or the error naming `fault` and the name.
+fn server<'w>(
+    world: &'w dyn Targets,
+    fault: &'static str,
+    name: &str,
+) -> Result<&'w NfsServer, FaultError> {
+    world
+        .nfs_server(name)
+        .ok_or_else(|| FaultError::UnknownTarget {
+            fault,
+            what: "nfs server",
+            name: name.to_string(),
+        })
+}
+
 pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> {
     match fault {
         Fault::NfsUnexport { server, export } => nfs::unexport(world, &server.value, &export.value),

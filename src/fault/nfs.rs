@@ -1,26 +1,16 @@
 //! `nfs.unexport`: the server withdraws an export, as the failover in
 //! incidents/storage-failover-stale-handles-xfs-on-loop did for a moment.
 
-use super::{Active, FaultError, Targets};
+use super::{Active, FaultError, Targets, server};
 
 pub(super) const KIND: &str = "nfs.unexport";
-
-fn server<'w>(world: &'w dyn Targets, name: &str) -> Result<&'w crate::nfs::NfsServer, FaultError> {
-    world
-        .nfs_server(name)
-        .ok_or_else(|| FaultError::UnknownTarget {
-            fault: KIND,
-            what: "nfs server",
-            name: name.to_string(),
-        })
-}
 
 pub(super) fn unexport(
     world: &dyn Targets,
     name: &str,
     export: &str,
 ) -> Result<Active, FaultError> {
-    server(world, name)?
+    server(world, KIND, name)?
         .set_exported(export, false)
         .map_err(|source| FaultError::Nfs {
             fault: KIND,
@@ -33,7 +23,7 @@ pub(super) fn unexport(
 }
 
 pub(super) fn reexport(world: &dyn Targets, name: &str, export: &str) -> Result<(), FaultError> {
-    server(world, name)?
+    server(world, KIND, name)?
         .set_exported(export, true)
         .map_err(|source| FaultError::Nfs {
             fault: KIND,

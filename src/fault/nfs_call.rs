@@ -4,25 +4,11 @@
 
 use std::time::Duration;
 
-use super::{Active, FaultError, Targets};
+use super::{Active, FaultError, Targets, server};
 use crate::nfs::control::names;
 use crate::nfs::export::Cidr;
-use crate::nfs::{CallMatch, FaultAction, FaultRule, NfsServer, RestartOptions};
+use crate::nfs::{CallMatch, FaultAction, FaultRule, RestartOptions};
 use crate::scenario::{Fault, NfsCallMatch};
-
-fn server<'w>(
-    world: &'w dyn Targets,
-    fault: &'static str,
-    name: &str,
-) -> Result<&'w NfsServer, FaultError> {
-    world
-        .nfs_server(name)
-        .ok_or_else(|| FaultError::UnknownTarget {
-            fault,
-            what: "nfs server",
-            name: name.to_string(),
-        })
-}
 
 /// The scenario's `match:` as the hook's matcher. Validation has checked
 /// every name; a name that still does not resolve is an error, never a

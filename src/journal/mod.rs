@@ -208,6 +208,31 @@ impl Journal {
         });
         Some((begin, end))
     }
+
+    /// Each op that ran past its deadline within run times `span`, as a
+    /// header line (workload, op, when, state, wchan) and its kernel stack:
+    /// the text JUnit output and the per-step artifacts both show.
+    pub fn hung_ops(&self, span: std::ops::RangeInclusive<u64>) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Indeterminate {
+                    workload,
+                    seq,
+                    t_ns,
+                    state,
+                    wchan,
+                    stack,
+                    ..
+                } if span.contains(t_ns) => Some(format!(
+                    "{workload} op {seq} at +{:.2}s: state {state} in {wchan}\n{}",
+                    *t_ns as f64 / 1e9,
+                    stack.as_deref().unwrap_or("(no stack)").trim_end()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

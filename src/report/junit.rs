@@ -93,26 +93,7 @@ pub fn system_out(j: &Journal) -> String {
         }
         _ => section("kmsg".into(), j.kmsg_between(None, None)),
     }
-    let hung: Vec<String> = j
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Indeterminate {
-                workload,
-                seq,
-                t_ns,
-                state,
-                wchan,
-                stack,
-                ..
-            } => Some(format!(
-                "{workload} op {seq} at +{:.2}s: state {state} in {wchan}\n{}",
-                *t_ns as f64 / 1e9,
-                stack.as_deref().unwrap_or("(no stack)").trim_end()
-            )),
-            _ => None,
-        })
-        .collect();
+    let hung = j.hung_ops(0..=u64::MAX);
     section(
         "hung tasks (ops past their deadline)".into(),
         hung.iter().map(String::as_str).collect(),
