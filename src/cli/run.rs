@@ -2,7 +2,7 @@
 //! then run them on the chosen target and write the reports.
 
 use super::exit;
-use crate::engine::{self, RunOptions};
+use crate::engine::{self, ProgressMode, RunOptions};
 use crate::report::{RunReport, ScenarioResult, Verdict};
 use crate::scenario::{Scenario, Target};
 use clap::{Args, ValueEnum};
@@ -220,7 +220,11 @@ fn run_here(
             target,
             scratch: std::env::temp_dir().join("stackquake"),
             artifacts: Some(out.join(&s.id.value)),
-            progress: !args.in_guest,
+            progress: if args.in_guest {
+                ProgressMode::Relay
+            } else {
+                ProgressMode::Stderr
+            },
         };
         eprintln!("running {} ({})", s.id.value, file.display());
         let r = engine::run_scenario(file, s, &opts);

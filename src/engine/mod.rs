@@ -37,7 +37,18 @@ pub struct RunOptions {
     /// Where per-step artifacts go (kmsg slice, stacks, mountstats), if anywhere.
     pub artifacts: Option<PathBuf>,
     /// Live progress lines on stderr (a spinner too when it is a terminal).
-    pub progress: bool,
+    pub progress: ProgressMode,
+}
+
+/// Where live progress goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProgressMode {
+    #[default]
+    Off,
+    /// To our stderr, for the person running stackquake.
+    Stderr,
+    /// Inside the VM guest: to the console, marked for the host to relay.
+    Relay,
 }
 
 pub fn run_scenario(file: &Path, s: &Scenario, opts: &RunOptions) -> ScenarioResult {
@@ -98,9 +109,11 @@ fn run(
         scratch.clone(),
         opts.artifacts.clone(),
     );
-    if opts.progress {
-        live.progress = Some(crate::report::Progress::stderr(&s.id.value));
-    }
+    live.progress = match opts.progress {
+        ProgressMode::Off => None,
+        ProgressMode::Stderr => Some(crate::report::Progress::stderr(&s.id.value)),
+        ProgressMode::Relay => Some(crate::report::Progress::relayed(&s.id.value)),
+    };
     let setup = live
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)

@@ -29,7 +29,13 @@ pub struct Progress<W: Write> {
     /// Whether a spinner line is on screen (it must be erased first).
     spinning: bool,
     last_t_ns: u64,
+    /// Written before each line (empty but in the guest).
+    prefix: &'static str,
 }
+
+/// Marks a progress line the guest writes to its console, so the host
+/// running `--vm` can show it live (see `vm::runner`).
+pub const RELAY_PREFIX: &str = "stackquake-progress: ";
 
 impl Progress<std::io::Stderr> {
     /// Progress on stderr, spinning if stderr is a terminal.
@@ -38,6 +44,15 @@ impl Progress<std::io::Stderr> {
         let err = std::io::stderr();
         let tty = err.is_terminal();
         Progress::new(err, tty, scenario)
+    }
+
+    /// Progress from inside the VM guest: plain lines on the console
+    /// (a terminal, but nobody watches it directly), each behind
+    /// [`RELAY_PREFIX`] for the host to pick out.
+    pub fn relayed(scenario: &str) -> Self {
+        let mut p = Progress::new(std::io::stderr(), false, scenario);
+        p.prefix = RELAY_PREFIX;
+        p
     }
 }
 
@@ -54,6 +69,7 @@ impl<W: Write> Progress<W> {
             last_frame: None,
             spinning: false,
             last_t_ns: 0,
+            prefix: "",
         }
     }
 
@@ -68,7 +84,7 @@ impl<W: Write> Progress<W> {
         for e in new {
             if let Some(line) = self.line(e) {
                 self.erase();
-                let _ = writeln!(self.out, "{line}");
+                let _ = writeln!(self.out, "{}{line}", self.prefix);
             }
         }
     }

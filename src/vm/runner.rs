@@ -106,6 +106,10 @@ fn boot_and_watch(
     let mut last_lines: Vec<String> = Vec::new();
     let exited = loop {
         if let Some(line) = vm.next_line(Duration::from_millis(50)) {
+            // The guest engine's progress, shown live as if it ran here.
+            if let Some(progress) = relayed_progress(&line) {
+                eprintln!("{progress}");
+            }
             if booted.is_none() && line.contains(BOOT_MARKER) {
                 booted = Some(Instant::now());
                 tracing::info!(boot = ?start.elapsed(), "guest userspace up");
@@ -228,6 +232,14 @@ pub(super) fn find_qemu() -> Result<PathBuf, VmError> {
         .ok_or(VmError::QemuMissing)
 }
 
+/// The guest engine's progress line in a console line, if it is one
+/// (kernel messages may share the console, so the marker may not start it).
+fn relayed_progress(console_line: &str) -> Option<&str> {
+    console_line
+        .split_once(crate::report::RELAY_PREFIX)
+        .map(|(_, progress)| progress.trim_end())
+}
+
 /// A running QEMU whose serial console (its stdout) is read line by line on
 /// a thread. Dropping it kills QEMU.
 pub(super) struct QemuProcess {
@@ -307,6 +319,19 @@ impl Drop for QemuProcess {
 mod tests {
     use super::super::qemu::Accel;
     use super::*;
+
+    #[test]
+    fn only_marked_console_lines_are_relayed_without_the_marker() {
+        let line = format!(
+            "{}  sc   +1.05s begin  steady\r\n",
+            crate::report::RELAY_PREFIX
+        );
+        assert_eq!(relayed_progress(&line), Some("  sc   +1.05s begin  steady"));
+        assert_eq!(
+            relayed_progress("[    1.2] XFS (loop0): Mounting V5\r\n"),
+            None
+        );
+    }
 
     #[test]
     fn cmdline_words_reject_spaces_and_quotes() {
