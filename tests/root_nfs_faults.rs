@@ -2,7 +2,8 @@
 //! target: libnfs's nfs-cp/nfs-cat in a client namespace against the
 //! in-process server (tests/scenarios/nfs/call-faults-libnfs.yaml). The
 //! verdict checks exit codes; this test also reads the journal for what
-//! exit codes cannot show (held until the delay passed or the heal came).
+//! exit codes cannot show (held until the delay passed or the heal came),
+//! and shows that a call fault that matched nothing makes the run an ERROR.
 
 #[path = "root_world_support/mod.rs"]
 mod support;
@@ -77,11 +78,42 @@ fn each_call_fault_shows_its_effect_on_a_libnfs_client() {
         "delay-fault",
         "stall-fault",
         "mnt-fault",
-        "never",
         "restart",
     ] {
         find(events, "fault_injected", step);
         let h = find(events, "fault_healed", step);
         assert!(h.get("error").is_none(), "{h}");
     }
+}
+
+#[test]
+fn a_call_fault_that_matched_no_call_makes_the_run_an_error() {
+    support::require_root_and(&["nfs-cat", "nfs-cp"], &["/dev/kmsg"]);
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/nfs/unfired-call-fault.yaml");
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(BIN)
+        .args(["run", "--target", "host", "--output"])
+        .arg(out.path())
+        .arg(&file)
+        .status()
+        .unwrap();
+    let text = std::fs::read_to_string(out.path().join("journal.json")).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let result = &j["results"][0];
+    // The expectation held (the read worked): only the unfired fault turns
+    // the verdict.
+    for o in result["outcomes"].as_array().unwrap() {
+        assert_eq!(o["passed"], true, "{o}");
+    }
+    assert_eq!(result["verdict"], "ERROR", "{result:#}");
+    assert_eq!(
+        result["reason"],
+        "nfs.drop at step rename-fault never fired: it matched no call while active"
+    );
+    let events = result["journal"]["events"].as_array().unwrap();
+    let healed = find(events, "fault_healed", "rename-fault");
+    assert_eq!(healed["matched"], 0, "{healed}");
+    assert_eq!(healed["unit"], "call", "{healed}");
+    assert_eq!(status.code(), Some(70), "ERROR exits 70");
 }
