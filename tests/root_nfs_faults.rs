@@ -24,11 +24,13 @@ fn t(e: &serde_json::Value) -> u64 {
     e["t_ns"].as_u64().unwrap()
 }
 
-#[test]
-fn each_call_fault_shows_its_effect_on_a_libnfs_client() {
+/// Runs `tests/scenarios/nfs/<name>` on the host target; its one result
+/// from journal.json, and the exit code.
+fn run(name: &str) -> (serde_json::Value, Option<i32>) {
     support::require_root_and(&["nfs-cat", "nfs-cp"], &["/dev/kmsg"]);
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/nfs/call-faults-libnfs.yaml");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios/nfs")
+        .join(name);
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(BIN)
         .args(["run", "--target", "host", "--output"])
@@ -37,10 +39,15 @@ fn each_call_fault_shows_its_effect_on_a_libnfs_client() {
         .status()
         .unwrap();
     let text = std::fs::read_to_string(out.path().join("journal.json")).unwrap();
-    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let result = &j["results"][0];
+    let mut j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (j["results"][0].take(), status.code())
+}
+
+#[test]
+fn each_call_fault_shows_its_effect_on_a_libnfs_client() {
+    let (result, code) = run("call-faults-libnfs.yaml");
     assert_eq!(result["verdict"], "PASS", "{:#}", result["outcomes"]);
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(code, Some(0));
     let events = result["journal"]["events"].as_array().unwrap();
 
     // nfs.error READ→NFS3ERR_IO: the mount worked, the read failed.
@@ -88,19 +95,7 @@ fn each_call_fault_shows_its_effect_on_a_libnfs_client() {
 
 #[test]
 fn a_call_fault_that_matched_no_call_makes_the_run_an_error() {
-    support::require_root_and(&["nfs-cat", "nfs-cp"], &["/dev/kmsg"]);
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/nfs/unfired-call-fault.yaml");
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new(BIN)
-        .args(["run", "--target", "host", "--output"])
-        .arg(out.path())
-        .arg(&file)
-        .status()
-        .unwrap();
-    let text = std::fs::read_to_string(out.path().join("journal.json")).unwrap();
-    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let result = &j["results"][0];
+    let (result, code) = run("unfired-call-fault.yaml");
     // The expectation held (the read worked): only the unfired fault turns
     // the verdict.
     for o in result["outcomes"].as_array().unwrap() {
@@ -115,5 +110,5 @@ fn a_call_fault_that_matched_no_call_makes_the_run_an_error() {
     let healed = find(events, "fault_healed", "rename-fault");
     assert_eq!(healed["matched"], 0, "{healed}");
     assert_eq!(healed["unit"], "call", "{healed}");
-    assert_eq!(status.code(), Some(70), "ERROR exits 70");
+    assert_eq!(code, Some(70), "ERROR exits 70");
 }
