@@ -395,18 +395,14 @@ impl<'a> Live<'a> {
 
     fn heal(&mut self, step: String, active: Active) {
         // Counters first: healing removes the rule or qdisc that holds them.
-        let (matched, fired_error) = match fault::fired(&active, &self.world) {
+        let (matched, uncounted) = match fault::fired(&active, &self.world) {
             Some(Ok(n)) => (Some(n), None),
-            Some(Err(e)) => (None, Some(format!("cannot tell whether it fired: {e}"))),
+            Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, None),
         };
         let error = fault::heal(&active, &self.world)
             .err()
             .map(|e| e.to_string());
-        let error = match (error, fired_error) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (a, b) => a.or(b),
-        };
         let fault = active.kind().to_string();
         let t = self.now();
         self.journal.push(Event::FaultHealed {
@@ -416,6 +412,7 @@ impl<'a> Live<'a> {
             error,
             unit: matched.map(|_| active.unit().to_string()),
             matched,
+            uncounted,
         });
     }
 

@@ -202,11 +202,11 @@ fn unfired_fault(journal: &Journal) -> Option<String> {
         Event::FaultHealed {
             step,
             fault,
-            error: Some(err),
+            uncounted: Some(why),
             ..
-        } if err.contains("cannot tell whether it fired") => {
-            Some(format!("{fault} at step {step}: {err}"))
-        }
+        } => Some(format!(
+            "{fault} at step {step}: cannot tell whether it fired: {why}"
+        )),
         _ => None,
     })
 }

@@ -40,6 +40,10 @@ pub enum Event {
         /// What `matched` counts, e.g. `packet`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unit: Option<String>,
+        /// Why the count could not be read although the kind keeps one
+        /// (e.g. the counter's table is gone): as bad as a zero.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uncounted: Option<String>,
     },
     /// A workload op that finished, successfully or not.
     Op {

@@ -86,15 +86,16 @@ mod tests {
             .env(RUN_ENV, format!("{run}x"))
             .spawn()
             .unwrap();
-        // Between fork and exec a child still shows our environment: wait
-        // until both have exec'd sleep before looking for the variable.
+        // spawn() returns once the child's execve released us, which is
+        // before the kernel has laid out the new environment: until then
+        // /proc/<pid>/environ reads empty. Wait (bounded) for both to show
+        // one, as any later cleanup would find them.
         for pid in [child.id(), other.id()] {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|exe| exe == std::env::current_exe().unwrap())
-                && std::time::Instant::now() < deadline
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|e| e.is_empty())
+                && Instant::now() < deadline
             {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
         assert_eq!(run_processes(&run), vec![child.id()]);

@@ -142,9 +142,11 @@ impl<W: Write> Progress<W> {
                 error,
                 matched,
                 unit,
+                uncounted,
             } => {
-                let fired = match (matched, unit) {
-                    (Some(n), Some(unit)) => format!(", fired on {n} {unit}(s)"),
+                let fired = match (matched, unit, uncounted) {
+                    (Some(n), Some(unit), _) => format!(", fired on {n} {unit}(s)"),
+                    (_, _, Some(why)) => format!(", fired count unreadable: {why}"),
                     _ => String::new(),
                 };
                 match error {
@@ -251,6 +253,7 @@ mod tests {
                 error: None,
                 matched: None,
                 unit: None,
+                uncounted: None,
             },
             Event::StepEnd {
                 step: "blackhole".into(),
