@@ -53,6 +53,12 @@ pub fn set_mtu(ns: &Netns, ifname: &str, mtu: u32) -> Result<(), NetError> {
     )
 }
 
+/// Routes `dst` (an address with prefix) through `ifname` inside `ns`,
+/// replacing any route to it.
+pub fn route_via(ns: &Netns, dst: &str, ifname: &str) -> Result<(), NetError> {
+    ip_in(ns.name(), &["route", "replace", dst, "dev", ifname])
+}
+
 /// Runs `ip -n <netns> <args…>` and returns its stdout.
 pub(crate) fn ip_output(netns: &str, args: &[&str]) -> Result<String, NetError> {
     let mut cmd = std::process::Command::new("ip");

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 pub use firewall::{
     Action, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId, remove_iptables_chain,
 };
-pub use ip::{add_address, set_mtu, set_up};
+pub use ip::{add_address, route_via, set_mtu, set_up};
 pub use link::{Bridge, Vlan};
 pub use netem::{Netem, NetemSpec, QdiscStats};
 pub use netns::Netns;

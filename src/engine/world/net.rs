@@ -298,3 +298,53 @@ impl World {
         }
     }
 }
+
+impl World {
+    /// A host with links to several peers on separate interfaces (a server
+    /// with two clients, each on its own veth) has its one address on each,
+    /// and with it the same subnet route on each: replies to the second
+    /// client would leave through the first. A /32 route to every peer
+    /// through the interface that carries the link's address fixes that.
+    /// Peers behind one switch share an interface and need nothing.
+    pub(super) fn build_peer_routes(
+        &mut self,
+        s: &Scenario,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for name in s.hosts.keys() {
+            let mut routes: Vec<(String, String)> = Vec::new();
+            for link in &s.links {
+                let peer = match [&link.between[0].value, &link.between[1].value] {
+                    [a, b] if a == name => b,
+                    [a, b] if b == name => a,
+                    _ => continue,
+                };
+                let innermost = link.vlans.last().map(|v| v.value);
+                let (Some(dev), Some((peer_ip, _))) = (
+                    self.link_iface_of(name, peer, innermost),
+                    s.hosts[peer]
+                        .addr
+                        .as_ref()
+                        .and_then(|a| parse_cidr(&a.value)),
+                ) else {
+                    continue;
+                };
+                routes.push((format!("{peer_ip}/32"), dev));
+            }
+            let mut devs: Vec<&str> = routes.iter().map(|(_, d)| d.as_str()).collect();
+            devs.sort_unstable();
+            devs.dedup();
+            if devs.len() < 2 {
+                continue;
+            }
+            for (dst, dev) in &routes {
+                net::route_via(&self.netns[name], dst, dev).map_err(|source| SetupError::Net {
+                    host: name.clone(),
+                    source,
+                })?;
+                note(format!("host {name}: route {dst} via {dev}"));
+            }
+        }
+        Ok(())
+    }
+}
