@@ -25,15 +25,21 @@ const GRACE: Duration = Duration::from_secs(1);
 /// Why a timeline stopped early.
 #[derive(Debug)]
 pub enum Abort {
+    /// The world could not be built (or its workloads started).
+    Setup(String),
     Timeout,
     Signal,
     Fault(String),
-    StepTimeout { step: String, limit: Duration },
+    StepTimeout {
+        step: String,
+        limit: Duration,
+    },
 }
 
 impl std::fmt::Display for Abort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Abort::Setup(e) => write!(f, "{e}"),
             Abort::Timeout => f.write_str("scenario timeout reached"),
             Abort::Signal => f.write_str("interrupted by a signal"),
             Abort::Fault(e) => write!(f, "fault injection failed: {e}"),

@@ -117,11 +117,14 @@ fn run(
     let setup = live
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)
-        .map_err(|e| format!("setup: {e}"))
-        .and_then(|()| live.start_workloads(&ledger));
+        .map_err(|e| format!("setup failed: {e}"))
+        .and_then(|()| {
+            live.start_workloads(&ledger)
+                .map_err(|e| format!("starting workloads failed: {e}"))
+        });
     let timeline = match setup {
         Ok(()) => live.timeline(&ledger),
-        Err(e) => Err(Abort::Fault(e)),
+        Err(e) => Err(Abort::Setup(e)),
     };
     let aborted = timeline.err();
     if let Some(a) = &aborted {
