@@ -12,25 +12,16 @@
 #[path = "nfs_guest_support/mod.rs"]
 mod support;
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
 
 const GUEST_ENV: &str = "SQ_GUEST_NFS_EXPORT";
-/// In dependency order: the initramfs has no modprobe database.
-const MODULES: &[&str] = &[
-    "net/sunrpc/sunrpc.ko",
-    "fs/nfs_common/grace.ko",
-    "fs/lockd/lockd.ko",
-    "fs/nfs_common/nfs_acl.ko",
-    "fs/netfs/netfs.ko",
-    "fs/fscache/fscache.ko",
-    "fs/nfs/nfs.ko",
-    "fs/nfs/nfsv3.ko",
+/// What the XFS-on-loop-on-NFS steps need beside the NFS client, in
+/// insmod order.
+const XFS_LOOP_MODULES: &[&str] = &[
     "crypto/crc32c_generic.ko",
     "lib/libcrc32c.ko",
     "fs/xfs/xfs.ko",
@@ -135,76 +126,35 @@ fn kernel_client() {
     let initrd = support::build_initramfs(
         work.path(),
         &kver,
-        MODULES,
+        &[support::NFS_CLIENT_MODULES, XFS_LOOP_MODULES].concat(),
         &[
             ("mkfs.xfs", "bin/mkfs.xfs"),
             ("xfs_repair", "bin/xfs_repair"),
         ],
         GUEST_SCRIPT,
     );
-    // TCG: a stock kernel hangs under this machine's nested KVM.
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "1536",
-            "-smp",
-            "1",
-            "-nographic",
-            "-no-reboot",
-        ])
-        .args(["-nic", "none", "-kernel", &format!("/boot/vmlinuz-{kver}")])
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting qemu");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
+    let console = support::boot(&support::Boot {
+        kver: &kver,
+        initrd: &initrd,
+        memory_mb: 1536,
+        loglevel: 4,
+        timeout: Duration::from_secs(420),
     });
-    let deadline = Instant::now() + Duration::from_secs(420);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let console = reader.join().unwrap();
-    eprintln!("{console}");
-    assert!(
-        console.contains("SQ-DONE"),
-        "guest did not finish the script"
+    support::assert_steps_ok(
+        &console,
+        &[
+            "mount",
+            "mkfs",
+            "mount-xfs",
+            "write-fsync",
+            "stale-create",
+            "stale-mkdir",
+            "after-create",
+            "after-write-fsync",
+            "xfs-repair-check",
+            "umount-nfs",
+        ],
     );
-    assert!(!console.contains("SQ-FAIL"), "a guest step failed");
-    for step in [
-        "mount",
-        "mkfs",
-        "mount-xfs",
-        "write-fsync",
-        "stale-create",
-        "stale-mkdir",
-        "after-create",
-        "after-write-fsync",
-        "xfs-repair-check",
-        "umount-nfs",
-    ] {
-        assert!(
-            console.contains(&format!("SQ-OK {step}")),
-            "step {step} not ok"
-        );
-    }
     let stale = console
         .lines()
         .find(|l| l.starts_with("SQ-OK stale-create"))

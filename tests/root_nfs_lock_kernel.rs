@@ -20,27 +20,15 @@
 #[path = "nfs_guest_support/mod.rs"]
 mod support;
 
-use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stackquake::nfs::control::{self, DownMode, Request};
 use stackquake::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
 
 const GUEST_ENV: &str = "SQ_GUEST_NLM_EXPORT";
-const MODULES: &[&str] = &[
-    "net/sunrpc/sunrpc.ko",
-    "fs/nfs_common/grace.ko",
-    "fs/lockd/lockd.ko",
-    "fs/nfs_common/nfs_acl.ko",
-    "fs/netfs/netfs.ko",
-    "fs/fscache/fscache.ko",
-    "fs/nfs/nfs.ko",
-    "fs/nfs/nfsv3.ko",
-];
 
 const GUEST_SCRIPT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -168,68 +156,31 @@ fn kernel_client_locks() {
     let initrd = support::build_initramfs(
         work.path(),
         &kver,
-        MODULES,
+        support::NFS_CLIENT_MODULES,
         &[("flock", "bin/flock")],
         GUEST_SCRIPT,
     );
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "1024",
-            "-smp",
-            "1",
-            "-nographic",
-            "-no-reboot",
-        ])
-        .args(["-nic", "none", "-kernel", &format!("/boot/vmlinuz-{kver}")])
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=5 rdinit=/init"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting qemu");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
+    let console = support::boot(&support::Boot {
+        kver: &kver,
+        initrd: &initrd,
+        memory_mb: 1024,
+        loglevel: 5,
+        timeout: Duration::from_secs(480),
     });
-    let deadline = Instant::now() + Duration::from_secs(480);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let console = reader.join().unwrap();
-    eprintln!("{console}");
-    assert!(
-        console.contains("SQ-DONE"),
-        "guest did not finish the script"
+    support::assert_steps_ok(
+        &console,
+        &[
+            "mount",
+            "flock-s",
+            "flock-x",
+            "flock-contended",
+            "holder-exit",
+            "flock-s-again",
+            "hung-while-down",
+            "granted-after-heal",
+            "umount",
+        ],
     );
-    assert!(!console.contains("SQ-FAIL"), "a guest step failed");
-    for step in [
-        "mount",
-        "flock-s",
-        "flock-x",
-        "flock-contended",
-        "holder-exit",
-        "flock-s-again",
-        "hung-while-down",
-        "granted-after-heal",
-        "umount",
-    ] {
-        assert!(
-            console.contains(&format!("SQ-OK {step}")),
-            "step {step} not ok"
-        );
-    }
     assert!(
         console.contains("lockd: server 127.0.0.2 not responding"),
         "the kernel did not log lockd not responding"

@@ -1,11 +1,99 @@
 //! Shared by the root_nfs_*kernel tests: a hand-built busybox initramfs that
 //! boots the guest kernel with this test binary inside, and the loud guard.
 //! (These tests predate `stackquake::vm`; moving them onto it is planned.)
+//! Also the QEMU boot, console capture and step checks both tests share.
 
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The kernel NFSv3 client's modules, in insmod order (the initramfs has
+/// no modprobe database).
+pub const NFS_CLIENT_MODULES: &[&str] = &[
+    "net/sunrpc/sunrpc.ko",
+    "fs/nfs_common/grace.ko",
+    "fs/lockd/lockd.ko",
+    "fs/nfs_common/nfs_acl.ko",
+    "fs/netfs/netfs.ko",
+    "fs/fscache/fscache.ko",
+    "fs/nfs/nfs.ko",
+    "fs/nfs/nfsv3.ko",
+];
+
+/// How the guest is booted.
+pub struct Boot<'a> {
+    pub kver: &'a str,
+    pub initrd: &'a Path,
+    pub memory_mb: u32,
+    /// The kernel's console loglevel: 5 shows lockd's notices.
+    pub loglevel: u8,
+    /// QEMU is killed after this long.
+    pub timeout: Duration,
+}
+
+/// Boots the guest under TCG (a stock kernel hangs under this machine's
+/// nested KVM) with no network device, waits for it to power off or time
+/// out, and returns its console (also echoed to stderr).
+pub fn boot(b: &Boot) -> String {
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-m", &b.memory_mb.to_string()])
+        .args(["-smp", "1", "-nographic", "-no-reboot"])
+        .args([
+            "-nic",
+            "none",
+            "-kernel",
+            &format!("/boot/vmlinuz-{}", b.kver),
+        ])
+        .arg("-initrd")
+        .arg(b.initrd)
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 panic=-1 loglevel={} rdinit=/init",
+            b.loglevel
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting qemu");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let deadline = Instant::now() + b.timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let console = reader.join().unwrap();
+    eprintln!("{console}");
+    console
+}
+
+/// The guest script ran to its end (`SQ-DONE`), no step printed `SQ-FAIL`,
+/// and each of `steps` printed `SQ-OK <step>`.
+pub fn assert_steps_ok(console: &str, steps: &[&str]) {
+    assert!(
+        console.contains("SQ-DONE"),
+        "guest did not finish the script"
+    );
+    assert!(!console.contains("SQ-FAIL"), "a guest step failed");
+    for step in steps {
+        assert!(
+            console.contains(&format!("SQ-OK {step}")),
+            "step {step} not ok"
+        );
+    }
+}
 
 /// Panics unless we are root and every tool is on PATH; `hint` names the
 /// Debian packages that provide them.
