@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{CallMatch, ExportSpec, FaultAction, FaultRule, NfsServer, ServerConfig};
+use stackquake::nfs::{
+    CallMatch, ExportSpec, FaultAction, FaultRule, NfsServer, RuleId, ServerConfig,
+};
 
 const NFS: u32 = 100003;
 const MOUNT: u32 = 100005;
@@ -71,6 +73,19 @@ fn mount_and_lookup(s: &mut TcpStream, name: &str) -> Vec<u8> {
     r.opaque(64).unwrap().to_vec()
 }
 
+/// Holds every NFSv3 WRITE (procedure 7) until the rule is removed.
+fn stall_writes(server: &NfsServer) -> RuleId {
+    server.hook().add(FaultRule {
+        matcher: CallMatch {
+            prog: Some(NFS),
+            proc_: Some(7),
+            ..CallMatch::default()
+        },
+        action: FaultAction::StallUntilHealed,
+        nth: None,
+    })
+}
+
 #[test]
 fn stalled_write_does_not_block_later_calls_on_the_connection() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,15 +94,7 @@ fn stalled_write_does_not_block_later_calls_on_the_connection() {
     let mut s = connect(server.local_addr());
     let fh = mount_and_lookup(&mut s, "f");
 
-    let stall = server.hook().add(FaultRule {
-        matcher: CallMatch {
-            prog: Some(NFS),
-            proc_: Some(7),
-            ..CallMatch::default()
-        },
-        action: FaultAction::StallUntilHealed,
-        nth: None,
-    });
+    let stall = stall_writes(&server);
     let mut a = XdrWriter::new();
     a.opaque(&fh).u64(0).u32(5).u32(2).opaque(b"hello");
     send(&mut s, 100, NFS, 7, a.as_bytes());
@@ -165,15 +172,7 @@ fn several_stalled_calls_still_leave_a_reader_for_the_next_one() {
     let server = start(dir.path());
     let mut s = connect(server.local_addr());
     let fh = mount_and_lookup(&mut s, "f");
-    let stall = server.hook().add(FaultRule {
-        matcher: CallMatch {
-            prog: Some(NFS),
-            proc_: Some(7),
-            ..CallMatch::default()
-        },
-        action: FaultAction::StallUntilHealed,
-        nth: None,
-    });
+    let stall = stall_writes(&server);
     // Four WRITEs held at once, then a GETATTR: each held call took the
     // worker that read it, so a fresh one must have been reading each time.
     for (i, xid) in (200..204).enumerate() {
