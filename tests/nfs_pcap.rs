@@ -84,16 +84,17 @@ fn tshark_decodes_nfs_mount_and_portmap_from_the_capture() {
     // The TCP port is ephemeral: tell tshark it carries RPC (UDP RPC is
     // found by tshark's heuristic).
     let pcap_s = pcap.to_str().unwrap();
+    let decode_rpc = format!("tcp.port=={port},rpc");
+    // tshark over the capture: packets matching `filter`, printed as `out`.
+    let tshark = |filter: &str, out: &[&str]| {
+        let mut args = vec!["-r", pcap_s, "-d", &decode_rpc, "-Y", filter];
+        args.extend_from_slice(out);
+        run("tshark", &args)
+    };
     let fields = |filter: &str| {
-        run(
-            "tshark",
+        tshark(
+            filter,
             &[
-                "-r",
-                pcap_s,
-                "-d",
-                &format!("tcp.port=={port},rpc"),
-                "-Y",
-                filter,
                 "-T",
                 "fields",
                 "-e",
@@ -114,20 +115,9 @@ fn tshark_decodes_nfs_mount_and_portmap_from_the_capture() {
         nfs.lines().any(|l| l.starts_with("1\t")),
         "no NFS reply decoded:\n{nfs}"
     );
-    let read_replies = run(
-        "tshark",
-        &[
-            "-r",
-            pcap_s,
-            "-d",
-            &format!("tcp.port=={port},rpc"),
-            "-Y",
-            "nfs.procedure_v3 == 6 && rpc.msgtyp == 1",
-            "-T",
-            "fields",
-            "-e",
-            "nfs.data",
-        ],
+    let read_replies = tshark(
+        "nfs.procedure_v3 == 6 && rpc.msgtyp == 1",
+        &["-T", "fields", "-e", "nfs.data"],
     );
     assert!(
         !read_replies.trim().is_empty(),
@@ -155,17 +145,7 @@ fn tshark_decodes_nfs_mount_and_portmap_from_the_capture() {
         portmap.lines().any(|l| l.starts_with("1\t")),
         "no portmap reply decoded:\n{portmap}"
     );
-    let errors = run(
-        "tshark",
-        &[
-            "-r",
-            pcap_s,
-            "-d",
-            &format!("tcp.port=={port},rpc"),
-            "-Y",
-            "_ws.malformed || _ws.expert.severity == error",
-        ],
-    );
+    let errors = tshark("_ws.malformed || _ws.expert.severity == error", &[]);
     assert!(
         errors.trim().is_empty(),
         "tshark found malformed packets:\n{errors}"
