@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
+use stackquake::nfs::{NfsServer, ServerConfig};
 
 const NFS: u32 = 100003;
 const MOUNT: u32 = 100005;
@@ -51,14 +51,7 @@ fn rate(what: &str, n: u32, t: Duration) {
 fn loopback_call_rates() {
     let dir = tempfile::tempdir().unwrap();
     let server = NfsServer::start(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.path().to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.path().to_path_buf()),
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )
     .unwrap();

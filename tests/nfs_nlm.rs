@@ -23,7 +23,7 @@ use stackquake::nfs::nlm::wire::{self, LockArgs, NlmLock, NlmStat};
 use stackquake::nfs::portmap::Registration;
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, RestartOptions, ServerConfig};
+use stackquake::nfs::{Listeners, LockConfig, NfsServer, RestartOptions, ServerConfig};
 
 const PMAP: u32 = 100000;
 const NLM: u32 = 100021;
@@ -158,14 +158,7 @@ fn nlm_and_nsm_on_loopback() {
         );
     }
     let server = NfsServer::start_with_locking(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.path().to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.path().to_path_buf()),
         listeners(),
         LockConfig {
             peer_portmap_port: host.local_addr().port(),

@@ -9,7 +9,7 @@ use std::path::Path;
 use stackquake::nfs::client::RpcClient;
 use stackquake::nfs::rpc::{AuthSys, Credential};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
+use stackquake::nfs::{NfsServer, ServerConfig};
 
 const NFS: u32 = 100003;
 
@@ -69,14 +69,7 @@ fn descriptors_are_reused_and_closed_when_the_file_goes() {
         std::fs::write(dir.path().join(f), f.as_bytes()).unwrap();
     }
     let server = NfsServer::start(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.path().to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.path().to_path_buf()),
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )
     .unwrap();

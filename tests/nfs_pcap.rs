@@ -9,7 +9,7 @@ use std::process::Command;
 use stackquake::nfs::client::RpcClient;
 use stackquake::nfs::rpc::{self, AuthSys, Credential};
 use stackquake::nfs::xdr::XdrWriter;
-use stackquake::nfs::{ExportSpec, Listeners, NfsServer, ServerConfig};
+use stackquake::nfs::{Listeners, NfsServer, ServerConfig};
 
 fn require(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
@@ -41,14 +41,7 @@ fn tshark_decodes_nfs_mount_and_portmap_from_the_capture() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), b"captured\n").unwrap();
     let server = NfsServer::start_with(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.path().to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.path().to_path_buf()),
         Listeners::new(TcpListener::bind("127.0.0.1:0").unwrap())
             .with_udp(UdpSocket::bind("127.0.0.1:0").unwrap()),
     )

@@ -8,23 +8,14 @@ use std::time::Duration;
 
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{
-    CallMatch, ExportSpec, FaultAction, FaultRule, NfsServer, RuleId, ServerConfig,
-};
+use stackquake::nfs::{CallMatch, FaultAction, FaultRule, NfsServer, RuleId, ServerConfig};
 
 const NFS: u32 = 100003;
 const MOUNT: u32 = 100005;
 
 fn start(dir: &std::path::Path) -> NfsServer {
     NfsServer::start(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.to_path_buf()),
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )
     .unwrap()

@@ -8,7 +8,7 @@ use stackquake::nfs::client::RpcClient;
 use stackquake::nfs::portmap::{Registration, uaddr};
 use stackquake::nfs::rpc::{AuthSys, Credential};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, Listeners, NfsServer, ServerConfig};
+use stackquake::nfs::{Listeners, NfsServer, ServerConfig};
 
 const PMAP: u32 = 100000;
 const NFS: u32 = 100003;
@@ -44,14 +44,7 @@ fn registry_over_v2_v3_v4_on_a_separate_portmap_listener() {
     let pmap_tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let pmap_addr = pmap_tcp.local_addr().unwrap();
     let server = NfsServer::start_with(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.path().to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.path().to_path_buf()),
         Listeners::new(TcpListener::bind("127.0.0.1:0").unwrap())
             .with_udp(UdpSocket::bind("127.0.0.1:0").unwrap())
             .with_portmap(pmap_tcp, None),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use stackquake::nfs::client::RpcClient;
 use stackquake::nfs::rpc::{AuthSys, Credential};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, NfsServer, RestartOptions, ServerConfig};
+use stackquake::nfs::{NfsServer, RestartOptions, ServerConfig};
 
 const NFS: u32 = 100003;
 const MOUNT: u32 = 100005;
@@ -60,14 +60,7 @@ fn getattr_status(c: &mut RpcClient, fh: &[u8]) -> u32 {
 fn restart_changes_the_verifier_and_keeps_or_loses_handles() {
     let dir = tempfile::tempdir().unwrap();
     let server = NfsServer::start(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.path().to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.path().to_path_buf()),
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )
     .unwrap();

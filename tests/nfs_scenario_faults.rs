@@ -12,7 +12,7 @@ use std::time::Duration;
 use stackquake::fault::{self, Active, Targets};
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
+use stackquake::nfs::{NfsServer, ServerConfig};
 use stackquake::scenario::Fault;
 
 const NFS: u32 = 100003;
@@ -91,14 +91,7 @@ fn close_drop_restart_and_counts() {
     let dir = tempfile::tempdir().unwrap();
     let world = World {
         server: NfsServer::start(
-            ServerConfig {
-                exports: vec![ExportSpec {
-                    name: "/export".into(),
-                    dir: dir.path().to_path_buf(),
-                    clients: vec![],
-                    read_only: false,
-                }],
-            },
+            ServerConfig::single("/export", dir.path().to_path_buf()),
             TcpListener::bind("127.0.0.1:0").unwrap(),
         )
         .unwrap(),

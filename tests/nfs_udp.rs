@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
-use stackquake::nfs::{ExportSpec, Listeners, NfsServer, ServerConfig};
+use stackquake::nfs::{Listeners, NfsServer, ServerConfig};
 
 const PMAP: u32 = 100000;
 const NFS: u32 = 100003;
@@ -16,14 +16,7 @@ const MOUNT: u32 = 100005;
 
 fn start(dir: &Path) -> NfsServer {
     NfsServer::start_with(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: dir.to_path_buf(),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", dir.to_path_buf()),
         Listeners::new(TcpListener::bind("127.0.0.1:0").unwrap())
             .with_udp(UdpSocket::bind("127.0.0.1:0").unwrap()),
     )

@@ -26,7 +26,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use stackquake::nfs::control::{self, DownMode, Request};
-use stackquake::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
+use stackquake::nfs::{Listeners, LockConfig, NfsServer, ServerConfig};
 
 const GUEST_ENV: &str = "SQ_GUEST_NLM_EXPORT";
 
@@ -86,14 +86,7 @@ fn guest_server(dir: &str) {
         .with_ansi(false)
         .try_init();
     let server = NfsServer::start_with_locking(
-        ServerConfig {
-            exports: vec![ExportSpec {
-                name: "/export".into(),
-                dir: PathBuf::from(dir),
-                clients: vec![],
-                read_only: false,
-            }],
-        },
+        ServerConfig::single("/export", PathBuf::from(dir)),
         Listeners::new(TcpListener::bind("127.0.0.2:0").unwrap()).with_portmap(
             TcpListener::bind("127.0.0.2:111").unwrap(),
             Some(UdpSocket::bind("127.0.0.2:111").unwrap()),

@@ -60,6 +60,21 @@ pub struct ServerConfig {
     pub exports: Vec<ExportSpec>,
 }
 
+impl ServerConfig {
+    /// One read-write export of `dir` as `name`, open to any client: what a
+    /// test or a quick `nfs serve` needs.
+    pub fn single(name: &str, dir: impl Into<std::path::PathBuf>) -> ServerConfig {
+        ServerConfig {
+            exports: vec![ExportSpec {
+                name: name.into(),
+                dir: dir.into(),
+                clients: Vec::new(),
+                read_only: false,
+            }],
+        }
+    }
+}
+
 /// The sockets to serve on, created by the caller in the server's network
 /// namespace.
 #[derive(Debug)]
