@@ -2,6 +2,9 @@
 //! back, a job past its timeout is killed, and QEMU dies with its parent.
 //! Not root-dependent; fails loudly when qemu, a kernel or busybox is absent.
 
+#[path = "vm_world_support/mod.rs"]
+mod support;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,22 +20,6 @@ static ONE_GUEST: Mutex<()> = Mutex::new(());
 /// Env var that turns `host_entry` into a stackquake stand-in for the
 /// kill-safety test.
 const HOST_ENTRY_OUT: &str = "SQ_VM_TEST_HOST_ENTRY_OUT";
-
-fn require_tools() {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    assert!(
-        std::env::split_paths(&path).any(|d| d.join("qemu-system-x86_64").is_file()),
-        "qemu-system-x86_64 not in PATH: apt-get install qemu-system-x86"
-    );
-    assert!(
-        vm::GuestKernel::newest_in(Path::new("/boot")).is_ok(),
-        "no /boot/vmlinuz-* with /lib/modules: apt-get install linux-image-amd64"
-    );
-    assert!(
-        Path::new("/usr/bin/busybox").is_file(),
-        "/usr/bin/busybox missing: apt-get install busybox-static"
-    );
-}
 
 /// The guest's init is this very test binary, running `guest_entry`.
 fn guest_command() -> Vec<OsString> {
@@ -108,7 +95,7 @@ fn host_entry() {
 
 #[test]
 fn job_exit_code_files_and_modprobe_come_back() {
-    require_tools();
+    support::require_vm_tools();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let j = job(
@@ -151,7 +138,7 @@ fn job_exit_code_files_and_modprobe_come_back() {
 
 #[test]
 fn job_past_its_timeout_is_killed_with_its_guest() {
-    require_tools();
+    support::require_vm_tools();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let timeout = Duration::from_secs(3);
@@ -179,7 +166,7 @@ fn job_past_its_timeout_is_killed_with_its_guest() {
 
 #[test]
 fn guest_dies_with_its_host() {
-    require_tools();
+    support::require_vm_tools();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let mut host = Command::new(std::env::current_exe().unwrap())
@@ -205,7 +192,7 @@ fn guest_dies_with_its_host() {
 /// an nftables table, a veth pair, and the NFS client modules.
 #[test]
 fn guest_has_what_scenarios_need() {
-    require_tools();
+    support::require_vm_tools();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let script = "set -e; \

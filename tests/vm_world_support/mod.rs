@@ -1,4 +1,4 @@
-//! Shared by the vm_world_* tests: boot a guest whose job is one ignored
+//! Shared by the vm_world_* tests (and vm_boot's tool guard): boot a guest whose job is one ignored
 //! test of the same binary, and the loud guards on both sides.
 
 #![allow(dead_code)]
