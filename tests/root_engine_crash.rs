@@ -75,86 +75,6 @@ fn runs_of(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// Everything of `run` still on the machine.
-fn leftovers(run: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for e in std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.contains(run) {
-            left.push(format!("netns {name}"));
-        }
-    }
-    // veth ends are named after the run (sq<run>…) whichever netns they are in;
-    // the host's namespace is the one a leak could reach.
-    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    left.extend(
-        String::from_utf8_lossy(&links.stdout)
-            .lines()
-            .filter(|l| l.contains(run))
-            .map(|l| format!("link {l}")),
-    );
-    let tables = Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
-    left.extend(
-        String::from_utf8_lossy(&tables.stdout)
-            .lines()
-            .filter(|l| l.contains(run))
-            .map(|l| format!("nft {l}")),
-    );
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    left.extend(
-        mountinfo
-            .lines()
-            .filter(|l| l.contains(run))
-            .map(|l| format!("mount {l}")),
-    );
-    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
-        if let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file"))
-            && b.contains(run)
-        {
-            left.push(format!(
-                "loop {} on {}",
-                e.file_name().to_string_lossy(),
-                b.trim()
-            ));
-        }
-    }
-    for pid in stackquake::ledger::run_processes(run) {
-        left.push(format!("process {pid} (environment names the run)"));
-    }
-    // Processes started without our variable still show the run in their
-    // arguments or working directory.
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let p = e.path();
-        let named = std::fs::read(p.join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(run))
-            || std::fs::read_link(p.join("cwd")).is_ok_and(|c| c.to_string_lossy().contains(run));
-        let zombie = std::fs::read_to_string(p.join("stat")).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        });
-        if named && !zombie {
-            left.push(format!("process {}", e.file_name().to_string_lossy()));
-        }
-    }
-    if std::fs::read_dir(std::env::temp_dir().join("stackquake"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains(run))
-    {
-        left.push("scratch directory".into());
-    }
-    left
-}
-
 #[test]
 fn runs_killed_at_random_points_leave_nothing_after_cleanup() {
     support::require_root_and(
@@ -198,7 +118,7 @@ fn runs_killed_at_random_points_leave_nothing_after_cleanup() {
     assert_eq!(status.code(), Some(0));
     let run = j["results"][0]["journal"]["run_id"].as_str().unwrap();
     assert_eq!(
-        leftovers(run),
+        support::leftovers(run),
         Vec::<String>::new(),
         "a whole run leaves nothing"
     );
@@ -252,13 +172,13 @@ fn runs_killed_at_random_points_leave_nothing_after_cleanup() {
         {
             seen.push(r.to_string());
         }
-        let had_world = seen.iter().any(|r| !leftovers(r).is_empty());
+        let had_world = seen.iter().any(|r| !support::leftovers(r).is_empty());
         if had_world {
             killed_with_world += 1;
         }
         let mut kinds: Vec<String> = seen
             .iter()
-            .flat_map(|r| leftovers(r))
+            .flat_map(|r| support::leftovers(r))
             .map(|l| l.split(' ').next().unwrap_or("").to_string())
             .collect();
         kinds.sort();
@@ -289,10 +209,10 @@ fn runs_killed_at_random_points_leave_nothing_after_cleanup() {
             }
             // Zombies reparented to init may take a moment to be reaped.
             let until = Instant::now() + Duration::from_secs(3);
-            let mut left = leftovers(r);
+            let mut left = support::leftovers(r);
             while !left.is_empty() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(50));
-                left = leftovers(r);
+                left = support::leftovers(r);
             }
             if !left.is_empty() {
                 failures.push(format!(

@@ -23,48 +23,6 @@ fn journal(out: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("journal.json is JSON")
 }
 
-/// Everything the run with this id could have left on the machine.
-fn leftovers(run: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for e in std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.contains(run) {
-            left.push(format!("netns {name}"));
-        }
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    left.extend(
-        mountinfo
-            .lines()
-            .filter(|l| l.contains(run))
-            .map(|l| format!("mount {l}")),
-    );
-    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
-        let backing = e.path().join("loop/backing_file");
-        if let Ok(b) = std::fs::read_to_string(backing)
-            && b.contains(run)
-        {
-            left.push(format!(
-                "loop {} on {}",
-                e.file_name().to_string_lossy(),
-                b.trim()
-            ));
-        }
-    }
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmd).contains(run)
-        {
-            left.push(format!("process {}", e.file_name().to_string_lossy()));
-        }
-    }
-    left
-}
-
 fn ledgers() -> Vec<PathBuf> {
     std::fs::read_dir("/run/stackquake/ledger")
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -96,7 +54,7 @@ fn xfs_shutdown_scenario_passes_on_the_host_and_leaves_nothing() {
         "{outcomes:#?}"
     );
     let run = result["journal"]["run_id"].as_str().unwrap();
-    assert_eq!(leftovers(run), Vec::<String>::new());
+    assert_eq!(support::leftovers(run), Vec::<String>::new());
     assert!(
         !ledgers().iter().any(|l| l.to_string_lossy().contains(run)),
         "a clean run removes its ledger"
@@ -139,14 +97,14 @@ fn a_run_killed_with_sigkill_is_cleaned_up_by_cleanup() {
     child.wait().unwrap();
     let run = ledger.file_stem().unwrap().to_string_lossy().into_owned();
     assert!(
-        !leftovers(&run).is_empty(),
+        !support::leftovers(&run).is_empty(),
         "the killed run should have left its world behind"
     );
     let cleanup = Command::new(BIN).arg("cleanup").output().unwrap();
     let text = String::from_utf8_lossy(&cleanup.stdout);
     assert_eq!(cleanup.status.code(), Some(0), "{text}");
     assert!(text.contains("removed"), "{text}");
-    assert_eq!(leftovers(&run), Vec::<String>::new(), "{text}");
+    assert_eq!(support::leftovers(&run), Vec::<String>::new(), "{text}");
     assert!(!ledger.exists(), "cleanup removes the ledger it finished");
 }
 
