@@ -24,14 +24,7 @@ pub fn print_result(out: &mut impl Write, r: &ScenarioResult) -> std::io::Result
 
 pub fn print_summary(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
     let mut parts = Vec::new();
-    for v in [
-        Verdict::Pass,
-        Verdict::Fail,
-        Verdict::Xfail,
-        Verdict::Xpass,
-        Verdict::Skip,
-        Verdict::Error,
-    ] {
+    for v in Verdict::ALL {
         let n = report.count(v);
         if n > 0 {
             parts.push(format!("{n} {}", v.to_string().to_lowercase()));
@@ -62,14 +55,7 @@ pub fn print_histogram(out: &mut impl Write, report: &RunReport) -> std::io::Res
     for id in ids {
         let runs: Vec<&ScenarioResult> = report.results.iter().filter(|r| r.id == id).collect();
         let mut parts = Vec::new();
-        for v in [
-            Verdict::Pass,
-            Verdict::Fail,
-            Verdict::Xfail,
-            Verdict::Xpass,
-            Verdict::Skip,
-            Verdict::Error,
-        ] {
+        for v in Verdict::ALL {
             let n = runs.iter().filter(|r| r.verdict == v).count();
             if n > 0 {
                 parts.push(format!("{v} {n} {}", "#".repeat(n.min(40))));

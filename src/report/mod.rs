@@ -27,6 +27,18 @@ pub enum Verdict {
     Error,
 }
 
+impl Verdict {
+    /// Every verdict, in the order summaries list them.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Pass,
+        Verdict::Fail,
+        Verdict::Xfail,
+        Verdict::Xpass,
+        Verdict::Skip,
+        Verdict::Error,
+    ];
+}
+
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = serde_json::to_value(self).expect("verdict serializes");
