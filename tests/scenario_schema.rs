@@ -3,7 +3,6 @@
 //! rejects the structural mistakes of the bad corpus.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -42,34 +41,12 @@ fn problems(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-#[derive(serde::Deserialize, Default)]
-struct Prelude {
-    #[serde(default)]
-    vars: BTreeMap<String, String>,
-    #[serde(default)]
-    matrix: BTreeMap<String, Vec<String>>,
-}
-
 /// The texts the loader parses for one file: one per matrix case, with the
-/// file's vars and the case's values substituted (load_cases' order).
+/// file's vars and the case's values substituted.
 fn substituted_cases(text: &str) -> Vec<String> {
-    let prelude: Prelude = serde_saphyr::from_str(text).unwrap_or_default();
-    let mut cases = vec![prelude.vars.clone()];
-    for (name, values) in &prelude.matrix {
-        cases = cases
-            .into_iter()
-            .flat_map(|case| {
-                values.iter().map(move |v| {
-                    let mut c = case.clone();
-                    c.insert(name.clone(), v.clone());
-                    c
-                })
-            })
-            .collect();
-    }
-    cases
-        .iter()
-        .map(|vars| stackquake::scenario::substitute(text, vars))
+    stackquake::scenario::expand_cases(text, &[])
+        .into_iter()
+        .map(|c| c.text)
         .collect()
 }
 

@@ -47,8 +47,37 @@ pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Sce
         source,
     })?;
     let file = path.display().to_string();
-    // A file whose prelude does not parse is reported by the full load below.
-    let prelude: Prelude = serde_saphyr::from_str(&text).unwrap_or_default();
+    let mut out = Vec::new();
+    for case in expand_cases(&text, overrides) {
+        let mut scenario = load_str(&case.text, &file)?;
+        if !case.values.is_empty() {
+            let label: Vec<String> = case
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            scenario.id.value = format!("{}[{}]", scenario.id.value, label.join(","));
+        }
+        out.push(scenario);
+    }
+    Ok(out)
+}
+
+/// One `matrix:` case of a file: its values, and the file's text with
+/// every variable substituted.
+pub struct Case {
+    /// The matrix values of this case, in matrix order (empty without one).
+    pub values: Vec<(String, String)>,
+    pub text: String,
+}
+
+/// The cases of a scenario file's text, before parsing: one per
+/// combination of `matrix:` values (one if there is no matrix), with
+/// `${name}` replaced by the file's `vars:`, the case's values and
+/// `overrides`, in rising precedence.
+pub fn expand_cases(text: &str, overrides: &[(String, String)]) -> Vec<Case> {
+    // A file whose prelude does not parse is reported by the full load.
+    let prelude: Prelude = serde_saphyr::from_str(text).unwrap_or_default();
     let mut cases: Vec<Vec<(String, String)>> = vec![Vec::new()];
     for (name, values) in &prelude.matrix {
         cases = cases
@@ -62,19 +91,18 @@ pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Sce
             })
             .collect();
     }
-    let mut out = Vec::new();
-    for case in cases {
-        let mut vars = prelude.vars.clone();
-        vars.extend(case.iter().cloned());
-        vars.extend(overrides.iter().cloned());
-        let mut scenario = load_str(&substitute(&text, &vars), &file)?;
-        if !case.is_empty() {
-            let label: Vec<String> = case.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            scenario.id.value = format!("{}[{}]", scenario.id.value, label.join(","));
-        }
-        out.push(scenario);
-    }
-    Ok(out)
+    cases
+        .into_iter()
+        .map(|values| {
+            let mut vars = prelude.vars.clone();
+            vars.extend(values.iter().cloned());
+            vars.extend(overrides.iter().cloned());
+            Case {
+                text: substitute(text, &vars),
+                values,
+            }
+        })
+        .collect()
 }
 
 /// Replaces each `${name}` whose name is in `vars`; others stay as written.

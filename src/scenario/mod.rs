@@ -14,7 +14,7 @@ mod schema;
 mod steps;
 mod validate;
 
-pub use load::{LoadError, load_cases, load_file, load_str, substitute};
+pub use load::{Case, LoadError, expand_cases, load_cases, load_file, load_str, substitute};
 pub use model::*;
 pub use nfs_faults::NfsCallMatch;
 pub use quantity::{ByteSize, Duration};
