@@ -1,8 +1,8 @@
-//! Not a test of behaviour: a loopback rate probe for the server's call path
-//! (sequential GETATTRs, 1 MiB WRITEs, CREATE+GETATTR+REMOVE of small
-//! files), one call at a time like the benchmark's single writer. Run with
-//! `cargo test --release --test nfs_loopback_rate -- --ignored --nocapture`;
-//! it prints calls per second (bench/README.md cites it).
+//! A loopback rate probe for the server's call path (sequential GETATTRs,
+//! 1 MiB WRITEs, CREATE+GETATTR+REMOVE of small files), one call at a time
+//! like the benchmark's single writer. Run with
+//! `cargo run --release --example nfs_loopback_rate`; it prints calls per
+//! second (bench/README.md cites it).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -46,9 +46,7 @@ fn rate(what: &str, n: u32, t: Duration) {
     );
 }
 
-#[test]
-#[ignore = "a rate probe, not a test; run by hand"]
-fn loopback_call_rates() {
+fn main() {
     let dir = tempfile::tempdir().unwrap();
     let server = NfsServer::start(
         ServerConfig::single("/export", dir.path().to_path_buf()),
