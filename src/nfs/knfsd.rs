@@ -5,20 +5,19 @@
 //! is keyed by the netns of the process that mounts it, and its export and
 //! auth caches live under that netns' `/proc/net/rpc`. The nfs-utils tools
 //! hard-code `/proc/fs/nfsd`, `/var/lib/nfs` and `/run`, so each `Knfsd`
-//! gets an *anchor* process (`unshare --mount … sleep infinity`, started
-//! inside the netns) whose private mount namespace holds its own nfsd
-//! mount and tmpfs state; every later tool runs there through `nsenter`.
-//! rpcbind and rpc.mountd run in the same pair of namespaces: nfsd
+//! runs in a `DaemonNs`: the netns plus a private mount namespace holding
+//! its own nfsd mount and tmpfs state. rpcbind and rpc.mountd (and
+//! rpc.statd, when the host has one) run in the same pair: nfsd
 //! registers NFSv3 and NLM with the rpcbind it finds (`rpc.nfsd` fails with
 //! ECONNREFUSED without one) and mountd answers the kernel's export upcalls.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::ledger::{EntryId, Ledger, LedgerObject};
-use crate::net::{Netns, command_in};
+use super::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, output, require_tools};
+use crate::ledger::Ledger;
+use crate::net::Netns;
 
 /// How nfsd is brought up in a namespace.
 #[derive(Debug, Clone)]
@@ -69,70 +68,29 @@ impl KnfsdExport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnfsdError {
-    #[error(
-        "{tool} not found: apt-get install nfs-kernel-server rpcbind (on the host; guests share its /)"
-    )]
-    ToolMissing { tool: &'static str },
-    #[error("cannot run `{command}`")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        command: String,
-        status: String,
-        stderr: String,
-    },
-    #[error("{what} in netns {netns} did not come up within {waited:?}")]
-    NotReady {
-        what: &'static str,
-        netns: String,
-        waited: Duration,
-    },
-    #[error("writing {path}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot record {what} in the ledger")]
-    Ledger {
-        what: String,
-        source: crate::ledger::LedgerError,
-    },
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
     #[error("no export {target} on this knfsd")]
     UnknownExport { target: String },
 }
 
-/// A helper process of this nfsd and its ledger entry.
-#[derive(Debug)]
-struct Helper {
-    name: &'static str,
-    child: Child,
-    entry: Option<EntryId>,
-}
-
 /// nfsd running in one netns. Dropping it stops nfsd there, unexports
-/// everything and ends its helpers (`stop` does the same and reports).
+/// everything and ends its daemons (`stop` does the same and reports).
 #[derive(Debug)]
 pub struct Knfsd {
-    netns: String,
-    /// Last is the anchor: it goes last, taking the mount namespace along.
-    helpers: Vec<Helper>,
+    /// rpcbind, rpc.mountd and rpc.statd; ended before `ns` goes.
+    daemons: Vec<DaemonProcess>,
+    ns: DaemonNs,
     exports: Vec<KnfsdExport>,
-    ledger: Option<Ledger>,
     stopped: bool,
 }
 
-const TOOLS: &[&str] = &[
-    "rpc.nfsd",
-    "rpc.mountd",
-    "exportfs",
-    "rpcbind",
-    "unshare",
-    "nsenter",
+const TOOLS: &[(&str, &str)] = &[
+    ("rpc.nfsd", "nfs-kernel-server"),
+    ("rpc.mountd", "nfs-kernel-server"),
+    ("exportfs", "nfs-kernel-server"),
+    ("rpcbind", "rpcbind"),
 ];
-const READY_WAIT: Duration = Duration::from_secs(10);
 
 impl Knfsd {
     /// Brings up nfsd in `ns` with no exports. Needs root, the nfsd module
@@ -142,85 +100,69 @@ impl Knfsd {
         config: &KnfsdConfig,
         ledger: Option<&Ledger>,
     ) -> Result<Knfsd, KnfsdError> {
-        for tool in TOOLS {
-            if find_tool(tool).is_none() {
-                return Err(KnfsdError::ToolMissing { tool });
-            }
-        }
+        require_tools(TOOLS)?;
         let mut modprobe = Command::new("modprobe");
         modprobe.args(["-a", "nfsd", "lockd"]);
-        run(modprobe)?;
+        output(modprobe)?;
+        // Private state: etab/rmtab and rpcbind's socket must not be shared
+        // with another nfsd (or the guest's own).
+        let ns = DaemonNs::start(ns, "sqknfsd", ledger)?;
         let mut me = Knfsd {
-            netns: ns.name().to_string(),
-            helpers: Vec::new(),
+            daemons: Vec::new(),
+            ns,
             exports: Vec::new(),
-            ledger: ledger.cloned(),
             stopped: false,
         };
-        let mut anchor = command_in(ns, "unshare");
-        anchor.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sleep",
-            "infinity",
-        ]);
-        me.spawn_helper("anchor", anchor)?;
-        me.wait_for_own_mount_ns()?;
-        // Private state: etab/rmtab and rpcbind's socket must not be shared
-        // with another nfsd (or the guest's own) through the common tmpfs.
-        // (A guest's /var/lib is an empty tmpfs: make the mount point.)
-        for dir in ["/var/lib/nfs", "/run"] {
-            me.tool("mkdir", &["-p", dir]).and_then(run)?;
-            me.tool("mount", &["-t", "tmpfs", "sqknfsd", dir])
-                .and_then(run)?;
-        }
-        me.tool("mkdir", &["-p", "/var/lib/nfs/rpc_pipefs", "/run/rpcbind"])
-            .and_then(run)?;
         // exportfs refuses to run without them (the package creates them).
         for table in ["var/lib/nfs/etab", "var/lib/nfs/rmtab"] {
-            let path = me.anchor_path(table);
-            fs::write(&path, "").map_err(|source| KnfsdError::Write { path, source })?;
+            me.ns.write(table, "")?;
         }
-        me.tool("mount", &["-t", "nfsd", "nfsd", "/proc/fs/nfsd"])
-            .and_then(run)?;
+        me.ns
+            .run("mount", &["-t", "nfsd", "nfsd", "/proc/fs/nfsd"])?;
         let grace = config.grace_secs.max(10).to_string();
-        me.write_nfsd("nfsv4gracetime", &grace)?;
-        me.write_nfsd("nfsv4leasetime", &grace)?;
+        me.ns.write("proc/fs/nfsd/nfsv4gracetime", &grace)?;
+        me.ns.write("proc/fs/nfsd/nfsv4leasetime", &grace)?;
         let nlm = Path::new("/proc/sys/fs/nfs/nlm_grace_period");
-        fs::write(nlm, &grace).map_err(|source| KnfsdError::Write {
+        fs::write(nlm, &grace).map_err(|source| DaemonError::Write {
             path: nlm.into(),
             source,
         })?;
-        let rpcbind = me.tool("rpcbind", &["-f", "-w"])?;
-        me.spawn_helper("rpcbind", rpcbind)?;
-        me.wait_for("rpcbind", || me.anchor_path("run/rpcbind.sock").exists())?;
+        me.daemons.push(me.ns.start_rpcbind()?);
         let port = config.mountd_port.to_string();
-        let mut mountd_args = vec!["-F", "-p", &port];
+        let mut mountd = vec!["rpc.mountd", "-F", "-p", &port];
         if !config.nfsv4 {
-            mountd_args.extend(["-N", "4"]);
+            mountd.extend(["-N", "4"]);
         }
-        let mountd = me.tool("rpc.mountd", &mountd_args)?;
-        me.spawn_helper("rpc.mountd", mountd)?;
+        me.daemons.push(me.ns.spawn("rpc.mountd", &mountd)?);
         let threads = config.threads.to_string();
         let mut nfsd_args = vec![];
         if !config.nfsv4 {
             nfsd_args.extend(["-N", "4"]);
         }
         nfsd_args.push(&threads);
-        me.tool("rpc.nfsd", &nfsd_args).and_then(run)?;
-        tracing::info!(netns = %me.netns, grace = %grace, "knfsd started");
+        me.ns.run("rpc.nfsd", &nfsd_args)?;
+        tracing::info!(netns = %me.ns.netns(), grace = %grace, "knfsd started");
         Ok(me)
     }
 
     pub fn netns(&self) -> &str {
-        &self.netns
+        self.ns.netns()
     }
 
     /// A command that runs inside this nfsd's netns and mount namespace.
-    pub fn command(&self, program: &str) -> Result<Command, KnfsdError> {
-        self.tool(program, &[])
+    pub fn command(&self, program: &str) -> Command {
+        self.ns.command(program, &[])
+    }
+
+    /// rpc.statd beside this nfsd, registered with its rpcbind: knfsd's
+    /// lockd asks it to monitor every client that locks.
+    pub fn start_statd(&mut self) -> Result<(), KnfsdError> {
+        self.daemons.push(self.ns.start_statd()?);
+        Ok(())
+    }
+
+    pub fn has_statd(&self) -> bool {
+        self.daemons.iter().any(|d| d.name() == "rpc.statd")
     }
 
     /// Exports (or re-exports with new options) a directory and flushes
@@ -228,12 +170,11 @@ impl Knfsd {
     /// not after the cache entry expires.
     pub fn export(&mut self, export: &KnfsdExport) -> Result<(), KnfsdError> {
         let target = export.target();
-        self.tool("exportfs", &["-o", &export.options, &target])
-            .and_then(run)?;
+        self.ns.run("exportfs", &["-o", &export.options, &target])?;
         self.flush()?;
         self.exports.retain(|e| e.target() != target);
         self.exports.push(export.clone());
-        tracing::info!(netns = %self.netns, %target, options = %export.options, "knfsd export");
+        tracing::info!(netns = %self.netns(), %target, options = %export.options, "knfsd export");
         Ok(())
     }
 
@@ -243,20 +184,20 @@ impl Knfsd {
         if !self.exports.iter().any(|e| e.target() == target) {
             return Err(KnfsdError::UnknownExport { target });
         }
-        self.tool("exportfs", &["-u", &target]).and_then(run)?;
+        self.ns.run("exportfs", &["-u", &target])?;
         self.flush()?;
         self.exports.retain(|e| e.target() != target);
-        tracing::info!(netns = %self.netns, %target, "knfsd unexport");
+        tracing::info!(netns = %self.netns(), %target, "knfsd unexport");
         Ok(())
     }
 
     /// The kernel's current view, `exportfs -v`.
     pub fn list(&self) -> Result<String, KnfsdError> {
-        output(self.tool("exportfs", &["-v"])?)
+        Ok(self.ns.output("exportfs", &["-v"])?)
     }
 
     /// Unexports everything, stops the nfsd threads (and lockd) in the
-    /// netns, ends rpc.mountd, rpcbind and the anchor.
+    /// netns, ends rpc.mountd, rpc.statd, rpcbind and the anchor.
     pub fn stop(mut self) -> Result<(), KnfsdError> {
         self.shutdown()
     }
@@ -267,175 +208,35 @@ impl Knfsd {
         }
         self.stopped = true;
         let mut first_error = None;
-        if self.anchor_alive() {
+        if self.ns.alive() {
             for step in [
                 &["exportfs", "-ua"][..],
                 &["rpc.nfsd", "0"],
                 &["exportfs", "-f"],
             ] {
-                if let Err(e) = self.tool(step[0], &step[1..]).and_then(run) {
-                    tracing::warn!(netns = %self.netns, error = %e, "knfsd stop step failed");
+                if let Err(e) = self.ns.run(step[0], &step[1..]) {
+                    tracing::warn!(netns = %self.netns(), error = %e, "knfsd stop step failed");
                     first_error.get_or_insert(e);
                 }
             }
         }
-        while let Some(mut h) = self.helpers.pop() {
-            let _ = h.child.kill();
-            let _ = h.child.wait();
-            if let (Some(ledger), Some(entry)) = (&self.ledger, h.entry) {
-                if let Err(e) = ledger.done(entry) {
-                    tracing::warn!(helper = h.name, error = %e, "cannot mark done in ledger");
-                }
-            }
-        }
-        tracing::info!(netns = %self.netns, "knfsd stopped");
-        first_error.map_or(Ok(()), Err)
+        // Last started, first ended; the anchor goes with `self.ns`.
+        while self.daemons.pop().is_some() {}
+        tracing::info!(netns = %self.netns(), "knfsd stopped");
+        first_error.map_or(Ok(()), |e| Err(e.into()))
     }
 
     fn flush(&self) -> Result<(), KnfsdError> {
-        self.tool("exportfs", &["-f"]).and_then(run)
-    }
-
-    fn spawn_helper(&mut self, name: &'static str, mut cmd: Command) -> Result<(), KnfsdError> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let command = command_line(&cmd);
-        let child = cmd
-            .spawn()
-            .map_err(|source| KnfsdError::Spawn { command, source })?;
-        let pid = child.id();
-        let mut helper = Helper {
-            name,
-            child,
-            entry: None,
-        };
-        if let Some(ledger) = &self.ledger {
-            // Recorded right after the spawn (the pid exists only then); a
-            // crash in between leaves a helper that dies with its netns' use.
-            let starttime = crate::sys::procstat::read(pid)
-                .map(|s| s.starttime)
-                .unwrap_or(0);
-            match ledger.record(LedgerObject::Process { pid, starttime }) {
-                Ok(entry) => helper.entry = Some(entry),
-                Err(source) => {
-                    let _ = helper.child.kill();
-                    let _ = helper.child.wait();
-                    return Err(KnfsdError::Ledger {
-                        what: format!("{name} pid {pid}"),
-                        source,
-                    });
-                }
-            }
-        }
-        // The anchor stays first so `shutdown` (popping) ends it last.
-        self.helpers.push(helper);
-        Ok(())
-    }
-
-    fn anchor_pid(&self) -> u32 {
-        self.helpers[0].child.id()
-    }
-
-    fn anchor_alive(&mut self) -> bool {
-        matches!(
-            self.helpers.first_mut().map(|h| h.child.try_wait()),
-            Some(Ok(None))
-        )
-    }
-
-    /// A path inside the anchor's mount namespace, from outside it.
-    fn anchor_path(&self, rel: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root/{rel}", self.anchor_pid()))
-    }
-
-    /// unshare has to exec `sleep` before the namespace is really its own.
-    fn wait_for_own_mount_ns(&mut self) -> Result<(), KnfsdError> {
-        let pid = self.anchor_pid();
-        let own = fs::read_link("/proc/self/ns/mnt").ok();
-        self.wait_for("anchor", || {
-            let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
-            let mnt = fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-            exe.is_some_and(|e| e.ends_with("sleep")) && mnt.is_some() && mnt != own
-        })
-    }
-
-    fn wait_for(&self, what: &'static str, ready: impl Fn() -> bool) -> Result<(), KnfsdError> {
-        let start = Instant::now();
-        while !ready() {
-            if start.elapsed() > READY_WAIT {
-                return Err(KnfsdError::NotReady {
-                    what,
-                    netns: self.netns.clone(),
-                    waited: READY_WAIT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    fn write_nfsd(&self, file: &str, value: &str) -> Result<(), KnfsdError> {
-        let path = self.anchor_path(&format!("proc/fs/nfsd/{file}"));
-        fs::write(&path, value).map_err(|source| KnfsdError::Write { path, source })
-    }
-
-    fn tool(&self, program: &str, args: &[&str]) -> Result<Command, KnfsdError> {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg("-t")
-            .arg(self.anchor_pid().to_string())
-            .args(["-m", "-n", "--", program])
-            .args(args);
-        Ok(cmd)
+        Ok(self.ns.run("exportfs", &["-f"])?)
     }
 }
 
 impl Drop for Knfsd {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
-            tracing::error!(netns = %self.netns, error = %e, "knfsd not stopped cleanly");
+            tracing::error!(netns = %self.netns(), error = %e, "knfsd not stopped cleanly");
         }
     }
-}
-
-fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
-
-fn command_line(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn output(mut cmd: Command) -> Result<String, KnfsdError> {
-    let command = command_line(&cmd);
-    tracing::debug!(%command, "running");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| KnfsdError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    Err(KnfsdError::Command {
-        command,
-        status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
-}
-
-fn run(cmd: Command) -> Result<(), KnfsdError> {
-    output(cmd).map(drop)
 }
 
 #[cfg(test)]

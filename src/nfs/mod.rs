@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod control;
+pub mod daemon_ns;
 pub mod dispatch;
 pub mod drc;
 pub mod export;

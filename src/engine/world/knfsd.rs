@@ -7,20 +7,16 @@
 //! whose rpc-statd.service was disabled).
 
 use super::{SetupError, World, io};
-use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::ledger::Ledger;
 use crate::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport};
 use crate::scenario::{ExportOption, Scenario, ServerKind, Statd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
-/// A knfsd server of the world, its exports by scenario path, and the
-/// rpc.statd started beside it.
+/// A knfsd server of the world and its exports by scenario path.
 pub struct KnfsdServer {
     knfsd: Knfsd,
     exports: Vec<(String, PathBuf)>,
     mountd_port: u16,
-    statd: Option<(Child, Option<EntryId>)>,
-    ledger: Ledger,
 }
 
 impl std::fmt::Debug for KnfsdServer {
@@ -89,11 +85,9 @@ impl World {
                 .statd
                 .as_ref()
                 .is_none_or(|k| k.value != Statd::None);
-            let statd = if wants_statd {
-                Some(start_statd(&knfsd, ledger).map_err(err)?)
-            } else {
-                None
-            };
+            if wants_statd {
+                knfsd.start_statd().map_err(|e| err(e.to_string()))?;
+            }
             note(format!(
                 "knfsd server {name} on {} (rpc.statd: {})",
                 server.host.value,
@@ -105,8 +99,6 @@ impl World {
                     knfsd,
                     exports,
                     mountd_port: config.mountd_port,
-                    statd,
-                    ledger: ledger.clone(),
                 },
             );
         }
@@ -121,56 +113,23 @@ impl World {
         Some((dir.display().to_string(), k.mountd_port))
     }
 
-    pub(super) fn stop_knfsds(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
-        for (name, mut k) in std::mem::take(&mut self.knfsds) {
-            if let Some((mut child, entry)) = k.statd.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-                if let Some(entry) = entry
-                    && let Err(e) = k.ledger.done(entry)
-                {
-                    tracing::warn!(error = %e, "cannot mark rpc.statd done in the ledger");
-                }
+    /// rpc.statd beside each knfsd whose host had none (see `heal_statds`).
+    pub(super) fn heal_knfsd_statds(&mut self) {
+        for (name, k) in &mut self.knfsds {
+            if !k.knfsd.has_statd()
+                && let Err(e) = k.knfsd.start_statd()
+            {
+                tracing::warn!(server = %name, error = %e, "cannot start rpc.statd for knfsd's stop");
             }
+        }
+    }
+
+    pub(super) fn stop_knfsds(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+        for (name, k) in std::mem::take(&mut self.knfsds) {
             done(
                 format!("stop knfsd server {name}"),
                 k.knfsd.stop().map_err(|e| e.to_string()),
             );
         }
     }
-}
-
-/// rpc.statd in knfsd's namespaces, registered with its rpcbind.
-fn start_statd(knfsd: &Knfsd, ledger: &Ledger) -> Result<(Child, Option<EntryId>), String> {
-    let mut mkdir = knfsd.command("mkdir").map_err(|e| e.to_string())?;
-    mkdir.args(["-p", "/var/lib/nfs/sm", "/var/lib/nfs/sm.bak"]);
-    let status = mkdir
-        .status()
-        .map_err(|e| format!("mkdir for rpc.statd: {e}"))?;
-    if !status.success() {
-        return Err(format!("mkdir for rpc.statd: {status}"));
-    }
-    let mut cmd = knfsd.command("rpc.statd").map_err(|e| e.to_string())?;
-    cmd.args(["-F", "-L"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start rpc.statd: {e}"))?;
-    let pid = child.id();
-    let starttime = crate::sys::procstat::read(pid)
-        .map(|s| s.starttime)
-        .unwrap_or(0);
-    let entry = match ledger.record(LedgerObject::Process { pid, starttime }) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("cannot record rpc.statd pid {pid}: {e}"));
-        }
-    };
-    // statd registers with rpcbind within a moment of starting.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    Ok((child, entry))
 }

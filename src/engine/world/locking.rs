@@ -7,18 +7,18 @@
 
 use super::{SetupError, World};
 use crate::fault::HostDaemons;
-use crate::ledger::{EntryId, Ledger, LedgerObject};
-use crate::net::{Netns, command_in};
+use crate::ledger::Ledger;
+use crate::net::Netns;
+use crate::nfs::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, require_tools};
 use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
 use crate::scenario::{Daemon, Scenario, Statd, parse_cidr};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The portmapper's well-known port (RFC 1833).
 const PORTMAP_PORT: u16 = 111;
-const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// The listeners of an in-process server that kernel clients lock against:
 /// NFS, MOUNT, NLM and NSM on `port` over TCP and UDP (rpc.statd's
@@ -118,7 +118,7 @@ impl ClientStatd {
     fn stop(self) {
         match self.inner.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Monitor::Ours(srv) => srv.shutdown(),
-            Monitor::System(mut s) => s.stop(),
+            Monitor::System(s) => drop(s),
         }
     }
 }
@@ -220,69 +220,28 @@ impl HostDaemons for ClientStatd {
     }
 }
 
-/// nfs-common's rpc.statd and rpcbind in one host's netns, with private
-/// `/var/lib/nfs` and `/run` in a mount namespace held by an anchor process
-/// (as `Knfsd` does): statd's monitor list and rpcbind's socket must not be
+/// nfs-common's rpc.statd and rpcbind in one host's `DaemonNs` (as
+/// `Knfsd` does): statd's monitor list and rpcbind's socket must not be
 /// shared with another host's. The kernel's lockd, mounting from the host
 /// mount namespace, does not see that rpcbind socket and registers over
 /// 127.0.0.1:111 in the netns instead.
 struct SystemStatd {
-    anchor: Helper,
-    rpcbind: Option<Helper>,
-    statd: Option<Helper>,
-    ledger: Ledger,
-}
-
-struct Helper {
-    child: Child,
-    entry: Option<EntryId>,
+    statd: Option<DaemonProcess>,
+    rpcbind: Option<DaemonProcess>,
+    /// Dropped last: the anchor outlives the daemons in its namespace.
+    ns: DaemonNs,
 }
 
 impl SystemStatd {
     /// rpcbind, and rpc.statd when `statd`.
     fn start(ns: &Netns, ledger: &Ledger, statd: bool) -> Result<SystemStatd, String> {
-        for tool in ["rpcbind", "rpc.statd", "unshare", "nsenter"] {
-            if which(tool).is_none() {
-                return Err(format!(
-                    "{tool} not found: apt-get install nfs-common rpcbind"
-                ));
-            }
-        }
-        let mut anchor = command_in(ns, "unshare");
-        anchor.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sleep",
-            "infinity",
-        ]);
-        let anchor = spawn(anchor, ledger)?;
-        let pid = anchor.child.id();
+        let err = |e: DaemonError| e.to_string();
+        require_tools(&[("rpcbind", "rpcbind"), ("rpc.statd", "nfs-common")]).map_err(err)?;
         let mut me = SystemStatd {
-            anchor,
-            rpcbind: None,
             statd: None,
-            ledger: ledger.clone(),
+            rpcbind: None,
+            ns: DaemonNs::start(ns, "sqstatd", Some(ledger)).map_err(err)?,
         };
-        let own = std::fs::read_link("/proc/self/ns/mnt").ok();
-        wait_for("anchor", || {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-            let mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-            exe.is_some_and(|e| e.ends_with("sleep")) && mnt.is_some() && mnt != own
-        })?;
-        for dir in ["/var/lib/nfs", "/run"] {
-            me.run(&["mkdir", "-p", dir])?;
-            me.run(&["mount", "-t", "tmpfs", "sqstatd", dir])?;
-        }
-        // nfs-utils 2.6 keeps sm/, sm.bak/ and state directly in /var/lib/nfs.
-        me.run(&[
-            "mkdir",
-            "-p",
-            "/var/lib/nfs/sm",
-            "/var/lib/nfs/sm.bak",
-            "/run/rpcbind",
-        ])?;
         me.restart(Daemon::Rpcbind)?;
         if statd {
             me.restart(Daemon::Statd)?;
@@ -290,142 +249,28 @@ impl SystemStatd {
         Ok(me)
     }
 
-    fn tool(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg("-t")
-            .arg(self.anchor.child.id().to_string())
-            .args(["-m", "-n", "--"])
-            .args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Result<(), String> {
-        let out = self
-            .tool(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("`{}`: {e}", args.join(" ")))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "`{}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-
-    fn anchor_path(&self, rel: &str) -> std::path::PathBuf {
-        format!("/proc/{}/root/{rel}", self.anchor.child.id()).into()
-    }
-
-    fn kill(&mut self, daemon: Daemon) -> Result<(), String> {
-        let slot = match daemon {
+    fn slot(&mut self, daemon: Daemon) -> &mut Option<DaemonProcess> {
+        match daemon {
             Daemon::Statd => &mut self.statd,
             Daemon::Rpcbind => &mut self.rpcbind,
-        };
-        if let Some(h) = slot.take() {
-            h.end(&self.ledger);
         }
+    }
+
+    /// SIGKILL: statd leaves its registration behind, as a crash would.
+    fn kill(&mut self, daemon: Daemon) -> Result<(), String> {
+        self.slot(daemon).take();
         Ok(())
     }
 
     fn restart(&mut self, daemon: Daemon) -> Result<(), String> {
         self.kill(daemon)?;
-        match daemon {
-            Daemon::Rpcbind => {
-                let sock = self.anchor_path("run/rpcbind.sock");
-                let _ = std::fs::remove_file(&sock);
-                let h = spawn(self.tool(&["rpcbind", "-f", "-w"]), &self.ledger)?;
-                self.rpcbind = Some(h);
-                wait_for("rpcbind", || sock.exists())?;
-            }
-            Daemon::Statd => {
-                // -L: no sm-notify at start (nobody to notify in a fresh world).
-                let h = spawn(self.tool(&["rpc.statd", "-F", "-L"]), &self.ledger)?;
-                self.statd = Some(h);
-                let pid = self.anchor.child.id();
-                let state = format!("/proc/{pid}/root/var/lib/nfs/state");
-                let before = std::fs::read(&state).ok();
-                wait_for("rpc.statd", || std::fs::read(&state).ok() != before)?;
-                // statd registers with rpcbind right after bumping its state.
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
+        let started = match daemon {
+            Daemon::Rpcbind => self.ns.start_rpcbind(),
+            Daemon::Statd => self.ns.start_statd(),
+        };
+        *self.slot(daemon) = Some(started.map_err(|e| e.to_string())?);
         Ok(())
     }
-
-    fn stop(&mut self) {
-        for h in [self.statd.take(), self.rpcbind.take()]
-            .into_iter()
-            .flatten()
-        {
-            h.end(&self.ledger);
-        }
-        let anchor = std::mem::replace(
-            &mut self.anchor,
-            Helper {
-                child: Command::new("true").spawn().expect("spawning true"),
-                entry: None,
-            },
-        );
-        anchor.end(&self.ledger);
-    }
-}
-
-impl Helper {
-    fn end(mut self, ledger: &Ledger) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(entry) = self.entry
-            && let Err(e) = ledger.done(entry)
-        {
-            tracing::warn!(error = %e, "cannot mark a statd helper done in the ledger");
-        }
-    }
-}
-
-fn spawn(mut cmd: Command, ledger: &Ledger) -> Result<Helper, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-    let pid = child.id();
-    let mut helper = Helper { child, entry: None };
-    // Recorded right after the spawn: the pid exists only then.
-    let starttime = crate::sys::procstat::read(pid)
-        .map(|s| s.starttime)
-        .unwrap_or(0);
-    match ledger.record(LedgerObject::Process { pid, starttime }) {
-        Ok(entry) => helper.entry = Some(entry),
-        Err(e) => {
-            helper.end(ledger);
-            return Err(format!("cannot record pid {pid} in the ledger: {e}"));
-        }
-    }
-    Ok(helper)
-}
-
-fn wait_for(what: &str, ready: impl Fn() -> bool) -> Result<(), String> {
-    let start = Instant::now();
-    while !ready() {
-        if start.elapsed() > READY_WAIT {
-            return Err(format!("{what} did not come up within {READY_WAIT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 impl World {
@@ -464,8 +309,9 @@ impl World {
 
     /// Starts rpc.statd on `statd: none` hosts before their mounts go: the
     /// kernel's lockd asks statd to unmonitor the server at unmount
-    /// (SM_UNMON), and without one the unmount waits a minute in it. The
-    /// scenario is over; this is healing, like every fault's.
+    /// (SM_UNMON), and without one the unmount waits a minute in it. A
+    /// knfsd server's lockd does the same for each client when it stops.
+    /// The scenario is over; this is healing, like every fault's.
     pub(super) fn heal_statds(&mut self) {
         for (name, statd) in &self.statds {
             if statd.kind == Statd::None
@@ -474,6 +320,7 @@ impl World {
                 tracing::warn!(host = %name, error = %e, "cannot start rpc.statd for unmount");
             }
         }
+        self.heal_knfsd_statds();
     }
 
     /// Stops every host's status monitor (after the NFS mounts are gone).
