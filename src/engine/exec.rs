@@ -40,7 +40,7 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
-    crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
+    crate::sys::pdeathsig::kill_with_parent(&mut cmd);
     let child = cmd.spawn().map_err(|e| format!("exec {program}: {e}"))?;
     let entry = crate::sys::procstat::read(child.id()).ok().and_then(|st| {
         ledger

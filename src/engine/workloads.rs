@@ -50,7 +50,7 @@ pub fn spawn(
         .env(crate::ledger::RUN_ENV, ledger.run().as_str())
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
+    crate::sys::pdeathsig::kill_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(err)?;
     // Recorded right after spawn (a pid is not known before); cleanup kills
     // it only if pid and start time still match.

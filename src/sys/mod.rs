@@ -7,10 +7,10 @@
 pub mod loopdev;
 pub mod mountinfo;
 pub mod ns;
+pub mod pdeathsig;
 pub mod procstat;
 mod signal;
 pub mod umount;
-pub mod vm_pdeathsig;
 pub mod xfs;
 
 pub use signal::{install_termination_handler, termination_requested};

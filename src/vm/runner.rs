@@ -261,7 +261,7 @@ impl QemuProcess {
                 Stdio::inherit()
             });
         // If stackquake dies (SIGKILL, panic abort), QEMU dies with it.
-        crate::sys::vm_pdeathsig::kill_with_parent(&mut cmd);
+        crate::sys::pdeathsig::kill_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| VmError::Spawn {
             command: qemu.display().to_string(),
             source,

@@ -1,5 +1,6 @@
 //! Tying a child process's life to its parent thread with PR_SET_PDEATHSIG,
-//! so a QEMU guest never outlives a killed stackquake.
+//! so that no QEMU guest, workload or exec child outlives a killed
+//! stackquake.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
