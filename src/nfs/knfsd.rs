@@ -36,7 +36,19 @@ pub struct KnfsdConfig {
     /// applies to every lockd started afterwards (lockd rounds it up to a
     /// multiple of `nlm_timeout`, 10 s).
     pub grace_secs: u32,
+    /// Bind lockd's TCP and UDP listeners in this netns to this port
+    /// instead of one rpcbind hands out, so that a firewall rule can cut
+    /// NLM off while NFS keeps working. lockd reads the global
+    /// `/proc/sys/fs/nfs/nlm_{tcp,udp}port` once per netns, when its first
+    /// user there (nfsd) brings it up (fs/lockd/svc.c lockd_up_net →
+    /// make_socks); they are written just before `rpc.nfsd` and put back
+    /// after it, so clients' lockd elsewhere keep ephemeral ports.
+    pub nlm_port: Option<u16>,
 }
+
+/// The port a world pins every knfsd's lockd to (`nlm_port`): 4045, the
+/// one registered for the network lock manager.
+pub const NLM_PORT: u16 = 4045;
 
 impl Default for KnfsdConfig {
     fn default() -> Self {
@@ -45,6 +57,7 @@ impl Default for KnfsdConfig {
             mountd_port: 20048,
             nfsv4: false,
             grace_secs: 10,
+            nlm_port: None,
         }
     }
 }
@@ -70,6 +83,11 @@ impl KnfsdExport {
 pub enum KnfsdError {
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no export {target} on this knfsd")]
     UnknownExport { target: String },
 }
@@ -140,7 +158,12 @@ impl Knfsd {
             nfsd_args.extend(["-N", "4"]);
         }
         nfsd_args.push(&threads);
-        me.ns.run("rpc.nfsd", &nfsd_args)?;
+        let pinned = config.nlm_port.map(pin_nlm_ports).transpose()?;
+        let started = me.ns.run("rpc.nfsd", &nfsd_args);
+        if let Some(old) = pinned {
+            old.restore()?;
+        }
+        started?;
         tracing::info!(netns = %me.ns.netns(), grace = %grace, "knfsd started");
         Ok(me)
     }
@@ -229,6 +252,51 @@ impl Knfsd {
     fn flush(&self) -> Result<(), KnfsdError> {
         Ok(self.ns.run("exportfs", &["-f"])?)
     }
+}
+
+const NLM_PORT_SYSCTLS: [&str; 2] = [
+    "/proc/sys/fs/nfs/nlm_tcpport",
+    "/proc/sys/fs/nfs/nlm_udpport",
+];
+
+/// The NLM port sysctls as they were before `pin_nlm_ports`.
+struct NlmPorts(Vec<(&'static str, String)>);
+
+fn pin_nlm_ports(port: u16) -> Result<NlmPorts, KnfsdError> {
+    let mut old = NlmPorts(Vec::new());
+    for path in NLM_PORT_SYSCTLS {
+        let was = fs::read_to_string(path).map_err(|source| KnfsdError::Read {
+            path: path.into(),
+            source,
+        })?;
+        old.0.push((path, was.trim().to_string()));
+    }
+    for path in NLM_PORT_SYSCTLS {
+        if let Err(e) = write_sysctl(path, &port.to_string()) {
+            // Leave no half-pinned sysctl behind for the next lockd.
+            if let Err(undo) = old.restore() {
+                tracing::warn!(error = %undo, "cannot put the NLM port sysctls back");
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(old)
+}
+
+impl NlmPorts {
+    fn restore(&self) -> Result<(), DaemonError> {
+        for (path, was) in &self.0 {
+            write_sysctl(path, was)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<(), DaemonError> {
+    fs::write(path, value).map_err(|source| DaemonError::Write {
+        path: path.into(),
+        source,
+    })
 }
 
 impl Drop for Knfsd {

@@ -8,7 +8,7 @@
 
 use super::{SetupError, World, io};
 use crate::ledger::Ledger;
-use crate::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport};
+use crate::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport, NLM_PORT};
 use crate::scenario::{ExportOption, Scenario, ServerKind, Statd};
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,12 @@ impl World {
                 detail,
             };
             let ns = &self.netns[&server.host.value];
-            let config = KnfsdConfig::default();
+            // A known NLM port: `net.block … port: 4045` cuts lockd off
+            // while NFS keeps answering (scenarios/lockd-down-knfsd-firewall.yaml).
+            let config = KnfsdConfig {
+                nlm_port: Some(NLM_PORT),
+                ..KnfsdConfig::default()
+            };
             let mut knfsd =
                 Knfsd::start(ns, &config, Some(ledger)).map_err(|e| err(e.to_string()))?;
             let mut exports = Vec::new();

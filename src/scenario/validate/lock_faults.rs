@@ -20,7 +20,8 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
                 && kind.value != ServerKind::Inproc
             {
                 // knfsd's lockd is a kernel thread: nothing to stall from
-                // user space (blocking its port is a network fault).
+                // user space. Its port is pinned (nfs::knfsd::NLM_PORT), so
+                // a firewall rule toward it is the equivalent.
                 c.at(
                     server.referenced,
                     format!("{path}.server"),
@@ -30,7 +31,11 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
                         server.value,
                         format!("{:?}", kind.value).to_lowercase()
                     ),
-                    Some("use a network fault to cut a kernel server's lockd off".into()),
+                    Some(format!(
+                        "cut knfsd's lockd off with net.block toward its host, \
+                         protocol: tcp, port: {}",
+                        crate::nfs::knfsd::NLM_PORT
+                    )),
                 );
             }
         }
