@@ -50,7 +50,7 @@ impl World {
             };
             let ns = &self.netns[&server.host.value];
             // A known NLM port: `net.block … port: 4045` cuts lockd off
-            // while NFS keeps answering (scenarios/lockd-down-knfsd-firewall.yaml).
+            // while NFS keeps answering.
             let config = KnfsdConfig {
                 nlm_port: Some(NLM_PORT),
                 ..KnfsdConfig::default()
