@@ -4,36 +4,20 @@
 //! `cargo run --release --example nfs_loopback_rate`; it prints calls per
 //! second (bench/README.md cites it).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
+use stackquake::nfs::client::RpcClient;
+use stackquake::nfs::rpc::{AuthSys, Credential};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
 use stackquake::nfs::{NfsServer, ServerConfig};
 
 const NFS: u32 = 100003;
 const MOUNT: u32 = 100005;
 
-fn call(s: &mut TcpStream, xid: u32, prog: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
-    let mut w = XdrWriter::with_capacity(args.len() + 128);
-    rpc::encode_call(
-        &mut w,
-        xid,
-        prog,
-        3,
-        proc_,
-        &Credential::Sys(AuthSys::default()),
-    );
-    let mut rec = w.into_bytes();
-    rec.extend_from_slice(args);
-    rpc::write_record(s, &rec).unwrap();
-    let rec = rpc::read_record(s, 4 << 20).unwrap().expect("closed");
-    let mut r = XdrReader::new(&rec);
-    let ReplyHeader::Accepted { xid: got, stat } = rpc::parse_reply(&mut r).unwrap() else {
-        panic!("denied");
-    };
-    assert_eq!((got, stat), (xid, AcceptStat::Success));
-    let body = r.rest().to_vec();
+/// One call on the shared client; the NFS/MOUNT status must be 0.
+fn call(c: &mut RpcClient, prog: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+    let body = c.call(prog, 3, proc_, args).unwrap();
     assert_eq!(XdrReader::new(&body).u32().unwrap(), 0, "nfs status");
     body
 }
@@ -53,22 +37,19 @@ fn main() {
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )
     .unwrap();
-    let addr: SocketAddr = server.local_addr();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_nodelay(true).unwrap();
+    let mut s =
+        RpcClient::connect(server.local_addr(), Credential::Sys(AuthSys::default())).unwrap();
     let mut a = XdrWriter::new();
     a.string(b"/export");
-    let body = call(&mut s, 1, MOUNT, 1, a.as_bytes());
+    let body = call(&mut s, MOUNT, 1, a.as_bytes());
     let root = XdrReader::new(&body[4..]).opaque(64).unwrap().to_vec();
-    let mut xid = 10;
 
     let n = 5_000;
     let mut a = XdrWriter::new();
     a.opaque(&root);
     let t = Instant::now();
     for _ in 0..n {
-        xid += 1;
-        call(&mut s, xid, NFS, 1, a.as_bytes());
+        call(&mut s, NFS, 1, a.as_bytes());
     }
     rate("GETATTR", n, t.elapsed());
 
@@ -79,27 +60,23 @@ fn main() {
         let mut a = XdrWriter::new();
         a.opaque(&root).string(name.as_bytes()).u32(0);
         a.u32(1).u32(0o644).u32(0).u32(0).u32(0).u32(0).u32(0);
-        xid += 1;
-        let body = call(&mut s, xid, NFS, 8, a.as_bytes());
+        let body = call(&mut s, NFS, 8, a.as_bytes());
         let mut r = XdrReader::new(&body[4..]);
         assert!(r.bool().unwrap());
         let fh = r.opaque(64).unwrap().to_vec();
         let mut a = XdrWriter::new();
         a.opaque(&fh);
-        xid += 1;
-        call(&mut s, xid, NFS, 1, a.as_bytes());
+        call(&mut s, NFS, 1, a.as_bytes());
         let mut a = XdrWriter::new();
         a.opaque(&root).string(name.as_bytes());
-        xid += 1;
-        call(&mut s, xid, NFS, 12, a.as_bytes());
+        call(&mut s, NFS, 12, a.as_bytes());
     }
     rate("small files (CREATE+GETATTR+REMOVE)", n, t.elapsed());
 
     let mut a = XdrWriter::new();
     a.opaque(&root).string(b"seq").u32(0);
     a.u32(1).u32(0o644).u32(0).u32(0).u32(0).u32(0).u32(0);
-    xid += 1;
-    let body = call(&mut s, xid, NFS, 8, a.as_bytes());
+    let body = call(&mut s, NFS, 8, a.as_bytes());
     let fh = XdrReader::new(&body[8..]).opaque(64).unwrap().to_vec();
     let chunk = vec![0x5au8; 1 << 20];
     let n = 256;
@@ -111,8 +88,7 @@ fn main() {
             .u32(chunk.len() as u32)
             .u32(0);
         a.opaque(&chunk);
-        xid += 1;
-        call(&mut s, xid, NFS, 7, a.as_bytes());
+        call(&mut s, NFS, 7, a.as_bytes());
     }
     rate("1 MiB UNSTABLE WRITE", n, t.elapsed());
     let t = Instant::now();
@@ -121,8 +97,7 @@ fn main() {
         a.opaque(&fh)
             .u64(i as u64 * chunk.len() as u64)
             .u32(chunk.len() as u32);
-        xid += 1;
-        call(&mut s, xid, NFS, 6, a.as_bytes());
+        call(&mut s, NFS, 6, a.as_bytes());
     }
     rate("1 MiB READ", n, t.elapsed());
     server.shutdown();

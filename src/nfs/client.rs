@@ -37,6 +37,9 @@ impl RpcClient {
     pub fn connect(addr: SocketAddr, cred: Credential) -> Result<RpcClient, ClientError> {
         let io = |source| ClientError::Io { addr, source };
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
+        // One call at a time: Nagle would hold each small call back for
+        // the previous reply's delayed ACK (the kernel's sunrpc sets it too).
+        stream.set_nodelay(true).map_err(io)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(io)?;
