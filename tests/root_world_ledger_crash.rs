@@ -15,6 +15,10 @@ use stackquake::net::{Netns, VethPair, command_in, link_ifname};
 
 const CHILD_ENV: &str = "SQ_CRASH_CHILD";
 
+/// A global setting nothing else here depends on, changed by the doomed run
+/// the way `kernel:` settings are.
+const SETTING: &str = "/proc/sys/fs/lease-break-time";
+
 /// The doomed run. Ignored in normal runs: the parent test starts it as a
 /// separate process with `--ignored --exact` and the env var set.
 #[test]
@@ -35,6 +39,18 @@ fn crash_child() {
         })
         .unwrap();
     std::fs::create_dir(&scratch).unwrap();
+    let was: u32 = std::fs::read_to_string(SETTING)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ledger
+        .record(LedgerObject::Sysctl {
+            path: SETTING.into(),
+            restore: was.to_string(),
+        })
+        .unwrap();
+    std::fs::write(SETTING, (was + 1).to_string()).unwrap();
 
     let a = Netns::create(&Netns::name_for(&run, "client"), &ledger).unwrap();
     let b = Netns::create(&Netns::name_for(&run, "server"), &ledger).unwrap();
@@ -90,6 +106,7 @@ fn sigkilled_run_is_cleaned_up_completely() {
         .unwrap();
     let parent = tempfile::tempdir().unwrap();
     let scratch = parent.path().join(format!("sq-{run}"));
+    let setting_before = std::fs::read_to_string(SETTING).unwrap();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -145,12 +162,15 @@ fn sigkilled_run_is_cleaned_up_completely() {
     assert!(is_mounted(&target));
     assert_eq!(backing_of(&loop_name).as_deref(), Some(image.as_path()));
     assert!(Path::new(&format!("/proc/{sleeper}")).exists());
+    assert_ne!(std::fs::read_to_string(SETTING).unwrap(), setting_before);
 
     let report = cleanup(root.path());
     eprintln!("{report:#?}");
     assert!(report.is_clean(), "failures: {:?}", report.failed);
     let removed = report.removed.join("\n");
-    for expected in ["process", "mount at", "loop", "veth", "netns", "temp dir"] {
+    for expected in [
+        "process", "mount at", "loop", "veth", "netns", "temp dir", "setting",
+    ] {
         assert!(
             removed.contains(expected),
             "`{expected}` not removed:\n{removed}"
@@ -189,6 +209,11 @@ fn sigkilled_run_is_cleaned_up_completely() {
         "sleeper still in state {state}"
     );
     assert!(!scratch.exists());
+    assert_eq!(
+        std::fs::read_to_string(SETTING).unwrap(),
+        setting_before,
+        "{SETTING} not put back"
+    );
     assert!(!ledger_path(root.path(), &run).exists());
     // A second cleanup finds nothing to do.
     let again = cleanup(root.path());

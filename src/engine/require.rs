@@ -22,6 +22,8 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
         (crate::scenario::needs_vlan(s), KernelFeature::Vlan),
         (crate::scenario::needs_netem(s), KernelFeature::Netem),
         (s.images.iter().any(|i| i.dm), KernelFeature::Dm),
+        // /proc/sys/fs/nfs/nlm_timeout is lockd's, which comes with NFS.
+        (s.kernel.nlm_timeout.is_some(), KernelFeature::Nfs),
     ] {
         if needed && !features.contains(&f) {
             features.push(f);

@@ -205,7 +205,17 @@ fn undo(object: &LedgerObject, umount_deadline: Duration) -> Result<Undone, Stri
             Ok(Undone::Removed)
         }
         LedgerObject::TempDir { path } => remove_temp_dir(path),
+        LedgerObject::Sysctl { path, restore } => restore_sysctl(path, restore),
     }
+}
+
+fn restore_sysctl(path: &Path, restore: &str) -> Result<Undone, String> {
+    let now = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
+    if now.trim() == restore {
+        return Ok(Undone::Absent);
+    }
+    std::fs::write(path, restore).map_err(|e| format!("write {restore}: {e}"))?;
+    Ok(Undone::Removed)
 }
 
 fn kill_process(pid: u32, starttime: u64) -> Result<Undone, String> {

@@ -68,6 +68,12 @@ pub enum LedgerObject {
     TempDir {
         path: PathBuf,
     },
+    /// A global kernel setting (a /proc/sys file) the run changed, with the
+    /// value to put back.
+    Sysctl {
+        path: PathBuf,
+        restore: String,
+    },
 }
 
 impl fmt::Display for LedgerObject {
@@ -106,6 +112,9 @@ impl fmt::Display for LedgerObject {
                 write!(f, "process {pid} (start time {starttime})")
             }
             LedgerObject::TempDir { path } => write!(f, "temp dir {}", path.display()),
+            LedgerObject::Sysctl { path, restore } => {
+                write!(f, "setting {} (was {restore})", path.display())
+            }
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct Scenario {
     /// Wall-clock limit for the whole run, setup and teardown included.
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
+    /// Machine-wide kernel settings: set before the world is built and put
+    /// back after it. They are global, not per host.
+    #[serde(default)]
+    pub kernel: KernelSettings,
     #[serde(default)]
     pub hosts: BTreeMap<String, Host>,
     #[serde(default)]
@@ -97,6 +101,18 @@ pub struct Requires {
     /// Programs that must be on PATH, e.g. `mkfs.xfs`.
     #[serde(default)]
     pub tools: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSettings {
+    /// lockd's RPC timeout, `/proc/sys/fs/nfs/nlm_timeout`: whole seconds,
+    /// 3s to 20s (the kernel's default is 10s). An NLM client logs "lockd:
+    /// server … not responding" after 6 × this. lockd reads it when it
+    /// starts, so the run refuses it while some other lockd is running.
+    #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
+    pub nlm_timeout: Option<Spanned<Duration>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]

@@ -162,6 +162,20 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             Some("this stackquake reads schema_version: 1".into()),
         );
     }
+    if let Some(t) = &s.kernel.nlm_timeout {
+        let whole = t.value.0.subsec_nanos() == 0;
+        if !whole || !(3..=20).contains(&t.value.0.as_secs()) {
+            c.at(
+                t.referenced,
+                "kernel.nlm_timeout".into(),
+                format!(
+                    "{} is not a whole number of seconds from 3s to 20s",
+                    t.value
+                ),
+                Some("the kernel's fs.nfs.nlm_timeout sysctl takes 3 to 20 seconds".into()),
+            );
+        }
+    }
     let hosts: Vec<&str> = s.hosts.keys().map(String::as_str).collect();
     for (name, host) in &s.hosts {
         if let Some(addr) = &host.addr {

@@ -6,6 +6,7 @@
 
 mod dm;
 mod images;
+mod kernel;
 mod knfsd;
 mod locking;
 mod net;
@@ -42,6 +43,8 @@ pub enum SetupError {
         what: String,
         source: crate::block::BlockError,
     },
+    #[error("kernel.{setting}: {detail}")]
+    Kernel { setting: String, detail: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -71,6 +74,8 @@ pub struct World {
     statds: BTreeMap<String, locking::ClientStatd>,
     /// `kind: knfsd` servers.
     knfsds: BTreeMap<String, knfsd::KnfsdServer>,
+    /// `kernel:` settings changed for the run, in the order they were set.
+    kernel: Vec<kernel::KernelSetting>,
 }
 
 impl Targets for World {
@@ -153,6 +158,7 @@ impl World {
             events.push(Event::Setup { what, t_ns: 0 });
         };
 
+        self.build_kernel(s, ledger, &mut note)?;
         self.build_hosts(s, run, ledger, &mut note)?;
         self.build_links(s, ledger, &mut note)?;
         self.build_peer_routes(s, &mut note)?;
@@ -220,5 +226,6 @@ impl World {
                 ns.delete().map_err(|e| e.to_string()),
             );
         }
+        self.restore_kernel(&mut done);
     }
 }
