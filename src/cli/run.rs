@@ -286,11 +286,13 @@ fn run_in_vm(
             .map_err(|e| fail(format!("{}: {e}", file.display())))?;
         argv.push(abs.into());
     }
-    // The guest gets the scenarios' own limits plus time to boot and tear down.
-    let budget: Duration = scenarios
+    // The guest gets the scenarios' own limits plus time to tear down, for
+    // every round of --repeat, plus time to boot.
+    let round: Duration = scenarios
         .iter()
         .map(|(_, s)| s.timeout.0 + Duration::from_secs(30))
         .sum();
+    let budget = round * args.repeat.max(1);
     let job = crate::vm::GuestJob {
         argv,
         env: vec![(
