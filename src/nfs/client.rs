@@ -24,7 +24,8 @@ pub enum ClientError {
     NotAccepted(AcceptStat),
 }
 
-/// One TCP connection, one call at a time.
+/// One TCP connection: one call at a time (`call`), or several in flight
+/// (`send_call`, `recv_reply`).
 #[derive(Debug)]
 pub struct RpcClient {
     stream: TcpStream,
@@ -59,29 +60,43 @@ impl RpcClient {
         proc_: u32,
         args: &[u8],
     ) -> Result<(AcceptStat, Vec<u8>), ClientError> {
+        let want = self.send_call(prog, vers, proc_, args)?;
+        let (got, stat, body) = self.recv_reply()?;
+        if got != want {
+            return Err(ClientError::Xid { want, got });
+        }
+        Ok((stat, body))
+    }
+
+    /// Sends one call without waiting for its reply, and returns its xid:
+    /// several calls in flight, as the kernel's write-back sends WRITEs.
+    pub fn send_call(
+        &mut self,
+        prog: u32,
+        vers: u32,
+        proc_: u32,
+        args: &[u8],
+    ) -> Result<u32, ClientError> {
         self.xid = self.xid.wrapping_add(1);
         let mut w = XdrWriter::with_capacity(args.len() + 128);
         rpc::encode_call(&mut w, self.xid, prog, vers, proc_, &self.cred);
         let mut body = w.into_bytes();
         body.extend_from_slice(args);
+        self.send_record(&body)?;
+        Ok(self.xid)
+    }
+
+    /// The next reply on the connection, whichever call it answers: its
+    /// xid, accept status and the bytes after it.
+    pub fn recv_reply(&mut self) -> Result<(u32, AcceptStat, Vec<u8>), ClientError> {
         let addr = self.addr;
-        let io = |source| ClientError::Io { addr, source };
-        rpc::write_record(&mut self.stream, &body).map_err(io)?;
         let reply = rpc::read_record(&mut self.stream, 4 << 20)
-            .map_err(io)?
+            .map_err(|source| ClientError::Io { addr, source })?
             .ok_or(ClientError::Closed(addr))?;
         let mut r = XdrReader::new(&reply);
         match rpc::parse_reply(&mut r)? {
             ReplyHeader::Denied { .. } => Err(ClientError::Denied),
-            ReplyHeader::Accepted { xid, stat } => {
-                if xid != self.xid {
-                    return Err(ClientError::Xid {
-                        want: self.xid,
-                        got: xid,
-                    });
-                }
-                Ok((stat, r.rest().to_vec()))
-            }
+            ReplyHeader::Accepted { xid, stat } => Ok((xid, stat, r.rest().to_vec())),
         }
     }
 

@@ -94,6 +94,23 @@ impl WccAttr {
 
 /// RFC 1813 §2.6 wcc_data: pre-op attributes and post-op attributes read now.
 pub fn put_wcc(w: &mut XdrWriter, export: &Export, pre: Option<WccAttr>, path: &Path) {
+    put_pre_op(w, pre);
+    put_post_op_path(w, export, path);
+}
+
+/// wcc_data whose post-op attributes the caller already has (an fstat of
+/// the descriptor it wrote through: no second path walk per WRITE).
+pub fn put_wcc_meta(
+    w: &mut XdrWriter,
+    export: &Export,
+    pre: Option<WccAttr>,
+    post: Option<&Metadata>,
+) {
+    put_pre_op(w, pre);
+    put_post_op(w, export, post);
+}
+
+fn put_pre_op(w: &mut XdrWriter, pre: Option<WccAttr>) {
     match pre {
         Some(p) => {
             w.bool(true).u64(p.size);
@@ -104,7 +121,6 @@ pub fn put_wcc(w: &mut XdrWriter, export: &Export, pre: Option<WccAttr>, path: &
             w.bool(false);
         }
     }
-    put_post_op_path(w, export, path);
 }
 
 /// RFC 1813 §2.6 time_how for set_atime / set_mtime.

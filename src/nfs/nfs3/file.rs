@@ -169,7 +169,11 @@ impl Nfs3 {
     }
 
     /// RFC 1813 §3.3.7: UNSTABLE writes go to the page cache and are made
-    /// durable by COMMIT; DATA_SYNC and FILE_SYNC are synced before the reply.
+    /// durable by COMMIT; DATA_SYNC is synced (data and what reading it back
+    /// needs: fdatasync) and FILE_SYNC with all the file's metadata (fsync)
+    /// before the reply, as knfsd's RWF_DSYNC / RWF_SYNC. The data is written
+    /// from the call's receive buffer as it is (`XdrReader::opaque` borrows),
+    /// the only copy between the socket and the page cache.
     pub(super) fn write(
         &self,
         ctx: &CallContext<'_>,
@@ -198,11 +202,13 @@ impl Nfs3 {
         file.write_all_at(data, offset)?;
         match stable {
             UNSTABLE => {}
-            DATA_SYNC | FILE_SYNC => file.sync_data()?,
+            DATA_SYNC => file.sync_data()?,
+            FILE_SYNC => file.sync_all()?,
             _ => unreachable!("checked above"),
         }
         out.u32(0);
-        attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
+        let post = file.metadata().ok();
+        attr::put_wcc_meta(out, export, Some(WccAttr::of(&loc.meta)), post.as_ref());
         out.u32(data.len() as u32)
             .u32(stable)
             .opaque_fixed(&self.write_verf());

@@ -25,6 +25,12 @@ use crate::nfs::rpc;
 /// one in reserve.
 const KEEP_FREE: usize = 2;
 
+/// Receive buffers an exiting worker leaves for the next one spawned: a
+/// burst of pipelined 1 MiB WRITEs spawns and ends workers, and a fresh
+/// buffer costs a megabyte of page faults (and its unmapping a TLB
+/// shoot-down), dear under TCG.
+const SPARE_BUFFERS: usize = 2;
+
 #[derive(Default)]
 struct Workers {
     /// Workers not serving a call (reading, or waiting to read).
@@ -42,6 +48,7 @@ struct Conn {
     local: SocketAddr,
     peer: SocketAddr,
     workers: Mutex<Workers>,
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Serves the connection on this thread and on as many workers as calls in
@@ -70,6 +77,7 @@ pub(super) fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             free: 1,
             ..Workers::default()
         }),
+        spare: Mutex::new(Vec::new()),
     });
     work(&conn);
     loop {
@@ -118,8 +126,8 @@ fn next_record(conn: &Conn, record: &mut Vec<u8>) -> bool {
 }
 
 fn work(conn: &Arc<Conn>) {
-    // Kept across calls: see `rpc::read_record_into`.
-    let mut record = Vec::new();
+    // Kept across calls (see `rpc::read_record_into`) and across workers.
+    let mut record = lock(&conn.spare).pop().unwrap_or_default();
     while next_record(conn, &mut record) {
         {
             let mut w = lock(&conn.workers);
@@ -143,9 +151,18 @@ fn work(conn: &Arc<Conn>) {
         let mut w = lock(&conn.workers);
         w.busy -= 1;
         if w.free >= KEEP_FREE {
+            drop(w);
+            keep_spare(conn, record);
             return;
         }
         w.free += 1;
     }
     lock(&conn.workers).free -= 1;
+}
+
+fn keep_spare(conn: &Conn, record: Vec<u8>) {
+    let mut spare = lock(&conn.spare);
+    if spare.len() < SPARE_BUFFERS {
+        spare.push(record);
+    }
 }
