@@ -18,5 +18,6 @@ pub mod observe;
 pub mod report;
 pub mod scenario;
 pub mod sys;
+pub mod tools;
 pub mod vm;
 pub mod workload;

@@ -15,7 +15,7 @@ mod workloads;
 mod world;
 
 pub use kfeature::{Evidence, KernelConfig, Presence};
-pub use require::{kernel_release, unmet, which};
+pub use require::{kernel_release, unmet};
 pub use timeline::{Anchor, Planned, Timeline};
 pub use world::{SetupError, World};
 

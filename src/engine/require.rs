@@ -36,7 +36,7 @@ pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
         }
     }
     for tool in &s.requires.tools {
-        if which(tool).is_none() {
+        if crate::tools::which(tool).is_none() {
             missing.push(format!("tool `{tool}` not found on PATH"));
         }
     }
@@ -79,12 +79,4 @@ pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// The path of `tool` on PATH.
-pub fn which(tool: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }

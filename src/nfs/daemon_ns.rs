@@ -285,18 +285,13 @@ impl DaemonNs {
 
 /// Fails with the package to install for the first tool not on PATH.
 pub fn require_tools(tools: &[(&'static str, &'static str)]) -> Result<(), DaemonError> {
-    match tools.iter().find(|(tool, _)| find_tool(tool).is_none()) {
+    match tools
+        .iter()
+        .find(|(tool, _)| crate::tools::which(tool).is_none())
+    {
         Some(&(tool, package)) => Err(DaemonError::ToolMissing { tool, package }),
         None => Ok(()),
     }
-}
-
-fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 fn spawn(

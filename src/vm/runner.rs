@@ -225,11 +225,7 @@ fn cmdline_word(what: &'static str, arg: &OsString) -> Result<String, VmError> {
 }
 
 pub(super) fn find_qemu() -> Result<PathBuf, VmError> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join("qemu-system-x86_64"))
-        .find(|p| p.is_file())
-        .ok_or(VmError::QemuMissing)
+    crate::tools::which("qemu-system-x86_64").ok_or(VmError::QemuMissing)
 }
 
 /// The guest engine's progress line in a console line, if it is one

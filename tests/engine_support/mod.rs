@@ -15,7 +15,7 @@ pub fn require_root() {
     );
     for tool in ["mkfs.xfs", "ip"] {
         assert!(
-            stackquake::engine::which(tool).is_some(),
+            stackquake::tools::which(tool).is_some(),
             "engine tests need `{tool}` on PATH"
         );
     }

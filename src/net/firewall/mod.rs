@@ -34,18 +34,12 @@ pub enum FirewallBackend {
 impl FirewallBackend {
     /// nft when it is installed, iptables otherwise.
     pub fn detect() -> FirewallBackend {
-        if on_path("nft") {
+        if crate::tools::which("nft").is_some() {
             FirewallBackend::Nft
         } else {
             FirewallBackend::Iptables
         }
     }
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
 }
 
 #[derive(Debug)]
