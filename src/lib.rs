@@ -18,6 +18,7 @@ pub mod observe;
 pub mod report;
 pub mod scenario;
 pub mod sys;
+pub mod sysctl;
 pub mod tools;
 pub mod vm;
 pub mod workload;

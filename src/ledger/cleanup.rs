@@ -210,11 +210,10 @@ fn undo(object: &LedgerObject, umount_deadline: Duration) -> Result<Undone, Stri
 }
 
 fn restore_sysctl(path: &Path, restore: &str) -> Result<Undone, String> {
-    let now = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
-    if now.trim() == restore {
+    if crate::sysctl::read(path).map_err(|e| e.to_string())? == restore {
         return Ok(Undone::Absent);
     }
-    std::fs::write(path, restore).map_err(|e| format!("write {restore}: {e}"))?;
+    crate::sysctl::write(path, restore).map_err(|e| e.to_string())?;
     Ok(Undone::Removed)
 }
 

@@ -11,13 +11,13 @@
 //! registers NFSv3 and NLM with the rpcbind it finds (`rpc.nfsd` fails with
 //! ECONNREFUSED without one) and mountd answers the kernel's export upcalls.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, output, require_tools};
 use crate::ledger::Ledger;
 use crate::net::Netns;
+use crate::sysctl::{Changed, SysctlError};
 
 /// How nfsd is brought up in a namespace.
 #[derive(Debug, Clone)]
@@ -31,10 +31,10 @@ pub struct KnfsdConfig {
     /// Grace and lease, in seconds. Stock knfsd refuses new NLM locks and
     /// NFSv4 opens/locks for 90 s after start (`nfsv4gracetime`, lockd's
     /// grace); a harness wants that short and explicit. The kernel refuses
-    /// less than 10 for the NFSv4 times. The NLM value is written to
-    /// `/proc/sys/fs/nfs/nlm_grace_period`, which is NOT per netns: it
-    /// applies to every lockd started afterwards (lockd rounds it up to a
-    /// multiple of `nlm_timeout`, 10 s).
+    /// less than 10 for the NFSv4 times. The NLM value goes to the global
+    /// `/proc/sys/fs/nfs/nlm_grace_period` while `rpc.nfsd` starts lockd
+    /// here and is put back after (lockd rounds it up to a multiple of
+    /// `nlm_timeout`).
     pub grace_secs: u32,
     /// Bind lockd's TCP and UDP listeners in this netns to this port
     /// instead of one rpcbind hands out, so that a firewall rule can cut
@@ -83,11 +83,8 @@ impl KnfsdExport {
 pub enum KnfsdError {
     #[error(transparent)]
     Daemon(#[from] DaemonError),
-    #[error("reading {path}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
     #[error("no export {target} on this knfsd")]
     UnknownExport { target: String },
 }
@@ -140,11 +137,6 @@ impl Knfsd {
         let grace = config.grace_secs.max(10).to_string();
         me.ns.write("proc/fs/nfsd/nfsv4gracetime", &grace)?;
         me.ns.write("proc/fs/nfsd/nfsv4leasetime", &grace)?;
-        let nlm = Path::new("/proc/sys/fs/nfs/nlm_grace_period");
-        fs::write(nlm, &grace).map_err(|source| DaemonError::Write {
-            path: nlm.into(),
-            source,
-        })?;
         me.daemons.push(me.ns.start_rpcbind()?);
         let port = config.mountd_port.to_string();
         let mut mountd = vec!["rpc.mountd", "-F", "-p", &port];
@@ -158,10 +150,19 @@ impl Knfsd {
             nfsd_args.extend(["-N", "4"]);
         }
         nfsd_args.push(&threads);
-        let pinned = config.nlm_port.map(pin_nlm_ports).transpose()?;
+        // lockd reads these globals once per netns, when rpc.nfsd brings it
+        // up here (fs/lockd/svc.c lockd_up_net: make_socks, set_grace_period);
+        // they are put back right after, so no other lockd inherits them.
+        let mut lockd = vec![Changed::set(Path::new(NLM_GRACE_PERIOD), &grace, ledger)?];
+        if let Some(port) = config.nlm_port {
+            for path in NLM_PORT_SYSCTLS {
+                lockd.push(Changed::set(Path::new(path), &port.to_string(), ledger)?);
+            }
+        }
         let started = me.ns.run("rpc.nfsd", &nfsd_args);
-        if let Some(old) = pinned {
-            old.restore()?;
+        // Last changed, first put back: the ledger's order too.
+        while let Some(setting) = lockd.pop() {
+            setting.restore()?;
         }
         started?;
         tracing::info!(netns = %me.ns.netns(), grace = %grace, "knfsd started");
@@ -254,50 +255,11 @@ impl Knfsd {
     }
 }
 
+const NLM_GRACE_PERIOD: &str = "/proc/sys/fs/nfs/nlm_grace_period";
 const NLM_PORT_SYSCTLS: [&str; 2] = [
     "/proc/sys/fs/nfs/nlm_tcpport",
     "/proc/sys/fs/nfs/nlm_udpport",
 ];
-
-/// The NLM port sysctls as they were before `pin_nlm_ports`.
-struct NlmPorts(Vec<(&'static str, String)>);
-
-fn pin_nlm_ports(port: u16) -> Result<NlmPorts, KnfsdError> {
-    let mut old = NlmPorts(Vec::new());
-    for path in NLM_PORT_SYSCTLS {
-        let was = fs::read_to_string(path).map_err(|source| KnfsdError::Read {
-            path: path.into(),
-            source,
-        })?;
-        old.0.push((path, was.trim().to_string()));
-    }
-    for path in NLM_PORT_SYSCTLS {
-        if let Err(e) = write_sysctl(path, &port.to_string()) {
-            // Leave no half-pinned sysctl behind for the next lockd.
-            if let Err(undo) = old.restore() {
-                tracing::warn!(error = %undo, "cannot put the NLM port sysctls back");
-            }
-            return Err(e.into());
-        }
-    }
-    Ok(old)
-}
-
-impl NlmPorts {
-    fn restore(&self) -> Result<(), DaemonError> {
-        for (path, was) in &self.0 {
-            write_sysctl(path, was)?;
-        }
-        Ok(())
-    }
-}
-
-fn write_sysctl(path: &str, value: &str) -> Result<(), DaemonError> {
-    fs::write(path, value).map_err(|source| DaemonError::Write {
-        path: path.into(),
-        source,
-    })
-}
 
 impl Drop for Knfsd {
     fn drop(&mut self) {
