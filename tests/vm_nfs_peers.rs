@@ -16,6 +16,8 @@
 //! nfs-kernel-server (rpc.nfsd, exportfs, rpc.mountd, rpcbind, mount.nfs):
 //! a missing piece fails the test.
 
+mod vm_world_support;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -29,7 +31,8 @@ use stackquake::ledger::{Ledger, RunId};
 use stackquake::net::{Netns, VethPair, add_address, command_in, set_up, tcp_listener_in};
 use stackquake::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport};
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
-use stackquake::vm::{self, Accel, GUEST_OUT_DIR, GuestJob, GuestOutcome};
+use stackquake::vm::GUEST_OUT_DIR;
+use vm_world_support::{guest_init, require_guest, require_vm_tools, run_in_guest_at};
 
 /// Entries in the big directory (issue 4: readdir of 5,000 entries).
 const BIG_DIR_ENTRIES: usize = 5000;
@@ -37,12 +40,8 @@ const MOUNT_OPTS: &str = "vers=3,proto=tcp,nolock,actimeo=0,timeo=50,retrans=3";
 
 fn require_tools() {
     assert!(nix::unistd::geteuid().is_root(), "this test needs root");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin".into(), "/sbin".into()]);
+    require_vm_tools();
     for (tool, pkg) in [
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("busybox", "busybox-static"),
         ("rpc.nfsd", "nfs-kernel-server"),
         ("rpc.mountd", "nfs-kernel-server"),
         ("exportfs", "nfs-kernel-server"),
@@ -51,69 +50,16 @@ fn require_tools() {
         ("nsenter", "util-linux"),
     ] {
         assert!(
-            dirs.iter().any(|d| d.join(tool).is_file()),
+            stackquake::tools::which(tool).is_some(),
             "{tool} missing: apt-get install {pkg}"
         );
     }
-    assert!(
-        vm::GuestKernel::newest_in(Path::new("/boot")).is_ok(),
-        "no /boot/vmlinuz-* with /lib/modules: apt-get install linux-image-amd64"
-    );
-}
-
-/// Runs `entry` (an ignored test of this binary) as the guest's job, with
-/// this binary's `guest_init` as PID 1.
-fn run_in_guest(entry: &str, out: &Path, timeout: Duration, memory_mib: u32) -> GuestOutcome {
-    let exe = std::env::current_exe().unwrap();
-    let init: Vec<OsString> = vec![
-        exe.clone().into(),
-        "guest_init".into(),
-        "--exact".into(),
-        "--ignored".into(),
-        "--nocapture".into(),
-    ];
-    let job = GuestJob {
-        argv: vec![
-            exe.into(),
-            entry.into(),
-            "--exact".into(),
-            "--ignored".into(),
-            "--nocapture".into(),
-            "--test-threads=1".into(),
-        ],
-        env: [
-            ("SQ_IN_GUEST", Some("1".into())),
-            ("SQ_BENCH_ROUNDS", std::env::var_os("SQ_BENCH_ROUNDS")),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.into(), v?)))
-        .collect(),
-        cwd: "/".into(),
-        timeout,
-        kernel: None,
-        accel: Accel::Tcg,
-        memory_mib,
-        out_dir: out.to_path_buf(),
-    };
-    vm::run_with_guest_command(&job, &init).expect("booting the guest")
-}
-
-fn assert_in_guest() {
-    assert!(
-        std::env::var_os("SQ_IN_GUEST").is_some(),
-        "guest-only entry point: it builds namespaces and nfsd; run through the host test"
-    );
 }
 
 #[test]
 #[ignore = "PID 1 of the guest; the host tests boot it"]
-fn guest_init() {
-    assert_eq!(
-        std::process::id(),
-        1,
-        "guest_init runs only as a guest's init"
-    );
-    vm::guest_init();
+fn guest_entry() {
+    guest_init();
 }
 
 // ---------------------------------------------------------------- world
@@ -597,7 +543,7 @@ fn suite(root: &Path) -> Observations {
 #[test]
 #[ignore = "runs inside the guest; kernel_client_same_results_from_both_servers boots it"]
 fn guest_suite() {
-    assert_in_guest();
+    require_guest();
     let mut world = World::build();
     let ours = world.mount_ours();
     let knfsd = world.mount_knfsd();
@@ -658,12 +604,12 @@ fn guest_suite() {
 fn kernel_client_same_results_from_both_servers() {
     require_tools();
     let out = tempfile::tempdir().unwrap();
-    let outcome = run_in_guest("guest_suite", out.path(), Duration::from_secs(900), 1024);
-    let stderr = fs::read_to_string(out.path().join(vm::STDERR_FILE)).unwrap_or_default();
-    eprintln!("{stderr}");
-    assert!(
-        matches!(outcome, GuestOutcome::Exited { code: 0, .. }),
-        "guest suite failed: {outcome:?}"
+    run_in_guest_at(
+        "guest_suite",
+        out.path(),
+        &[],
+        Duration::from_secs(900),
+        1024,
     );
     let text = fs::read_to_string(out.path().join("observations.json")).unwrap();
     let all: BTreeMap<String, Observations> = serde_json::from_str(&text).unwrap();
@@ -822,7 +768,7 @@ fn bench_one(root: &Path) -> (f64, f64, f64) {
 #[test]
 #[ignore = "runs inside the guest; bench/nfs-throughput.sh boots it"]
 fn guest_bench() {
-    assert_in_guest();
+    require_guest();
     let rounds: usize = std::env::var("SQ_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -865,11 +811,16 @@ fn bench_throughput() {
     let out = PathBuf::from(
         std::env::var("SQ_BENCH_OUT").unwrap_or_else(|_| "target/bench/nfs-throughput".into()),
     );
-    let outcome = run_in_guest("guest_bench", &out, Duration::from_secs(1800), 1536);
-    assert!(
-        matches!(outcome, GuestOutcome::Exited { code: 0, .. }),
-        "guest bench failed: {outcome:?}; see {}",
-        out.display()
+    let rounds: Vec<(&str, OsString)> = std::env::var_os("SQ_BENCH_ROUNDS")
+        .map(|r| ("SQ_BENCH_ROUNDS", r))
+        .into_iter()
+        .collect();
+    run_in_guest_at(
+        "guest_bench",
+        &out,
+        &rounds,
+        Duration::from_secs(1800),
+        1536,
     );
     print!("{}", fs::read_to_string(out.join("bench.txt")).unwrap());
 }

@@ -11,9 +11,8 @@ use stackquake::vm::{self, Accel, GUEST_OUT_DIR, GuestJob, GuestOutcome};
 
 /// Panics unless QEMU, a guest kernel and busybox are installed.
 pub fn require_vm_tools() {
-    let path = std::env::var_os("PATH").unwrap_or_default();
     assert!(
-        std::env::split_paths(&path).any(|d| d.join("qemu-system-x86_64").is_file()),
+        stackquake::tools::which("qemu-system-x86_64").is_some(),
         "qemu-system-x86_64 not in PATH: apt-get install qemu-system-x86"
     );
     assert!(
@@ -37,8 +36,20 @@ pub fn require_guest() {
 /// Boots a guest whose job is `inner` (an ignored test of this binary),
 /// and returns the job's stdout. Panics with the console on any failure.
 pub fn run_in_guest(inner: &str, timeout: Duration, memory_mib: u32) -> String {
-    let exe = std::env::current_exe().unwrap();
     let out = tempfile::tempdir().unwrap();
+    run_in_guest_at(inner, out.path(), &[], timeout, memory_mib)
+}
+
+/// `run_in_guest`, keeping what the job wrote to GUEST_OUT_DIR in `out`
+/// and passing it `env` besides OUT.
+pub fn run_in_guest_at(
+    inner: &str,
+    out: &Path,
+    env: &[(&str, OsString)],
+    timeout: Duration,
+    memory_mib: u32,
+) -> String {
+    let exe = std::env::current_exe().unwrap();
     let args = |first: &str| -> Vec<OsString> {
         [
             exe.as_os_str(),
@@ -54,16 +65,18 @@ pub fn run_in_guest(inner: &str, timeout: Duration, memory_mib: u32) -> String {
     };
     let job = GuestJob {
         argv: args(inner),
-        env: vec![("OUT".into(), GUEST_OUT_DIR.into())],
+        env: std::iter::once(("OUT".into(), GUEST_OUT_DIR.into()))
+            .chain(env.iter().map(|(k, v)| (k.into(), v.clone())))
+            .collect(),
         cwd: "/".into(),
         timeout,
         kernel: None,
         accel: Accel::Auto,
         memory_mib,
-        out_dir: out.path().to_path_buf(),
+        out_dir: out.to_path_buf(),
     };
     let outcome = vm::run_with_guest_command(&job, &args("guest_entry")).unwrap();
-    let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap_or_default();
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
     let (stdout, stderr, console) = (
         read(vm::STDOUT_FILE),
         read(vm::STDERR_FILE),
