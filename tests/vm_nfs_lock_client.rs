@@ -7,7 +7,9 @@
 //! to monitor. Shared and exclusive flock; a second process blocks and is
 //! granted by the GRANTED callback once the holder exits; with `nlm.down`
 //! an exclusive flock hangs and the kernel logs "lockd: server 127.0.0.2
-//! not responding", after heal it is granted and "OK" is logged.
+//! not responding", after heal it is granted and "OK" is logged. Then a
+//! scenario's `kernel.nlm_timeout`: refused while the mount keeps lockd up,
+//! set and put back once it is gone.
 //!
 //! Needs root, qemu-system-x86_64, the guest kernel, busybox-static,
 //! util-linux (flock) and nfs-common: a missing piece fails the test.
@@ -129,9 +131,57 @@ fn guest_flock() {
     assert!(dmesg.contains("lockd: server 127.0.0.2 not responding"));
     assert!(dmesg.contains("lockd: server 127.0.0.2 OK"));
 
+    // A scenario's kernel.nlm_timeout while this mount keeps lockd up: lockd
+    // would keep its 3 s, so the run refuses and changes nothing.
+    let (journal, ok) = run_nlm_timeout_scenario();
+    assert!(!ok, "{journal}");
+    assert!(journal.contains("lockd is already running"), "{journal}");
+    assert_eq!(nlm_timeout(), "3");
+
     run(Command::new("umount").arg(mnt));
+
+    // With lockd gone, the run sets it and puts the old value back.
+    let (journal, ok) = run_nlm_timeout_scenario();
+    assert!(ok, "{journal}");
+    assert!(
+        journal.contains("kernel nlm_timeout 5s (was 3s)"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("restore kernel nlm_timeout 3"),
+        "{journal}"
+    );
+    assert_eq!(nlm_timeout(), "3");
     server.shutdown();
     host.shutdown();
+}
+
+fn nlm_timeout() -> String {
+    let v = std::fs::read_to_string("/proc/sys/fs/nfs/nlm_timeout").unwrap();
+    v.trim().to_string()
+}
+
+/// Runs a one-step scenario that sets kernel.nlm_timeout to 5s on this
+/// machine (the guest); its journal and whether the run passed.
+fn run_nlm_timeout_scenario() -> (String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nlm-timeout.yaml");
+    std::fs::write(
+        &file,
+        "schema_version: 1\nid: nlm-timeout\ntitle: kernel.nlm_timeout set and put back\n\
+         kernel: { nlm_timeout: 5s }\nhosts: { node: {} }\n\
+         steps:\n  - { id: steady, wait: 1s }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--target", "host", "--output"])
+        .arg(&out)
+        .arg(&file)
+        .status()
+        .unwrap();
+    let journal = std::fs::read_to_string(out.join("journal.json")).unwrap();
+    (journal, status.success())
 }
 
 #[test]
