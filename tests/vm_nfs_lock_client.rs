@@ -22,8 +22,11 @@ use std::process::{Child, Command};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use stackquake::engine::{ProgressMode, RunOptions, run_scenario};
 use stackquake::nfs::control::{self, DownMode, Request};
 use stackquake::nfs::{Listeners, LockConfig, NfsServer, ServerConfig};
+use stackquake::report::Verdict;
+use stackquake::scenario::Target;
 use vm_world_support::{guest_init, require_guest, require_vm_tools, run_in_guest};
 
 #[test]
@@ -162,26 +165,24 @@ fn nlm_timeout() -> String {
 }
 
 /// Runs a one-step scenario that sets kernel.nlm_timeout to 5s on this
-/// machine (the guest); its journal and whether the run passed.
+/// machine (the guest) through the engine (the guest's /tmp hides the
+/// stackquake binary of a clone there); its result as JSON and whether it
+/// passed.
 fn run_nlm_timeout_scenario() -> (String, bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("nlm-timeout.yaml");
-    std::fs::write(
-        &file,
-        "schema_version: 1\nid: nlm-timeout\ntitle: kernel.nlm_timeout set and put back\n\
-         kernel: { nlm_timeout: 5s }\nhosts: { node: {} }\n\
-         steps:\n  - { id: steady, wait: 1s }\n",
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--target", "host", "--output"])
-        .arg(&out)
-        .arg(&file)
-        .status()
-        .unwrap();
-    let journal = std::fs::read_to_string(out.join("journal.json")).unwrap();
-    (journal, status.success())
+    let text = "schema_version: 1\nid: nlm-timeout\ntitle: kernel.nlm_timeout set and put back\n\
+                kernel: { nlm_timeout: 5s }\nhosts: { node: {} }\n\
+                steps:\n  - { id: steady, wait: 1s }\n";
+    let scenario = stackquake::scenario::load_str(text, "nlm-timeout.yaml").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        target: Target::Host,
+        scratch: scratch.path().to_path_buf(),
+        artifacts: None,
+        progress: ProgressMode::Off,
+    };
+    let result = run_scenario(Path::new("nlm-timeout.yaml"), &scenario, &opts);
+    let json = serde_json::to_string_pretty(&result).unwrap();
+    (json, result.verdict == Verdict::Pass)
 }
 
 #[test]
