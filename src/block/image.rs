@@ -86,22 +86,6 @@ pub(crate) fn run(cmd: Command) -> Result<(), BlockError> {
 }
 
 /// Runs `cmd` and returns its stdout; fails with the command line and stderr.
-pub(crate) fn run_output(mut cmd: Command) -> Result<String, BlockError> {
-    let command = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = cmd.output().map_err(|source| BlockError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    Err(BlockError::Command {
-        command,
-        status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
+pub(crate) fn run_output(cmd: Command) -> Result<String, BlockError> {
+    Ok(crate::tools::output(cmd)?)
 }

@@ -70,3 +70,22 @@ pub enum BlockError {
         source: std::io::Error,
     },
 }
+
+impl From<crate::tools::CommandError> for BlockError {
+    fn from(e: crate::tools::CommandError) -> Self {
+        match e {
+            crate::tools::CommandError::Spawn { command, source } => {
+                BlockError::Spawn { command, source }
+            }
+            crate::tools::CommandError::Failed {
+                command,
+                status,
+                stderr,
+            } => BlockError::Command {
+                command,
+                status,
+                stderr,
+            },
+        }
+    }
+}

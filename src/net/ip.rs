@@ -12,29 +12,8 @@ pub(crate) fn ip_in(netns: &str, args: &[&str]) -> Result<(), NetError> {
     run(cmd)
 }
 
-pub(crate) fn run(mut cmd: Command) -> Result<(), NetError> {
-    let command = command_line(&cmd);
-    tracing::debug!(%command, "running");
-    let out = cmd.output().map_err(|source| NetError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(NetError::Command {
-        command,
-        status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
-}
-
-pub(crate) fn command_line(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+pub(crate) fn run(cmd: Command) -> Result<(), NetError> {
+    Ok(crate::tools::output(cmd).map(drop)?)
 }
 
 /// Adds `cidr` (e.g. `10.0.0.1/24`) to `ifname` inside `ns`.

@@ -83,3 +83,22 @@ pub enum NetError {
         source: std::io::Error,
     },
 }
+
+impl From<crate::tools::CommandError> for NetError {
+    fn from(e: crate::tools::CommandError) -> Self {
+        match e {
+            crate::tools::CommandError::Spawn { command, source } => {
+                NetError::Spawn { command, source }
+            }
+            crate::tools::CommandError::Failed {
+                command,
+                status,
+                stderr,
+            } => NetError::Command {
+                command,
+                status,
+                stderr,
+            },
+        }
+    }
+}

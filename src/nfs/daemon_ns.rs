@@ -24,6 +24,7 @@ use super::peer::Peer;
 use super::portmap;
 use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::net::{Netns, command_in};
+use crate::tools::CommandError;
 
 /// How long a daemon may take to come up.
 const READY_WAIT: Duration = Duration::from_secs(30);
@@ -36,17 +37,8 @@ pub enum DaemonError {
         tool: &'static str,
         package: &'static str,
     },
-    #[error("cannot run `{command}`")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        command: String,
-        status: String,
-        stderr: String,
-    },
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("{what} in netns {netns} did not come up within {waited:?}")]
     NotReady {
         what: String,
@@ -302,10 +294,10 @@ fn spawn(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    let command = command_line(&cmd);
+    let command = crate::tools::command_line(&cmd);
     let child = cmd
         .spawn()
-        .map_err(|source| DaemonError::Spawn { command, source })?;
+        .map_err(|source| CommandError::Spawn { command, source })?;
     let pid = child.id();
     let mut daemon = DaemonProcess {
         name: name.to_string(),
@@ -329,31 +321,7 @@ fn spawn(
     Ok(daemon)
 }
 
-fn command_line(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Runs `cmd` to completion; its stdout, or what it printed on failure.
-pub fn output(mut cmd: Command) -> Result<String, DaemonError> {
-    let command = command_line(&cmd);
-    tracing::debug!(%command, "running");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| DaemonError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    Err(DaemonError::Command {
-        command,
-        status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
+pub fn output(cmd: Command) -> Result<String, DaemonError> {
+    Ok(crate::tools::output(cmd)?)
 }

@@ -13,7 +13,7 @@ use crate::nfs::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, require_tools}
 use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
 use crate::scenario::{Daemon, Scenario, Statd, parse_cidr};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -336,21 +336,9 @@ impl World {
     }
 }
 
-/// Runs `ip -n <netns> <args…>`.
+/// Runs `ip -n <netns> <args…>`; its stdout.
 fn ip(netns: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .arg("-n")
-        .arg(netns)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("ip -n {netns} {}: {e}", args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ip -n {netns} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let mut cmd = Command::new("ip");
+    cmd.arg("-n").arg(netns).args(args);
+    crate::tools::output(cmd).map_err(|e| e.to_string())
 }

@@ -257,7 +257,7 @@ pub(crate) fn exec_command(
     place: &str,
     stdin: Option<&str>,
 ) -> Result<String, NetError> {
-    let command = format!("{} (in {place})", super::ip::command_line(&cmd));
+    let command = format!("{} (in {place})", crate::tools::command_line(&cmd));
     tracing::debug!(%command, stdin = stdin.unwrap_or(""), "running");
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
