@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use stackquake::nfs::export::Squash;
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
@@ -36,6 +37,7 @@ fn start(dir: &Path) -> NfsServer {
                 dir: dir.to_path_buf(),
                 clients: vec!["127.0.0.0/8".into()],
                 read_only: false,
+                squash: Squash::NoRootSquash,
             }],
         },
         listener,

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use stackquake::nfs::client::{ClientError, RpcClient};
+use stackquake::nfs::export::Squash;
 use stackquake::nfs::rpc::{AuthSys, Credential};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
 use stackquake::nfs::{CallMatch, ExportSpec, FaultAction, FaultRule, NfsServer, ServerConfig};
@@ -24,6 +25,7 @@ fn start(dir: &Path, read_only: bool) -> NfsServer {
                 dir: dir.to_path_buf(),
                 clients: vec![],
                 read_only,
+                squash: Squash::NoRootSquash,
             }],
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),
@@ -160,6 +162,9 @@ fn create(
 #[test]
 fn create_applies_auth_sys_owner_and_exclusive_create_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
+    // The caller is uid 1234: the server checks as that user, so the
+    // directory must let anyone create (a tempdir is 0700 root).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let server = start(dir.path(), false);
     let mut c = client(&server, 1234, 567);
     let root = mnt(&mut c);

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use stackquake::nfs::export::Squash;
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
 use vm_world_support::{guest_init, require_guest, require_vm_tools, run_in_guest};
 
@@ -71,6 +72,7 @@ fn guest_xfs_on_loop_on_nfs() {
                 dir: export.into(),
                 clients: vec!["127.0.0.1/32".into()],
                 read_only: false,
+                squash: Squash::NoRootSquash,
             }],
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use stackquake::ledger::{Ledger, RunId};
 use stackquake::net::{Netns, VethPair, add_address, command_in, set_up, tcp_listener_in};
+use stackquake::nfs::export::Squash;
 use stackquake::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport};
 use stackquake::nfs::{ExportSpec, NfsServer, ServerConfig};
 use stackquake::vm::GUEST_OUT_DIR;
@@ -125,6 +126,7 @@ impl World {
                     dir: OURS_DIR.into(),
                     clients: vec!["10.77.1.0/24".into()],
                     read_only: false,
+                    squash: Squash::NoRootSquash,
                 }],
             },
             listener,

@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use super::exit;
 use crate::nfs::control::names;
 use crate::nfs::control::{self, ActionSpec, ControlSocket, DownMode, Request, Response, RuleSpec};
+use crate::nfs::export::Squash;
 use crate::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
 
 #[derive(Debug, Args)]
@@ -55,6 +56,10 @@ pub struct ServeArgs {
     /// Export read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// How clients' ids are mapped, as exports(5): `root` (a client's uid 0
+    /// acts as nobody, knfsd's default), `none` (no_root_squash) or `all`.
+    #[arg(long, value_enum, default_value = "root")]
+    pub squash: SquashArg,
     /// Write a pcap of every call and reply.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -180,6 +185,23 @@ pub enum FaultCommand {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SquashArg {
+    Root,
+    None,
+    All,
+}
+
+impl From<SquashArg> for Squash {
+    fn from(s: SquashArg) -> Squash {
+        match s {
+            SquashArg::Root => Squash::Root,
+            SquashArg::None => Squash::NoRootSquash,
+            SquashArg::All => Squash::All,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum DownModeArg {
     Stall,
     Drop,
@@ -204,7 +226,7 @@ pub fn run(args: NfsArgs) -> u8 {
 }
 
 /// "DIR[:NAME]"; a ':' inside DIR is not supported.
-fn parse_export(s: &str, clients: &[String], read_only: bool) -> ExportSpec {
+fn parse_export(s: &str, args: &ServeArgs) -> ExportSpec {
     let (dir, name) = match s.split_once(':') {
         Some((d, n)) => (PathBuf::from(d), n.to_string()),
         None => {
@@ -218,8 +240,9 @@ fn parse_export(s: &str, clients: &[String], read_only: bool) -> ExportSpec {
     ExportSpec {
         name,
         dir,
-        clients: clients.to_vec(),
-        read_only,
+        clients: args.clients.clone(),
+        read_only: args.read_only,
+        squash: args.squash.into(),
     }
 }
 
@@ -260,7 +283,7 @@ fn serve(args: ServeArgs) -> u8 {
         exports: args
             .exports
             .iter()
-            .map(|e| parse_export(e, &args.clients, args.read_only))
+            .map(|e| parse_export(e, &args))
             .collect(),
     };
     let listeners = match bind(&args) {

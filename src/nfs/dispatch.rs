@@ -279,7 +279,7 @@ fn mismatch(v: u32) -> Mismatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfs::export::ExportSpec;
+    use crate::nfs::export::{ExportSpec, Squash};
     use crate::nfs::rpc::AuthSys;
 
     /// xorshift64: a fixed, dependency-free source of mutations.
@@ -300,6 +300,7 @@ mod tests {
                 dir: dir.path().to_path_buf(),
                 clients: vec![],
                 read_only: false,
+                squash: Squash::NoRootSquash,
             }])
             .unwrap(),
         );
@@ -310,11 +311,8 @@ mod tests {
         );
         let client: SocketAddr = "127.0.0.1:800".parse().unwrap();
         let root = exports
-            .by_name("/export")
-            .unwrap()
-            .root_handle()
-            .unwrap()
-            .encode();
+            .root_handle(exports.by_name("/export").unwrap())
+            .unwrap();
         let cred = Credential::Sys(AuthSys {
             uid: 0,
             ..AuthSys::default()

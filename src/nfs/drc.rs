@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::handle::fnv1a64;
+use super::fnv::fnv1a64;
 use super::nfs3;
 
 /// How many replies the server keeps by default; knfsd sizes its cache from

@@ -1,31 +1,38 @@
 //! The export table: which host directory each export name maps to, who may
-//! mount it, whether it is writable and whether it is currently exported, plus
-//! the per-export inode index that turns file handles back into paths.
+//! mount it, how callers are squashed, whether it is writable and whether it
+//! is currently exported; and the confinement of every file system access
+//! to the export.
+//!
+//! Confinement holds by construction, never by a check before use (clients
+//! race: a check on a path is undone by a rename before the path is used).
+//! Each export keeps a descriptor of its directory. A handle is opened with
+//! open_by_handle_at(2) on that descriptor's file system; a name is looked
+//! up with openat2(2) relative to its directory's descriptor under
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+//! RESOLVE_NO_XDEV`; every operation then works on the resulting
+//! descriptors (`*at` calls, `AT_EMPTY_PATH`, /proc/self/fd). Handles are
+//! issued only for what such a lookup reached and are sealed with a MAC
+//! (`handle.rs`), so a client can name nothing it did not find inside.
 
-use std::collections::HashMap;
-use std::fs::Metadata;
+use std::ffi::OsStr;
+use std::fs::{File, Metadata};
+use std::io;
 use std::net::IpAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::UNIX_EPOCH;
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::Mode;
 
 use super::NfsError;
-use super::handle::FileHandle;
+use super::handle::{FileHandle, HandleKey};
 use super::open_files::OpenFiles;
-
-/// An export as the engine describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportSpec {
-    /// The path clients mount, e.g. "/export".
-    pub name: String,
-    /// The host directory behind it.
-    pub dir: PathBuf,
-    /// Allowed client networks as CIDRs ("10.0.0.0/24", "::1"); empty = anyone.
-    pub clients: Vec<String>,
-    pub read_only: bool,
-}
+use super::rpc::Credential;
+use crate::sys::fhandle;
+use crate::sys::fscreds::FsCreds;
 
 /// An address prefix such as 10.1.0.0/16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,24 +86,60 @@ impl Cidr {
     }
 }
 
-/// Where an inode lives inside an export, relative to its directory.
-#[derive(Debug, Clone)]
-pub struct Located {
-    /// Relative path; empty for the export root.
-    pub rel: PathBuf,
-    pub meta: Metadata,
+/// exports(5) root_squash / no_root_squash / all_squash. knfsd's default
+/// (and ours) is `Root`: a client's uid 0 acts as the anonymous user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Squash {
+    #[default]
+    Root,
+    NoRootSquash,
+    All,
 }
 
-/// Why a handle did not resolve (mapped to NFS3 statuses by the caller).
+/// knfsd's default anonuid/anongid (nobody/nogroup).
+pub const ANON_ID: u32 = 65534;
+
+/// An export as the engine describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSpec {
+    /// The path clients mount, e.g. "/export".
+    pub name: String,
+    /// The host directory behind it.
+    pub dir: PathBuf,
+    /// Allowed client networks as CIDRs ("10.0.0.0/24", "::1"); empty = anyone.
+    pub clients: Vec<String>,
+    pub read_only: bool,
+    pub squash: Squash,
+}
+
+/// An inode of an export, reached through the export's confinement: the
+/// descriptor every operation on it uses, its attributes when it was
+/// reached, and the handle that names it.
+#[derive(Debug)]
+pub struct Node {
+    /// Usually an `O_PATH` descriptor: it names the inode, it cannot read.
+    pub file: File,
+    pub meta: Metadata,
+    pub fh: FileHandle,
+}
+
+impl Node {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// The attributes now (an fstat of the same descriptor).
+    pub fn meta_now(&self) -> io::Result<Metadata> {
+        self.file.metadata()
+    }
+}
+
+/// Why a handle did not resolve (mapped to protocol statuses by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolveError {
     Stale,
     Denied,
 }
-
-/// A bound on the tree walk that rebuilds the index after a miss, so a stale
-/// handle against a huge tree cannot stall a connection for long.
-const MAX_SCAN_ENTRIES: usize = 200_000;
 
 /// One export.
 #[derive(Debug)]
@@ -105,59 +148,97 @@ pub struct Export {
     pub name: String,
     pub dir: PathBuf,
     pub read_only: bool,
+    pub squash: Squash,
     clients: Vec<Cidr>,
     client_names: Vec<String>,
     exported: AtomicBool,
     generation: AtomicU32,
+    /// The export's directory, opened for reading (open_by_handle_at(2)
+    /// refuses an `O_PATH` mount descriptor). Held for the export's life.
+    root: File,
+    root_dev: u64,
     root_ino: u64,
-    /// inode number → a path (relative) at which it was last seen.
-    index: Mutex<HashMap<u64, PathBuf>>,
+    /// The mount the directory is on; a handle is issued only for inodes on
+    /// it (no crossing into file systems mounted below the export).
+    mount_id: i32,
     /// Descriptors kept open for READ, WRITE and COMMIT.
     pub open_files: OpenFiles,
 }
 
-/// Folds a birth time into the 32-bit inode generation; 0 where the file
-/// system reports none.
-pub fn ino_generation(meta: &Metadata) -> u32 {
-    match meta.created() {
-        Ok(t) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => (d.as_secs() as u32) ^ d.subsec_nanos().rotate_left(16),
-            Err(_) => 0,
-        },
-        Err(_) => 0,
-    }
+/// The resolve flags of every client-named lookup: stay beneath the
+/// directory, follow no symlink (a final one is opened as itself), no
+/// /proc magic links, no crossing into another mount.
+fn confined() -> ResolveFlag {
+    ResolveFlag::RESOLVE_BENEATH
+        | ResolveFlag::RESOLVE_NO_SYMLINKS
+        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+        | ResolveFlag::RESOLVE_NO_XDEV
+}
+
+fn path_how() -> OpenHow {
+    OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(confined())
+}
+
+/// The /proc path of a descriptor: how an operation that has no
+/// `AT_EMPTY_PATH` form (chmod, utimes, link) reaches exactly the inode a
+/// descriptor holds, whatever happens to its names meanwhile.
+pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 impl Export {
     pub fn new(id: u32, spec: &ExportSpec) -> Result<Export, NfsError> {
-        let meta = std::fs::metadata(&spec.dir).map_err(|source| NfsError::ExportDir {
+        let fail = |source: io::Error| NfsError::ExportDir {
             dir: spec.dir.clone(),
             source,
-        })?;
-        if !meta.is_dir() {
-            return Err(NfsError::ExportDir {
-                dir: spec.dir.clone(),
-                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
-            });
-        }
+        };
+        let root = File::from(
+            nix::fcntl::open(
+                &spec.dir,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| fail(e.into()))?,
+        );
+        let meta = root.metadata().map_err(fail)?;
         let clients = spec
             .clients
             .iter()
             .map(|c| Cidr::parse(c))
             .collect::<Result<_, _>>()?;
-        let mut index = HashMap::new();
-        index.insert(meta.ino(), PathBuf::new());
+        // Handles must work on this file system, and this process must be
+        // allowed to open them (CAP_DAC_READ_SEARCH): find out now, not at
+        // a client's first call.
+        let (probe, mount_id) =
+            fhandle::handle_of(root.as_fd()).map_err(|source| NfsError::ExportUnsupported {
+                dir: spec.dir.clone(),
+                what: "the file system gives no file handles (name_to_handle_at)",
+                source,
+            })?;
+        fhandle::open_handle(root.as_fd(), &probe, libc::O_PATH).map_err(|source| {
+            NfsError::ExportUnsupported {
+                dir: spec.dir.clone(),
+                what: "cannot open file handles (open_by_handle_at needs root)",
+                source,
+            }
+        })?;
         Ok(Export {
             id,
             name: normalize_name(&spec.name),
             dir: spec.dir.clone(),
             read_only: spec.read_only,
+            squash: spec.squash,
             clients,
             client_names: spec.clients.clone(),
             exported: AtomicBool::new(true),
             generation: AtomicU32::new(1),
+            root_dev: meta.dev(),
             root_ino: meta.ino(),
-            index: Mutex::new(index),
+            root,
+            mount_id,
             open_files: OpenFiles::new(),
         })
     }
@@ -166,8 +247,7 @@ impl Export {
         self.exported.load(Ordering::SeqCst)
     }
 
-    /// Unexporting also closes the export's cached descriptors, so the file
-    /// system under it can be unmounted.
+    /// Unexporting also closes the export's cached descriptors.
     pub fn set_exported(&self, exported: bool) {
         self.exported.store(exported, Ordering::SeqCst);
         if !exported {
@@ -199,106 +279,152 @@ impl Export {
         self.clients.is_empty() || self.clients.iter().any(|c| c.contains(ip))
     }
 
-    /// The fsid reported in fattr3: constant per export so the client never
-    /// thinks it crossed into another file system.
+    /// The fsid reported in attributes: constant per export so the client
+    /// never thinks it crossed into another file system.
     pub fn fsid(&self) -> u64 {
         0x5351_0000_0000_0000 | self.id as u64
     }
 
-    pub fn abs(&self, rel: &Path) -> PathBuf {
-        if rel.as_os_str().is_empty() {
-            self.dir.clone()
-        } else {
-            self.dir.join(rel)
+    pub fn is_root(&self, meta: &Metadata) -> bool {
+        meta.dev() == self.root_dev && meta.ino() == self.root_ino
+    }
+
+    /// Who a caller acts as on this export's files, after squashing
+    /// (exports(5)): AUTH_NONE and squashed ids become `ANON_ID`.
+    pub fn creds(&self, cred: &Credential) -> FsCreds {
+        let anon = FsCreds {
+            uid: ANON_ID,
+            gid: ANON_ID,
+            groups: Vec::new(),
+        };
+        let Credential::Sys(sys) = cred else {
+            return anon;
+        };
+        let squash_root = |id: u32| {
+            if id == 0 && self.squash != Squash::NoRootSquash {
+                ANON_ID
+            } else {
+                id
+            }
+        };
+        match self.squash {
+            Squash::All => anon,
+            _ => FsCreds {
+                uid: squash_root(sys.uid),
+                gid: squash_root(sys.gid),
+                groups: sys.gids.iter().map(|&g| squash_root(g)).collect(),
+            },
         }
     }
 
-    pub fn is_root(&self, rel: &Path) -> bool {
-        rel.as_os_str().is_empty()
-    }
-
-    /// Issues the handle for an inode seen at `rel`, remembering where it is.
-    pub fn handle_for(&self, rel: &Path, meta: &Metadata) -> FileHandle {
-        self.remember(rel, meta);
-        FileHandle {
-            export_id: self.id,
-            export_generation: self.generation(),
-            ino: meta.ino(),
-            ino_generation: ino_generation(meta),
+    /// Wraps a descriptor reached inside the export into a node with its
+    /// handle. Refuses an inode on another mount.
+    pub fn node(&self, fd: OwnedFd) -> io::Result<Node> {
+        let file = File::from(fd);
+        let meta = file.metadata()?;
+        let (kernel, mount_id) = fhandle::handle_of(file.as_fd())?;
+        if mount_id != self.mount_id {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
+        Ok(Node {
+            file,
+            meta,
+            fh: FileHandle {
+                export_id: self.id,
+                export_generation: self.generation(),
+                kernel,
+            },
+        })
     }
 
-    pub fn remember(&self, rel: &Path, meta: &Metadata) {
-        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        index.insert(meta.ino(), rel.to_path_buf());
+    pub fn root_node(&self) -> io::Result<Node> {
+        let fd = openat2(self.root.as_fd(), ".", path_how())?;
+        self.node(fd)
     }
 
-    pub fn root_handle(&self) -> Result<FileHandle, std::io::Error> {
-        let meta = std::fs::symlink_metadata(&self.dir)?;
-        Ok(self.handle_for(Path::new(""), &meta))
-    }
-
-    /// Turns a handle into a path inside the export, checking that the export
-    /// is exported, the client allowed and the inode still the same one.
-    pub fn resolve(&self, fh: &FileHandle, client: IpAddr) -> Result<Located, ResolveError> {
+    /// Opens the inode a (MAC-checked) handle names, checking that the
+    /// export is exported, the client allowed and the handle current.
+    pub fn resolve(&self, fh: &FileHandle, client: IpAddr) -> Result<Node, ResolveError> {
         if !self.is_exported() || fh.export_generation != self.generation() {
             return Err(ResolveError::Stale);
         }
         if !self.allows(client) {
             return Err(ResolveError::Denied);
         }
-        if let Some(found) = self.check_indexed(fh) {
-            return Ok(found);
+        let fd = fhandle::open_handle(self.root.as_fd(), &fh.kernel, libc::O_PATH)
+            .map_err(|_| ResolveError::Stale)?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|_| ResolveError::Stale)?;
+        // open_by_handle_at answers on the mount's file system; the handle
+        // was issued for this export's, but a lost race with an unlink can
+        // leave an inode with no links: that is a stale handle.
+        if meta.dev() != self.root_dev || meta.nlink() == 0 {
+            return Err(ResolveError::Stale);
         }
-        self.rescan();
-        self.check_indexed(fh).ok_or(ResolveError::Stale)
+        Ok(Node {
+            file,
+            meta,
+            fh: fh.clone(),
+        })
     }
 
-    fn check_indexed(&self, fh: &FileHandle) -> Option<Located> {
-        let rel = {
-            let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-            index.get(&fh.ino)?.clone()
+    /// Looks a name up in `dir`: "." is the directory, ".." its parent (the
+    /// export root is its own parent, so ".." never leaves the export), any
+    /// other name one confined step below it. A symlink is returned as
+    /// itself, never followed.
+    pub fn lookup(&self, dir: &Node, name: &OsStr) -> io::Result<Node> {
+        let fd = match name.as_encoded_bytes() {
+            b"." => openat2(dir.fd(), ".", path_how())?,
+            b".." if self.is_root(&dir.meta) => openat2(dir.fd(), ".", path_how())?,
+            // RESOLVE_BENEATH forbids ".." itself; the parent of a directory
+            // inside the export that is not its root is inside it too.
+            b".." => openat2(
+                dir.fd(),
+                "..",
+                path_how().resolve(
+                    ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                        | ResolveFlag::RESOLVE_NO_XDEV,
+                ),
+            )?,
+            _ => openat2(dir.fd(), name, path_how())?,
         };
-        let meta = std::fs::symlink_metadata(self.abs(&rel)).ok()?;
-        if meta.ino() != fh.ino || ino_generation(&meta) != fh.ino_generation {
-            return None;
-        }
-        if fh.ino == self.root_ino && !self.is_root(&rel) {
-            return None;
-        }
-        Some(Located { rel, meta })
+        self.node(fd)
     }
 
-    /// Walks the export (never following symlinks, never leaving the export's
-    /// file system) and records every inode's path.
-    fn rescan(&self) {
-        let root_dev = match std::fs::symlink_metadata(&self.dir) {
-            Ok(m) => m.dev(),
-            Err(_) => return,
-        };
-        let mut found = HashMap::new();
-        let mut stack = vec![PathBuf::new()];
-        while let Some(rel) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(self.abs(&rel)) else {
-                continue;
-            };
-            for entry in rd.flatten() {
-                if found.len() >= MAX_SCAN_ENTRIES {
-                    break;
-                }
-                let child = rel.join(entry.file_name());
-                let Ok(meta) = std::fs::symlink_metadata(self.abs(&child)) else {
-                    continue;
-                };
-                if meta.is_dir() && meta.dev() == root_dev {
-                    stack.push(child.clone());
-                }
-                found.entry(meta.ino()).or_insert(child);
-            }
-        }
-        found.insert(self.root_ino, PathBuf::new());
-        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        *index = found;
+    /// Opens `name` in `dir` with `flags` (and `mode` when creating), under
+    /// the same confinement as `lookup`.
+    pub fn open_in(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        flags: OFlag,
+        mode: u32,
+    ) -> io::Result<OwnedFd> {
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .mode(Mode::from_bits_truncate(mode))
+            .resolve(confined());
+        Ok(openat2(dir.fd(), name, how)?)
+    }
+
+    /// A descriptor for READ/WRITE/COMMIT, from the export's cache or opened
+    /// from the node's handle. Must run as root (open_by_handle_at).
+    pub fn open_io(&self, node: &Node, write: bool) -> io::Result<Arc<File>> {
+        let flags = if write { libc::O_RDWR } else { libc::O_RDONLY };
+        self.open_files
+            .get(&node.fh.kernel, node.meta.ino(), write, || {
+                Ok(File::from(fhandle::open_handle(
+                    self.root.as_fd(),
+                    &node.fh.kernel,
+                    flags,
+                )?))
+            })
+    }
+
+    /// The export directory's own path, for statvfs-level questions only.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -308,10 +434,11 @@ pub fn normalize_name(name: &str) -> String {
     format!("/{trimmed}")
 }
 
-/// All exports of one server.
+/// All exports of one server, and the key that seals their handles.
 #[derive(Debug)]
 pub struct ExportTable {
     exports: Vec<Export>,
+    key: HandleKey,
 }
 
 impl ExportTable {
@@ -324,7 +451,17 @@ impl ExportTable {
             }
             exports.push(e);
         }
-        Ok(ExportTable { exports })
+        let key = HandleKey::random().map_err(NfsError::Spawn)?;
+        Ok(ExportTable { exports, key })
+    }
+
+    pub fn key(&self) -> &HandleKey {
+        &self.key
+    }
+
+    /// The sealed handle of an export's root, as MNT gives it.
+    pub fn root_handle(&self, export: &Export) -> io::Result<Vec<u8>> {
+        Ok(export.root_node()?.fh.encode(&self.key))
     }
 
     pub fn by_id(&self, id: u32) -> Option<&Export> {
@@ -344,6 +481,17 @@ impl ExportTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nfs::rpc::AuthSys;
+
+    fn spec(dir: &Path) -> ExportSpec {
+        ExportSpec {
+            name: "/export".into(),
+            dir: dir.to_path_buf(),
+            clients: vec!["127.0.0.0/8".into()],
+            read_only: false,
+            squash: Squash::Root,
+        }
+    }
 
     #[test]
     fn cidr_matching() {
@@ -375,67 +523,84 @@ mod tests {
     }
 
     #[test]
-    fn handles_resolve_and_go_stale() {
+    fn handles_follow_the_inode_and_go_stale() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/f"), b"x").unwrap();
-        let spec = ExportSpec {
-            name: "/export".into(),
-            dir: dir.path().to_path_buf(),
-            clients: vec!["127.0.0.0/8".into()],
-            read_only: false,
-        };
-        let e = Export::new(1, &spec).unwrap();
+        let e = Export::new(1, &spec(dir.path())).unwrap();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let meta = std::fs::symlink_metadata(dir.path().join("sub/f")).unwrap();
-        let fh = e.handle_for(Path::new("sub/f"), &meta);
-        assert_eq!(e.resolve(&fh, lo).unwrap().rel, Path::new("sub/f"));
+        let root = e.root_node().unwrap();
+        let sub = e.lookup(&root, OsStr::new("sub")).unwrap();
+        let f = e.lookup(&sub, OsStr::new("f")).unwrap();
+        assert_eq!(e.resolve(&f.fh, lo).unwrap().meta.ino(), f.meta.ino());
 
-        // A fresh index (as after a server restart) finds it by scanning.
-        let e2 = Export::new(1, &spec).unwrap();
-        assert_eq!(e2.resolve(&fh, lo).unwrap().rel, Path::new("sub/f"));
-
-        // Renamed: the index entry is wrong, the rescan finds the new path.
+        // Renamed by anyone: the handle still names the same inode.
         std::fs::rename(dir.path().join("sub/f"), dir.path().join("g")).unwrap();
-        assert_eq!(e.resolve(&fh, lo).unwrap().rel, Path::new("g"));
+        assert_eq!(e.resolve(&f.fh, lo).unwrap().meta.ino(), f.meta.ino());
 
         assert_eq!(
-            e.resolve(&fh, "10.0.0.1".parse().unwrap()).unwrap_err(),
+            e.resolve(&f.fh, "10.0.0.1".parse().unwrap()).unwrap_err(),
             ResolveError::Denied
         );
         e.set_exported(false);
-        assert_eq!(e.resolve(&fh, lo).unwrap_err(), ResolveError::Stale);
+        assert_eq!(e.resolve(&f.fh, lo).unwrap_err(), ResolveError::Stale);
         e.set_exported(true);
-        assert!(e.resolve(&fh, lo).is_ok());
+        assert!(e.resolve(&f.fh, lo).is_ok());
 
         std::fs::remove_file(dir.path().join("g")).unwrap();
-        assert_eq!(e.resolve(&fh, lo).unwrap_err(), ResolveError::Stale);
+        assert_eq!(e.resolve(&f.fh, lo).unwrap_err(), ResolveError::Stale);
 
-        let root = e.root_handle().unwrap();
         e.bump_generation();
-        assert_eq!(e.resolve(&root, lo).unwrap_err(), ResolveError::Stale);
+        assert_eq!(e.resolve(&root.fh, lo).unwrap_err(), ResolveError::Stale);
     }
 
     #[test]
-    fn forged_inode_outside_export_is_stale() {
+    fn dot_dot_of_the_root_is_the_root_and_symlinks_are_not_followed() {
         let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret"), b"s").unwrap();
-        let inside = tempfile::tempdir().unwrap();
-        let spec = ExportSpec {
-            name: "/e".into(),
-            dir: inside.path().to_path_buf(),
-            clients: vec![],
-            read_only: false,
-        };
-        let e = Export::new(1, &spec).unwrap();
-        let meta = std::fs::metadata(outside.path().join("secret")).unwrap();
-        let forged = FileHandle {
-            export_id: 1,
-            export_generation: 1,
-            ino: meta.ino(),
-            ino_generation: ino_generation(&meta),
-        };
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(e.resolve(&forged, lo).unwrap_err(), ResolveError::Stale);
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        let e = Export::new(1, &spec(dir.path())).unwrap();
+        let root = e.root_node().unwrap();
+        let up = e.lookup(&root, OsStr::new("..")).unwrap();
+        assert!(e.is_root(&up.meta));
+        let link = e.lookup(&root, OsStr::new("out")).unwrap();
+        assert!(link.meta.file_type().is_symlink());
+        // A name with a slash is never walked as a path.
+        let err = e.lookup(&root, OsStr::new("out/x")).unwrap_err();
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::ELOOP) | Some(libc::EXDEV)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn squashing_follows_exports_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path());
+        let root = Credential::Sys(AuthSys {
+            stamp: 0,
+            machine_name: b"c".to_vec(),
+            uid: 0,
+            gid: 0,
+            gids: vec![0, 10],
+        });
+        let user = Credential::Sys(AuthSys {
+            stamp: 0,
+            machine_name: b"c".to_vec(),
+            uid: 1000,
+            gid: 100,
+            gids: vec![100, 0],
+        });
+        let e = Export::new(1, &s).unwrap();
+        assert_eq!(e.creds(&root).uid, ANON_ID);
+        assert_eq!(e.creds(&root).groups, vec![ANON_ID, 10]);
+        assert_eq!(e.creds(&user).uid, 1000);
+        assert_eq!(e.creds(&Credential::None).uid, ANON_ID);
+        s.squash = Squash::NoRootSquash;
+        let e = Export::new(1, &s).unwrap();
+        assert_eq!(e.creds(&root).uid, 0);
+        s.squash = Squash::All;
+        let e = Export::new(1, &s).unwrap();
+        assert_eq!(e.creds(&user).uid, ANON_ID);
     }
 }

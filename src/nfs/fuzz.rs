@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::NfsError;
 use super::dispatch::{Dispatcher, Outcome, Transport};
-use super::export::{ExportSpec, ExportTable};
+use super::export::{ExportSpec, ExportTable, Squash};
 use super::hook::FaultHook;
 use super::nfs3::Sattr;
 use super::portmap::PortRegistry;
@@ -70,6 +70,7 @@ pub fn dispatcher_for(dir: &Path) -> Result<Dispatcher, NfsError> {
         dir: dir.to_path_buf(),
         clients: vec![],
         read_only: false,
+        squash: Squash::NoRootSquash,
     }])?);
     Ok(Dispatcher::new(
         exports,
@@ -81,7 +82,7 @@ pub fn dispatcher_for(dir: &Path) -> Result<Dispatcher, NfsError> {
 /// The encoded root handle of the dispatcher's "/export", for building seeds.
 pub fn root_handle(d: &Dispatcher) -> Option<Vec<u8>> {
     let e = d.exports().by_name("/export")?;
-    Some(e.root_handle().ok()?.encode().to_vec())
+    d.exports().root_handle(e).ok()
 }
 
 /// Feeds `data` to the dispatcher as a record (TCP) and as a datagram (UDP);

@@ -12,6 +12,7 @@ pub mod daemon_ns;
 pub mod dispatch;
 pub mod drc;
 pub mod export;
+pub mod fnv;
 pub mod fuzz;
 pub mod handle;
 pub mod hook;
@@ -44,6 +45,12 @@ pub enum NfsError {
     #[error("export directory {dir}: {source}")]
     ExportDir {
         dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot export {dir}: {what}: {source}")]
+    ExportUnsupported {
+        dir: PathBuf,
+        what: &'static str,
         source: std::io::Error,
     },
     #[error("invalid client network {0:?}")]

@@ -103,13 +103,16 @@ impl Mount {
         let status = match self.exports.by_name(&name) {
             None => Err(MountStat::Noent),
             Some(e) if !e.is_exported() || !e.allows(ctx.client.ip()) => Err(MountStat::Acces),
-            Some(e) => e.root_handle().map_err(|_| MountStat::ServerFault),
+            Some(e) => self
+                .exports
+                .root_handle(e)
+                .map_err(|_| MountStat::ServerFault),
         };
         match status {
             Ok(fh) => {
                 tracing::info!(client = %ctx.client, export = %name, "mount");
                 out.u32(MountStat::Ok as u32);
-                out.opaque(&fh.encode());
+                out.opaque(&fh);
                 out.u32(1).u32(AUTH_SYS);
                 let entry = MountEntry {
                     host: ctx.client.ip().to_string(),

@@ -1,7 +1,7 @@
 //! A small per-export cache of open files, so that a stream of READs and
 //! WRITEs on one handle does not open and close the file for each call.
 //!
-//! Entries are keyed by inode number and inode generation (what a handle
+//! Entries are keyed by the kernel's handle of the inode (what an NFS handle
 //! names) and whether the file was opened for writing. An open descriptor
 //! pins its inode (and the file system under the export), so entries are
 //! dropped when their file is removed or renamed over, when the export is
@@ -15,6 +15,8 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::sys::fhandle::KernelHandle;
+
 /// Descriptors kept per export.
 pub const CAPACITY: usize = 32;
 /// Entries unused this long are closed at the next cache access.
@@ -22,8 +24,9 @@ pub const IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct Entry {
+    key: KernelHandle,
+    /// To forget an inode by number when a name of it is removed.
     ino: u64,
-    ino_generation: u32,
     writable: bool,
     file: Arc<File>,
     used: Instant,
@@ -43,12 +46,12 @@ impl OpenFiles {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached descriptor of (ino, generation), opened with `open` on a
-    /// miss. A writable entry also serves reads.
+    /// The cached descriptor of the inode `key` names (number `ino`),
+    /// opened with `open` on a miss. A writable entry also serves reads.
     pub fn get(
         &self,
+        key: &KernelHandle,
         ino: u64,
-        ino_generation: u32,
         writable: bool,
         open: impl FnOnce() -> io::Result<File>,
     ) -> io::Result<Arc<File>> {
@@ -56,9 +59,9 @@ impl OpenFiles {
         {
             let mut entries = self.lock();
             entries.retain(|e| now.duration_since(e.used) < IDLE);
-            let hit = entries.iter().position(|e| {
-                e.ino == ino && e.ino_generation == ino_generation && (e.writable || !writable)
-            });
+            let hit = entries
+                .iter()
+                .position(|e| e.key == *key && (e.writable || !writable));
             if let Some(i) = hit
                 && let Some(mut e) = entries.remove(i)
             {
@@ -76,8 +79,8 @@ impl OpenFiles {
             entries.pop_front();
         }
         entries.push_back(Entry {
+            key: key.clone(),
             ino,
-            ino_generation,
             writable,
             file: file.clone(),
             used: now,
@@ -107,6 +110,13 @@ impl OpenFiles {
 mod tests {
     use super::*;
 
+    fn key(n: u8) -> KernelHandle {
+        KernelHandle {
+            handle_type: 1,
+            bytes: vec![n; 8],
+        }
+    }
+
     #[test]
     fn hits_reuse_and_writable_serves_reads() {
         let dir = tempfile::tempdir().unwrap();
@@ -118,10 +128,11 @@ mod tests {
             opens += 1;
             std::fs::OpenOptions::new().read(true).write(w).open(&p)
         };
-        let a = c.get(1, 1, true, || open(true)).unwrap();
-        let b = c.get(1, 1, false, || open(false)).unwrap();
+        let a = c.get(&key(1), 1, true, || open(true)).unwrap();
+        let b = c.get(&key(1), 1, false, || open(false)).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let _ = c.get(1, 2, false, || open(false)).unwrap();
+        // Same inode number, another generation: another inode.
+        let _ = c.get(&key(2), 1, false, || open(false)).unwrap();
         assert_eq!(c.len(), 2);
         c.forget(1);
         assert!(c.is_empty());
@@ -135,7 +146,8 @@ mod tests {
         std::fs::write(&p, b"x").unwrap();
         let c = OpenFiles::new();
         for ino in 0..(CAPACITY as u64 * 3) {
-            c.get(ino, 0, false, || File::open(&p)).unwrap();
+            c.get(&key(ino as u8), ino, false, || File::open(&p))
+                .unwrap();
         }
         assert_eq!(c.len(), CAPACITY);
     }

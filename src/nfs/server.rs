@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::NfsError;
 use super::dispatch::{Dispatcher, Outcome, Transport};
-use super::export::{ExportSpec, ExportTable};
+use super::export::{ExportSpec, ExportTable, Squash};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;
 use super::nlm::{self, LockConfig, Nlm};
@@ -61,8 +61,9 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// One read-write export of `dir` as `name`, open to any client: what a
-    /// test or a quick `nfs serve` needs.
+    /// One read-write export of `dir` as `name`, open to any client, with
+    /// a client's root acting as root (`no_root_squash`): what a test
+    /// needs.
     pub fn single(name: &str, dir: impl Into<std::path::PathBuf>) -> ServerConfig {
         ServerConfig {
             exports: vec![ExportSpec {
@@ -70,6 +71,7 @@ impl ServerConfig {
                 dir: dir.into(),
                 clients: Vec::new(),
                 read_only: false,
+                squash: Squash::NoRootSquash,
             }],
         }
     }

@@ -256,11 +256,35 @@ pub struct Export {
     pub options: Vec<ExportOption>,
 }
 
+/// exports(5) options. Squashing is knfsd's: `root_squash` unless the
+/// export says `no_root_squash` (a client's root then acts as root) or
+/// `all_squash` (every client acts as nobody).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ExportOption {
     Rw,
     Ro,
+    RootSquash,
+    NoRootSquash,
+    AllSquash,
+}
+
+impl Export {
+    /// How the export maps client ids; the last squash option written wins
+    /// (as in exports(5)).
+    pub fn squash(&self) -> crate::nfs::export::Squash {
+        use crate::nfs::export::Squash;
+        self.options
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                ExportOption::RootSquash => Some(Squash::Root),
+                ExportOption::NoRootSquash => Some(Squash::NoRootSquash),
+                ExportOption::AllSquash => Some(Squash::All),
+                ExportOption::Rw | ExportOption::Ro => None,
+            })
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

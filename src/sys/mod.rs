@@ -4,6 +4,8 @@
 //! owned world objects (`block::LoopDevice`, `net::Netns`, …) and the ledger's
 //! cleanup build on these primitives so that both paths tear down the same way.
 
+pub mod fhandle;
+pub mod fscreds;
 pub mod loopdev;
 pub mod mountinfo;
 pub mod ns;

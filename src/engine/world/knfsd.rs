@@ -8,6 +8,7 @@
 
 use super::{SetupError, World, io};
 use crate::ledger::Ledger;
+use crate::nfs::export::Squash;
 use crate::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport, NLM_PORT};
 use crate::scenario::{ExportOption, Scenario, ServerKind, Statd};
 use std::path::{Path, PathBuf};
@@ -68,6 +69,11 @@ impl World {
                 } else {
                     "rw"
                 };
+                let squash = match e.squash() {
+                    Squash::Root => "root_squash",
+                    Squash::NoRootSquash => "no_root_squash",
+                    Squash::All => "all_squash",
+                };
                 knfsd
                     .export(&KnfsdExport {
                         dir: dir.clone(),
@@ -79,7 +85,7 @@ impl World {
                         // so an explicit fsid; `insecure` because our own
                         // tools may mount from unprivileged ports.
                         options: format!(
-                            "{rw},sync,no_root_squash,no_subtree_check,insecure,fsid={}",
+                            "{rw},sync,{squash},no_subtree_check,insecure,fsid={}",
                             i + 1
                         ),
                     })

@@ -38,6 +38,7 @@ impl World {
                     dir,
                     clients: e.clients.iter().map(|c| c.value.clone()).collect(),
                     read_only: e.options.contains(&ExportOption::Ro),
+                    squash: e.squash(),
                 });
             }
             let ns = &self.netns[&server.host.value];

@@ -1,15 +1,13 @@
 //! NFSv3 attribute types: fattr3, sattr3, wcc_data and the ACCESS check
 //! (RFC 1813 §2.6, §3.3.2, §3.3.4).
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
-
-use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::stat::{FchmodatFlags, Mode, UtimensatFlags, fchmodat, utimensat};
 use nix::sys::time::TimeSpec;
+use std::fs::Metadata;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use super::Nfs3Status;
-use crate::nfs::export::Export;
+use crate::nfs::export::{Export, Node, proc_fd_path};
 use crate::nfs::xdr::{XdrError, XdrReader, XdrWriter};
 
 /// RFC 1813 §2.6 ftype3
@@ -68,9 +66,9 @@ pub fn put_post_op(w: &mut XdrWriter, export: &Export, meta: Option<&Metadata>) 
     }
 }
 
-/// post_op_attr by looking the path up now.
-pub fn put_post_op_path(w: &mut XdrWriter, export: &Export, path: &Path) {
-    let meta = std::fs::symlink_metadata(path).ok();
+/// post_op_attr of a node as it is now.
+pub fn put_post_op_now(w: &mut XdrWriter, export: &Export, node: &Node) {
+    let meta = node.meta_now().ok();
     put_post_op(w, export, meta.as_ref());
 }
 
@@ -93,9 +91,9 @@ impl WccAttr {
 }
 
 /// RFC 1813 §2.6 wcc_data: pre-op attributes and post-op attributes read now.
-pub fn put_wcc(w: &mut XdrWriter, export: &Export, pre: Option<WccAttr>, path: &Path) {
+pub fn put_wcc(w: &mut XdrWriter, export: &Export, pre: Option<WccAttr>, node: &Node) {
     put_pre_op(w, pre);
-    put_post_op_path(w, export, path);
+    put_post_op_now(w, export, node);
 }
 
 /// wcc_data whose post-op attributes the caller already has (an fstat of
@@ -173,29 +171,34 @@ impl Sattr {
         })
     }
 
-    /// Applies the attributes to `path` without following a symlink there.
-    /// Order matters: size, then owner (chown clears set-id bits), then mode,
-    /// then times (every other change bumps mtime/ctime).
-    pub fn apply(&self, path: &Path, meta: &Metadata) -> Result<(), Nfs3Status> {
-        let is_link = meta.file_type().is_symlink();
-        if let Some(size) = self.size {
-            if !meta.is_file() {
-                return Err(if meta.is_dir() {
-                    Nfs3Status::ISDIR
-                } else {
-                    Nfs3Status::INVAL
-                });
-            }
-            let f = open_nofollow(path, true)?;
-            f.set_len(size)?;
-        }
+    /// Applies owner, mode and times to the inode `node` holds (never
+    /// through a name), in that order: chown clears set-id bits, and every
+    /// other change bumps mtime/ctime. The size is the caller's (it needs a
+    /// writable descriptor). Runs as the caller, so the kernel decides who
+    /// may chown, chmod and set times.
+    pub fn apply_to(&self, node: &Node) -> Result<(), Nfs3Status> {
+        let errno = |e: nix::Error| Nfs3Status::from_errno(e as i32);
         if self.uid.is_some() || self.gid.is_some() {
-            std::os::unix::fs::lchown(path, self.uid, self.gid)?;
+            nix::unistd::fchownat(
+                node.fd(),
+                "",
+                self.uid.map(nix::unistd::Uid::from_raw),
+                self.gid.map(nix::unistd::Gid::from_raw),
+                nix::fcntl::AtFlags::AT_EMPTY_PATH,
+            )
+            .map_err(errno)?;
         }
+        // Linux has no mode on symlinks to set.
         if let Some(mode) = self.mode
-            && !is_link
+            && !node.meta.file_type().is_symlink()
         {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))?;
+            fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &proc_fd_path(node.fd()),
+                Mode::from_bits_truncate(mode & 0o7777),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(errno)?;
         }
         if self.atime.is_some() || self.mtime.is_some() {
             let conv = |t: Option<SetTime>| match t {
@@ -203,28 +206,19 @@ impl Sattr {
                 Some(SetTime::ServerTime) => TimeSpec::UTIME_NOW,
                 Some(SetTime::ClientTime(s, ns)) => TimeSpec::new(s as i64, ns as i64),
             };
+            // Following the /proc magic link lands on the inode itself, a
+            // symlink included; it is never followed further.
             utimensat(
                 nix::fcntl::AT_FDCWD,
-                path,
+                &proc_fd_path(node.fd()),
                 &conv(self.atime),
                 &conv(self.mtime),
-                UtimensatFlags::NoFollowSymlink,
+                UtimensatFlags::FollowSymlink,
             )
-            .map_err(|e| Nfs3Status::from_errno(e as i32))?;
+            .map_err(errno)?;
         }
         Ok(())
     }
-}
-
-/// Opens a file for I/O without following a final symlink: the server never
-/// follows one, so a symlink planted in the export cannot lead outside it.
-pub fn open_nofollow(path: &Path, write: bool) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
 }
 
 /// RFC 1813 §3.3.4 ACCESS bits.
@@ -234,44 +228,6 @@ pub const ACCESS_MODIFY: u32 = 0x04;
 pub const ACCESS_EXTEND: u32 = 0x08;
 pub const ACCESS_DELETE: u32 = 0x10;
 pub const ACCESS_EXECUTE: u32 = 0x20;
-
-/// The ACCESS answer for a caller, from the mode bits as the server sees them.
-/// Root may do everything except execute a file with no x bit, as in Linux.
-pub fn access_bits(meta: &Metadata, uid: u32, gid: u32, gids: &[u32], read_only: bool) -> u32 {
-    let mode = meta.mode();
-    let perm = if uid == 0 {
-        let x = if mode & 0o111 != 0 || meta.is_dir() {
-            1
-        } else {
-            0
-        };
-        0o6 | x
-    } else if uid == meta.uid() {
-        (mode >> 6) & 7
-    } else if gid == meta.gid() || gids.contains(&meta.gid()) {
-        (mode >> 3) & 7
-    } else {
-        mode & 7
-    };
-    let mut bits = 0;
-    if perm & 4 != 0 {
-        bits |= ACCESS_READ;
-    }
-    if perm & 2 != 0 && !read_only {
-        bits |= ACCESS_MODIFY | ACCESS_EXTEND;
-        if meta.is_dir() {
-            bits |= ACCESS_DELETE;
-        }
-    }
-    if perm & 1 != 0 {
-        bits |= if meta.is_dir() {
-            ACCESS_LOOKUP
-        } else {
-            ACCESS_EXECUTE
-        };
-    }
-    bits
-}
 
 #[cfg(test)]
 mod tests {
@@ -299,26 +255,5 @@ mod tests {
         w.u32(0).u32(0).u32(0).u32(0).u32(3);
         let b = w.into_bytes();
         assert!(Sattr::decode(&mut XdrReader::new(&b)).is_err());
-    }
-
-    #[test]
-    fn access_for_owner_other_and_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let m = std::fs::metadata(&p).unwrap();
-        let owner = access_bits(&m, m.uid().max(1), m.gid(), &[], false);
-        // The test runs as root, so the owner is uid 0; check the owner
-        // class through a uid that owns nothing: group class applies.
-        assert_eq!(owner & ACCESS_READ, ACCESS_READ);
-        let other = access_bits(&m, 4242, 4242, &[], false);
-        assert_eq!(other, 0);
-        let group = access_bits(&m, 4242, m.gid(), &[], false);
-        assert_eq!(group, ACCESS_READ);
-        let root_ro = access_bits(&m, 0, 0, &[], true);
-        assert_eq!(root_ro, ACCESS_READ);
-        let root_rw = access_bits(&m, 0, 0, &[], false);
-        assert_eq!(root_rw, ACCESS_READ | ACCESS_MODIFY | ACCESS_EXTEND);
     }
 }

@@ -7,15 +7,16 @@
 //! is always zero and never checked, as knfsd does, because the Linux client
 //! does not recover well from NFS3ERR_BAD_COOKIE.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::fstatat;
 
 use super::attr;
-use super::{NFS3_COOKIEVERFSIZE, Nfs3, Nfs3Status, ProcResult, get_fh, put_fh};
+use super::{NFS3_COOKIEVERFSIZE, Nfs3, Nfs3Status, ProcResult, get_fh};
 use crate::nfs::dispatch::CallContext;
-use crate::nfs::handle::{HANDLE_LEN, fnv1a64};
+use crate::nfs::fnv::fnv1a64;
 use crate::nfs::xdr::{XdrReader, XdrWriter, pad_len};
 
 /// Largest reply we build, whatever the client asks.
@@ -29,10 +30,13 @@ pub fn name_cookie(name: &[u8]) -> u64 {
 struct Entry {
     cookie: u64,
     name: OsString,
-    rel: PathBuf,
 }
 
 impl Nfs3 {
+    /// Reads the directory through a descriptor opened from its handle and
+    /// looks each entry up one confined step below it, as the caller: the
+    /// kernel checks read permission for the listing and search
+    /// permission for READDIRPLUS's attributes and handles.
     pub(super) fn readdir(
         &self,
         ctx: &CallContext<'_>,
@@ -54,29 +58,34 @@ impl Nfs3 {
         if !dir.meta.is_dir() {
             return Err(Nfs3Status::NOTDIR.into());
         }
-        let dir_path = export.abs(&dir.rel);
+        let _as = self.act_as(ctx, export)?;
+        let listing = export.open_in(
+            &dir,
+            OsStr::new("."),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            0,
+        )?;
+        let listing =
+            nix::dir::Dir::from_fd(listing).map_err(|e| Nfs3Status::from_errno(e as i32))?;
 
         let mut entries = vec![
             Entry {
                 cookie: 1,
                 name: ".".into(),
-                rel: dir.rel.clone(),
             },
             Entry {
                 cookie: 2,
                 name: "..".into(),
-                rel: dir.rel.parent().map(PathBuf::from).unwrap_or_default(),
             },
         ];
-        let mut rest: Vec<Entry> = std::fs::read_dir(&dir_path)?
+        let mut rest: Vec<Entry> = listing
+            .into_iter()
             .flatten()
-            .map(|e| {
-                let name = e.file_name();
-                Entry {
-                    cookie: name_cookie(name.as_bytes()),
-                    rel: dir.rel.join(&name),
-                    name,
-                }
+            .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
+            .filter(|name| name != "." && name != "..")
+            .map(|name| Entry {
+                cookie: name_cookie(name.as_bytes()),
+                name,
             })
             .collect();
         rest.sort_by(|a, b| a.cookie.cmp(&b.cookie).then_with(|| a.name.cmp(&b.name)));
@@ -91,15 +100,27 @@ impl Nfs3 {
         let mut eof = true;
         for entry in entries.iter().filter(|e| e.cookie > cookie) {
             let name = entry.name.as_bytes();
-            let meta = match std::fs::symlink_metadata(export.abs(&entry.rel)) {
-                Ok(m) => m,
-                // Removed since read_dir: skip it, as the client would
-                // never see it anyway.
-                Err(_) => continue,
+            // Removed since the listing: skip it, as the client would never
+            // see it anyway.
+            let (fileid, node) = if plus {
+                match export.lookup(&dir, &entry.name) {
+                    Ok(node) => (std::os::unix::fs::MetadataExt::ino(&node.meta), Some(node)),
+                    Err(_) => continue,
+                }
+            } else {
+                match fstatat(
+                    dir.fd(),
+                    entry.name.as_os_str(),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(st) => (st.st_ino, None),
+                    Err(_) => continue,
+                }
             };
+            let fh = node.as_ref().map(|n| n.fh.encode(self.handle_key()));
             let mut size = 4 + 8 + 4 + name.len() + pad_len(name.len()) + 8;
-            if plus {
-                size += 4 + 84 + 4 + 4 + HANDLE_LEN;
+            if let Some(fh) = &fh {
+                size += 4 + 84 + 4 + 4 + fh.len() + pad_len(fh.len());
             }
             if used + size > maxcount {
                 eof = false;
@@ -107,15 +128,10 @@ impl Nfs3 {
             }
             used += size;
             sent += 1;
-            out.bool(true)
-                .u64(meta.ino())
-                .string(name)
-                .u64(entry.cookie);
-            if plus {
-                attr::put_post_op(out, export, Some(&meta));
-                let fh = export.handle_for(&entry.rel, &meta);
-                out.bool(true);
-                put_fh(out, &fh);
+            out.bool(true).u64(fileid).string(name).u64(entry.cookie);
+            if let (Some(node), Some(fh)) = (&node, &fh) {
+                attr::put_post_op(out, export, Some(&node.meta));
+                out.bool(true).opaque(fh);
             }
         }
         if sent == 0 && !eof {

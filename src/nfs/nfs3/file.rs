@@ -4,36 +4,19 @@
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use std::fs::File;
-use std::path::Path;
-use std::sync::Arc;
+use nix::fcntl::AtFlags;
+use nix::unistd::{AccessFlags, faccessat};
 
 use super::attr::{self, Sattr, WccAttr};
 use super::{Fail, MAX_IO, Nfs3, Nfs3Status, ProcResult, get_fh};
 use crate::nfs::dispatch::CallContext;
-use crate::nfs::export::{Export, Located, ino_generation};
-use crate::nfs::rpc::Credential;
+use crate::nfs::export::{Export, Node};
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
 /// RFC 1813 §3.3.7 stable_how
 const UNSTABLE: u32 = 0;
 const DATA_SYNC: u32 = 1;
 const FILE_SYNC: u32 = 2;
-
-/// The export's cached descriptor for the located file, opened (never
-/// following a symlink) on a miss.
-fn cached_open(
-    export: &Export,
-    loc: &Located,
-    path: &Path,
-    write: bool,
-) -> std::io::Result<Arc<File>> {
-    export
-        .open_files
-        .get(loc.meta.ino(), ino_generation(&loc.meta), write, || {
-            attr::open_nofollow(path, write)
-        })
-}
 
 fn regular_only(meta: &std::fs::Metadata) -> Result<(), Fail> {
     if meta.is_dir() {
@@ -46,6 +29,26 @@ fn regular_only(meta: &std::fs::Metadata) -> Result<(), Fail> {
 }
 
 impl Nfs3 {
+    /// Applies a sattr3 to `node` as the caller: the size through a
+    /// writable descriptor (after the same permission check as WRITE), then
+    /// owner, mode and times, which the kernel checks itself.
+    pub(super) fn set_attrs(
+        &self,
+        ctx: &CallContext<'_>,
+        export: &Export,
+        node: &Node,
+        sattr: &Sattr,
+    ) -> Result<(), Fail> {
+        if let Some(size) = sattr.size {
+            regular_only(&node.meta)?;
+            self.may_io(ctx, export, node, true)?;
+            export.open_io(node, true)?.set_len(size)?;
+        }
+        let _as = self.act_as(ctx, export)?;
+        sattr.apply_to(node)?;
+        Ok(())
+    }
+
     /// RFC 1813 §3.3.1
     pub(super) fn getattr(
         &self,
@@ -54,9 +57,9 @@ impl Nfs3 {
         out: &mut XdrWriter,
     ) -> ProcResult {
         let raw = get_fh(args)?;
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
         out.u32(0);
-        attr::put_fattr(out, export, &loc.meta);
+        attr::put_fattr(out, export, &node.meta);
         Ok(())
     }
 
@@ -74,23 +77,23 @@ impl Nfs3 {
         } else {
             None
         };
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
         if export.read_only {
             return Err(Nfs3Status::ROFS.into());
         }
         if let Some((s, ns)) = guard
-            && (loc.meta.ctime() as u32, loc.meta.ctime_nsec() as u32) != (s, ns)
+            && (node.meta.ctime() as u32, node.meta.ctime_nsec() as u32) != (s, ns)
         {
             return Err(Nfs3Status::NOT_SYNC.into());
         }
-        let path = export.abs(&loc.rel);
-        sattr.apply(&path, &loc.meta)?;
+        self.set_attrs(ctx, export, &node, &sattr)?;
         out.u32(0);
-        attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
+        attr::put_wcc(out, export, Some(WccAttr::of(&node.meta)), &node);
         Ok(())
     }
 
-    /// RFC 1813 §3.3.4
+    /// RFC 1813 §3.3.4: each bit is asked of the kernel as the caller, as
+    /// knfsd's nfsd_access does, so modes, ACLs and squashing all count.
     pub(super) fn access(
         &self,
         ctx: &CallContext<'_>,
@@ -99,14 +102,43 @@ impl Nfs3 {
     ) -> ProcResult {
         let raw = get_fh(args)?;
         let wanted = args.u32()?;
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
-        let (uid, gid, gids): (u32, u32, &[u32]) = match ctx.cred {
-            Credential::Sys(a) => (a.uid, a.gid, &a.gids),
-            _ => (65534, 65534, &[]),
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
+        let granted = {
+            let _as = self.act_as(ctx, export)?;
+            let may = |mode| {
+                faccessat(
+                    node.fd(),
+                    "",
+                    mode,
+                    AtFlags::AT_EMPTY_PATH | AtFlags::AT_EACCESS,
+                )
+                .is_ok()
+            };
+            let writable = !export.read_only && may(AccessFlags::W_OK);
+            let mut bits = 0;
+            if may(AccessFlags::R_OK) {
+                bits |= attr::ACCESS_READ;
+            }
+            if node.meta.is_dir() {
+                let search = may(AccessFlags::X_OK);
+                if search {
+                    bits |= attr::ACCESS_LOOKUP;
+                }
+                if search && writable {
+                    bits |= attr::ACCESS_MODIFY | attr::ACCESS_EXTEND | attr::ACCESS_DELETE;
+                }
+            } else {
+                if may(AccessFlags::X_OK) {
+                    bits |= attr::ACCESS_EXECUTE;
+                }
+                if writable {
+                    bits |= attr::ACCESS_MODIFY | attr::ACCESS_EXTEND;
+                }
+            }
+            bits & wanted
         };
-        let granted = attr::access_bits(&loc.meta, uid, gid, gids, export.read_only) & wanted;
         out.u32(0);
-        attr::put_post_op(out, export, Some(&loc.meta));
+        attr::put_post_op(out, export, Some(&node.meta));
         out.u32(granted);
         Ok(())
     }
@@ -120,14 +152,16 @@ impl Nfs3 {
         out: &mut XdrWriter,
     ) -> ProcResult {
         let raw = get_fh(args)?;
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
-        if !loc.meta.file_type().is_symlink() {
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
+        if !node.meta.file_type().is_symlink() {
             return Err(Nfs3Status::INVAL.into());
         }
-        let target = std::fs::read_link(export.abs(&loc.rel))?;
+        // readlinkat(fd, "") reads the symlink an O_PATH descriptor holds.
+        let target =
+            nix::fcntl::readlinkat(node.fd(), "").map_err(|e| Nfs3Status::from_errno(e as i32))?;
         out.u32(0);
-        attr::put_post_op(out, export, Some(&loc.meta));
-        out.string(target.as_os_str().as_bytes());
+        attr::put_post_op(out, export, Some(&node.meta));
+        out.string(target.as_bytes());
         Ok(())
     }
 
@@ -141,14 +175,14 @@ impl Nfs3 {
         let raw = get_fh(args)?;
         let offset = args.u64()?;
         let count = args.u32()?.min(ctx.transport.max_io());
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
-        regular_only(&loc.meta)?;
-        let path = export.abs(&loc.rel);
-        let file = cached_open(export, &loc, &path, false)?;
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
+        regular_only(&node.meta)?;
+        self.may_io(ctx, export, &node, false)?;
+        let file = export.open_io(&node, false)?;
         // Sized by what the file holds, not by what was asked: many large
         // READs past EOF must not cost a buffer each. A file that grows
         // meanwhile gives a short read with eof false, which RFC 1813 allows.
-        let avail = loc.meta.size().saturating_sub(offset);
+        let avail = node.meta.size().saturating_sub(offset);
         let mut data = vec![0u8; (count as u64).min(avail) as usize];
         let mut got = 0usize;
         while got < data.len() {
@@ -189,13 +223,13 @@ impl Nfs3 {
             return Err(Nfs3Status::INVAL.into());
         }
         let data = &data[..data.len().min(count as usize)];
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
         if export.read_only {
             return Err(Nfs3Status::ROFS.into());
         }
-        regular_only(&loc.meta)?;
-        let path = export.abs(&loc.rel);
-        let file = cached_open(export, &loc, &path, true)?;
+        regular_only(&node.meta)?;
+        self.may_io(ctx, export, &node, true)?;
+        let file = export.open_io(&node, true)?;
         offset
             .checked_add(data.len() as u64)
             .ok_or(Nfs3Status::FBIG)?;
@@ -208,7 +242,7 @@ impl Nfs3 {
         }
         out.u32(0);
         let post = file.metadata().ok();
-        attr::put_wcc_meta(out, export, Some(WccAttr::of(&loc.meta)), post.as_ref());
+        attr::put_wcc_meta(out, export, Some(WccAttr::of(&node.meta)), post.as_ref());
         out.u32(data.len() as u32)
             .u32(stable)
             .opaque_fixed(&self.write_verf());
@@ -225,13 +259,12 @@ impl Nfs3 {
         let raw = get_fh(args)?;
         let _offset = args.u64()?;
         let _count = args.u32()?;
-        let (export, loc) = self.resolve(raw, ctx.client.ip())?;
-        regular_only(&loc.meta)?;
-        let path = export.abs(&loc.rel);
-        let file = cached_open(export, &loc, &path, false)?;
+        let (export, node) = self.resolve(raw, ctx.client.ip())?;
+        regular_only(&node.meta)?;
+        let file = export.open_io(&node, false)?;
         file.sync_all()?;
         out.u32(0);
-        attr::put_wcc(out, export, Some(WccAttr::of(&loc.meta)), &path);
+        attr::put_wcc(out, export, Some(WccAttr::of(&node.meta)), &node);
         out.opaque_fixed(&self.write_verf());
         Ok(())
     }

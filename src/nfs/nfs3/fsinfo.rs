@@ -24,7 +24,7 @@ impl Nfs3 {
     ) -> ProcResult {
         let raw = get_fh(args)?;
         let (export, loc) = self.resolve(raw, ctx.client.ip())?;
-        let st = nix::sys::statvfs::statvfs(&export.abs(&loc.rel))
+        let st = nix::sys::statvfs::fstatvfs(loc.fd())
             .map_err(|e| super::Nfs3Status::from_errno(e as i32))?;
         let frsize = st.fragment_size() as u64;
         out.u32(0);

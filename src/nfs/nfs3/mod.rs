@@ -9,14 +9,16 @@ mod names;
 
 use std::io;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::dispatch::{CallContext, CallError};
-use super::export::{Export, ExportTable, Located, ResolveError};
+use super::export::{Export, ExportTable, Node, ResolveError};
 use super::handle::{FileHandle, NFS3_FHSIZE};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
+use crate::sys::fscreds::ActingAs;
 
 pub use attr::{Sattr, SetTime};
 
@@ -168,7 +170,7 @@ pub fn peek_export_id(proc_: u32, args: &[u8]) -> Option<u32> {
     }
     let mut r = XdrReader::new(args);
     let raw = r.opaque(NFS3_FHSIZE).ok()?;
-    FileHandle::decode(raw).ok().map(|fh| fh.export_id)
+    FileHandle::peek_export_id(raw)
 }
 
 /// The NFSv3 program.
@@ -253,12 +255,12 @@ impl Nfs3 {
         }
     }
 
-    /// Looks up the export a raw handle names and resolves it to a path.
-    fn resolve(&self, raw: &[u8], client: IpAddr) -> Result<(&Export, Located), Fail> {
-        let fh = FileHandle::decode(raw).map_err(|_| Nfs3Status::BADHANDLE)?;
+    /// Looks up the export a raw handle names and opens the inode.
+    fn resolve(&self, raw: &[u8], client: IpAddr) -> Result<(&Export, Node), Fail> {
+        let fh = FileHandle::decode(raw, self.exports.key()).map_err(|_| Nfs3Status::BADHANDLE)?;
         let export = self.exports.by_id(fh.export_id).ok_or(Nfs3Status::STALE)?;
         match export.resolve(&fh, client) {
-            Ok(loc) => Ok((export, loc)),
+            Ok(node) => Ok((export, node)),
             Err(ResolveError::Stale) => Err(Nfs3Status::STALE.into()),
             Err(ResolveError::Denied) => Err(Nfs3Status::ACCES.into()),
         }
@@ -270,9 +272,64 @@ fn get_fh<'a>(r: &mut XdrReader<'a>) -> Result<&'a [u8], XdrError> {
     r.opaque(NFS3_FHSIZE)
 }
 
-/// Writes an nfs_fh3.
-fn put_fh(w: &mut XdrWriter, fh: &FileHandle) {
-    w.opaque(&fh.encode());
+impl Nfs3 {
+    /// Writes an nfs_fh3.
+    fn put_fh(&self, w: &mut XdrWriter, fh: &FileHandle) {
+        w.opaque(&fh.encode(self.handle_key()));
+    }
+
+    fn handle_key(&self) -> &crate::nfs::handle::HandleKey {
+        self.exports.key()
+    }
+
+    /// Makes this thread act as the caller (squashed as the export says)
+    /// until the guard drops, so the kernel checks permissions as knfsd's
+    /// nfsd_setuser makes it. An unsquashed root needs no switch. Handles
+    /// must be resolved before: opening them needs root.
+    fn act_as(&self, ctx: &CallContext<'_>, export: &Export) -> Result<Option<ActingAs>, Fail> {
+        let creds = export.creds(ctx.cred);
+        if creds.uid == 0 {
+            return Ok(None);
+        }
+        match ActingAs::enter(&creds) {
+            Ok(guard) => Ok(Some(guard)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot act as the caller");
+                Err(Nfs3Status::SERVERFAULT.into())
+            }
+        }
+    }
+
+    /// May the caller read (or write) `node`? The owner always may, as with
+    /// knfsd's NFSD_MAY_OWNER_OVERRIDE: a client that opened a file and then
+    /// made it 0444 still writes through its open file.
+    fn may_io(
+        &self,
+        ctx: &CallContext<'_>,
+        export: &Export,
+        node: &Node,
+        write: bool,
+    ) -> Result<(), Fail> {
+        use nix::unistd::{AccessFlags, faccessat};
+        let creds = export.creds(ctx.cred);
+        if creds.uid == 0 || creds.uid == node.meta.uid() {
+            return Ok(());
+        }
+        let _as = self.act_as(ctx, export)?;
+        let mode = if write {
+            AccessFlags::W_OK
+        } else {
+            AccessFlags::R_OK
+        };
+        faccessat(
+            node.fd(),
+            "",
+            mode,
+            nix::fcntl::AtFlags::AT_EMPTY_PATH | nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .map_err(|e| Nfs3Status::from_errno(e as i32))?;
+        Ok(())
+    }
 }
 
 /// Checks one name component: no separators, no NUL, not empty, not too long.

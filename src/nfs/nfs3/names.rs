@@ -3,18 +3,19 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags, makedev, mknod, utimensat};
-use nix::sys::time::TimeSpec;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstatat, makedev, mkdirat, mknodat};
+use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
 
-use super::attr::{self, Sattr, WccAttr};
+use super::attr::{self, Sattr, SetTime, WccAttr};
 use super::{
-    Fail, NFS3_CREATEVERFSIZE, Nfs3, Nfs3Status, PATH_MAX, ProcResult, check_name, get_fh, put_fh,
+    Fail, NFS3_CREATEVERFSIZE, Nfs3, Nfs3Status, PATH_MAX, ProcResult, check_name, get_fh,
 };
 use crate::nfs::dispatch::CallContext;
-use crate::nfs::export::{Export, Located};
+use crate::nfs::export::{Export, Node, proc_fd_path};
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
 /// RFC 1813 §3.3.8 createmode3
@@ -40,37 +41,23 @@ fn is_dot(name: &[u8]) -> bool {
     name == b"." || name == b".."
 }
 
-/// The parent of `rel` inside the export; the root is its own parent, so
-/// ".." can never climb out of the export.
-fn parent_rel(rel: &Path) -> PathBuf {
-    rel.parent().map(Path::to_path_buf).unwrap_or_default()
+fn errno(e: nix::Error) -> Fail {
+    Nfs3Status::from_errno(e as i32).into()
 }
 
-/// Where a new entry goes: its path inside the export, its absolute path,
-/// and the directory's attributes before the change (for wcc_data).
-struct NewEntry {
-    rel: PathBuf,
-    path: PathBuf,
-    pre: WccAttr,
+/// An entry's attributes without following it, relative to its directory.
+fn stat_entry(dir: &Node, name: &OsStr) -> Result<FileStat, Fail> {
+    fstatat(dir.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)
 }
 
-fn new_entry(export: &Export, dir: &Located, name: &[u8]) -> Result<NewEntry, Fail> {
-    let rel = dir.rel.join(check_name(name)?);
-    Ok(NewEntry {
-        path: export.abs(&rel),
-        pre: WccAttr::of(&dir.meta),
-        rel,
-    })
+fn is_dir_stat(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
 }
 
 impl Nfs3 {
     /// The writable directory a CREATE, MKDIR, SYMLINK or MKNOD puts its new
     /// entry in; "." and ".." always exist already.
-    fn creation_dir(
-        &self,
-        ctx: &CallContext<'_>,
-        op: &DirOp<'_>,
-    ) -> Result<(&Export, Located), Fail> {
+    fn creation_dir(&self, ctx: &CallContext<'_>, op: &DirOp<'_>) -> Result<(&Export, Node), Fail> {
         let (export, dir) = self.resolve_dir(ctx, op.fh, true)?;
         if is_dot(op.name) {
             return Err(Nfs3Status::EXIST.into());
@@ -83,18 +70,19 @@ impl Nfs3 {
         ctx: &CallContext<'_>,
         fh: &[u8],
         write: bool,
-    ) -> Result<(&Export, Located), Fail> {
-        let (export, loc) = self.resolve(fh, ctx.client.ip())?;
-        if !loc.meta.is_dir() {
+    ) -> Result<(&Export, Node), Fail> {
+        let (export, dir) = self.resolve(fh, ctx.client.ip())?;
+        if !dir.meta.is_dir() {
             return Err(Nfs3Status::NOTDIR.into());
         }
         if write && export.read_only {
             return Err(Nfs3Status::ROFS.into());
         }
-        Ok((export, loc))
+        Ok((export, dir))
     }
 
-    /// RFC 1813 §3.3.3
+    /// RFC 1813 §3.3.3: one confined step, as the caller (who needs search
+    /// permission on the directory).
     pub(super) fn lookup(
         &self,
         ctx: &CallContext<'_>,
@@ -103,16 +91,18 @@ impl Nfs3 {
     ) -> ProcResult {
         let op = get_dirop(args)?;
         let (export, dir) = self.resolve_dir(ctx, op.fh, false)?;
-        let rel = match op.name {
-            b"." => dir.rel.clone(),
-            b".." => parent_rel(&dir.rel),
-            name => dir.rel.join(check_name(name)?),
+        let name = if is_dot(op.name) {
+            OsStr::from_bytes(op.name)
+        } else {
+            check_name(op.name)?
         };
-        let meta = std::fs::symlink_metadata(export.abs(&rel))?;
-        let fh = export.handle_for(&rel, &meta);
+        let node = {
+            let _as = self.act_as(ctx, export)?;
+            export.lookup(&dir, name)?
+        };
         out.u32(0);
-        put_fh(out, &fh);
-        attr::put_post_op(out, export, Some(&meta));
+        self.put_fh(out, &node.fh);
+        attr::put_post_op(out, export, Some(&node.meta));
         attr::put_post_op(out, export, Some(&dir.meta));
         Ok(())
     }
@@ -122,38 +112,33 @@ impl Nfs3 {
     fn reply_created(
         &self,
         export: &Export,
-        dir: &Located,
+        dir: &Node,
         pre: WccAttr,
-        rel: &Path,
+        node: &Node,
         out: &mut XdrWriter,
     ) -> ProcResult {
-        let meta = std::fs::symlink_metadata(export.abs(rel))?;
-        let fh = export.handle_for(rel, &meta);
+        let meta = node.meta_now()?;
         out.u32(0);
         out.bool(true);
-        put_fh(out, &fh);
+        self.put_fh(out, &node.fh);
         attr::put_post_op(out, export, Some(&meta));
-        attr::put_wcc(out, export, Some(pre), &export.abs(&dir.rel));
+        attr::put_wcc(out, export, Some(pre), dir);
         Ok(())
     }
 
-    /// Gives a new object the caller's ownership (the server runs as root),
-    /// then the attributes the client asked for.
-    fn settle_new(&self, ctx: &CallContext<'_>, path: &Path, sattr: &Sattr) -> Result<(), Fail> {
-        let (uid, gid) = ctx.cred.owner();
-        std::os::unix::fs::lchown(
-            path,
-            Some(sattr.uid.unwrap_or(uid)),
-            Some(sattr.gid.unwrap_or(gid)),
-        )?;
-        let meta = std::fs::symlink_metadata(path)?;
-        let rest = Sattr {
-            uid: None,
-            gid: None,
-            ..sattr.clone()
-        };
-        rest.apply(path, &meta)?;
-        Ok(())
+    /// Makes a new entry as the caller (so it is the caller's, and the
+    /// kernel checks the directory's permissions) and opens it, confined.
+    fn make_entry(
+        &self,
+        ctx: &CallContext<'_>,
+        export: &Export,
+        dir: &Node,
+        name: &OsStr,
+        make: impl FnOnce() -> nix::Result<()>,
+    ) -> Result<Node, Fail> {
+        let _as = self.act_as(ctx, export)?;
+        make().map_err(errno)?;
+        Ok(export.lookup(dir, name)?)
     }
 
     /// RFC 1813 §3.3.8. EXCLUSIVE keeps the verifier in atime/mtime seconds,
@@ -182,42 +167,42 @@ impl Nfs3 {
             value => return Err(crate::nfs::xdr::XdrError::BadEnum { at, value }.into()),
         };
         let (export, dir) = self.creation_dir(ctx, &op)?;
-        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
+        let name = check_name(op.name)?;
+        let pre = WccAttr::of(&dir.meta);
         let mode = sattr.mode.unwrap_or(0o644) & 0o7777;
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path);
-        match created {
-            Ok(_) => {
-                if let Some([a, m]) = verf {
-                    let (uid, gid) = ctx.cred.owner();
-                    std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-                    utimensat(
-                        nix::fcntl::AT_FDCWD,
-                        &path,
-                        &TimeSpec::new(a as i64, 0),
-                        &TimeSpec::new(m as i64, 0),
-                        UtimensatFlags::NoFollowSymlink,
-                    )
-                    .map_err(|e| Nfs3Status::from_errno(e as i32))?;
-                } else {
+        let created = {
+            let _as = self.act_as(ctx, export)?;
+            export.open_in(
+                &dir,
+                name,
+                OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+                mode,
+            )
+        };
+        let node = match created {
+            Ok(fd) => {
+                let node = export.node(fd)?;
+                let settle = match verf {
+                    Some([a, m]) => Sattr {
+                        atime: Some(SetTime::ClientTime(a, 0)),
+                        mtime: Some(SetTime::ClientTime(m, 0)),
+                        ..Sattr::default()
+                    },
                     // The umask may have trimmed the mode; set it exactly.
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-                    self.settle_new(
-                        ctx,
-                        &path,
-                        &Sattr {
-                            mode: None,
-                            ..sattr
-                        },
-                    )?;
-                }
+                    None => Sattr {
+                        mode: Some(mode),
+                        ..sattr
+                    },
+                };
+                self.set_attrs(ctx, export, &node, &settle)?;
+                node
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let meta = std::fs::symlink_metadata(&path)?;
+                let node = {
+                    let _as = self.act_as(ctx, export)?;
+                    export.lookup(&dir, name)?
+                };
+                let meta = &node.meta;
                 match (how, verf) {
                     (GUARDED, _) => return Err(Nfs3Status::EXIST.into()),
                     (EXCLUSIVE, Some([a, m])) => {
@@ -232,17 +217,18 @@ impl Nfs3 {
                         }
                         // UNCHECKED on an existing file: only the size
                         // (truncation) is applied, as knfsd does.
-                        Sattr {
+                        let size = Sattr {
                             size: sattr.size,
                             ..Sattr::default()
-                        }
-                        .apply(&path, &meta)?;
+                        };
+                        self.set_attrs(ctx, export, &node, &size)?;
                     }
                 }
+                node
             }
             Err(e) => return Err(e.into()),
-        }
-        self.reply_created(export, &dir, pre, &rel, out)
+        };
+        self.reply_created(export, &dir, pre, &node, out)
     }
 
     /// RFC 1813 §3.3.9
@@ -255,19 +241,18 @@ impl Nfs3 {
         let op = get_dirop(args)?;
         let sattr = Sattr::decode(args)?;
         let (export, dir) = self.creation_dir(ctx, &op)?;
-        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
-        std::fs::create_dir(&path)?;
+        let name = check_name(op.name)?;
+        let pre = WccAttr::of(&dir.meta);
         let mode = sattr.mode.unwrap_or(0o755) & 0o7777;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-        self.settle_new(
-            ctx,
-            &path,
-            &Sattr {
-                mode: None,
-                ..sattr
-            },
-        )?;
-        self.reply_created(export, &dir, pre, &rel, out)
+        let node = self.make_entry(ctx, export, &dir, name, || {
+            mkdirat(dir.fd(), name, Mode::from_bits_truncate(mode))
+        })?;
+        let settle = Sattr {
+            mode: Some(mode),
+            ..sattr
+        };
+        self.set_attrs(ctx, export, &node, &settle)?;
+        self.reply_created(export, &dir, pre, &node, out)
     }
 
     /// RFC 1813 §3.3.10: the target text is stored verbatim and never followed.
@@ -277,7 +262,6 @@ impl Nfs3 {
         args: &mut XdrReader<'_>,
         out: &mut XdrWriter,
     ) -> ProcResult {
-        use std::os::unix::ffi::OsStrExt;
         let op = get_dirop(args)?;
         let sattr = Sattr::decode(args)?;
         let target = args.string(PATH_MAX)?;
@@ -285,20 +269,21 @@ impl Nfs3 {
         if target.is_empty() || target.contains(&0) {
             return Err(Nfs3Status::INVAL.into());
         }
-        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
-        std::os::unix::fs::symlink(OsStr::from_bytes(target), &path)?;
-        self.settle_new(
-            ctx,
-            &path,
-            &Sattr {
-                mode: None,
-                ..sattr
-            },
-        )?;
-        self.reply_created(export, &dir, pre, &rel, out)
+        let name = check_name(op.name)?;
+        let pre = WccAttr::of(&dir.meta);
+        let node = self.make_entry(ctx, export, &dir, name, || {
+            symlinkat(OsStr::from_bytes(target), dir.fd(), name)
+        })?;
+        let settle = Sattr {
+            mode: None,
+            ..sattr
+        };
+        self.set_attrs(ctx, export, &node, &settle)?;
+        self.reply_created(export, &dir, pre, &node, out)
     }
 
-    /// RFC 1813 §3.3.11
+    /// RFC 1813 §3.3.11: device nodes need CAP_MKNOD, which a caller other
+    /// than an unsquashed root does not have, as with knfsd.
     pub(super) fn mknod(
         &self,
         ctx: &CallContext<'_>,
@@ -323,11 +308,14 @@ impl Nfs3 {
             _ => return Err(Nfs3Status::BADTYPE.into()),
         };
         let (export, dir) = self.creation_dir(ctx, &op)?;
-        let NewEntry { rel, path, pre } = new_entry(export, &dir, op.name)?;
+        let name = check_name(op.name)?;
+        let pre = WccAttr::of(&dir.meta);
         let mode = Mode::from_bits_truncate(sattr.mode.unwrap_or(0o644) & 0o7777);
-        mknod(&path, kind, mode, dev).map_err(|e| Nfs3Status::from_errno(e as i32))?;
-        self.settle_new(ctx, &path, &sattr)?;
-        self.reply_created(export, &dir, pre, &rel, out)
+        let node = self.make_entry(ctx, export, &dir, name, || {
+            mknodat(dir.fd(), name, kind, mode, dev)
+        })?;
+        self.set_attrs(ctx, export, &node, &sattr)?;
+        self.reply_created(export, &dir, pre, &node, out)
     }
 
     /// RFC 1813 §3.3.12
@@ -342,21 +330,20 @@ impl Nfs3 {
         if is_dot(op.name) {
             return Err(Nfs3Status::ISDIR.into());
         }
-        let path = export.abs(&dir.rel.join(check_name(op.name)?));
-        let victim = std::fs::symlink_metadata(&path)?;
-        if victim.is_dir() {
-            return Err(Nfs3Status::ISDIR.into());
-        }
-        std::fs::remove_file(&path)?;
+        let name = check_name(op.name)?;
+        let victim = {
+            let _as = self.act_as(ctx, export)?;
+            let victim = stat_entry(&dir, name)?;
+            if is_dir_stat(&victim) {
+                return Err(Nfs3Status::ISDIR.into());
+            }
+            unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir).map_err(errno)?;
+            victim
+        };
         // A cached descriptor would keep the removed file's blocks.
-        export.open_files.forget(victim.ino());
+        export.open_files.forget(victim.st_ino);
         out.u32(0);
-        attr::put_wcc(
-            out,
-            export,
-            Some(WccAttr::of(&dir.meta)),
-            &export.abs(&dir.rel),
-        );
+        attr::put_wcc(out, export, Some(WccAttr::of(&dir.meta)), &dir);
         Ok(())
     }
 
@@ -374,18 +361,14 @@ impl Nfs3 {
             b".." => return Err(Nfs3Status::NOTEMPTY.into()),
             _ => {}
         }
-        let path = export.abs(&dir.rel.join(check_name(op.name)?));
-        if !std::fs::symlink_metadata(&path)?.is_dir() {
-            return Err(Nfs3Status::NOTDIR.into());
+        let name = check_name(op.name)?;
+        {
+            let _as = self.act_as(ctx, export)?;
+            // AT_REMOVEDIR on anything but a directory is ENOTDIR.
+            unlinkat(dir.fd(), name, UnlinkatFlags::RemoveDir).map_err(errno)?;
         }
-        std::fs::remove_dir(&path)?;
         out.u32(0);
-        attr::put_wcc(
-            out,
-            export,
-            Some(WccAttr::of(&dir.meta)),
-            &export.abs(&dir.rel),
-        );
+        attr::put_wcc(out, export, Some(WccAttr::of(&dir.meta)), &dir);
         Ok(())
     }
 
@@ -406,33 +389,24 @@ impl Nfs3 {
         if is_dot(from.name) || is_dot(to.name) {
             return Err(Nfs3Status::INVAL.into());
         }
-        let from_rel = fdir.rel.join(check_name(from.name)?);
-        let to_rel = tdir.rel.join(check_name(to.name)?);
-        let replaced = std::fs::symlink_metadata(export.abs(&to_rel)).ok();
-        std::fs::rename(export.abs(&from_rel), export.abs(&to_rel))?;
+        let (from_name, to_name) = (check_name(from.name)?, check_name(to.name)?);
+        let replaced = {
+            let _as = self.act_as(ctx, export)?;
+            let replaced = stat_entry(&tdir, to_name).ok();
+            renameat(fdir.fd(), from_name, tdir.fd(), to_name).map_err(errno)?;
+            replaced
+        };
         if let Some(old) = replaced {
-            export.open_files.forget(old.ino());
-        }
-        if let Ok(meta) = std::fs::symlink_metadata(export.abs(&to_rel)) {
-            export.remember(&to_rel, &meta);
+            export.open_files.forget(old.st_ino);
         }
         out.u32(0);
-        attr::put_wcc(
-            out,
-            export,
-            Some(WccAttr::of(&fdir.meta)),
-            &export.abs(&fdir.rel),
-        );
-        attr::put_wcc(
-            out,
-            export,
-            Some(WccAttr::of(&tdir.meta)),
-            &export.abs(&tdir.rel),
-        );
+        attr::put_wcc(out, export, Some(WccAttr::of(&fdir.meta)), &fdir);
+        attr::put_wcc(out, export, Some(WccAttr::of(&tdir.meta)), &tdir);
         Ok(())
     }
 
-    /// RFC 1813 §3.3.15
+    /// RFC 1813 §3.3.15: linked through the descriptor's /proc path, so the
+    /// new name is for exactly the inode the handle names.
     pub(super) fn link(
         &self,
         ctx: &CallContext<'_>,
@@ -452,17 +426,21 @@ impl Nfs3 {
         if is_dot(op.name) {
             return Err(Nfs3Status::EXIST.into());
         }
-        let rel = dir.rel.join(check_name(op.name)?);
-        // linkat without AT_SYMLINK_FOLLOW: links the symlink itself.
-        std::fs::hard_link(export.abs(&file.rel), export.abs(&rel))?;
+        let name = check_name(op.name)?;
+        {
+            let _as = self.act_as(ctx, export)?;
+            linkat(
+                AT_FDCWD,
+                &proc_fd_path(file.fd()),
+                dir.fd(),
+                name,
+                AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(errno)?;
+        }
         out.u32(0);
-        attr::put_post_op_path(out, export, &export.abs(&file.rel));
-        attr::put_wcc(
-            out,
-            export,
-            Some(WccAttr::of(&dir.meta)),
-            &export.abs(&dir.rel),
-        );
+        attr::put_post_op_now(out, export, &file);
+        attr::put_wcc(out, export, Some(WccAttr::of(&dir.meta)), &dir);
         Ok(())
     }
 }
