@@ -74,6 +74,9 @@ impl World {
     }
 }
 
+/// One side of a race: a call sequence made again and again.
+type Loop = Box<dyn FnMut(&mut Client, &[u8]) + Send>;
+
 /// Runs `victim` and `attacker` loops on two connections for `RACE_FOR`;
 /// returns how many rounds each made.
 fn race(
@@ -82,7 +85,7 @@ fn race(
     attacker: impl FnMut(&mut Client, &[u8]) + Send + 'static,
 ) -> (usize, usize) {
     let stop = Arc::new(AtomicBool::new(false));
-    let spawn = |mut body: Box<dyn FnMut(&mut Client, &[u8]) + Send>| {
+    let spawn = |mut body: Loop| {
         let stop = stop.clone();
         let rounds = Arc::new(AtomicUsize::new(0));
         let counted = rounds.clone();
