@@ -19,7 +19,7 @@ use stackquake::nfs::handle::{FileHandle, HandleKey};
 use stackquake::sys::fhandle::handle_of;
 
 /// Long enough for hundreds of rounds of each race on a loaded machine.
-const RACE_FOR: Duration = Duration::from_secs(2);
+const RACE_FOR: Duration = Duration::from_secs(4);
 
 struct World {
     _base: tempfile::TempDir,
@@ -77,37 +77,42 @@ impl World {
 /// One side of a race: a call sequence made again and again.
 type Loop = Box<dyn FnMut(&mut Client, &[u8]) + Send>;
 
-/// Runs `victim` and `attacker` loops on two connections for `RACE_FOR`;
-/// returns how many rounds each made.
+/// Victim connections racing one attacker: more threads than cores, so the
+/// server is preempted between any check and use it might make.
+const VICTIMS: usize = 3;
+
+/// Runs `victim` loops (on `VICTIMS` connections) and an `attacker` loop
+/// for `RACE_FOR`; returns how many rounds each side made.
 fn race(
     w: &World,
-    victim: impl FnMut(&mut Client, &[u8]) + Send + 'static,
+    victim: impl FnMut(&mut Client, &[u8]) + Send + Clone + 'static,
     attacker: impl FnMut(&mut Client, &[u8]) + Send + 'static,
 ) -> (usize, usize) {
     let stop = Arc::new(AtomicBool::new(false));
-    let spawn = |mut body: Loop| {
+    let spawn = |mut body: Loop, rounds: Arc<AtomicUsize>| {
         let stop = stop.clone();
-        let rounds = Arc::new(AtomicUsize::new(0));
-        let counted = rounds.clone();
         let mut c = Client::connect(&w.server, 0, 0);
         let root = c.mnt();
-        let t = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 body(&mut c, &root);
-                counted.fetch_add(1, Ordering::Relaxed);
+                rounds.fetch_add(1, Ordering::Relaxed);
             }
-        });
-        (t, rounds)
+        })
     };
-    let (v, vrounds) = spawn(Box::new(victim));
-    let (a, arounds) = spawn(Box::new(attacker));
+    let (vrounds, arounds) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut threads: Vec<_> = (0..VICTIMS)
+        .map(|_| spawn(Box::new(victim.clone()), vrounds.clone()))
+        .collect();
+    threads.push(spawn(Box::new(attacker), arounds.clone()));
     let start = Instant::now();
     while start.elapsed() < RACE_FOR {
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
-    v.join().unwrap();
-    a.join().unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
     let rounds = (
         vrounds.load(Ordering::Relaxed),
         arounds.load(Ordering::Relaxed),
@@ -119,21 +124,42 @@ fn race(
     rounds
 }
 
-/// Puts a symlink to `target` over `name` in the export root, over and over.
+/// Makes `name` a regular file, then renames a symlink to `target` over
+/// it, over and over: the one-call swap a check-then-use server loses to.
 fn symlink_over(name: &'static str, target: PathBuf) -> impl FnMut(&mut Client, &[u8]) + Send {
     move |c, root| {
+        c.remove(root, name);
         c.create(root, name, 0o600);
         c.symlink(root, "planted", &target);
         c.rename(root, "planted", root, name);
     }
 }
 
-/// Swaps directory "d" with a symlink to `target` and back, over and over.
-fn swap_dir(target: PathBuf) -> impl FnMut(&mut Client, &[u8]) + Send {
+/// Renames a symlink to `target` over `name` when the victim has just
+/// created it (the victim's CREATE is the window).
+fn symlink_over_created(
+    name: &'static str,
+    target: PathBuf,
+) -> impl FnMut(&mut Client, &[u8]) + Send {
     move |c, root| {
+        c.symlink(root, "planted", &target);
+        c.rename(root, "planted", root, name);
+        c.remove(root, name);
+    }
+}
+
+/// Swaps directory "d" with a symlink to `target` and back, over and over,
+/// by renames only (a symlink "s" is made once).
+fn swap_dir(target: PathBuf) -> impl FnMut(&mut Client, &[u8]) + Send {
+    let mut made = false;
+    move |c, root| {
+        if !made {
+            c.symlink(root, "s", &target);
+            made = true;
+        }
         c.rename(root, "d", root, "d-away");
-        c.symlink(root, "d", &target);
-        c.remove(root, "d");
+        c.rename(root, "s", root, "d");
+        c.rename(root, "d", root, "s");
         c.rename(root, "d-away", root, "d");
     }
 }
@@ -163,7 +189,7 @@ fn create_racing_a_symlink_renamed_over_its_name_never_chmods_outside() {
         |c, root| {
             c.create(root, "f", 0o777);
         },
-        symlink_over("f", w.secret.clone()),
+        symlink_over_created("f", w.secret.clone()),
     );
     w.assert_outside_untouched();
 }
@@ -175,21 +201,23 @@ fn create_in_a_directory_swapped_with_a_symlink_stays_inside() {
     let root = c.mnt();
     let (st, dir) = c.mkdir(&root, "d");
     assert_eq!(st, OK);
-    let mut n = 0;
+    let n = Arc::new(AtomicUsize::new(0));
     race(
         &w,
         move |c, _root| {
-            n += 1;
-            c.create(&dir, &format!("pwn-{n}"), 0o644);
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            c.create(&dir, &format!("pwn-{i}"), 0o644);
         },
         swap_dir(w.outside.clone()),
     );
     w.assert_outside_untouched();
     // Every file went into the directory the handle names, wherever it was.
-    let inside = std::fs::read_dir(w.export.join("d"))
-        .or_else(|_| std::fs::read_dir(w.export.join("d-away")))
-        .unwrap()
-        .count();
+    let real = ["d", "d-away"]
+        .iter()
+        .map(|n| w.export.join(n))
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+        .unwrap();
+    let inside = std::fs::read_dir(real).unwrap().count();
     assert!(
         inside > 0,
         "no CREATE succeeded: the race did not exercise CREATE"
