@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::record::{LedgerObject, ParseError, Record, parse};
-use super::{RunId, ledger_dir, sweep};
+use super::{RunId, sweep};
 use crate::sys;
 
 #[derive(Debug, Clone, Default)]
@@ -53,15 +53,7 @@ pub fn cleanup(root: &Path) -> CleanupReport {
 
 pub fn cleanup_with(root: &Path, opts: &CleanupOptions) -> CleanupReport {
     let mut report = CleanupReport::default();
-    let mut ledgers: Vec<PathBuf> = std::fs::read_dir(ledger_dir(root))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect()
-        })
-        .unwrap_or_default();
-    ledgers.sort();
+    let ledgers = super::ledger_files(root);
     for path in ledgers {
         if let Some(run) = &opts.run
             && path.file_stem().and_then(|s| s.to_str()) != Some(run.as_str())

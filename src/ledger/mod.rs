@@ -7,6 +7,7 @@
 //! never made — which cleanup tolerates — and never an object without an entry.
 
 mod cleanup;
+mod dead;
 mod procs;
 mod record;
 mod runid;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use cleanup::{CleanupFailure, CleanupOptions, CleanupReport, cleanup, cleanup_with};
+pub use dead::{DeadRun, dead_runs};
 pub use procs::{RUN_ENV, kill_run_processes, run_processes};
 pub use record::{Entry, LedgerObject, ParseError, ParsedLedger, Record, RunHeader, parse};
 pub use runid::{RUN_ID_LEN, RunId};
@@ -86,6 +88,20 @@ pub fn ledger_dir(root: &Path) -> PathBuf {
 
 pub fn ledger_path(root: &Path, run: &RunId) -> PathBuf {
     ledger_dir(root).join(format!("{run}.jsonl"))
+}
+
+/// Every ledger file under `root`, oldest run first (run ids sort by time).
+fn ledger_files(root: &Path) -> Vec<PathBuf> {
+    let mut ledgers: Vec<PathBuf> = std::fs::read_dir(ledger_dir(root))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    ledgers.sort();
+    ledgers
 }
 
 impl Ledger {

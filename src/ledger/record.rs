@@ -76,6 +76,25 @@ pub enum LedgerObject {
     },
 }
 
+impl LedgerObject {
+    /// What kind of object this is, in words (counts in warnings).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LedgerObject::Netns { .. } => "netns",
+            LedgerObject::Veth { .. } => "veth",
+            LedgerObject::Loop { .. } => "loop device",
+            LedgerObject::Mount { .. } => "mount",
+            LedgerObject::NftTable { .. } => "nft table",
+            LedgerObject::IptablesChain { .. } => "iptables chain",
+            LedgerObject::Link { .. } => "link",
+            LedgerObject::DmDevice { .. } => "dm device",
+            LedgerObject::Process { .. } => "process",
+            LedgerObject::TempDir { .. } => "temp dir",
+            LedgerObject::Sysctl { .. } => "kernel setting",
+        }
+    }
+}
+
 impl fmt::Display for LedgerObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
