@@ -135,6 +135,9 @@ pub fn run(args: RunArgs) -> u8 {
             return code;
         }
     };
+    if !args.in_guest {
+        warn_of_dead_runs(Path::new(crate::ledger::DEFAULT_ROOT));
+    }
     let run_id = crate::ledger::RunId::generate().to_string();
     let out = args
         .output
@@ -181,6 +184,17 @@ pub fn run(args: RunArgs) -> u8 {
         println!("reports in {}", out.display());
     }
     exit_code(&report)
+}
+
+/// A killed run's namespaces, mounts, firewall tables and changed kernel
+/// settings are still on this machine and may disturb this run: say so,
+/// and how to remove them, but remove nothing (issue 11 §4). On the host
+/// only, for either target: the guest boots with an empty /run, and a host
+/// ledger's pids would mean nothing in its pid namespace.
+fn warn_of_dead_runs(root: &Path) {
+    for dead in crate::ledger::dead_runs(root) {
+        eprintln!("{dead}");
+    }
 }
 
 fn exit_code(report: &RunReport) -> u8 {
