@@ -37,6 +37,7 @@ fn start(dir: &Path) -> NfsServer {
                 clients: vec!["127.0.0.0/8".into()],
                 read_only: false,
             }],
+            ..ServerConfig::default()
         },
         listener,
     )

@@ -25,6 +25,7 @@ fn start(dir: &Path, read_only: bool) -> NfsServer {
                 clients: vec![],
                 read_only,
             }],
+            ..ServerConfig::default()
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )

@@ -72,6 +72,7 @@ fn guest_xfs_on_loop_on_nfs() {
                 clients: vec!["127.0.0.1/32".into()],
                 read_only: false,
             }],
+            ..ServerConfig::default()
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )

@@ -126,6 +126,7 @@ impl World {
                     clients: vec!["10.77.1.0/24".into()],
                     read_only: false,
                 }],
+                ..ServerConfig::default()
             },
             listener,
         )

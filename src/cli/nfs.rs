@@ -262,6 +262,7 @@ fn serve(args: ServeArgs) -> u8 {
             .iter()
             .map(|e| parse_export(e, &args.clients, args.read_only))
             .collect(),
+        ..ServerConfig::default()
     };
     let listeners = match bind(&args) {
         Ok(l) => l,
