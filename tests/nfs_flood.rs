@@ -29,8 +29,9 @@ const MOUNT: u32 = 100005;
 const FLOOD: usize = 3000;
 
 /// The issue's own requirement: a normal client is served within a
-/// second during a flood. Measured at 3 to 5 ms on the 2-core development
-/// machine; the bound is the requirement, not the measurement.
+/// second during a flood. Measured at 0.5 to 10 ms on the 2-core
+/// development machine at a load average of 8; the bound is the
+/// requirement, not the measurement.
 const SERVED_WITHIN: Duration = Duration::from_secs(1);
 
 fn start(dir: &Path, connections: ConnectionLimits) -> NfsServer {
@@ -237,11 +238,13 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let idle = Duration::from_millis(400);
     let server = start(dir.path(), limits(64, 16, Some(idle)));
     let mut c = client(server.local_addr());
+    // Timed from before the call: the server's idle clock starts when it
+    // answers, which is after this.
+    let sent = Instant::now();
     c.call(NFS, 3, 0, &[]).unwrap();
-    let last_reply = Instant::now();
     c.set_read_timeout(Duration::from_secs(20)).unwrap();
     let end = c.recv_reply().unwrap_err();
-    let after = last_reply.elapsed();
+    let after = sent.elapsed();
     assert!(
         matches!(end, ClientError::Closed(_)),
         "expected the server to close the idle connection, got {end}"
@@ -253,11 +256,11 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
 #[test]
 fn a_connection_in_use_is_not_idle() {
     let dir = tempfile::tempdir().unwrap();
-    let idle = Duration::from_millis(600);
+    let idle = Duration::from_secs(1);
     let server = start(dir.path(), limits(64, 16, Some(idle)));
     let mut c = client(server.local_addr());
-    // A call every 100 ms for five timeouts: never idle that long.
-    let until = Instant::now() + idle * 5;
+    // A call every 100 ms for three timeouts: never idle that long.
+    let until = Instant::now() + idle * 3;
     while Instant::now() < until {
         c.call(NFS, 3, 0, &[]).unwrap();
         std::thread::sleep(Duration::from_millis(100));
