@@ -747,6 +747,10 @@ fn housekeeping(shared: &Shared) {
     }
 }
 
+/// The Linux client pipelines calls on one connection, and a call the
+/// fault hook holds (say "stall every WRITE") must not hold the GETATTRs
+/// behind it: see `tcp_conn`. Replies go out whole under the writer lock,
+/// in completion order (RFC 5531 §11 matches them by xid, not by order).
 fn serve_tcp_call(
     shared: &Shared,
     record: &[u8],
