@@ -74,7 +74,8 @@ fn main() {
     let body = c.call(MOUNT, 3, 1, a.as_bytes()).unwrap();
     let root = XdrReader::new(&body[4..]).opaque(64).unwrap().to_vec();
 
-    let valid = lookup(&mut c, &lookup(&mut c, &root, "d7"), "f3");
+    let d7 = lookup(&mut c, &root, "d7");
+    let valid = lookup(&mut c, &d7, "f3");
     report("valid", &mut c, &valid, 0);
 
     let mut forged = valid.clone();

@@ -135,3 +135,61 @@ fn serve_then_unexport_and_reexport_through_the_control_socket() {
     assert!(status.success(), "server exited with {status}");
     assert!(!control.exists(), "control socket left behind");
 }
+
+/// Issue 11 §3 through the binary: the connection caps are flags, a
+/// connection over them is closed at once and said so, and a log that is
+/// not a terminal (here a pipe) has no colour codes.
+#[test]
+fn serve_caps_connections_and_logs_plain_text_to_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("ctl.sock");
+    let export = format!("{}:/export", dir.path().display());
+    let mut child = Command::new(BIN)
+        .args(["nfs", "serve", "--export", &export])
+        .args(["--listen", "127.0.0.1:0", "--no-udp"])
+        .args(["--control", control.to_str().unwrap()])
+        .args([
+            "--max-connections",
+            "4",
+            "--max-connections-per-client",
+            "1",
+        ])
+        .args(["--idle-timeout", "0s"])
+        .env("STACKQUAKE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let tcp: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tcp="))
+        .expect("no listening line")
+        .parse()
+        .unwrap();
+
+    let first = std::net::TcpStream::connect(tcp).unwrap();
+    let mut second = std::net::TcpStream::connect(tcp).unwrap();
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let n = std::io::Read::read(&mut second, &mut b).unwrap_or(0);
+    assert_eq!(n, 0, "the connection over the per-client cap was served");
+    drop(first);
+
+    assert!(fault(&control, &["shutdown"]).status.success());
+    assert!(served.0.wait().unwrap().success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log).unwrap();
+    eprintln!("server log:\n{log}");
+    assert!(
+        log.contains("connection refused") && log.contains("max connections per client"),
+        "no line about the refused connection"
+    );
+    assert!(!log.contains('\x1b'), "colour codes in a piped log");
+}

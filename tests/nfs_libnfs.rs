@@ -39,6 +39,7 @@ fn start(dir: &Path) -> NfsServer {
                 read_only: false,
                 squash: Squash::NoRootSquash,
             }],
+            ..ServerConfig::default()
         },
         listener,
     )

@@ -27,6 +27,7 @@ fn start(dir: &Path, read_only: bool) -> NfsServer {
                 read_only,
                 squash: Squash::NoRootSquash,
             }],
+            ..ServerConfig::default()
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )

@@ -74,6 +74,7 @@ fn guest_xfs_on_loop_on_nfs() {
                 read_only: false,
                 squash: Squash::NoRootSquash,
             }],
+            ..ServerConfig::default()
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )

@@ -128,6 +128,7 @@ impl World {
                     read_only: false,
                     squash: Squash::NoRootSquash,
                 }],
+                ..ServerConfig::default()
             },
             listener,
         )

@@ -84,8 +84,14 @@ enum VmCommand {
 }
 
 pub fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // Colour codes only for a person at a terminal: in a log redirected to
+    // a file (issue 11) they are noise around every line. NO_COLOR
+    // (no-color.org) turns them off at a terminal too.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STACKQUAKE_LOG")
                 .unwrap_or_else(|_| "warn".into()),

@@ -14,7 +14,8 @@ use super::exit;
 use crate::nfs::control::names;
 use crate::nfs::control::{self, ActionSpec, ControlSocket, DownMode, Request, Response, RuleSpec};
 use crate::nfs::export::Squash;
-use crate::nfs::{ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
+use crate::nfs::server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT};
+use crate::nfs::{ConnectionLimits, ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
 
 #[derive(Debug, Args)]
 pub struct NfsArgs {
@@ -79,6 +80,18 @@ pub struct ServeArgs {
     /// so the kernel's lockd can register and monitor.
     #[arg(long, conflicts_with = "locking")]
     pub host_services: bool,
+    /// TCP connections open at once; more are accepted and closed at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// TCP connections open at once from one client address.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_client: usize,
+    /// Close a TCP connection with no call in service for this long, as
+    /// knfsd does after 6 minutes; 0s never closes one.
+    #[arg(long, value_name = "DURATION", default_value = "6m")]
+    pub idle_timeout: humantime::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -285,7 +298,13 @@ fn serve(args: ServeArgs) -> u8 {
             .iter()
             .map(|e| parse_export(e, &args))
             .collect(),
+        connections: ConnectionLimits {
+            max_total: args.max_connections,
+            max_per_client: args.max_connections_per_client,
+            idle_timeout: Some(*args.idle_timeout).filter(|d| !d.is_zero()),
+        },
     };
+    raise_descriptor_limit();
     let listeners = match bind(&args) {
         Ok(l) => l,
         Err(e) => {
@@ -352,6 +371,23 @@ fn serve(args: ServeArgs) -> u8 {
     drop(control);
     server.shutdown();
     exit::OK
+}
+
+/// Raises the soft limit on open descriptors to the hard one, as Go's
+/// runtime does for every program since 1.19: the soft limit (often 1,024)
+/// would otherwise be what a flood meets, as EMFILE, before
+/// --max-connections.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the descriptor limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the descriptor limit"),
+    }
 }
 
 fn rule(m: &MatchArgs, action: ActionSpec) -> Result<RuleSpec, String> {
@@ -486,5 +522,41 @@ fn fault(args: FaultArgs) -> u8 {
             eprintln!("error: {e}");
             exit::UNAVAILABLE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let base = ["serve", "--export", "/srv", "--listen", "127.0.0.1:2049"];
+        let base = base.iter().chain(["--control", "/run/c.sock"].iter());
+        Serve::try_parse_from(base.chain(extra.iter())).map(|s| s.args)
+    }
+
+    #[test]
+    fn connection_flags_default_to_the_servers_defaults() {
+        let a = parse(&[]).unwrap();
+        let d = ConnectionLimits::default();
+        assert_eq!(a.max_connections, d.max_total);
+        assert_eq!(a.max_connections_per_client, d.max_per_client);
+        assert_eq!(Some(*a.idle_timeout), d.idle_timeout);
+    }
+
+    #[test]
+    fn a_cap_of_zero_is_refused() {
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-connections-per-client", "0"]).is_err());
+        let a = parse(&["--max-connections", "8", "--idle-timeout", "500ms"]).unwrap();
+        assert_eq!(a.max_connections, 8);
+        assert_eq!(*a.idle_timeout, std::time::Duration::from_millis(500));
     }
 }

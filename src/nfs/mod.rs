@@ -36,7 +36,7 @@ pub use dispatch::Transport;
 pub use export::ExportSpec;
 pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleCounts, RuleId};
 pub use nlm::LockConfig;
-pub use server::{Listeners, NfsServer, RestartOptions, ServerConfig};
+pub use server::{ConnectionLimits, Listeners, NfsServer, RestartOptions, ServerConfig};
 
 /// Errors of the NFS server's control plane (never of a client's call: those
 /// are answered on the wire).

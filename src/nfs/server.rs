@@ -2,14 +2,16 @@
 //! connections served leader/follower (`tcp_conn`) and UDP calls by a pool
 //! (`workers::CallPool`); both always keep a worker free for the next call,
 //! so a call the fault hook holds never holds the calls behind it.
+//! TCP connections are capped and closed when idle (`conns`), by a
+//! housekeeping thread that also reports the warnings a flood suppressed
+//! (`throttle`).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::NfsError;
 use super::dispatch::{Dispatcher, Outcome, Transport};
@@ -22,8 +24,18 @@ use super::pcap::PcapWriter;
 use super::portmap::{self, PortRegistry, Registration};
 use super::workers::CallPool;
 
+mod accept;
+mod conns;
 mod tcp_conn;
+mod throttle;
 use super::{mount, nfs3, rpc};
+use conns::ConnTable;
+pub use conns::{
+    ConnectionLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+};
+use tcp_conn::SharedStream;
+use throttle::LogThrottle;
 
 /// The largest record accepted: a maximal WRITE plus generous room for the
 /// headers. Anything bigger closes the connection.
@@ -58,6 +70,8 @@ pub struct RestartOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerConfig {
     pub exports: Vec<ExportSpec>,
+    /// Caps on TCP connections and their idle timeout.
+    pub connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -73,6 +87,7 @@ impl ServerConfig {
                 read_only: false,
                 squash: Squash::NoRootSquash,
             }],
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -150,12 +165,44 @@ impl InFlight {
     }
 }
 
+/// The warnings a flood repeats, one throttle per kind.
+#[derive(Debug)]
+struct Throttles {
+    refused_total: LogThrottle,
+    refused_per_client: LogThrottle,
+    accept_failed: LogThrottle,
+    serve_failed: LogThrottle,
+}
+
+impl Throttles {
+    fn new() -> Throttles {
+        let t = |what| LogThrottle::new(what, throttle::INTERVAL);
+        Throttles {
+            refused_total: t("connections refused over max connections"),
+            refused_per_client: t("connections refused over max connections per client"),
+            accept_failed: t("accept failures"),
+            serve_failed: t("connections that could not be served"),
+        }
+    }
+
+    fn all(&self) -> [&LogThrottle; 4] {
+        [
+            &self.refused_total,
+            &self.refused_per_client,
+            &self.accept_failed,
+            &self.serve_failed,
+        ]
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     dispatcher: Dispatcher,
     stop: AtomicBool,
-    next_conn: AtomicU64,
-    conns: Mutex<HashMap<u64, TcpStream>>,
+    /// Wakes the housekeeping thread when `stop` is set.
+    stop_wake: (Mutex<()>, Condvar),
+    conns: ConnTable,
+    throttles: Throttles,
     threads: Mutex<Vec<JoinHandle<()>>>,
     udp_calls: InFlight,
     capture: Mutex<Option<Arc<PcapWriter>>>,
@@ -242,6 +289,16 @@ impl NfsServer {
         for t in &tcps {
             t.set_nonblocking(true)
                 .map_err(listener_err("set non-blocking"))?;
+            // std listens with a backlog of 128; a flood fills that faster
+            // than connections can be refused, and a client whose SYN
+            // finds it full retries a second later (issue 11: a normal
+            // client timed out). Listening again only resizes the queue.
+            nix::sys::socket::listen(t, nix::sys::socket::Backlog::MAXCONN).map_err(|e| {
+                NfsError::Listener {
+                    what: "listen backlog",
+                    source: e.into(),
+                }
+            })?;
         }
         for u in &mut udps {
             u.set_read_timeout(Some(POLL))
@@ -255,8 +312,9 @@ impl NfsServer {
             dispatcher: Dispatcher::new(exports, hook.clone(), registry.clone())
                 .with_locking(nlm, nsm),
             stop: AtomicBool::new(false),
-            next_conn: AtomicU64::new(0),
-            conns: Mutex::new(HashMap::new()),
+            stop_wake: (Mutex::new(()), Condvar::new()),
+            conns: ConnTable::new(config.connections),
+            throttles: Throttles::new(),
             threads: Mutex::new(Vec::new()),
             udp_calls: InFlight::default(),
             capture: Mutex::new(None),
@@ -275,10 +333,17 @@ impl NfsServer {
             server.loops.push(
                 std::thread::Builder::new()
                     .name("nfs-accept".into())
-                    .spawn(move || accept_loop(s, tcp))
+                    .spawn(move || accept::accept_loop(s, tcp))
                     .map_err(NfsError::Spawn)?,
             );
         }
+        let s = shared.clone();
+        server.loops.push(
+            std::thread::Builder::new()
+                .name("nfs-housekeeping".into())
+                .spawn(move || housekeeping(&s))
+                .map_err(NfsError::Spawn)?,
+        );
         for udp in udps {
             let s = shared.clone();
             server.loops.push(
@@ -360,9 +425,7 @@ impl NfsServer {
     pub fn restart(&self, opts: RestartOptions) -> [u8; 8] {
         let shared = &self.shared;
         shared.down.store(true, Ordering::SeqCst);
-        for stream in lock(&shared.conns).values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        shared.conns.shutdown_all();
         shared.dispatcher.reply_cache().clear();
         self.close_open_files();
         if !opts.keep_handles {
@@ -471,14 +534,19 @@ impl NfsServer {
             return;
         }
         self.shared.stop.store(true, Ordering::SeqCst);
+        {
+            // Under the lock the housekeeper checks `stop` with, so the
+            // wake-up cannot fall between its check and its wait.
+            let (m, cv) = &self.shared.stop_wake;
+            let _g = lock(m);
+            cv.notify_all();
+        }
         // Held calls first: a UDP loop joins its workers before it returns.
         self.hook.shut_down();
         for t in self.loops.drain(..) {
             let _ = t.join();
         }
-        for stream in lock(&self.shared.conns).values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        self.shared.conns.shutdown_all();
         let threads = std::mem::take(&mut *lock(&self.shared.threads));
         for t in threads {
             let _ = t.join();
@@ -580,27 +648,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, peer)) if shared.down.load(Ordering::SeqCst) => {
-                tracing::debug!(%peer, "connection refused: server down");
-                drop(stream);
-            }
-            Ok((stream, peer)) => {
-                if let Err(e) = start_connection(&shared, stream, peer) {
-                    tracing::warn!(%peer, error = %e, "cannot serve connection");
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                std::thread::sleep(POLL);
-            }
-        }
-    }
-}
-
 /// RFC 5531 §11 does not apply to UDP: one datagram is one message. Calls
 /// go to the socket's worker pool so a stalled call does not stall the
 /// socket.
@@ -660,43 +707,57 @@ fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     pool.close();
 }
 
-fn start_connection(
-    shared: &Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_nodelay(true)?;
-    let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-    lock(&shared.conns).insert(id, stream.try_clone()?);
-    let s = shared.clone();
-    let handle = std::thread::Builder::new()
-        .name(format!("nfs-conn-{id}"))
-        .spawn(move || {
-            tracing::debug!(%peer, "connection opened");
-            serve_connection(&s, stream, peer);
-            lock(&s.conns).remove(&id);
-            tracing::debug!(%peer, "connection closed");
-        })?;
-    let mut threads = lock(&shared.threads);
-    threads.retain(|t| !t.is_finished());
-    threads.push(handle);
-    Ok(())
+/// Closes connections idle for the timeout, as knfsd's
+/// `svc_age_temp_xprts` does, and logs what the throttles suppressed once a
+/// flood stops. One thread for the whole server: a timer per connection
+/// would be a thread per connection again.
+fn housekeeping(shared: &Shared) {
+    let limits = *shared.conns.limits();
+    // Often enough that a connection outlives its timeout by at most a
+    // quarter of it, and a suppressed count is reported within a second.
+    let tick = limits
+        .idle_timeout
+        .map_or(Duration::from_secs(1), |t| t / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let (m, cv) = &shared.stop_wake;
+    loop {
+        {
+            let g = lock(m);
+            if shared.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let _ = cv.wait_timeout(g, tick);
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        let closed = shared.conns.close_idle(now);
+        if !closed.is_empty() {
+            tracing::debug!(
+                count = closed.len(),
+                open = shared.conns.len(),
+                peers = ?closed,
+                "idle connections closed"
+            );
+        }
+        for t in shared.throttles.all() {
+            if let Some(s) = t.flush(now) {
+                tracing::warn!("{}{s}", t.what());
+            }
+        }
+    }
 }
 
 /// The Linux client pipelines calls on one connection, and a call the
 /// fault hook holds (say "stall every WRITE") must not hold the GETATTRs
 /// behind it: see `tcp_conn`. Replies go out whole under the writer lock,
 /// in completion order (RFC 5531 §11 matches them by xid, not by order).
-fn serve_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    tcp_conn::serve(shared, stream, peer);
-}
-
 fn serve_tcp_call(
     shared: &Shared,
     record: &[u8],
     (local, peer): (SocketAddr, SocketAddr),
-    writer: &Mutex<TcpStream>,
+    writer: &Mutex<SharedStream>,
 ) {
     match shared.dispatch(record, peer, Transport::Tcp) {
         Outcome::Reply(bytes) => {

@@ -28,6 +28,7 @@ pub fn serve(dir: &Path, squash: Squash) -> NfsServer {
                 read_only: false,
                 squash,
             }],
+            ..ServerConfig::default()
         },
         TcpListener::bind("127.0.0.1:0").unwrap(),
     )

@@ -55,7 +55,10 @@ impl World {
             let srv = ns
                 .run(|| {
                     NfsServer::start_with_locking(
-                        ServerConfig { exports },
+                        ServerConfig {
+                            exports,
+                            ..ServerConfig::default()
+                        },
                         listeners,
                         super::locking::server_lock_config(addr),
                     )

@@ -11,12 +11,14 @@
 //! `MAX_TCP_IN_FLIGHT` calls in service stop the reading, bounding a
 //! hostile peer.
 
-use std::io::BufReader;
+use std::io::{BufReader, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::ops::Deref;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::conns::ConnEntry;
 use super::{MAX_RECORD, MAX_TCP_IN_FLIGHT, Shared, lock, serve_tcp_call};
 use crate::nfs::dispatch::Transport;
 use crate::nfs::rpc;
@@ -31,6 +33,41 @@ const KEEP_FREE: usize = 2;
 /// shoot-down), dear under TCG.
 const SPARE_BUFFERS: usize = 2;
 
+/// The connection's one socket, read by the reader and written by the
+/// replies through the same descriptor: `try_clone` cost two more
+/// descriptors per connection, and issue 11's flood ran out of them.
+#[derive(Debug, Clone)]
+pub(super) struct SharedStream(Arc<TcpStream>);
+
+impl Deref for SharedStream {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Read for SharedStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for SharedStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    // Forwarded so a reply's record mark and body still go out in one
+    // writev (`rpc::write_record`).
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
 #[derive(Default)]
 struct Workers {
     /// Workers not serving a call (reading, or waiting to read).
@@ -43,8 +80,9 @@ struct Workers {
 
 struct Conn {
     shared: Arc<Shared>,
-    reader: Mutex<BufReader<TcpStream>>,
-    writer: Mutex<TcpStream>,
+    reader: Mutex<BufReader<SharedStream>>,
+    writer: Mutex<SharedStream>,
+    entry: Arc<ConnEntry>,
     local: SocketAddr,
     peer: SocketAddr,
     workers: Mutex<Workers>,
@@ -54,14 +92,9 @@ struct Conn {
 /// Serves the connection on this thread and on as many workers as calls in
 /// service need; returns once the connection is closed and every call on
 /// it has ended (held calls end with a heal or the server's shutdown).
-pub(super) fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot clone connection");
-            return;
-        }
-    };
+pub(super) fn serve(shared: &Arc<Shared>, entry: Arc<ConnEntry>) {
+    let stream = SharedStream(entry.stream.clone());
+    let peer = entry.peer;
     let local = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -69,8 +102,9 @@ pub(super) fn serve(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         shared: shared.clone(),
         // Buffered: a record mark and a small call arrive in one read
         // instead of three (one byte, three bytes, the body).
-        reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
-        writer: Mutex::new(writer),
+        reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream.clone())),
+        writer: Mutex::new(stream),
+        entry,
         local,
         peer,
         workers: Mutex::new(Workers {
@@ -129,6 +163,11 @@ fn work(conn: &Arc<Conn>) {
     // Kept across calls (see `rpc::read_record_into`) and across workers.
     let mut record = lock(&conn.spare).pop().unwrap_or_default();
     while next_record(conn, &mut record) {
+        if !conn.entry.call_started() {
+            // Closed for idleness as the call arrived: the read that
+            // follows ends the connection.
+            continue;
+        }
         {
             let mut w = lock(&conn.workers);
             w.free -= 1;
@@ -148,6 +187,7 @@ fn work(conn: &Arc<Conn>) {
             }
         }
         serve_tcp_call(&conn.shared, &record, (conn.local, conn.peer), &conn.writer);
+        conn.entry.call_ended();
         let mut w = lock(&conn.workers);
         w.busy -= 1;
         if w.free >= KEEP_FREE {
