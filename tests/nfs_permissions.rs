@@ -144,3 +144,25 @@ fn the_owner_writes_through_a_read_only_mode_others_do_not() {
     assert_eq!(other.write(&f, b"other"), ACCES);
     assert_eq!(other.read(&f, 64), (OK, b"still".to_vec()));
 }
+
+/// The Linux client truncates with SETATTR size + mtime SET_TO_SERVER_TIME:
+/// knfsd lets anyone who may write do that, owner or not (found by
+/// vm_nfs_peers: root squashed to nobody opening root's 0666 file with
+/// O_TRUNC got EPERM from us, success from knfsd).
+#[test]
+fn a_writer_who_is_not_the_owner_may_truncate() {
+    let dir = export();
+    write_file(&dir.path().join("open"), b"anyone writes", 0o666);
+    let server = serve(dir.path(), Squash::Root);
+    let mut c = Client::connect(&server, 1000, 1000);
+    let root = c.mnt();
+    let (_, open) = c.lookup(&root, "open");
+    assert_eq!(c.setattr_truncate(&open, 3), OK);
+    assert_eq!(std::fs::read(dir.path().join("open")).unwrap(), b"any");
+    let (_, public) = c.lookup(&root, "public");
+    assert_eq!(c.setattr_truncate(&public, 0), ACCES, "0644: no write");
+    assert_eq!(
+        std::fs::read(dir.path().join("public")).unwrap(),
+        b"anyone reads"
+    );
+}

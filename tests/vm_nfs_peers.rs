@@ -81,6 +81,9 @@ struct World {
 
 const OURS_DIR: &str = "/tmp/export-ours";
 const KNFSD_DIR: &str = "/tmp/export-knfsd";
+/// The root_squash exports, one per server, for the permission cases.
+const OURS_SQUASH_DIR: &str = "/tmp/squash-ours";
+const KNFSD_SQUASH_DIR: &str = "/tmp/squash-knfsd";
 
 fn link(ledger: &Ledger, client: &Netns, server: &Netns, n: u8) -> VethPair {
     let (c, s) = (format!("sqc{n}"), format!("sqs{n}"));
@@ -115,19 +118,28 @@ impl World {
             link(&ledger, &client, &ours_ns, 1),
             link(&ledger, &client, &knfsd_ns, 2),
         ];
-        for d in [OURS_DIR, KNFSD_DIR] {
+        for d in [OURS_DIR, KNFSD_DIR, OURS_SQUASH_DIR, KNFSD_SQUASH_DIR] {
             fs::create_dir_all(d).unwrap();
         }
         let listener = tcp_listener_in(&ours_ns, "10.77.1.2:2049".parse().unwrap()).unwrap();
         let ours = NfsServer::start(
             ServerConfig {
-                exports: vec![ExportSpec {
-                    name: "/export".into(),
-                    dir: OURS_DIR.into(),
-                    clients: vec!["10.77.1.0/24".into()],
-                    read_only: false,
-                    squash: Squash::NoRootSquash,
-                }],
+                exports: vec![
+                    ExportSpec {
+                        name: "/export".into(),
+                        dir: OURS_DIR.into(),
+                        clients: vec!["10.77.1.0/24".into()],
+                        read_only: false,
+                        squash: Squash::NoRootSquash,
+                    },
+                    ExportSpec {
+                        name: "/squash".into(),
+                        dir: OURS_SQUASH_DIR.into(),
+                        clients: vec!["10.77.1.0/24".into()],
+                        read_only: false,
+                        squash: Squash::Root,
+                    },
+                ],
                 ..ServerConfig::default()
             },
             listener,
@@ -139,6 +151,13 @@ impl World {
                 dir: KNFSD_DIR.into(),
                 clients: "10.77.2.0/24".into(),
                 options: "rw,sync,no_root_squash,no_subtree_check,fsid=1".into(),
+            })
+            .unwrap();
+        knfsd
+            .export(&KnfsdExport {
+                dir: KNFSD_SQUASH_DIR.into(),
+                clients: "10.77.2.0/24".into(),
+                options: "rw,sync,root_squash,no_subtree_check,fsid=2".into(),
             })
             .unwrap();
         World {
@@ -184,6 +203,22 @@ impl World {
             &format!("10.77.2.2:{KNFSD_DIR}"),
             ",mountport=20048,mountproto=tcp",
             "/mnt/knfsd",
+        )
+    }
+
+    fn mount_ours_squash(&mut self) -> PathBuf {
+        self.mount(
+            "10.77.1.2:/squash",
+            ",port=2049,mountport=2049,mountproto=tcp",
+            "/mnt/ours-squash",
+        )
+    }
+
+    fn mount_knfsd_squash(&mut self) -> PathBuf {
+        self.mount(
+            &format!("10.77.2.2:{KNFSD_SQUASH_DIR}"),
+            ",mountport=20048,mountproto=tcp",
+            "/mnt/knfsd-squash",
         )
     }
 }
@@ -543,6 +578,237 @@ fn suite(root: &Path) -> Observations {
     obs
 }
 
+// ---------------------------------------------------------------- permissions
+
+/// The unprivileged client user of the permission cases.
+const USER: u32 = 1000;
+
+/// Runs `f` on a new thread whose credentials are all `uid`/`gid` with no
+/// supplementary groups, as a login of that user would be. The raw
+/// syscalls change only that thread (glibc's wrappers would change the
+/// whole process, the in-process server included); the NFS client takes
+/// the AUTH_SYS identity from the calling task's credentials, and with no
+/// root uid left the thread has no capabilities either.
+fn as_user<T: Send + 'static>(uid: u32, gid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: plain syscalls on integer arguments (a null list of
+        // length 0 for setgroups); they change this thread only.
+        unsafe {
+            assert_eq!(
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
+                0
+            );
+            assert_eq!(libc::syscall(libc::SYS_setresgid, gid, gid, gid), 0);
+            assert_eq!(libc::syscall(libc::SYS_setresuid, uid, uid, uid), 0);
+        }
+        assert_eq!(nix::unistd::geteuid().as_raw(), uid);
+        assert!(nix::unistd::getgroups().unwrap().is_empty());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn access(path: &Path, mode: nix::unistd::AccessFlags) -> String {
+    result(nix::unistd::access(path, mode).map_err(std::io::Error::from))
+}
+
+fn server_file(path: &Path, mode: u32) {
+    fs::write(path, b"root's").unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn server_dir(path: &Path, mode: u32) {
+    fs::create_dir(path).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Root-owned fixtures made on the server side, straight in the exported
+/// directory `export` (the guest's tmpfs): `perm/` for the uid 1000 cases
+/// and, in the root_squash export `squash`, files for root squashed.
+fn permission_fixtures(export: &Path, squash: &Path) {
+    let perm = export.join("perm");
+    server_dir(&perm, 0o755);
+    server_file(&perm.join("secret"), 0o600);
+    server_file(&perm.join("ro"), 0o644);
+    server_file(&perm.join("notmine"), 0o644);
+    server_dir(&perm.join("closed"), 0o755);
+    server_dir(&perm.join("open"), 0o777);
+    server_dir(&perm.join("sticky"), 0o1777);
+    server_file(&perm.join("sticky/roots"), 0o666);
+    server_dir(&squash.join("open"), 0o777);
+    server_file(&squash.join("secret"), 0o600);
+    server_file(&squash.join("roots"), 0o666);
+}
+
+/// The permission cases through the client: as uid 1000 on the
+/// no_root_squash mount `root`, then as root on the root_squash mount
+/// `squash`. Each step names who does what to what.
+fn permission_suite(root: &Path, squash: &Path) -> Observations {
+    use nix::unistd::AccessFlags;
+    let perm = root.join("perm");
+    let mut obs = as_user(USER, USER, move || {
+        let mut obs: Observations = Vec::new();
+        let mut note = |step: &str, what: String| obs.push((format!("u1000 {step}"), what));
+        let p = |n: &str| perm.join(n);
+        note("read root 0600", result(fs::read(p("secret"))));
+        note("read root 0644", result(fs::read(p("ro"))));
+        note(
+            "open root 0644 for write",
+            result(OpenOptions::new().write(true).open(p("ro"))),
+        );
+        note(
+            "access R_OK root 0600",
+            access(&p("secret"), AccessFlags::R_OK),
+        );
+        note("access W_OK root 0644", access(&p("ro"), AccessFlags::W_OK));
+        note("access R_OK root 0644", access(&p("ro"), AccessFlags::R_OK));
+        note(
+            "create in root 0755 dir",
+            result(File::create(p("closed/x"))),
+        );
+        note(
+            "mkdir in root 0755 dir",
+            result(fs::create_dir(p("closed/d"))),
+        );
+        note(
+            "create in 0777 dir",
+            result(
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(p("open/new")),
+            ),
+        );
+        note("stat own new file", stat_line(&p("open/new")));
+        note("mkdir in 0777 dir", result(fs::create_dir(p("open/dir"))));
+        note("stat own new dir", stat_line(&p("open/dir")));
+        note(
+            "chmod root's file",
+            result(fs::set_permissions(
+                p("notmine"),
+                fs::Permissions::from_mode(0o666),
+            )),
+        );
+        note("stat root's file after chmod", stat_line(&p("notmine")));
+        note(
+            "chown root's file to self",
+            result(std::os::unix::fs::chown(p("notmine"), Some(USER), None)),
+        );
+        note(
+            "chown own file to root",
+            result(std::os::unix::fs::chown(p("open/new"), Some(0), None)),
+        );
+        note(
+            "chmod own file 600",
+            result(fs::set_permissions(
+                p("open/new"),
+                fs::Permissions::from_mode(0o600),
+            )),
+        );
+        note(
+            "access W_OK own file",
+            access(&p("open/new"), AccessFlags::W_OK),
+        );
+        note(
+            "unlink root's file in 1777 dir",
+            result(fs::remove_file(p("sticky/roots"))),
+        );
+        note(
+            "unlink root's file in 0755 dir",
+            result(fs::remove_file(p("notmine"))),
+        );
+
+        // knfsd's owner override: the owner keeps writing through a
+        // descriptor opened before the file became read-only to everyone.
+        let mine = p("open/mine");
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&mine);
+        note(
+            "create own file",
+            result(
+                f.as_ref()
+                    .map(drop)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))),
+            ),
+        );
+        let mut f = f.unwrap();
+        note(
+            "write own file",
+            result(f.write_all(b"aaaa").and_then(|()| f.sync_all())),
+        );
+        note(
+            "fchmod own open file 444",
+            result(f.set_permissions(fs::Permissions::from_mode(0o444))),
+        );
+        note(
+            "write on after 444",
+            result(f.write_all(b"bbbb").and_then(|()| f.sync_all())),
+        );
+        drop(f);
+        note("stat own 444 file", stat_line(&mine));
+        note(
+            "own 444 file content",
+            match fs::read(&mine) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => format!("err {}", errno_name(&e)),
+            },
+        );
+        note(
+            "reopen own 444 file for write",
+            result(OpenOptions::new().write(true).open(&mine)),
+        );
+        note("access W_OK own 444 file", access(&mine, AccessFlags::W_OK));
+        obs
+    });
+
+    let mut note = |step: &str, what: String| obs.push((format!("squashed root {step}"), what));
+    let p = |n: &str| squash.join(n);
+    note(
+        "create in 0777 dir",
+        result(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(p("open/new")),
+        ),
+    );
+    note("stat new file", stat_line(&p("open/new")));
+    note("mkdir in 0777 dir", result(fs::create_dir(p("open/dir"))));
+    note("stat new dir", stat_line(&p("open/dir")));
+    note(
+        "create in root 0755 export root",
+        result(File::create(p("x"))),
+    );
+    note("read root 0600", result(fs::read(p("secret"))));
+    note(
+        "access R_OK root 0600",
+        access(&p("secret"), AccessFlags::R_OK),
+    );
+    note(
+        "write root 0666",
+        result(fs::write(p("roots"), b"squashed")),
+    );
+    note(
+        "chown root's 0666 file",
+        result(std::os::unix::fs::chown(p("roots"), Some(1234), None)),
+    );
+    note(
+        "chmod root's 0666 file",
+        result(fs::set_permissions(
+            p("roots"),
+            fs::Permissions::from_mode(0o600),
+        )),
+    );
+    note("stat root's 0666 file", stat_line(&p("roots")));
+    obs
+}
+
 #[test]
 #[ignore = "runs inside the guest; kernel_client_same_results_from_both_servers boots it"]
 fn guest_suite() {
@@ -550,10 +816,17 @@ fn guest_suite() {
     let mut world = World::build();
     let ours = world.mount_ours();
     let knfsd = world.mount_knfsd();
+    let ours_squash = world.mount_ours_squash();
+    let knfsd_squash = world.mount_knfsd_squash();
     let mut all: BTreeMap<String, Observations> = BTreeMap::new();
-    for (name, root) in [("ours", ours), ("knfsd", knfsd)] {
+    for (name, root, export, squash, squash_export) in [
+        ("ours", ours, OURS_DIR, ours_squash, OURS_SQUASH_DIR),
+        ("knfsd", knfsd, KNFSD_DIR, knfsd_squash, KNFSD_SQUASH_DIR),
+    ] {
         let start = Instant::now();
-        let obs = suite(&root);
+        let mut obs = suite(&root);
+        permission_fixtures(Path::new(export), Path::new(squash_export));
+        obs.extend(permission_suite(&root, &squash));
         eprintln!("suite on {name}: {:?}", start.elapsed());
         all.insert(name.into(), obs);
     }
@@ -641,6 +914,25 @@ fn kernel_client_same_results_from_both_servers() {
     assert_eq!(get("its content"), "true");
     assert_eq!(get("listing after close"), "[]");
     assert_eq!(get("final listing"), "[]");
+    // AUTH_SYS as knfsd enforces it, absolutely.
+    assert_eq!(get("u1000 read root 0600"), "err EACCES");
+    assert_eq!(get("u1000 read root 0644"), "ok");
+    assert_eq!(get("u1000 open root 0644 for write"), "err EACCES");
+    assert_eq!(get("u1000 create in root 0755 dir"), "err EACCES");
+    assert_eq!(
+        get("u1000 stat own new file"),
+        "file mode=644 nlink=1 size=0 uid=1000 gid=1000"
+    );
+    assert_eq!(get("u1000 chmod root's file"), "err EPERM");
+    assert_eq!(get("u1000 access W_OK root 0644"), "err EACCES");
+    assert_eq!(get("u1000 write on after 444"), "ok");
+    assert_eq!(get("u1000 own 444 file content"), "aaaabbbb");
+    assert_eq!(
+        get("squashed root stat new file"),
+        "file mode=644 nlink=1 size=0 uid=65534 gid=65534"
+    );
+    assert_eq!(get("squashed root read root 0600"), "err EACCES");
+    assert_eq!(get("squashed root write root 0666"), "ok");
     let unexport = &all["knfsd unexport"];
     assert!(
         unexport[1].1.starts_with("err"),

@@ -139,6 +139,18 @@ impl Client {
         XdrReader::new(&self.call(2, &a)).u32().unwrap()
     }
 
+    /// SETATTR as the Linux client truncates (ftruncate, open with
+    /// O_TRUNC): the size and mtime SET_TO_SERVER_TIME, atime untouched.
+    pub fn setattr_truncate(&mut self, fh: &[u8], size: u64) -> u32 {
+        let mut a = XdrWriter::new();
+        a.opaque(fh);
+        a.bool(false).bool(false).bool(false);
+        a.bool(true).u64(size);
+        a.u32(0).u32(1);
+        a.bool(false);
+        XdrReader::new(&self.call(2, &a)).u32().unwrap()
+    }
+
     /// READ: the status and the data.
     pub fn read(&mut self, fh: &[u8], count: u32) -> (u32, Vec<u8>) {
         let mut a = XdrWriter::new();

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use nix::fcntl::AtFlags;
 use nix::unistd::{AccessFlags, faccessat};
 
-use super::attr::{self, Sattr, WccAttr};
+use super::attr::{self, Sattr, SetTime, WccAttr};
 use super::{Fail, MAX_IO, Nfs3, Nfs3Status, ProcResult, get_fh};
 use crate::nfs::dispatch::CallContext;
 use crate::nfs::export::{Export, Node};
@@ -39,13 +39,24 @@ impl Nfs3 {
         node: &Node,
         sattr: &Sattr,
     ) -> Result<(), Fail> {
+        let mut rest = std::borrow::Cow::Borrowed(sattr);
         if let Some(size) = sattr.size {
             regular_only(&node.meta)?;
             self.may_io(ctx, export, node, true)?;
             export.open_io(node, true)?.set_len(size)?;
+            // ftruncate(2) has just set mtime and ctime to now. The Linux
+            // client's truncate (open with O_TRUNC included) asks for
+            // exactly that: size plus mtime SET_TO_SERVER_TIME, atime
+            // untouched. Doing it again with utimensat(OMIT, NOW) would
+            // need the caller to own the file (the kernel takes a
+            // one-sided UTIME_NOW as ATTR_TIMES_SET), where knfsd's
+            // ATTR_MTIME needs only the write access checked above.
+            if sattr.mtime == Some(SetTime::ServerTime) && sattr.atime.is_none() {
+                rest.to_mut().mtime = None;
+            }
         }
         let _as = self.act_as(ctx, export)?;
-        sattr.apply_to(node)?;
+        rest.apply_to(node)?;
         Ok(())
     }
 
