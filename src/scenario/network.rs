@@ -77,6 +77,7 @@ pub struct NetDelay {
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
+    #[serde(deserialize_with = "super::quantity::nonzero")]
     pub delay: Duration,
     #[serde(default)]
     pub jitter: Option<Duration>,
