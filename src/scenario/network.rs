@@ -102,6 +102,9 @@ pub struct NetLoss {
 /// the largest a veth takes.
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
+/// The bridge inside every switch namespace (`links[].switch`).
+pub const SWITCH_BRIDGE: &str = "br0";
+
 /// Interface names inside a host (documented in docs/scenarios.md, used by
 /// the world and the faults): the veth end toward `peer` is `to-<peer>`.
 pub fn veth_ifname(peer: &str) -> String {
