@@ -174,7 +174,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Scenario, LoadError> {
         }])));
     }
     let undefined = super::recover::undefined_vars(text);
-    let first = match parse(text, file, None) {
+    let first = match parse(text, file, None, true) {
         Ok(scenario) => {
             let problems = validate(&scenario, file);
             if problems.is_empty() {
@@ -202,7 +202,9 @@ pub fn load_str(text: &str, file: &str) -> Result<Scenario, LoadError> {
         }
         Err(e) => e,
     };
-    let errors = super::recover::every_syntax_error(text, first, |t, index| parse(t, file, index));
+    let errors = super::recover::every_syntax_error(text, first, |t, index, snippet| {
+        parse(t, file, index, snippet)
+    });
     let located = errors
         .iter()
         .map(|e| (e.line, e.column, e.path.clone()))
@@ -235,19 +237,29 @@ pub(super) struct SyntaxError {
     pub column: u64,
     /// The model path, e.g. `steps[3].for` (empty at the top).
     pub path: String,
-    /// serde-saphyr's message alone, to tell kinds of error apart.
-    pub message: String,
+    pub error: Box<serde_saphyr::Error>,
+    /// With a source snippet; empty if parsed without snippets.
     pub rendered: String,
 }
 
 /// Parses `text` into the model. `index` renumbers a sequence item that is
 /// parsed alone as item 0 of its section: (`steps`, 3) turns `steps[0]` into
 /// `steps[3]`.
-fn parse(text: &str, file: &str, index: Option<(&str, usize)>) -> Result<Scenario, SyntaxError> {
+fn parse(
+    text: &str,
+    file: &str,
+    index: Option<(&str, usize)>,
+    snippet: bool,
+) -> Result<Scenario, SyntaxError> {
     // serde_path_to_error tracks where in the model the deserializer is, so
     // a wrong type or unknown key names `steps[3].for` as validation does.
     let path = std::cell::RefCell::new(None);
-    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+    // A piece's error is most often dropped (recover.rs): it gets its
+    // snippet only when kept, by parsing it again; snippets cost more than
+    // parsing does.
+    let mut options = serde_saphyr::options! {};
+    options.with_snippet = snippet;
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
             *path.borrow_mut() = Some(model_path(&e.path().to_string()));
             e.into_inner()
@@ -265,13 +277,17 @@ fn parse(text: &str, file: &str, index: Option<(&str, usize)>) -> Result<Scenari
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((1, 1));
-        SyntaxError {
+        let mut e = SyntaxError {
             line,
             column,
-            message: e.to_string(),
-            rendered: render_syntax_error(&e, file, &path, (line, column)),
             path,
+            error: Box::new(e),
+            rendered: String::new(),
+        };
+        if snippet {
+            e.rendered = render_syntax_error(&e.error, file, &e.path, (line, column));
         }
+        e
     })
 }
 

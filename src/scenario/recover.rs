@@ -24,27 +24,49 @@ const MAP_SECTIONS: &[&str] = &["hosts", "nfs_servers"];
 pub(super) fn every_syntax_error<T>(
     text: &str,
     first: SyntaxError,
-    parse: impl Fn(&str, Option<(&str, usize)>) -> Result<T, SyntaxError>,
+    parse: impl Fn(&str, Option<(&str, usize)>, bool) -> Result<T, SyntaxError>,
 ) -> Vec<SyntaxError> {
+    // serde reads in order: a piece wholly above a type error was read
+    // without one. (Not so for a YAML syntax error: an unclosed `{` is
+    // noticed lines later.)
+    let first_line = match first.error.without_snippet() {
+        serde_saphyr::Error::SerdeInvalidType { .. }
+        | serde_saphyr::Error::SerdeInvalidValue { .. }
+        | serde_saphyr::Error::SerdeUnknownVariant { .. }
+        | serde_saphyr::Error::SerdeUnknownField { .. }
+        | serde_saphyr::Error::Message { .. } => first.line,
+        _ => 0,
+    };
     let mut errors = vec![first];
-    for piece in pieces(text) {
-        let Err(e) = parse(
-            &piece.text,
-            piece.index.as_ref().map(|(s, i)| (s.as_str(), *i)),
-        ) else {
+    for piece in pieces(text)
+        .into_iter()
+        .filter(|p| p.last_line + 1 >= first_line as usize)
+    {
+        let index = piece.index.as_ref().map(|(s, i)| (s.as_str(), *i));
+        // Without a snippet first: most of these errors are dropped, and
+        // rendering one costs more than parsing.
+        let Err(e) = parse(&piece.text, index, false) else {
             continue;
         };
-        let top_level_missing = e.path.is_empty() && e.message.contains("missing field");
+        let top_level_missing = e.path.is_empty()
+            && matches!(
+                e.error.without_snippet(),
+                serde_saphyr::Error::SerdeMissingField { .. }
+            );
         // An alias whose anchor was blanked with another piece.
-        let lost_anchor = e.message.contains("anchor") || e.message.contains("alias");
+        let lost_anchor = matches!(
+            e.error.without_snippet(),
+            serde_saphyr::Error::UnknownAnchor { .. } | serde_saphyr::Error::AliasError { .. }
+        );
         let seen = errors
             .iter()
             .any(|x| (x.line, x.column) == (e.line, e.column));
         if !top_level_missing && !lost_anchor && !seen {
-            errors.push(SyntaxError {
-                rendered: restore_context(&e.rendered, text),
-                ..e
-            });
+            let Err(mut e) = parse(&piece.text, index, true) else {
+                continue;
+            };
+            e.rendered = restore_context(&e.rendered, text);
+            errors.push(e);
         }
     }
     errors.sort_by_key(|e| (e.line, e.column));
@@ -85,6 +107,8 @@ fn restore_context(rendered: &str, text: &str) -> String {
 /// A copy of the file with only some lines kept.
 struct Piece {
     text: String,
+    /// Its last line, 0-based.
+    last_line: usize,
     /// For an item of a sequence section: the section and the item's index.
     index: Option<(String, usize)>,
 }
@@ -111,6 +135,7 @@ fn pieces(text: &str) -> Vec<Piece> {
             .collect();
         let whole = || Piece {
             text: keep(&(*start..*end).collect()),
+            last_line: end - 1,
             index: None,
         };
         let Some(first) = content.first() else {
@@ -137,6 +162,7 @@ fn pieces(text: &str) -> Vec<Piece> {
             kept.insert(*start);
             out.push(Piece {
                 text: keep(&kept),
+                last_line: e - 1,
                 index: sequence.then(|| (key.clone(), k)),
             });
         }
