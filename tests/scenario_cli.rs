@@ -71,3 +71,38 @@ fn list_names_cases_and_validate_rejects_the_bad_corpus_with_exit_2() {
         "{err}"
     );
 }
+
+#[test]
+fn plan_names_the_switch_namespace_and_bridge_it_will_create() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/stacked-vlan-nfs.yaml"
+    );
+    let (code, out, err) = stackquake(&["plan", file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("    netns sq-<run>-sw (switch sw)\n"), "{out}");
+    assert!(
+        out.contains("    bridge br0 in netns sq-<run>-sw (switch sw)\n"),
+        "{out}"
+    );
+    // Each host joins the switch once, however many links it has through it.
+    assert_eq!(
+        out.matches("veth pair server <-> switch sw").count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains("veth pair rd <-> switch sw"), "{out}");
+    assert!(!out.contains("veth pair server <-> client"), "{out}");
+}
+
+#[test]
+fn validate_stops_reading_an_endless_file_at_the_cap() {
+    let started = std::time::Instant::now();
+    let (code, _, err) = stackquake(&["validate", "/dev/zero"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("/dev/zero: more than 1048576 bytes, the most a scenario file may hold"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

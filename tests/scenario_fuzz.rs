@@ -118,11 +118,35 @@ fn mutate(rng: &mut Rng, text: &str, pool: &[String]) -> String {
     lines.join("\n")
 }
 
+/// Every input that ever failed the property, here or under cargo-fuzz
+/// (fuzz/fuzz_targets/scenario_parse.rs), so a regression shows up on
+/// stable without the fuzzer.
+const FAILED_BEFORE: &[&str] = &[
+    // cargo-fuzz's very first input: "unexpected end of input at line 1,
+    // column 1" named no file.
+    "",
+    "\n",
+    "# only a comment\n",
+    "---\n",
+    "\u{feff}",
+];
+
+#[test]
+fn inputs_that_failed_before_are_located() {
+    for text in FAILED_BEFORE {
+        let outcome = std::panic::catch_unwind(|| stackquake::scenario::fuzz::load_and_plan(text));
+        assert!(outcome.is_ok(), "failed again on {text:?}");
+    }
+}
+
 #[test]
 fn mutated_scenarios_never_panic_and_every_rejection_is_located() {
     let pool = seeds();
     assert!(pool.len() > 40);
     let mut rng = Rng(0x5eed_0000_5ca1_ab1e);
+    for text in FAILED_BEFORE {
+        stackquake::scenario::fuzz::load_and_plan(text);
+    }
     let mut accepted = 0;
     for round in 0..3000 {
         let seed = &pool[rng.below(pool.len())];

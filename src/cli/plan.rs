@@ -4,7 +4,7 @@
 use super::exit;
 use super::run::load_all;
 use crate::engine::{Anchor, Timeline};
-use crate::scenario::Scenario;
+use crate::scenario::{SWITCH_BRIDGE, Scenario};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,11 +70,31 @@ fn print_world(s: &Scenario) {
     for name in s.hosts.keys() {
         println!("    netns sq-<run>-{name}");
     }
+    // A switch is a namespace of its own with a bridge; each host joins it
+    // once, by one veth pair to a bridge port, however many links it has.
+    let mut switches = std::collections::BTreeSet::new();
+    for sw in s.links.iter().filter_map(|l| l.switch.as_ref()) {
+        if switches.insert(sw.value.as_str()) {
+            println!("    netns sq-<run>-{} (switch {0})", sw.value);
+            println!(
+                "    bridge {SWITCH_BRIDGE} in netns sq-<run>-{} (switch {0})",
+                sw.value
+            );
+        }
+    }
+    let mut ports = std::collections::BTreeSet::new();
     for l in &s.links {
-        println!(
-            "    veth pair {} <-> {}",
-            l.between[0].value, l.between[1].value
-        );
+        let [a, b] = [&l.between[0].value, &l.between[1].value];
+        match &l.switch {
+            None => println!("    veth pair {a} <-> {b}"),
+            Some(sw) => {
+                for host in [a, b] {
+                    if ports.insert((host, &sw.value)) {
+                        println!("    veth pair {host} <-> switch {} (bridge port)", sw.value);
+                    }
+                }
+            }
+        }
     }
     for (name, srv) in &s.nfs_servers {
         let exports: Vec<&str> = srv.exports.iter().map(|e| e.path.value.as_str()).collect();

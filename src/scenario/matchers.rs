@@ -84,6 +84,7 @@ pub enum Expectation {
     StallsAtLeast {
         #[schemars(with = "String")]
         workload: Ref,
+        #[serde(deserialize_with = "super::quantity::nonzero")]
         duration: Duration,
         #[serde(default)]
         #[schemars(with = "Option<Vec<String>>")]
@@ -96,6 +97,7 @@ pub enum Expectation {
     ResumesWithin {
         #[schemars(with = "String")]
         workload: Ref,
+        #[serde(deserialize_with = "super::quantity::nonzero")]
         duration: Duration,
         #[schemars(with = "String")]
         after: Ref,

@@ -10,6 +10,7 @@ mod model;
 mod network;
 mod nfs_faults;
 mod quantity;
+mod recover;
 mod schema;
 mod steps;
 mod validate;

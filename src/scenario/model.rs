@@ -48,7 +48,10 @@ pub struct Scenario {
     #[serde(default)]
     pub requires: Requires,
     /// Wall-clock limit for the whole run, setup and teardown included.
-    #[serde(default = "default_timeout")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "super::quantity::nonzero"
+    )]
     pub timeout: Duration,
     /// Machine-wide kernel settings: set before the world is built and put
     /// back after it. They are global, not per host.
@@ -349,14 +352,18 @@ pub struct Workload {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// Pause between operations.
-    #[serde(default)]
+    /// Pause between operations, at least 1ms; absent means none (bound
+    /// such a workload with `count`).
+    #[serde(default, deserialize_with = "super::quantity::at_least_1ms")]
     pub every: Duration,
     /// fsync after each write, so each acknowledged record is durable.
     #[serde(default)]
     pub fsync: bool,
     /// An operation still running after this long is indeterminate and sampled.
-    #[serde(default = "default_deadline")]
+    #[serde(
+        default = "default_deadline",
+        deserialize_with = "super::quantity::nonzero"
+    )]
     pub deadline: Duration,
     /// Bytes per record (append, write, read).
     #[serde(default = "default_record")]

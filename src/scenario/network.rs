@@ -77,6 +77,7 @@ pub struct NetDelay {
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
+    #[serde(deserialize_with = "super::quantity::nonzero")]
     pub delay: Duration,
     #[serde(default)]
     pub jitter: Option<Duration>,
@@ -100,6 +101,9 @@ pub struct NetLoss {
 /// The smallest MTU Linux accepts for IPv4 on an Ethernet-like link, and
 /// the largest a veth takes.
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// The bridge inside every switch namespace (`links[].switch`).
+pub const SWITCH_BRIDGE: &str = "br0";
 
 /// Interface names inside a host (documented in docs/scenarios.md, used by
 /// the world and the faults): the veth end toward `peer` is `to-<peer>`.

@@ -36,6 +36,38 @@ impl Serialize for Duration {
     }
 }
 
+/// For `deserialize_with` on durations that must be longer than zero: a
+/// zero `timeout`, `for`, `deadline` or delay makes a run that cannot work
+/// (it ends in ERROR, or the fault does nothing), so it is refused where it
+/// is written.
+pub(super) fn nonzero<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = Duration::deserialize(d)?;
+    if v.0.is_zero() {
+        return Err(serde::de::Error::custom(
+            "must be longer than zero; write e.g. `250ms`, `3s`, `2m`",
+        ));
+    }
+    Ok(v)
+}
+
+/// [`nonzero`] for an optional field (use with `#[serde(default)]`).
+pub(super) fn nonzero_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    nonzero(d).map(Some)
+}
+
+/// For a workload's `every`: the child sleeps whole milliseconds, so
+/// anything under 1ms is a pause of zero, a loop that never yields.
+pub(super) fn at_least_1ms<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = Duration::deserialize(d)?;
+    if v.0 < std::time::Duration::from_millis(1) {
+        return Err(serde::de::Error::custom(
+            "must be at least 1ms, the shortest pause between ops; write e.g. `20ms`, \
+             or leave `every` out and bound the workload with `count` for back-to-back ops",
+        ));
+    }
+    Ok(v)
+}
+
 /// A size in bytes written with an optional binary suffix: `4096`, `64K`, `512M`, `1G`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);

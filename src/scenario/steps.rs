@@ -35,7 +35,11 @@ pub struct Step {
     #[schemars(with = "Option<Fault>")]
     pub fault: Option<Spanned<Fault>>,
     /// Heal the fault after this long; the step lasts as long.
-    #[serde(default, rename = "for")]
+    #[serde(
+        default,
+        rename = "for",
+        deserialize_with = "super::quantity::nonzero_opt"
+    )]
     pub for_: Option<Duration>,
     /// Run a command to completion; its exit code is recorded.
     #[serde(default)]
@@ -143,6 +147,7 @@ pub enum Fault {
         server: Ref,
         #[serde(default, rename = "match")]
         match_: NfsCallMatch,
+        #[serde(deserialize_with = "super::quantity::nonzero")]
         delay: Duration,
     },
     /// Matching calls are held until the fault heals, then served.

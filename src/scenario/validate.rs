@@ -23,11 +23,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.column, self.path, self.message
-        )?;
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{}", self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -227,7 +227,9 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             );
         }
         for (i, e) in server.exports.iter().enumerate() {
-            c.absolute(&e.path, format!("nfs_servers.{name}.exports[{i}].path"));
+            let path = format!("nfs_servers.{name}.exports[{i}].path");
+            c.absolute(&e.path, path.clone());
+            check_export_confined(&mut c, s, &e.path, path);
             if let Some(clients) = &e.clients {
                 c.cidr(clients, format!("nfs_servers.{name}.exports[{i}].clients"));
             }
@@ -277,6 +279,54 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     check_expectations(&mut c, s);
     check_xfail(&mut c, s);
     Problems(c.problems)
+}
+
+/// An export is a directory of the run's private root; exporting the root
+/// itself (`/`, `//`, `/.`) or a directory holding a mountpoint would hand
+/// clients the run's other objects, the client's own mount included.
+fn check_export_confined(c: &mut Checker, s: &Scenario, export: &Spanned<String>, path: String) {
+    if !export.value.starts_with('/') || export.value.split('/').any(|p| p == "..") {
+        return; // `absolute` has said so
+    }
+    let parts = path_parts(&export.value);
+    if parts.is_empty() {
+        c.at(
+            export.referenced,
+            path,
+            format!(
+                "export `{}` is the whole run root, every mountpoint included",
+                export.value
+            ),
+            Some("export a directory of its own, e.g. /export".into()),
+        );
+        return;
+    }
+    let mountpoints = s
+        .mounts
+        .iter()
+        .map(|m| ("mount", &m.id.value, &m.at.value))
+        .chain(s.images.iter().map(|m| ("image", &m.id.value, &m.at.value)));
+    for (what, id, at) in mountpoints {
+        if path_parts(at).starts_with(&parts) {
+            c.at(
+                export.referenced,
+                path,
+                format!(
+                    "export `{}` contains {what} `{id}`'s mountpoint {at}",
+                    export.value
+                ),
+                Some("export a directory that holds no mountpoint, e.g. /export".into()),
+            );
+            return;
+        }
+    }
+}
+
+/// The components of an absolute path, without empty and `.` ones.
+fn path_parts(p: &str) -> Vec<&str> {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
 }
 
 /// Every step with its path (`steps[2].parallel[0]`), in declaration order.
@@ -368,7 +418,14 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
         }
         if let Some(timeout) = &st.timeout {
             let fixed = st.wait.or(st.for_);
-            if let Some(d) = fixed
+            if timeout.value.0.is_zero() {
+                c.at(
+                    timeout.referenced,
+                    format!("{path}.timeout"),
+                    "a step's `timeout` must be longer than zero".into(),
+                    Some("leave it out for no limit, or write e.g. `30s`".into()),
+                );
+            } else if let Some(d) = fixed
                 && d.0 >= timeout.value.0
             {
                 c.at(
@@ -522,6 +579,14 @@ fn check_block_fault(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
         Fault::BlockDelay {
             delay, write_delay, ..
         } => {
+            if delay.value.0.is_zero() && write_delay.as_ref().is_none_or(|w| w.value.0.is_zero()) {
+                c.at(
+                    delay.referenced,
+                    format!("{path}.delay"),
+                    "`delay` and `write_delay` are both zero: the fault does nothing".into(),
+                    Some("make one of them at least 1ms".into()),
+                );
+            }
             for (d, field) in [
                 (Some(delay), "delay"),
                 (write_delay.as_ref(), "write_delay"),

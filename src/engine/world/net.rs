@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// The bridge's name inside every switch namespace.
-const BRIDGE: &str = "br0";
+const BRIDGE: &str = crate::scenario::SWITCH_BRIDGE;
 
 /// What the network layer of a world owns besides hosts and veth links.
 #[derive(Default)]
