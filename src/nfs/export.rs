@@ -20,7 +20,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -420,11 +420,6 @@ impl Export {
                     flags,
                 )?))
             })
-    }
-
-    /// The export directory's own path, for statvfs-level questions only.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
