@@ -478,7 +478,7 @@ mod tests {
     use super::*;
     use crate::nfs::rpc::AuthSys;
 
-    fn spec(dir: &Path) -> ExportSpec {
+    fn spec(dir: &std::path::Path) -> ExportSpec {
         ExportSpec {
             name: "/export".into(),
             dir: dir.to_path_buf(),
