@@ -5,6 +5,10 @@
 //! `fault`, `workload`, `expect`, `report`; world pieces `nfs`, `block`,
 //! `net`, `observe`, `vm`, `ledger`; and `sys`, the only home of `unsafe`.
 
+// `unsafe` lives in `sys` alone, and each block there says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod block;
 pub mod cli;
 pub mod engine;
@@ -17,6 +21,7 @@ pub mod nfs;
 pub mod observe;
 pub mod report;
 pub mod scenario;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod sysctl;
 pub mod tools;
