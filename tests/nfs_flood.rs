@@ -1,9 +1,10 @@
-//! Floods of idle TCP connections (issue 11 §3): the caps hold, refused
-//! connections are closed at once, the server's threads stay bounded, a
-//! normal client is still served, idle connections are closed after the
-//! idle timeout, and a connection whose call the fault hook holds is not.
-//! Loopback only (127.0.0.0/8: the floods come from other addresses than
-//! the normal client's), no root.
+//! Floods of idle TCP connections (issue 11 §3): the caps hold, a
+//! connection over a cap closes the longest-idle one in the cap's scope,
+//! the server's threads stay bounded, a normal client is still served
+//! (also from the flood's own address, and when the flood fills the total),
+//! idle connections are closed after the idle timeout, and a connection
+//! whose call the fault hook holds is closed neither for idleness nor for a
+//! newer connection. Loopback only (127.0.0.0/8), no root.
 
 use std::io::{ErrorKind, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -29,9 +30,12 @@ const MOUNT: u32 = 100005;
 const FLOOD: usize = 3000;
 
 /// The issue's own requirement: a normal client is served within a
-/// second during a flood. Measured at 0.5 to 10 ms on the 2-core
-/// development machine at a load average of 8; the bound is the
-/// requirement, not the measurement.
+/// second during a flood. Measured on the 2-core development machine at a
+/// load average of 8: 0.6 to 10 ms after a flood (from the client's own
+/// address or filling the total), 65 to 260 ms in the middle of the
+/// 3000-connection one (each flood connection now closes an older one,
+/// which costs the accept loop more than refusing it did: 0.5 to 10 ms
+/// then). The bound is the requirement, not the measurement.
 const SERVED_WITHIN: Duration = Duration::from_secs(1);
 
 fn start(dir: &Path, connections: ConnectionLimits) -> NfsServer {
@@ -199,39 +203,139 @@ fn a_flood_of_idle_connections_is_capped_and_a_normal_client_is_served() {
     server.shutdown();
 }
 
+/// How many of each group of connections the server holds, once that is
+/// `want` (or after 20 s).
+fn settle_groups(groups: &[Vec<TcpStream>], want: &[usize]) -> Vec<usize> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: Vec<usize> = groups
+            .iter()
+            .map(|g| g.iter().filter(|s| held(s)).count())
+            .collect();
+        if n == want || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn the_total_cap_holds_across_client_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), limits(12, 5, None));
     let addr = server.local_addr();
     let mut by_addr = Vec::new();
+    // Over either cap, a new connection closes the longest-idle one in
+    // the cap's scope: within its address for the per-client cap, any for
+    // the total. Opened address by address, so which ones go is
+    // determined: each address keeps its 5 newest, and over the total the
+    // oldest addresses' connections go first.
+    let want: [&[usize]; 4] = [&[5], &[5, 5], &[2, 5, 5], &[0, 2, 5, 5]];
     for last in 2..=5u8 {
-        let conns: Vec<TcpStream> = (0..10)
-            .map(|_| connect_from(Ipv4Addr::new(127, 0, 0, last), addr))
-            .collect();
-        // Settled address by address, so which ones get in is determined.
-        let want = [5, 5, 2, 0][usize::from(last - 2)];
-        assert_eq!(settle(&conns, want), want, "from 127.0.0.{last}");
-        by_addr.push(conns);
-    }
-    // Closing 127.0.0.2's connections makes room for 127.0.0.5.
-    drop(by_addr.remove(0));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let late = loop {
-        let s = connect_from(Ipv4Addr::new(127, 0, 0, 5), addr);
-        std::thread::sleep(Duration::from_millis(100));
-        if held(&s) {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no room after connections closed"
+        by_addr.push(
+            (0..10)
+                .map(|_| connect_from(Ipv4Addr::new(127, 0, 0, last), addr))
+                .collect::<Vec<TcpStream>>(),
         );
-    };
-    drop(late);
+        let want = want[usize::from(last - 2)];
+        assert_eq!(settle_groups(&by_addr, want), want, "after 127.0.0.{last}");
+    }
+    // The ones held are the newest of each address.
+    for (g, n) in by_addr.iter().zip([0, 2, 5, 5]) {
+        assert!(g[10 - n..].iter().all(held), "not the newest held");
+    }
     server.shutdown();
 }
 
+/// Opens `count` idle connections from `from`, each after the one before
+/// it was accepted by the kernel; bounded in time as well as in count.
+fn flood_from(from: Ipv4Addr, addr: SocketAddr, count: usize) -> Vec<TcpStream> {
+    let until = Instant::now() + Duration::from_secs(30);
+    let flood: Vec<TcpStream> = (0..count)
+        .map_while(|_| (Instant::now() < until).then(|| connect_from(from, addr)))
+        .collect();
+    assert_eq!(flood.len(), count, "the flood took over 30 s");
+    flood
+}
+
+/// Serves the normal client and says how long it took.
+fn time_normal_client(addr: SocketAddr) -> Duration {
+    let t = Instant::now();
+    null_mnt_getattr(addr);
+    t.elapsed()
+}
+
+#[test]
+fn a_flood_from_the_clients_own_address_does_not_lock_it_out() {
+    allow_descriptors(1024 + 512);
+    let dir = tempfile::tempdir().unwrap();
+    // The default caps; no idle timeout, which would otherwise be what
+    // let the client back in, after 6 minutes.
+    let server = start(
+        dir.path(),
+        ConnectionLimits {
+            idle_timeout: None,
+            ..ConnectionLimits::default()
+        },
+    );
+    let addr = server.local_addr();
+    let cap = ConnectionLimits::default().max_per_client;
+    let own = Ipv4Addr::LOCALHOST;
+    let t = Instant::now();
+    let flood = flood_from(own, addr, 8 * cap);
+    let flood_took = t.elapsed();
+    assert_eq!(settle(&flood, cap), cap, "the per-client cap did not hold");
+    // The normal client connects from 127.0.0.1 too.
+    let took = time_normal_client(addr);
+    // Its connection closed the longest-idle flood connection, the oldest.
+    let held_after = settle(&flood, cap - 1);
+    eprintln!(
+        "flood of {} from {own} in {flood_took:?}, {cap} held; normal client from {own} \
+         served in {took:?}; {held_after} flood connections held after",
+        flood.len()
+    );
+    assert!(took < SERVED_WITHIN, "normal client took {took:?}");
+    assert_eq!(held_after, cap - 1);
+    assert!(!held(&flood[flood.len() - cap]), "not the oldest closed");
+    // Again, and a second connection while the first is open: both in.
+    let mut c = client(addr);
+    c.call(NFS, 3, 0, &[]).unwrap();
+    let took = time_normal_client(addr);
+    assert!(took < SERVED_WITHIN, "second normal client took {took:?}");
+    c.call(NFS, 3, 0, &[]).unwrap();
+    server.shutdown();
+}
+
+#[test]
+fn a_flood_filling_the_total_does_not_lock_a_client_out() {
+    allow_descriptors(1024 + 512);
+    let dir = tempfile::tempdir().unwrap();
+    let (total, per_client) = (128, 16);
+    let server = start(dir.path(), limits(total, per_client, None));
+    let addr = server.local_addr();
+    // Ten addresses, each up to its own cap: 160 connections for 128.
+    let t = Instant::now();
+    let flood: Vec<TcpStream> = (2..12u8)
+        .flat_map(|last| flood_from(Ipv4Addr::new(127, 0, 0, last), addr, per_client))
+        .collect();
+    let flood_took = t.elapsed();
+    assert_eq!(settle(&flood, total), total, "the total cap did not hold");
+    // From an address the flood has not used: over the total cap only.
+    let took = time_normal_client(addr);
+    let held_after = settle(&flood, total - 1);
+    eprintln!(
+        "flood of {} from 10 addresses in {flood_took:?}, {total} held; normal client \
+         served in {took:?}; {held_after} flood connections held after",
+        flood.len()
+    );
+    assert!(took < SERVED_WITHIN, "normal client took {took:?}");
+    assert_eq!(held_after, total - 1);
+    // The oldest went first: 127.0.0.2's and .3's for the flood's last two
+    // addresses, then 127.0.0.4's oldest for the client.
+    assert!(!held(&flood[2 * per_client]), "127.0.0.4's oldest is held");
+    assert!(held(&flood[2 * per_client + 1]));
+    server.shutdown();
+}
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,5 +402,52 @@ fn a_stalled_call_keeps_its_connection_past_the_idle_timeout() {
     assert_eq!(got, xid);
     // Answered, the connection is idle like any other, and closed.
     assert!(matches!(c.recv_reply(), Err(ClientError::Closed(_))));
+    server.shutdown();
+}
+
+#[test]
+fn a_stalled_call_keeps_its_connection_through_a_flood_from_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 8;
+    let server = start(dir.path(), limits(64, cap, None));
+    let addr = server.local_addr();
+    let stall = server.hook().add(FaultRule {
+        matcher: CallMatch {
+            prog: Some(NFS),
+            proc_: Some(0),
+            ..CallMatch::default()
+        },
+        action: FaultAction::StallUntilHealed,
+        nth: None,
+    });
+    let mut c = client(addr);
+    let xid = c.send_call(NFS, 3, 0, &[]).unwrap();
+    // Held once the hook has matched it (the call is in service by then).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.hook().matched(stall) != Some(1) {
+        assert!(Instant::now() < deadline, "the call never reached the hook");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The held connection is the oldest, and longest idle by the time the
+    // flood is done; it is never the one closed.
+    let flood = flood_from(Ipv4Addr::LOCALHOST, addr, 8 * cap);
+    assert_eq!(
+        settle(&flood, cap - 1),
+        cap - 1,
+        "the held connection did not keep its place"
+    );
+    c.set_read_timeout(Duration::from_millis(300)).unwrap();
+    match c.recv_reply() {
+        Err(ClientError::Io { source, .. })
+            if matches!(source.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        Err(e) => panic!("the held call's connection ended: {e}"),
+        Ok(_) => panic!("the stalled call was answered before the heal"),
+    }
+    assert!(server.hook().remove(stall));
+    c.set_read_timeout(Duration::from_secs(20)).unwrap();
+    let (got, _, _) = c.recv_reply().unwrap();
+    assert_eq!(got, xid);
+    // And the connection serves calls as before.
+    c.call(NFS, 3, 0, &[]).unwrap();
     server.shutdown();
 }

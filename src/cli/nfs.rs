@@ -80,11 +80,14 @@ pub struct ServeArgs {
     /// so the kernel's lockd can register and monitor.
     #[arg(long, conflicts_with = "locking")]
     pub host_services: bool,
-    /// TCP connections open at once; more are accepted and closed at once.
+    /// TCP connections open at once; over it, a new one closes the
+    /// longest-idle one with no call in service (or, if every one has a
+    /// call in service, is closed at once).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
-    /// TCP connections open at once from one client address.
+    /// TCP connections open at once from one client address; over it, as
+    /// for --max-connections among that address's connections.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections_per_client: usize,

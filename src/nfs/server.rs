@@ -168,6 +168,8 @@ impl InFlight {
 /// The warnings a flood repeats, one throttle per kind.
 #[derive(Debug)]
 struct Throttles {
+    evicted_total: LogThrottle,
+    evicted_per_client: LogThrottle,
     refused_total: LogThrottle,
     refused_per_client: LogThrottle,
     accept_failed: LogThrottle,
@@ -178,6 +180,10 @@ impl Throttles {
     fn new() -> Throttles {
         let t = |what| LogThrottle::new(what, throttle::INTERVAL);
         Throttles {
+            evicted_total: t("idle connections closed for new ones over max connections"),
+            evicted_per_client: t(
+                "idle connections closed for new ones over max connections per client",
+            ),
             refused_total: t("connections refused over max connections"),
             refused_per_client: t("connections refused over max connections per client"),
             accept_failed: t("accept failures"),
@@ -185,8 +191,10 @@ impl Throttles {
         }
     }
 
-    fn all(&self) -> [&LogThrottle; 4] {
+    fn all(&self) -> [&LogThrottle; 6] {
         [
+            &self.evicted_total,
+            &self.evicted_per_client,
             &self.refused_total,
             &self.refused_per_client,
             &self.accept_failed,

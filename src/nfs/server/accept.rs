@@ -1,5 +1,6 @@
-//! The TCP accept loop: admits a connection against the caps or closes it
-//! at once, and backs off when accepting fails for lack of descriptors
+//! The TCP accept loop: admits a connection against the caps (closing the
+//! longest-idle one in the cap's scope to make room) or closes it at once,
+//! and backs off when accepting fails for lack of descriptors
 //! instead of retrying (and logging) in a tight loop.
 
 use std::io;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::conns::Refusal;
+use super::conns::{Admitted, Cap, ConnEntry, Eviction};
 use super::{POLL, Shared, lock, tcp_conn};
 
 /// Go's net/http server backs off from 5 ms, doubling up to 1 s, when
@@ -18,6 +19,37 @@ use super::{POLL, Shared, lock, tcp_conn};
 /// thousands of warnings.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Connections closed to make room for new ones whose threads may still
+/// run: past this many, the accept loop waits for the oldest one's threads
+/// before it serves the next connection. They end as soon as they see the
+/// shutdown (none has a call in service), but in a flood on a busy machine
+/// they lag: without a bound, 16 connections held by the per-client cap
+/// measured 148 threads. Waiting for every one instead slows the accept
+/// loop so that the backlog stays full and a normal client's SYN is
+/// dropped and retried a second later.
+const MAX_CLOSING: usize = 16;
+/// How long to wait for them: this bounds only a scheduler that is very
+/// late.
+const CLOSING_GRACE: Duration = Duration::from_millis(200);
+
+/// The connections closed for new ones, oldest first, until their threads
+/// have ended.
+#[derive(Debug, Default)]
+struct Closing(std::collections::VecDeque<Arc<ConnEntry>>);
+
+impl Closing {
+    fn push(&mut self, victim: Arc<ConnEntry>) {
+        self.0.retain(|e| !e.wait_ended(Duration::ZERO));
+        self.0.push_back(victim);
+        while self.0.len() > MAX_CLOSING {
+            let oldest = self.0.pop_front().expect("not empty");
+            if !oldest.wait_ended(CLOSING_GRACE) {
+                tracing::debug!(peer = %oldest.peer, "closed connection's threads still running");
+            }
+        }
+    }
+}
 
 /// How long to wait before the next accept after a failure.
 #[derive(Debug)]
@@ -51,6 +83,7 @@ impl AcceptBackoff {
 
 pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut backoff = AcceptBackoff::new();
+    let mut closing = Closing::default();
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, peer)) if shared.down.load(Ordering::SeqCst) => {
@@ -60,7 +93,7 @@ pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
             Ok((stream, peer)) => {
                 backoff.reset();
-                admit(&shared, stream, peer);
+                admit(&shared, &mut closing, stream, peer);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_for_connection(&listener),
             Err(e) => match backoff.after(&e) {
@@ -96,13 +129,27 @@ fn wait_for_connection(listener: &TcpListener) {
     }
 }
 
-/// Serves the connection, or closes it at once if a cap is reached: closed
-/// rather than left in the backlog, where it would fill the queue and make
-/// every later client, well-behaved or not, wait for a SYN retry.
-fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// Serves the connection, closing the longest-idle one with no call in
+/// service in the cap's scope if a cap is reached; or, when every
+/// connection in scope has a call in service, closes the new one at once:
+/// closed rather than left in the backlog, where it would fill the queue
+/// and make every later client, well-behaved or not, wait for a SYN retry.
+fn admit(shared: &Arc<Shared>, closing: &mut Closing, stream: TcpStream, peer: SocketAddr) {
     let refusal = match shared.conns.admit(stream, peer) {
-        Ok((id, entry)) => {
-            if let Err(e) = start_connection(shared, id, entry) {
+        Ok(Admitted {
+            id,
+            entry,
+            evicted,
+            victim,
+        }) => {
+            if let Some(e) = evicted {
+                log_eviction(shared, peer, e);
+            }
+            if let Some(v) = victim {
+                closing.push(v);
+            }
+            if let Err(e) = start_connection(shared, id, entry.clone()) {
+                entry.set_ended();
                 shared.conns.remove(id);
                 if let Some(s) = shared.throttles.serve_failed.admit(Instant::now()) {
                     tracing::warn!(%peer, error = %e, "cannot serve connection{s}");
@@ -115,31 +162,52 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     };
     let now = Instant::now();
     match refusal {
-        Refusal::PerClient { client, limit } => {
+        Cap::PerClient { client, limit } => {
             if let Some(s) = shared.throttles.refused_per_client.admit(now) {
                 tracing::warn!(
                     %peer,
                     "connection refused: {limit} connections already open from {client} \
-                     (max connections per client){s}"
+                     (max connections per client), each with a call in service{s}"
                 );
             }
         }
-        Refusal::Total { limit } => {
+        Cap::Total { limit } => {
             if let Some(s) = shared.throttles.refused_total.admit(now) {
                 tracing::warn!(
                     %peer,
-                    "connection refused: {limit} connections open (max connections){s}"
+                    "connection refused: {limit} connections open (max connections), \
+                     each with a call in service{s}"
                 );
             }
         }
     }
 }
 
-fn start_connection(
-    shared: &Arc<Shared>,
-    id: u64,
-    entry: Arc<super::conns::ConnEntry>,
-) -> io::Result<()> {
+/// A flood closes one connection per new one: rate-limited like refusals.
+fn log_eviction(shared: &Shared, peer: SocketAddr, e: Eviction) {
+    let now = Instant::now();
+    let victim = e.victim;
+    match e.cap {
+        Cap::PerClient { client, limit } => {
+            if let Some(s) = shared.throttles.evicted_per_client.admit(now) {
+                tracing::warn!(
+                    "connection cap ({limit} from {client}, max connections per client) \
+                     reached: closed the longest-idle connection from {victim} for {peer}{s}"
+                );
+            }
+        }
+        Cap::Total { limit } => {
+            if let Some(s) = shared.throttles.evicted_total.admit(now) {
+                tracing::warn!(
+                    "connection cap ({limit} in total, max connections) reached: \
+                     closed the longest-idle connection from {victim} for {peer}{s}"
+                );
+            }
+        }
+    }
+}
+
+fn start_connection(shared: &Arc<Shared>, id: u64, entry: Arc<ConnEntry>) -> io::Result<()> {
     entry.stream.set_nonblocking(false)?;
     entry.stream.set_nodelay(true)?;
     let peer = entry.peer;
@@ -148,8 +216,9 @@ fn start_connection(
         .name(format!("nfs-conn-{id}"))
         .spawn(move || {
             tracing::debug!(%peer, "connection opened");
-            tcp_conn::serve(&s, entry);
+            tcp_conn::serve(&s, entry.clone());
             s.conns.remove(id);
+            entry.set_ended();
             tracing::debug!(%peer, "connection closed");
         })?;
     let mut threads = lock(&shared.threads);

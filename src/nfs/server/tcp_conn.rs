@@ -164,8 +164,8 @@ fn work(conn: &Arc<Conn>) {
     let mut record = lock(&conn.spare).pop().unwrap_or_default();
     while next_record(conn, &mut record) {
         if !conn.entry.call_started() {
-            // Closed for idleness as the call arrived: the read that
-            // follows ends the connection.
+            // Closed (idle, or for a newer connection) as the call
+            // arrived: the read that follows ends the connection.
             continue;
         }
         {
