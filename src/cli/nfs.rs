@@ -540,7 +540,14 @@ mod tests {
     }
 
     fn parse(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
-        let base = ["serve", "--export", "/srv", "--listen", "127.0.0.1:2049"];
+        // argv[0] is the program's own name, as clap reads it.
+        let base = [
+            env!("CARGO_PKG_NAME"),
+            "--export",
+            "/srv",
+            "--listen",
+            "127.0.0.1:2049",
+        ];
         let base = base.iter().chain(["--control", "/run/c.sock"].iter());
         Serve::try_parse_from(base.chain(extra.iter())).map(|s| s.args)
     }
