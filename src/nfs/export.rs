@@ -132,6 +132,19 @@ impl Node {
     pub fn meta_now(&self) -> io::Result<Metadata> {
         self.file.metadata()
     }
+
+    /// Whether this thread, as whoever it acts as, may access the inode
+    /// with `mode`: the kernel's own check (faccessat with the effective,
+    /// that is file system, ids), ACLs included.
+    pub fn may(&self, mode: nix::unistd::AccessFlags) -> nix::Result<()> {
+        use nix::fcntl::AtFlags;
+        nix::unistd::faccessat(
+            self.fd(),
+            "",
+            mode,
+            AtFlags::AT_EMPTY_PATH | AtFlags::AT_EACCESS,
+        )
+    }
 }
 
 /// Why a handle did not resolve (mapped to protocol statuses by the caller).

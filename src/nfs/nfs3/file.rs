@@ -4,8 +4,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use nix::fcntl::AtFlags;
-use nix::unistd::{AccessFlags, faccessat};
+use nix::unistd::AccessFlags;
 
 use super::attr::{self, Sattr, SetTime, WccAttr};
 use super::{Fail, MAX_IO, Nfs3, Nfs3Status, ProcResult, get_fh};
@@ -116,15 +115,7 @@ impl Nfs3 {
         let (export, node) = self.resolve(raw, ctx.client.ip())?;
         let granted = {
             let _as = self.act_as(ctx, export)?;
-            let may = |mode| {
-                faccessat(
-                    node.fd(),
-                    "",
-                    mode,
-                    AtFlags::AT_EMPTY_PATH | AtFlags::AT_EACCESS,
-                )
-                .is_ok()
-            };
+            let may = |mode| node.may(mode).is_ok();
             let writable = !export.read_only && may(AccessFlags::W_OK);
             let mut bits = 0;
             if may(AccessFlags::R_OK) {

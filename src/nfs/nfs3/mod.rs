@@ -310,7 +310,7 @@ impl Nfs3 {
         node: &Node,
         write: bool,
     ) -> Result<(), Fail> {
-        use nix::unistd::{AccessFlags, faccessat};
+        use nix::unistd::AccessFlags;
         let creds = export.creds(ctx.cred);
         if creds.uid == 0 || creds.uid == node.meta.uid() {
             return Ok(());
@@ -321,13 +321,8 @@ impl Nfs3 {
         } else {
             AccessFlags::R_OK
         };
-        faccessat(
-            node.fd(),
-            "",
-            mode,
-            nix::fcntl::AtFlags::AT_EMPTY_PATH | nix::fcntl::AtFlags::AT_EACCESS,
-        )
-        .map_err(|e| Nfs3Status::from_errno(e as i32))?;
+        node.may(mode)
+            .map_err(|e| Nfs3Status::from_errno(e as i32))?;
         Ok(())
     }
 }
