@@ -84,6 +84,34 @@ expect:
 }
 
 #[test]
+fn workloads_start_together_so_a_reader_finds_the_file_a_later_writer_creates() {
+    require_root();
+    let _serial = serial();
+    // The reader is listed (so spawned) first and reads once, at once: it
+    // passes only if no workload starts before the writer has created its file.
+    let yaml = format!(
+        "schema_version: 1\nid: ready\ntitle: t\ntimeout: 30s\n{IMAGE_WORLD}{}",
+        "workloads:
+  - { id: reader, host: local, op: read, path: /mnt/vol/late, count: 1 }
+  - { id: writer, host: local, op: write, path: /mnt/vol/late, every: 10ms, count: 3 }
+steps:
+  - { id: settle, wait: 300ms }
+expect:
+  - no_errors: { workload: reader }
+  - no_errors: { workload: writer }
+"
+    );
+    let (code, stdout, r) = Case::new(&yaml).run();
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(r["verdict"], "PASS", "{stdout}");
+    let reads = events(&r, "op")
+        .into_iter()
+        .filter(|e| e["workload"] == "reader")
+        .count();
+    assert_eq!(reads, 1, "{stdout}");
+}
+
+#[test]
 fn a_failing_matcher_fails_and_names_its_evidence() {
     require_root();
     let _serial = serial();

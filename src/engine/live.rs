@@ -15,7 +15,7 @@ use crate::observe::Kmsg;
 use crate::scenario::{Expectation, FsStateName, Scenario};
 use crate::workload::{Spec, Storm, monotonic_ns};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the engine looks at workloads and the kernel log while waiting.
 const TICK: Duration = Duration::from_millis(25);
@@ -159,6 +159,22 @@ impl<'a> Live<'a> {
             let running =
                 workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
             self.workloads.push(running);
+        }
+        // All start together once each has prepared; one that cannot
+        // prepare within its deadline starts late rather than holding the
+        // others back for ever.
+        let spawned = Instant::now();
+        for (running, w) in self.workloads.iter_mut().zip(&self.scenario.workloads) {
+            if !running.await_ready(spawned + w.deadline.0) {
+                tracing::warn!(
+                    "workload {} not ready after {:?}; starting the others",
+                    running.id,
+                    w.deadline.0
+                );
+            }
+        }
+        for running in &mut self.workloads {
+            running.go();
         }
         Ok(())
     }

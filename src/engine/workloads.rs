@@ -7,13 +7,15 @@ use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::net::Netns;
 use crate::workload::{Report, Spec};
 use std::io::BufRead;
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 pub struct Running {
     pub id: String,
     child: Child,
+    /// Closed to tell the child to start its ops (see `Report::Ready`).
+    go: Option<ChildStdin>,
     reports: Receiver<Report>,
     deadline: Duration,
     /// The op in flight: seq, start, and whether it was already sampled.
@@ -48,7 +50,7 @@ pub fn spawn(
         // ledger line names; and the child dies with the engine thread, so a
         // SIGKILL between spawn and the ledger record below leaks nothing.
         .env(crate::ledger::RUN_ENV, ledger.run().as_str())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     crate::sys::pdeathsig::kill_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(err)?;
@@ -69,6 +71,7 @@ pub fn spawn(
         Err(_) => None,
     };
     let stdout = child.stdout.take().expect("stdout was piped");
+    let go = child.stdin.take();
     let (tx, rx) = channel();
     let id = spec.id.clone();
     std::thread::Builder::new()
@@ -90,6 +93,7 @@ pub fn spawn(
     Ok(Running {
         id: spec.id.clone(),
         child,
+        go,
         reports: rx,
         deadline,
         in_flight: None,
@@ -99,12 +103,32 @@ pub fn spawn(
 }
 
 impl Running {
+    /// Waits until the child has prepared, or `until`; false if it has not
+    /// (stuck preparing, or gone).
+    pub fn await_ready(&mut self, until: Instant) -> bool {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.reports.recv_timeout(left) {
+                Ok(Report::Ready) => return true,
+                // Nothing else comes before the go; ignore it if it does.
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Lets the child start its ops.
+    pub fn go(&mut self) {
+        self.go = None;
+    }
+
     /// Moves finished ops into events, and samples an op past its deadline
     /// once (an indeterminate op, not a failed one). `t0` is the timeline's
     /// start on CLOCK_MONOTONIC; event times are relative to it.
     pub fn pump(&mut self, t0: u64, now: u64, events: &mut Vec<Event>) {
         while let Ok(r) = self.reports.try_recv() {
             match r {
+                Report::Ready => {}
                 Report::Start { seq, mono_ns } => self.in_flight = Some((seq, mono_ns, false)),
                 Report::End {
                     seq,

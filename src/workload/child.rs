@@ -2,9 +2,9 @@
 //! count is reached or the engine sends SIGTERM (or SIGKILL, if an op is
 //! stuck in the kernel).
 
-use super::ops::{Failure, OpState, perform};
+use super::ops::{Failure, OpState, perform, prepare};
 use super::{Report, Spec, monotonic_ns};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 /// Runs the workload described by `spec`; returns when done or if stdout is gone.
@@ -12,6 +12,11 @@ pub fn run(spec: &Spec) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut state = OpState::default();
+    prepare(spec, &mut state);
+    emit(&mut out, &Report::Ready)?;
+    // The go is end of file on stdin: the engine closes it once every
+    // workload is ready (a child started by hand has nothing to wait for).
+    let _ = std::io::stdin().read(&mut [0u8; 1]);
     for seq in 0..spec.count.unwrap_or(u64::MAX) {
         emit(
             &mut out,

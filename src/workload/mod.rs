@@ -74,6 +74,10 @@ impl Storm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "at", rename_all = "snake_case")]
 pub enum Report {
+    /// The child has prepared (an append/write workload has created its
+    /// file) and waits for the engine's go: every workload starts only once
+    /// all are ready, so one that reads what another writes finds the file.
+    Ready,
     /// The op is about to start.
     Start { seq: u64, mono_ns: u64 },
     /// The op finished; `errno` is absent on success.

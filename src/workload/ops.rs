@@ -40,16 +40,29 @@ pub fn perform(spec: &Spec, seq: u64, state: &mut OpState) -> Result<Option<i32>
     }
 }
 
+/// Before the first op: append and write create their file, so a workload
+/// that reads it finds it from its first op on. A failure here is left for
+/// op 0 to meet and report, as any op's failure is.
+pub fn prepare(spec: &Spec, state: &mut OpState) {
+    if matches!(spec.op, WorkloadOp::Append | WorkloadOp::Write) {
+        state.file = open_for_records(spec).ok();
+    }
+}
+
+fn open_for_records(spec: &Spec) -> Result<File, Failure> {
+    let append = spec.op == WorkloadOp::Append;
+    OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(!append)
+        .open(&spec.path)
+        .map_err(at("open"))
+}
+
 fn write_record(spec: &Spec, seq: u64, state: &mut OpState) -> Result<(), Failure> {
     let append = spec.op == WorkloadOp::Append;
     if state.file.is_none() {
-        let f = OpenOptions::new()
-            .create(true)
-            .append(append)
-            .write(!append)
-            .open(&spec.path)
-            .map_err(at("open"))?;
-        state.file = Some(f);
+        state.file = Some(open_for_records(spec)?);
     }
     let f = state.file.as_mut().expect("opened above");
     let bytes = Record {
