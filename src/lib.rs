@@ -1,17 +1,21 @@
 //! stackquake: builds a small Linux storage world from a scenario, breaks it
 //! on schedule, watches the kernel and the workloads, and gives a verdict.
 //!
-//! Layers (dependencies point down only): `cli` → `engine` → `scenario`,
-//! `fault`, `workload`, `expect`, `report`; world pieces `nfs`, `block`,
-//! `net`, `observe`, `vm`, `ledger`; and `sys`, the only home of `unsafe`.
+//! Layers (dependencies point down only): `cli` → `scenario` (YAML in,
+//! validated) → `engine` → `plan` (what a run does: the one model the
+//! engine, `fault`, `workload` and `expect` read) → `report`, `journal`;
+//! world pieces `nfs`, `block`, `net`, `observe`, `vm`, `ledger`; small
+//! shared values `addr`, `errno`; and `sys`, the only home of `unsafe`.
 
 // `unsafe` lives in `sys` alone, and each block there says why it is sound.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod addr;
 pub mod block;
 pub mod cli;
 pub mod engine;
+pub mod errno;
 pub mod expect;
 pub mod fault;
 pub mod journal;
@@ -19,6 +23,7 @@ pub mod ledger;
 pub mod net;
 pub mod nfs;
 pub mod observe;
+pub mod plan;
 pub mod report;
 pub mod scenario;
 #[allow(unsafe_code)]

@@ -13,7 +13,7 @@ use stackquake::fault::{self, Active, Targets};
 use stackquake::nfs::rpc::{self, AcceptStat, AuthSys, Credential, ReplyHeader};
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
 use stackquake::nfs::{NfsServer, ServerConfig};
-use stackquake::scenario::Fault;
+use stackquake::plan::{Action, Fault};
 
 const NFS: u32 = 100003;
 const MOUNT: u32 = 100005;
@@ -32,8 +32,19 @@ impl Targets for World {
     }
 }
 
+/// The fault `yaml` as the plan of a one-step scenario holds it: resolved
+/// by the loader, as a run would get it.
 fn fault(yaml: &str) -> Fault {
-    serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"))
+    let text = format!(
+        "schema_version: 1\nid: f\ntitle: t\nhosts: {{ srv: {{ addr: 10.0.0.1/24 }} }}\n\
+         nfs_servers: {{ fs1: {{ host: srv, exports: [{{ path: /export }}] }} }}\n\
+         steps:\n  - {{ id: f, fault: {{ {yaml} }} }}\n"
+    );
+    let plan = stackquake::scenario::load_str(&text, "f.yaml").unwrap_or_else(|e| panic!("{e}"));
+    match &plan.steps[0].action {
+        Action::Fault { fault, .. } => fault.clone(),
+        other => panic!("not a fault: {other:?}"),
+    }
 }
 
 fn send(s: &mut TcpStream, xid: u32, prog: u32, proc_: u32, args: &[u8]) {

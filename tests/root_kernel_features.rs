@@ -105,7 +105,7 @@ fn present_kernel_features_run() {
         .filter(|l| l.ends_with("=y") || l.ends_with("=m"))
         .collect();
     assert_eq!(cfg.options.len(), set.len());
-    use stackquake::scenario::KernelFeature as F;
+    use stackquake::plan::KernelFeature as F;
     for f in [
         F::Xfs,
         F::Loop,

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use stackquake::engine::{ProgressMode, RunOptions, run_scenario};
 use stackquake::nfs::control::{self, DownMode, Request};
 use stackquake::nfs::{Listeners, LockConfig, NfsServer, ServerConfig};
+use stackquake::plan::Target;
 use stackquake::report::Verdict;
-use stackquake::scenario::Target;
 use vm_world_support::{guest_init, require_guest, require_vm_tools, run_in_guest};
 
 #[test]

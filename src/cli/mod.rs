@@ -127,7 +127,7 @@ fn validate(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
     for file in &files {
         match crate::scenario::load_cases(file, vars) {
             Ok(cases) => {
-                let ids: Vec<&str> = cases.iter().map(|s| s.id.value.as_str()).collect();
+                let ids: Vec<&str> = cases.iter().map(|s| s.id.as_str()).collect();
                 println!("ok      {} ({})", file.display(), ids.join(", "));
             }
             Err(e) => {

@@ -4,7 +4,7 @@
 use super::exit;
 use super::run::load_all;
 use crate::engine::{Anchor, Timeline};
-use crate::scenario::{SWITCH_BRIDGE, Scenario};
+use crate::plan::{Action, Plan, SWITCH_BRIDGE, size_text};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,10 +15,10 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         Err(code) => return code,
     };
     for (file, s) in &scenarios {
-        println!("{} ({})", s.id.value, file.display());
+        println!("{} ({})", s.id, file.display());
         print_world(s);
         let t = Timeline::resolve(s);
-        println!("  timeline (scenario timeout {}):", s.timeout);
+        println!("  timeline (scenario timeout {}):", fmt(s.timeout));
         for p in &t.steps {
             let when = match p.anchor {
                 Anchor::Start => "at start".to_string(),
@@ -35,19 +35,16 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
                 p.begin.map_or("?".into(), |d| format!("+{}", fmt(d))),
                 p.end.map_or("?".into(), |d| format!("+{}", fmt(d)))
             );
-            let mut what = p.action.to_string();
-            if let Some(f) = &p.step.fault {
-                what = format!("fault {}", f.value.kind());
-                if let Some(d) = p.step.for_ {
-                    what.push_str(&format!(" for {d}, then heal"));
-                } else {
-                    what.push_str(", healed at the end");
-                }
-            } else if let Some(w) = p.step.wait {
-                what = format!("wait {w}");
-            } else if let Some(e) = &p.step.exec {
-                what = format!("exec on {}: {}", e.host.value, e.command.value.join(" "));
-            }
+            let what = match p.action {
+                Action::Fault {
+                    fault,
+                    heal_after: Some(d),
+                } => format!("fault {} for {}, then heal", fault.kind(), fmt(*d)),
+                Action::Fault { fault, .. } => format!("fault {}, healed at the end", fault.kind()),
+                Action::Wait(w) => format!("wait {}", fmt(*w)),
+                Action::Exec { host, command } => format!("exec on {host}: {}", command.join(" ")),
+                Action::Parallel(_) => "parallel".into(),
+            };
             let timeout = p
                 .timeout
                 .map(|d| format!(" (timeout {})", fmt(d)))
@@ -59,13 +56,13 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         }
         println!("  expect:");
         for e in &s.expect {
-            println!("    {}", e.value.name());
+            println!("    {}", e.name());
         }
     }
     exit::OK
 }
 
-fn print_world(s: &Scenario) {
+fn print_world(s: &Plan) {
     println!("  would create:");
     for name in s.hosts.keys() {
         println!("    netns sq-<run>-{name}");
@@ -74,55 +71,46 @@ fn print_world(s: &Scenario) {
     // once, by one veth pair to a bridge port, however many links it has.
     let mut switches = std::collections::BTreeSet::new();
     for sw in s.links.iter().filter_map(|l| l.switch.as_ref()) {
-        if switches.insert(sw.value.as_str()) {
-            println!("    netns sq-<run>-{} (switch {0})", sw.value);
-            println!(
-                "    bridge {SWITCH_BRIDGE} in netns sq-<run>-{} (switch {0})",
-                sw.value
-            );
+        if switches.insert(sw.as_str()) {
+            println!("    netns sq-<run>-{sw} (switch {sw})");
+            println!("    bridge {SWITCH_BRIDGE} in netns sq-<run>-{sw} (switch {sw})");
         }
     }
     let mut ports = std::collections::BTreeSet::new();
     for l in &s.links {
-        let [a, b] = [&l.between[0].value, &l.between[1].value];
+        let [a, b] = &l.between;
         match &l.switch {
             None => println!("    veth pair {a} <-> {b}"),
             Some(sw) => {
                 for host in [a, b] {
-                    if ports.insert((host, &sw.value)) {
-                        println!("    veth pair {host} <-> switch {} (bridge port)", sw.value);
+                    if ports.insert((host, sw)) {
+                        println!("    veth pair {host} <-> switch {sw} (bridge port)");
                     }
                 }
             }
         }
     }
     for (name, srv) in &s.nfs_servers {
-        let exports: Vec<&str> = srv.exports.iter().map(|e| e.path.value.as_str()).collect();
+        let exports: Vec<&str> = srv.exports.iter().map(|e| e.path.as_str()).collect();
         println!(
             "    nfs server {name} on {} exporting {}",
-            srv.host.value,
+            srv.host,
             exports.join(", ")
         );
     }
     for m in &s.mounts {
-        println!(
-            "    nfs mount {} at {} on {}",
-            m.id.value, m.at.value, m.host.value
-        );
+        println!("    nfs mount {} at {} on {}", m.id, m.at, m.host);
     }
     for i in &s.images {
         println!(
             "    image {} ({} xfs) on a loop device, mounted at {}",
-            i.id.value, i.size, i.at.value
+            i.id,
+            size_text(i.size),
+            i.at
         );
     }
     for w in &s.workloads {
-        println!(
-            "    workload {} ({}) on {}",
-            w.id.value,
-            w.op.value.name(),
-            w.host.value
-        );
+        println!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
     }
 }
 
@@ -137,7 +125,7 @@ pub fn list(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         Err(code) => return code,
     };
     for (file, s) in &scenarios {
-        let targets: Vec<String> = s.requires.target.iter().map(|t| t.to_string()).collect();
+        let targets: Vec<String> = s.requires.targets.iter().map(|t| t.to_string()).collect();
         let targets = if targets.is_empty() {
             "any".into()
         } else {
@@ -146,7 +134,7 @@ pub fn list(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         let xfail = if s.xfail.is_some() { " [xfail]" } else { "" };
         println!(
             "{:<40} {:<8} {}{xfail}  ({})  [{}]",
-            s.id.value,
+            s.id,
             targets,
             s.title,
             file.display(),

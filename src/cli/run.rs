@@ -3,8 +3,8 @@
 
 use super::exit;
 use crate::engine::{self, ProgressMode, RunOptions};
+use crate::plan::{Plan, Target};
 use crate::report::{RunReport, ScenarioResult, Verdict};
-use crate::scenario::{Scenario, Target};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -102,10 +102,7 @@ pub fn parse_var(s: &str) -> Result<(String, String), String> {
 
 /// Every scenario (matrix cases expanded) of the given paths, or the exit
 /// code after printing every problem.
-pub fn load_all(
-    paths: &[PathBuf],
-    vars: &[(String, String)],
-) -> Result<Vec<(PathBuf, Scenario)>, u8> {
+pub fn load_all(paths: &[PathBuf], vars: &[(String, String)]) -> Result<Vec<(PathBuf, Plan)>, u8> {
     let files = scenario_files(paths).map_err(|e| {
         eprintln!("error: {e}");
         exit::INVALID_INPUT
@@ -220,7 +217,7 @@ fn link_latest(out: &Path) {
 
 fn run_here(
     run_id: &str,
-    scenarios: &[(PathBuf, Scenario)],
+    scenarios: &[(PathBuf, Plan)],
     target: Target,
     label: String,
     out: &Path,
@@ -233,16 +230,16 @@ fn run_here(
         let opts = RunOptions {
             target,
             scratch: std::env::temp_dir().join("stackquake"),
-            artifacts: Some(out.join(&s.id.value)),
+            artifacts: Some(out.join(&s.id)),
             progress: if args.in_guest {
                 ProgressMode::Relay
             } else {
                 ProgressMode::Stderr
             },
         };
-        eprintln!("running {} ({})", s.id.value, file.display());
+        eprintln!("running {} ({})", s.id, file.display());
         let r = engine::run_scenario(file, s, &opts);
-        eprintln!("{} {}", r.verdict, s.id.value);
+        eprintln!("{} {}", r.verdict, s.id);
         let failed = matches!(r.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass);
         let stop = crate::sys::termination_requested() || (args.until_fail && failed);
         results.push(r);
@@ -264,7 +261,7 @@ fn run_here(
 fn run_in_vm(
     args: &RunArgs,
     run_id: &str,
-    scenarios: &[(PathBuf, Scenario)],
+    scenarios: &[(PathBuf, Plan)],
     out: &Path,
 ) -> Result<RunReport, u8> {
     let fail = |e: String| {
@@ -304,7 +301,7 @@ fn run_in_vm(
     // every round of --repeat, plus time to boot.
     let round: Duration = scenarios
         .iter()
-        .map(|(_, s)| s.timeout.0 + Duration::from_secs(30))
+        .map(|(_, s)| s.timeout + Duration::from_secs(30))
         .sum();
     let budget = round * args.repeat.max(1);
     let job = crate::vm::GuestJob {
@@ -373,7 +370,7 @@ fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
 }
 
 /// A report in which every scenario is ERROR for the same reason.
-fn errored(run_id: &str, scenarios: &[(PathBuf, Scenario)], why: &str) -> RunReport {
+fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], why: &str) -> RunReport {
     RunReport {
         run_id: run_id.into(),
         stackquake: env!("CARGO_PKG_VERSION").into(),
@@ -382,7 +379,7 @@ fn errored(run_id: &str, scenarios: &[(PathBuf, Scenario)], why: &str) -> RunRep
         results: scenarios
             .iter()
             .map(|(file, s)| ScenarioResult {
-                id: s.id.value.clone(),
+                id: s.id.clone(),
                 title: s.title.clone(),
                 file: file.display().to_string(),
                 verdict: Verdict::Error,

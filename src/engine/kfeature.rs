@@ -6,7 +6,7 @@
 //! The decision is a pure function of `Evidence` so fixture configs can test
 //! it; `Evidence::gather` reads the real files.
 
-use crate::scenario::KernelFeature;
+use crate::plan::KernelFeature;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use crate::fault::{self, Active};
 use crate::journal::{Event, Journal};
 use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::observe::Kmsg;
-use crate::scenario::{Expectation, FsStateName, Scenario};
+use crate::plan::{Action, Expectation, FsStateName, Plan};
 use crate::workload::{Spec, Storm, monotonic_ns};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ enum State {
 }
 
 pub struct Live<'a> {
-    scenario: &'a Scenario,
+    plan: &'a Plan,
     pub world: World,
     pub journal: Journal,
     kmsg: Kmsg,
@@ -84,7 +84,7 @@ pub struct Live<'a> {
 
 impl<'a> Live<'a> {
     pub fn new(
-        scenario: &'a Scenario,
+        plan: &'a Plan,
         journal: Journal,
         kmsg: Kmsg,
         t0: u64,
@@ -92,7 +92,7 @@ impl<'a> Live<'a> {
         artifacts: Option<PathBuf>,
     ) -> Live<'a> {
         Live {
-            scenario,
+            plan,
             world: World::default(),
             journal,
             kmsg,
@@ -100,7 +100,7 @@ impl<'a> Live<'a> {
             active: Vec::new(),
             execs: Vec::new(),
             t0,
-            deadline: t0 + scenario.timeout.0.as_nanos() as u64,
+            deadline: t0 + plan.timeout.as_nanos() as u64,
             scratch,
             artifacts,
             storm_mounts: Vec::new(),
@@ -119,26 +119,23 @@ impl<'a> Live<'a> {
 
     pub fn start_workloads(&mut self, ledger: &Ledger) -> Result<(), String> {
         self.ledger = Some(ledger.clone());
-        for w in &self.scenario.workloads {
-            let storm = w
-                .mount
-                .as_ref()
-                .map(|m| self.storm(&m.value, &w.id.value, w.parallel));
+        for w in &self.plan.workloads {
+            let storm = w.mount.as_ref().map(|m| self.storm(m, &w.id, w.parallel));
             let spec = Spec {
-                id: w.id.value.clone(),
-                op: w.op.value,
+                id: w.id.clone(),
+                op: w.op,
                 path: w
                     .path
                     .as_ref()
-                    .map(|p| self.world.path(&p.value))
+                    .map(|p| self.world.path(p))
                     .unwrap_or_default(),
-                every_ms: w.every.0.as_millis() as u64,
+                every_ms: w.every.as_millis() as u64,
                 fsync: w.fsync,
-                record_size: w.record_size.0 as usize,
+                record_size: w.record_size as usize,
                 count: w.count,
                 lock: w.lock,
-                hold_ms: w.hold.map(|h| h.0.as_millis() as u64).unwrap_or(0),
-                command: w.command.clone().unwrap_or_default(),
+                hold_ms: w.hold.as_millis() as u64,
+                command: w.command.clone(),
                 storm: storm.transpose()?,
                 hold_open: w.hold_open,
                 root: self.world.root.clone(),
@@ -155,21 +152,21 @@ impl<'a> Live<'a> {
                     self.storm_mounts.push((target, entry));
                 }
             }
-            let ns = self.world.netns(&w.host.value).expect("validated host");
+            let ns = self.world.netns(&w.host).expect("validated host");
             let running =
-                workloads::spawn(&spec, ns, w.deadline.0, ledger).map_err(|e| e.to_string())?;
+                workloads::spawn(&spec, ns, w.deadline, ledger).map_err(|e| e.to_string())?;
             self.workloads.push(running);
         }
         // All start together once each has prepared; one that cannot
         // prepare within its deadline starts late rather than holding the
         // others back for ever.
         let spawned = Instant::now();
-        for (running, w) in self.workloads.iter_mut().zip(&self.scenario.workloads) {
-            if !running.await_ready(spawned + w.deadline.0) {
+        for (running, w) in self.workloads.iter_mut().zip(&self.plan.workloads) {
+            if !running.await_ready(spawned + w.deadline) {
                 tracing::warn!(
                     "workload {} not ready after {:?}; starting the others",
                     running.id,
-                    w.deadline.0
+                    w.deadline
                 );
             }
         }
@@ -181,7 +178,7 @@ impl<'a> Live<'a> {
 
     /// What a mount_storm workload mounts: the same source, type and options
     /// as the world's mount `id`, at directories in the scratch area.
-    fn storm(&self, id: &str, workload: &str, parallel: Option<u32>) -> Result<Storm, String> {
+    fn storm(&self, id: &str, workload: &str, parallel: u32) -> Result<Storm, String> {
         let (source, fstype, data) = self
             .world
             .mount_source(id)
@@ -191,7 +188,7 @@ impl<'a> Live<'a> {
             fstype,
             data,
             dir: self.scratch.join(format!("storm-{workload}")),
-            parallel: parallel.unwrap_or(4),
+            parallel,
         })
     }
 
@@ -257,7 +254,7 @@ impl<'a> Live<'a> {
     }
 
     pub fn timeline(&mut self, ledger: &Ledger) -> Result<(), Abort> {
-        let plan = Timeline::resolve(self.scenario);
+        let plan = Timeline::resolve(self.plan);
         let mut state = vec![State::Pending; plan.steps.len()];
         loop {
             self.check()?;
@@ -338,23 +335,26 @@ impl<'a> Live<'a> {
         if let Some(dir) = &self.artifacts {
             super::artifacts::step_began(dir, &id);
         }
-        if let Some(f) = &p.step.fault {
-            let active =
-                fault::inject(&f.value, &self.world).map_err(|e| Abort::Fault(e.to_string()))?;
-            let t = self.now();
-            self.journal.push(Event::FaultInjected {
-                step: id.clone(),
-                fault: f.value.kind().into(),
-                t_ns: t,
-            });
-            self.active.push((id.clone(), active));
-        }
-        if let Some(e) = &p.step.exec {
-            let ns = self.world.netns(&e.host.value).expect("validated host");
-            let out = self.scratch.join(format!("exec-{id}.out"));
-            let child = exec::spawn(&id, ns, &e.command.value, &self.world.root, out, ledger)
-                .map_err(Abort::Fault)?;
-            self.execs.push((i, child));
+        match p.action {
+            Action::Fault { fault, .. } => {
+                let active =
+                    fault::inject(fault, &self.world).map_err(|e| Abort::Fault(e.to_string()))?;
+                let t = self.now();
+                self.journal.push(Event::FaultInjected {
+                    step: id.clone(),
+                    fault: fault.kind().into(),
+                    t_ns: t,
+                });
+                self.active.push((id.clone(), active));
+            }
+            Action::Exec { host, command } => {
+                let ns = self.world.netns(host).expect("validated host");
+                let out = self.scratch.join(format!("exec-{id}.out"));
+                let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
+                    .map_err(Abort::Fault)?;
+                self.execs.push((i, child));
+            }
+            Action::Wait(_) | Action::Parallel(_) => {}
         }
         Ok(())
     }
@@ -364,20 +364,19 @@ impl<'a> Live<'a> {
         let p = &plan.steps[i];
         let elapsed = |d: Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
         match p.action {
-            "wait" => p.step.wait.is_none_or(|w| elapsed(w.0)),
-            "fault" => match p.step.for_ {
-                Some(d) if elapsed(d.0) => {
+            Action::Wait(w) => elapsed(*w),
+            Action::Fault { heal_after, .. } => match heal_after {
+                Some(d) if elapsed(*d) => {
                     self.heal_step(&p.id);
                     true
                 }
                 Some(_) => false,
                 None => true,
             },
-            "parallel" => p
-                .children
-                .iter()
-                .all(|&c| matches!(state[c], State::Done(_))),
-            _ => {
+            Action::Parallel(members) => {
+                members.iter().all(|&c| matches!(state[c], State::Done(_)))
+            }
+            Action::Exec { .. } => {
                 let Some(k) = self.execs.iter().position(|(n, _)| *n == i) else {
                     return true;
                 };
@@ -440,7 +439,7 @@ impl<'a> Live<'a> {
 
     /// Takes the state probes due when `step` ends.
     fn observe(&mut self, step: &str, last: bool) {
-        for probe in expect::probes_at(self.scenario, step, last) {
+        for probe in expect::probes_at(self.plan, step, last) {
             let value = match &probe {
                 Probe::FsState { image } => match self.world.mountpoint(image) {
                     Some(at) => match crate::block::fs_state(at) {
@@ -545,18 +544,11 @@ impl<'a> Live<'a> {
     }
 
     fn verify_data(&mut self) {
-        for e in &self.scenario.expect {
-            let Expectation::Data { workload, .. } = &e.value else {
+        for e in &self.plan.expect {
+            let Expectation::Data { workload, .. } = e else {
                 continue;
             };
-            let Some(w) = self
-                .scenario
-                .workloads
-                .iter()
-                .find(|w| w.id.value == workload.value)
-            else {
-                continue;
-            };
+            let w = self.plan.workload(workload).expect("validated workload");
             let acknowledged: Vec<u64> = self
                 .journal
                 .events
@@ -567,24 +559,24 @@ impl<'a> Live<'a> {
                         seq,
                         errno: None,
                         ..
-                    } if *id == w.id.value => Some(*seq),
+                    } if *id == w.id => Some(*seq),
                     _ => None,
                 })
                 .collect();
             let path = w
                 .path
                 .as_ref()
-                .map(|p| self.world.path(&p.value))
+                .map(|p| self.world.path(p))
                 .unwrap_or_default();
             let event = match crate::workload::verify::verify(
                 &path,
-                w.op.value,
-                &w.id.value,
-                w.record_size.0 as usize,
+                w.op,
+                &w.id,
+                w.record_size as usize,
                 &acknowledged,
             ) {
                 Ok(v) => Event::Verified {
-                    workload: w.id.value.clone(),
+                    workload: w.id.clone(),
                     acknowledged: v.acknowledged,
                     intact: v.intact,
                     missing: v.missing.into_iter().take(20).collect(),
@@ -592,7 +584,7 @@ impl<'a> Live<'a> {
                     error: None,
                 },
                 Err(err) => Event::Verified {
-                    workload: w.id.value.clone(),
+                    workload: w.id.clone(),
                     acknowledged: acknowledged.len() as u64,
                     intact: 0,
                     missing: Vec::new(),

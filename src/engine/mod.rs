@@ -23,8 +23,8 @@ use crate::expect;
 use crate::journal::{Event, Journal};
 use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject, RunId};
 use crate::observe::Kmsg;
+use crate::plan::{KernelVersion, Plan, Target};
 use crate::report::{ScenarioResult, Verdict};
-use crate::scenario::{Scenario, Target, kernel_version};
 use crate::workload::monotonic_ns;
 use live::{Abort, Live};
 use std::path::{Path, PathBuf};
@@ -51,10 +51,10 @@ pub enum ProgressMode {
     Relay,
 }
 
-pub fn run_scenario(file: &Path, s: &Scenario, opts: &RunOptions) -> ScenarioResult {
+pub fn run_scenario(file: &Path, s: &Plan, opts: &RunOptions) -> ScenarioResult {
     let started = std::time::Instant::now();
     let mut result = ScenarioResult {
-        id: s.id.value.clone(),
+        id: s.id.clone(),
         title: s.title.clone(),
         file: file.display().to_string(),
         verdict: Verdict::Error,
@@ -81,7 +81,7 @@ pub fn run_scenario(file: &Path, s: &Scenario, opts: &RunOptions) -> ScenarioRes
 
 fn run(
     file: &Path,
-    s: &Scenario,
+    s: &Plan,
     opts: &RunOptions,
     result: &mut ScenarioResult,
 ) -> Result<(), String> {
@@ -111,8 +111,8 @@ fn run(
     );
     live.progress = match opts.progress {
         ProgressMode::Off => None,
-        ProgressMode::Stderr => Some(crate::report::Progress::stderr(&s.id.value)),
-        ProgressMode::Relay => Some(crate::report::Progress::relayed(&s.id.value)),
+        ProgressMode::Stderr => Some(crate::report::Progress::stderr(&s.id)),
+        ProgressMode::Relay => Some(crate::report::Progress::relayed(&s.id)),
     };
     let setup = live
         .world
@@ -216,17 +216,9 @@ fn unfired_fault(journal: &Journal) -> Option<String> {
 
 /// XFAIL for a predicted failure, XPASS for a pass the scenario did not
 /// expect, on kernels in the xfail's range.
-pub fn apply_xfail(s: &Scenario, release: &str, result: &mut ScenarioResult) {
+pub fn apply_xfail(s: &Plan, release: &str, result: &mut ScenarioResult) {
     let Some(x) = &s.xfail else { return };
-    if !x.kernel.as_ref().is_none_or(|k| {
-        let v = kernel_version(release);
-        k.from
-            .as_ref()
-            .is_none_or(|f| v >= kernel_version(&f.value))
-            && k.until
-                .as_ref()
-                .is_none_or(|u| v < kernel_version(&u.value))
-    }) {
+    if !x.covers(&KernelVersion::of(release)) {
         return;
     }
     let link = x

@@ -2,35 +2,22 @@
 //! a reason that says how to get it (often: run with `--target vm`).
 
 use super::kfeature::{self, Evidence, Presence};
-use crate::scenario::{KernelFeature, Scenario, Target};
+use crate::plan::{KernelFeature, Plan, Target};
 use std::process::Command;
 
 /// Why the scenario cannot run here, or None if it can.
-pub fn unmet(s: &Scenario, target: Target) -> Option<String> {
-    if !s.requires.target.is_empty() && !s.requires.target.contains(&target) {
-        let allowed: Vec<String> = s.requires.target.iter().map(Target::to_string).collect();
+pub fn unmet(s: &Plan, target: Target) -> Option<String> {
+    if !s.requires.targets.is_empty() && !s.requires.targets.contains(&target) {
+        let allowed: Vec<String> = s.requires.targets.iter().map(Target::to_string).collect();
         return Some(format!(
             "scenario runs on target {} only, not {target}",
             allowed.join("/")
         ));
     }
     let mut missing = Vec::new();
-    let mut features = s.requires.kernel_features.clone();
-    // What the world and the faults imply, so no scenario forgets to ask;
-    // an image on a dm volume cannot even be built without device-mapper.
-    for (needed, f) in [
-        (crate::scenario::needs_vlan(s), KernelFeature::Vlan),
-        (crate::scenario::needs_netem(s), KernelFeature::Netem),
-        (s.images.iter().any(|i| i.dm), KernelFeature::Dm),
-        // /proc/sys/fs/nfs/nlm_timeout is lockd's, which comes with NFS.
-        (s.kernel.nlm_timeout.is_some(), KernelFeature::Nfs),
-    ] {
-        if needed && !features.contains(&f) {
-            features.push(f);
-        }
-    }
+    // The plan lists what the world and the faults imply too.
     let mut evidence = Evidence::gather();
-    for f in &features {
+    for f in &s.requires.kernel_features {
         if let Err(why) = kernel_feature(*f, &mut evidence) {
             missing.push(why);
         }

@@ -2,7 +2,7 @@
 //! or its group's begin), offset and limit, with the times a plan can know
 //! before anything runs. Pure, so `plan` shows exactly what `run` will do.
 
-use crate::scenario::{Scenario, Step, flatten_steps};
+use crate::plan::{Action, Plan};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -19,19 +19,17 @@ pub enum Anchor {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Planned<'s> {
+pub struct Planned<'p> {
     pub id: String,
     /// Where it is written, e.g. `steps[2].parallel[0]`.
     pub path: String,
     pub anchor: Anchor,
     pub offset: Duration,
     pub timeout: Option<Duration>,
-    /// wait, fault, exec or parallel.
-    pub action: &'static str,
     /// The steps of a parallel group.
     pub children: Vec<usize>,
     #[serde(skip)]
-    pub step: &'s Step,
+    pub action: &'p Action,
     /// Begin and end relative to the timeline's start, when they do not
     /// depend on how long a command runs.
     pub begin: Option<Duration>,
@@ -39,53 +37,44 @@ pub struct Planned<'s> {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Timeline<'s> {
-    pub steps: Vec<Planned<'s>>,
+pub struct Timeline<'p> {
+    pub steps: Vec<Planned<'p>>,
 }
 
-impl<'s> Timeline<'s> {
-    pub fn resolve(s: &'s Scenario) -> Timeline<'s> {
-        let flat = flatten_steps(&s.steps);
-        let index = |id: &str| flat.iter().position(|(_, st)| st.id.value == id);
-        let mut steps: Vec<Planned<'s>> = flat
+impl<'p> Timeline<'p> {
+    pub fn resolve(plan: &'p Plan) -> Timeline<'p> {
+        // Anchors: members begin with their group; other steps after the
+        // named step, or after the previous step outside any group.
+        let mut previous_top: Option<usize> = None;
+        let steps = plan
+            .steps
             .iter()
-            .map(|(path, st)| Planned {
-                id: st.id.value.clone(),
-                path: path.clone(),
-                anchor: Anchor::Start,
-                offset: st.offset.map(|d| d.0).unwrap_or_default(),
-                timeout: st.timeout.as_ref().map(|t| t.value.0),
-                action: st.action(),
-                children: Vec::new(),
-                step: st,
-                begin: None,
-                end: None,
+            .enumerate()
+            .map(|(i, st)| {
+                let anchor = match (st.group, st.after) {
+                    (Some(g), _) => Anchor::BeginOf(g),
+                    (None, Some(a)) => Anchor::EndOf(a),
+                    (None, None) => previous_top.map_or(Anchor::Start, Anchor::EndOf),
+                };
+                if st.group.is_none() {
+                    previous_top = Some(i);
+                }
+                Planned {
+                    id: st.id.clone(),
+                    path: st.path.clone(),
+                    anchor,
+                    offset: st.offset,
+                    timeout: st.timeout,
+                    children: match &st.action {
+                        Action::Parallel(members) => members.clone(),
+                        _ => Vec::new(),
+                    },
+                    action: &st.action,
+                    begin: None,
+                    end: None,
+                }
             })
             .collect();
-        // Anchors: children begin with their group; top-level steps after the
-        // named step, or after the previous top-level step.
-        let mut previous_top: Option<usize> = None;
-        for i in 0..steps.len() {
-            let st = steps[i].step;
-            if let Some(children) = &st.parallel {
-                let ids: Vec<usize> = children.iter().filter_map(|c| index(&c.id.value)).collect();
-                for &c in &ids {
-                    steps[c].anchor = Anchor::BeginOf(i);
-                }
-                steps[i].children = ids;
-            }
-            let is_child = matches!(steps[i].anchor, Anchor::BeginOf(_));
-            if is_child {
-                continue;
-            }
-            steps[i].anchor = match &st.after {
-                Some(a) => index(&a.value).map_or(Anchor::Start, Anchor::EndOf),
-                None => previous_top.map_or(Anchor::Start, Anchor::EndOf),
-            };
-            if steps[i].path.matches('[').count() == 1 {
-                previous_top = Some(i);
-            }
-        }
         let mut t = Timeline { steps };
         t.estimate();
         t
@@ -104,11 +93,12 @@ impl<'s> Timeline<'s> {
                     Anchor::BeginOf(n) => self.steps[n].begin,
                 };
                 let begin = base.map(|b| b + self.steps[i].offset);
-                let st = self.steps[i].step;
                 let end = match self.steps[i].action {
-                    "wait" => begin.zip(st.wait).map(|(b, w)| b + w.0),
-                    "fault" => begin.map(|b| b + st.for_.map(|d| d.0).unwrap_or_default()),
-                    "parallel" => {
+                    Action::Wait(w) => begin.map(|b| b + *w),
+                    Action::Fault { heal_after, .. } => {
+                        begin.map(|b| b + heal_after.unwrap_or_default())
+                    }
+                    Action::Parallel(_) => {
                         let ends: Option<Vec<Duration>> = self.steps[i]
                             .children
                             .iter()
@@ -116,7 +106,7 @@ impl<'s> Timeline<'s> {
                             .collect();
                         ends.map(|e| e.into_iter().max().unwrap_or_default())
                     }
-                    _ => None,
+                    Action::Exec { .. } => None,
                 };
                 if (begin, end) != (self.steps[i].begin, self.steps[i].end) {
                     self.steps[i].begin = begin;
@@ -135,7 +125,7 @@ impl<'s> Timeline<'s> {
 mod tests {
     use super::*;
 
-    fn scenario(steps: &str) -> Scenario {
+    fn scenario(steps: &str) -> Plan {
         let text =
             format!("schema_version: 1\nid: t\ntitle: t\nhosts: {{ a: {{}} }}\nsteps:\n{steps}");
         crate::scenario::load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"))

@@ -4,7 +4,7 @@
 use super::Outcome;
 use super::window::Window;
 use crate::journal::Journal;
-use crate::scenario::{Expectation, Scenario};
+use crate::plan::{Expectation, Plan};
 use regex::Regex;
 
 /// Lines that fail any scenario unless it allows them: a kernel bug, an
@@ -17,10 +17,9 @@ pub const DENY_LIST: &[(&str, &str)] = &[
     ("hung_task", r"blocked for more than \d+ seconds"),
 ];
 
-pub fn kmsg_seen(journal: &Journal, pattern: &str, absent: bool, win: &Window) -> Outcome {
+pub fn kmsg_seen(journal: &Journal, re: &Regex, absent: bool, win: &Window) -> Outcome {
     let verb = if absent { "does not log" } else { "logs" };
-    let expectation = format!("kernel {verb} /{pattern}/ {}", win.describe());
-    let re = Regex::new(pattern).expect("validated when the scenario was loaded");
+    let expectation = format!("kernel {verb} /{re}/ {}", win.describe());
     let lines = win.kmsg(journal);
     match (lines.iter().find(|l| re.is_match(l)), absent) {
         (Some(line), false) => Outcome::new(expectation, true, format!("matched: {line}")),
@@ -38,24 +37,22 @@ pub fn kmsg_seen(journal: &Journal, pattern: &str, absent: bool, win: &Window) -
 
 /// Fails on any deny-listed line of the run that neither `kmsg_allow` nor a
 /// `kmsg` expectation (which asks for the line) accounts for.
-pub fn deny_list(s: &Scenario, journal: &Journal) -> Outcome {
+pub fn deny_list(plan: &Plan, journal: &Journal) -> Outcome {
     let deny: Vec<(&str, Regex)> = DENY_LIST
         .iter()
         .map(|(name, p)| (*name, Regex::new(p).expect("deny-list patterns are valid")))
         .collect();
-    let allow: Vec<Regex> = s
+    let allow: Vec<&Regex> = plan
         .kmsg_allow
         .iter()
-        .map(|p| p.value.as_str())
-        .chain(s.expect.iter().filter_map(|e| match &e.value {
+        .chain(plan.expect.iter().filter_map(|e| match e {
             Expectation::Kmsg {
                 pattern,
                 absent: false,
                 ..
-            } => Some(pattern.value.as_str()),
+            } => Some(pattern),
             _ => None,
         }))
-        .filter_map(|p| Regex::new(p).ok())
         .collect();
     let names: Vec<&str> = DENY_LIST.iter().map(|(n, _)| *n).collect();
     let expectation = format!("kernel logs no {} lines", names.join("/"));

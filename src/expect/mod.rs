@@ -13,7 +13,7 @@ mod workload;
 pub use kmsg::{DENY_LIST, deny_list};
 
 use crate::journal::{Event, Journal};
-use crate::scenario::{Expectation, FsStateName, Ref, Scenario};
+use crate::plan::{Expectation, FsStateName, Plan};
 use serde::{Deserialize, Serialize};
 use window::Window;
 
@@ -58,19 +58,19 @@ impl Probe {
 
 /// The probes due when `step` ends; `last` says it is the last step of the
 /// timeline to end (state matchers without `at:` look there).
-pub fn probes_at(s: &Scenario, step: &str, last: bool) -> Vec<Probe> {
-    let due = |at: &Option<Ref>| match at {
-        Some(a) => a.value == step,
+pub fn probes_at(plan: &Plan, step: &str, last: bool) -> Vec<Probe> {
+    let due = |at: &Option<String>| match at {
+        Some(a) => a == step,
         None => last,
     };
     let mut probes = Vec::new();
-    for e in &s.expect {
-        let probe = match &e.value {
-            Expectation::FsState { fs, at, .. } if due(at) => Probe::FsState {
-                image: fs.value.clone(),
+    for e in &plan.expect {
+        let probe = match e {
+            Expectation::FsState { image, at, .. } if due(at) => Probe::FsState {
+                image: image.clone(),
             },
             Expectation::Mounted { mount, at, .. } if due(at) => Probe::Mounted {
-                mount: mount.value.clone(),
+                mount: mount.clone(),
             },
             _ => continue,
         };
@@ -82,7 +82,7 @@ pub fn probes_at(s: &Scenario, step: &str, last: bool) -> Vec<Probe> {
 }
 
 /// Every expectation's outcome, then the kernel log deny-list's.
-pub fn evaluate(s: &Scenario, journal: &Journal) -> Vec<Outcome> {
+pub fn evaluate(plan: &Plan, journal: &Journal) -> Vec<Outcome> {
     // State probes without `at:` were taken when the last step ended.
     let last_step = journal
         .events
@@ -93,76 +93,79 @@ pub fn evaluate(s: &Scenario, journal: &Journal) -> Vec<Outcome> {
             _ => None,
         })
         .unwrap_or("");
-    let mut outcomes: Vec<Outcome> = s
+    let mut outcomes: Vec<Outcome> = plan
         .expect
         .iter()
-        .map(|e| {
-            let e = &e.value;
-            let w = e.workload().map(|w| w.value.as_str()).unwrap_or("");
-            let win = e.window().map(|(d, a)| Window::new(d, a));
-            match e {
-                Expectation::Errno { errno, .. } => {
-                    workload::errno_seen(journal, w, &errno.value, &win.expect("event matcher"))
-                }
-                Expectation::NoErrors { .. } => {
-                    workload::no_errors(journal, w, &win.expect("event matcher"))
-                }
-                Expectation::Hang { state, wchan, .. } => workload::hang(
+        .map(|e| match e {
+            Expectation::Errno {
+                workload,
+                errno,
+                window,
+            } => workload::errno_seen(journal, workload, *errno, &Window::new(window)),
+            Expectation::NoErrors { workload, window } => {
+                workload::no_errors(journal, workload, &Window::new(window))
+            }
+            Expectation::Hang {
+                workload,
+                state,
+                wchan,
+                window,
+            } => workload::hang(
+                journal,
+                workload,
+                *state,
+                wchan.as_ref(),
+                &Window::new(window),
+            ),
+            Expectation::NoHang { workload, window } => {
+                workload::no_hang(journal, workload, &Window::new(window))
+            }
+            Expectation::StallsAtLeast {
+                workload,
+                duration,
+                window,
+            } => workload::stalls_at_least(journal, workload, *duration, &Window::new(window)),
+            Expectation::ResumesWithin {
+                workload,
+                duration,
+                after,
+            } => workload::resumes_within(journal, workload, *duration, after),
+            Expectation::Data { workload, .. } => workload::data(journal, workload),
+            Expectation::ExitCode { step, code } => exit_code(journal, step, *code),
+            Expectation::Kmsg {
+                pattern,
+                absent,
+                window,
+            } => kmsg::kmsg_seen(journal, pattern, *absent, &Window::new(window)),
+            Expectation::FsState { image, state, at } => {
+                let want = fs_state_word(*state);
+                state_is(
                     journal,
-                    w,
-                    *state,
-                    wchan.as_ref().map(|p| p.value.as_str()),
-                    &win.expect("event matcher"),
-                ),
-                Expectation::NoHang { .. } => {
-                    workload::no_hang(journal, w, &win.expect("event matcher"))
-                }
-                Expectation::StallsAtLeast { duration, .. } => {
-                    workload::stalls_at_least(journal, w, duration.0, &win.expect("event matcher"))
-                }
-                Expectation::ResumesWithin {
-                    duration, after, ..
-                } => workload::resumes_within(journal, w, duration.0, &after.value),
-                Expectation::Data { .. } => workload::data(journal, w),
-                Expectation::ExitCode { step, code } => exit_code(journal, &step.value, *code),
-                Expectation::Kmsg {
-                    pattern, absent, ..
-                } => kmsg::kmsg_seen(
+                    &format!("{image} is {want}"),
+                    &Probe::FsState {
+                        image: image.clone(),
+                    }
+                    .subject(),
+                    want,
+                    at.as_deref().unwrap_or(last_step),
+                )
+            }
+            Expectation::Mounted { mount, present, at } => {
+                let word = if *present { "listed" } else { "not listed" };
+                state_is(
                     journal,
-                    &pattern.value,
-                    *absent,
-                    &win.expect("event matcher"),
-                ),
-                Expectation::FsState { fs, state, at } => {
-                    let want = fs_state_word(*state);
-                    state_is(
-                        journal,
-                        &format!("{} is {want}", fs.value),
-                        &Probe::FsState {
-                            image: fs.value.clone(),
-                        }
-                        .subject(),
-                        want,
-                        at.as_ref().map_or(last_step, |a| a.value.as_str()),
-                    )
-                }
-                Expectation::Mounted { mount, present, at } => {
-                    let word = if *present { "listed" } else { "not listed" };
-                    state_is(
-                        journal,
-                        &format!("mount {} is {word}", mount.value),
-                        &Probe::Mounted {
-                            mount: mount.value.clone(),
-                        }
-                        .subject(),
-                        &present.to_string(),
-                        at.as_ref().map_or(last_step, |a| a.value.as_str()),
-                    )
-                }
+                    &format!("mount {mount} is {word}"),
+                    &Probe::Mounted {
+                        mount: mount.clone(),
+                    }
+                    .subject(),
+                    &present.to_string(),
+                    at.as_deref().unwrap_or(last_step),
+                )
             }
         })
         .collect();
-    outcomes.push(kmsg::deny_list(s, journal));
+    outcomes.push(kmsg::deny_list(plan, journal));
     outcomes
 }
 

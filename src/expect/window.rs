@@ -1,7 +1,6 @@
 //! The window an event matcher looks at, in run time and in kernel log markers.
 
 use crate::journal::Journal;
-use crate::scenario::{During, Ref};
 
 pub struct Window<'s> {
     during: Option<(&'s str, &'s str)>,
@@ -9,12 +8,13 @@ pub struct Window<'s> {
 }
 
 impl<'s> Window<'s> {
-    pub fn new(during: &'s During, after: Option<&'s Ref>) -> Window<'s> {
+    pub fn new(window: &'s crate::plan::Window) -> Window<'s> {
         Window {
-            during: during
-                .as_deref()
-                .and_then(|d| Some((d.first()?.value.as_str(), d.last()?.value.as_str()))),
-            after: after.map(|a| a.value.as_str()),
+            during: window
+                .during
+                .as_ref()
+                .map(|(a, b)| (a.as_str(), b.as_str())),
+            after: window.after.as_deref(),
         }
     }
 

@@ -2,8 +2,10 @@
 
 use super::window::Window;
 use super::{Outcome, secs};
+use crate::errno;
 use crate::journal::{Event, Journal};
-use crate::scenario::{TaskState, errno_by_name, errno_name};
+use crate::plan::TaskState;
+use regex::Regex;
 
 /// A finished op: seq, start, end, errno, stage, exit code.
 struct Op<'j> {
@@ -21,7 +23,7 @@ impl Op<'_> {
 
     fn failure(&self) -> String {
         match (self.errno, self.exit_code) {
-            (Some(n), _) => format!("{} in {}", errno_name(n), self.stage.unwrap_or("?")),
+            (Some(n), _) => format!("{} in {}", errno::name(n), self.stage.unwrap_or("?")),
             (None, Some(c)) => format!("exit code {c}"),
             _ => "success".into(),
         }
@@ -51,9 +53,9 @@ fn ops<'j>(journal: &'j Journal, workload: &'j str) -> impl Iterator<Item = Op<'
 
 const NEVER_RAN: &str = "the window's steps never ran";
 
-pub fn errno_seen(journal: &Journal, workload: &str, errno: &str, win: &Window) -> Outcome {
+pub fn errno_seen(journal: &Journal, workload: &str, want: i32, win: &Window) -> Outcome {
+    let errno = errno::name(want);
     let expectation = format!("{workload} sees {errno} {}", win.describe());
-    let want = errno_by_name(errno);
     let Some((start, end)) = win.span(journal) else {
         return Outcome::new(expectation, false, NEVER_RAN.into());
     };
@@ -62,7 +64,7 @@ pub fn errno_seen(journal: &Journal, workload: &str, errno: &str, win: &Window) 
     for op in ops(journal, workload).filter(|op| op.end >= start && op.end < end) {
         count += 1;
         match op.errno {
-            Some(n) if Some(n) == want => {
+            Some(n) if n == want => {
                 return Outcome::new(
                     expectation,
                     true,
@@ -74,7 +76,7 @@ pub fn errno_seen(journal: &Journal, workload: &str, errno: &str, win: &Window) 
                     ),
                 );
             }
-            Some(n) => other.push(errno_name(n)),
+            Some(n) => other.push(errno::name(n)),
             None => {}
         }
     }
@@ -144,7 +146,7 @@ pub fn hang(
     journal: &Journal,
     workload: &str,
     state: Option<TaskState>,
-    wchan: Option<&str>,
+    wchan: Option<&Regex>,
     win: &Window,
 ) -> Outcome {
     let mut want = String::new();
@@ -158,11 +160,10 @@ pub fn hang(
     let Some(span) = win.span(journal) else {
         return Outcome::new(expectation, false, NEVER_RAN.into());
     };
-    let re = wchan.map(|w| regex::Regex::new(w).expect("validated when the scenario was loaded"));
     let mut seen = Vec::new();
     for (seq, started, t, st, wc) in hung(journal, workload, span) {
         let state_ok = state.is_none_or(|s| st.starts_with(&format!("{s:?}")));
-        let wchan_ok = re.as_ref().is_none_or(|re| re.is_match(wc));
+        let wchan_ok = wchan.is_none_or(|re| re.is_match(wc));
         let what = format!(
             "op {seq} past its deadline at +{}: state {st} in {wc}",
             secs(t)

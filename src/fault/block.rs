@@ -12,32 +12,7 @@
 
 use super::{Active, FaultError, Targets};
 use crate::block::DmTarget;
-use crate::scenario::Fault;
-
-/// The dm table a block fault loads.
-pub fn target_for(fault: &Fault) -> Option<DmTarget> {
-    Some(match fault {
-        Fault::BlockDetach { .. } => DmTarget::Error,
-        Fault::BlockError { start, sectors, .. } => match (start, sectors) {
-            (None, None) => DmTarget::Error,
-            (start, sectors) => DmTarget::ErrorRange {
-                start: start.as_ref().map_or(0, |s| s.value),
-                sectors: sectors.as_ref().map_or(u64::MAX, |n| n.value),
-            },
-        },
-        Fault::BlockDelay {
-            delay, write_delay, ..
-        } => DmTarget::Delay {
-            read: delay.value.0,
-            write: write_delay.as_ref().map(|w| w.value.0),
-        },
-        Fault::BlockFlakey { up, down, .. } => DmTarget::Flakey {
-            up: up.value.0,
-            down: down.value.0,
-        },
-        _ => return None,
-    })
-}
+use crate::plan::Fault;
 
 /// I/Os the block layer has seen on `device` (dm-N), from
 /// /sys/block/<device>/stat: reads, writes, discards and flushes completed
@@ -64,8 +39,8 @@ pub fn parse_io_count(stat: &str) -> Option<u64> {
 
 pub(super) fn inject(world: &dyn Targets, fault: &Fault) -> Result<Active, FaultError> {
     let kind = fault.kind();
-    let image = fault.block_image().expect("a block fault").value.clone();
-    let target = target_for(fault).expect("a block fault");
+    let (image, target) = fault.dm_target().expect("a block fault");
+    let image = image.to_string();
     let volume = world
         .dm_volume(&image)
         .ok_or_else(|| FaultError::UnknownTarget {
@@ -152,7 +127,10 @@ mod tests {
         let targets: Vec<DmTarget> = s
             .steps
             .iter()
-            .map(|st| target_for(&st.fault.as_ref().unwrap().value).unwrap())
+            .map(|st| match &st.action {
+                crate::plan::Action::Fault { fault, .. } => fault.dm_target().unwrap().1,
+                other => panic!("not a fault: {other:?}"),
+            })
             .collect();
         assert_eq!(
             targets,

@@ -11,7 +11,7 @@
 use super::{FaultError, Targets, server};
 use crate::nfs::control::{self, DownMode, Request};
 use crate::nfs::{NfsServer, nlm, nsm};
-use crate::scenario::{Daemon, Fault, LockDownMode};
+use crate::plan::{Daemon, Fault, LockDownMode};
 use std::sync::atomic::AtomicBool;
 
 /// A grace period "until healed": longer than any run.
@@ -68,7 +68,7 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
     let kind = fault.kind();
     match fault {
         Fault::NlmDown { server: name, mode } | Fault::NsmDown { server: name, mode } => {
-            let srv = server(world, kind, &name.value)?;
+            let srv = server(world, kind, name)?;
             let mode = match mode {
                 LockDownMode::Stall => DownMode::Stall,
                 LockDownMode::Unregister => DownMode::Unregister,
@@ -81,13 +81,13 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
             let rule = execute(kind, srv, &req)?;
             Ok(LockFault::Down {
                 kind,
-                server: name.value.clone(),
+                server: name.clone(),
                 program,
                 rule,
             })
         }
         Fault::NlmGrace { server: name } => {
-            let srv = server(world, kind, &name.value)?;
+            let srv = server(world, kind, name)?;
             execute(
                 kind,
                 srv,
@@ -96,33 +96,31 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
                 },
             )?;
             Ok(LockFault::Grace {
-                server: name.value.clone(),
+                server: name.clone(),
             })
         }
         Fault::ProcKill { host, daemon } => {
-            daemons(world, &host.value)?
+            daemons(world, host)?
                 .kill(*daemon)
                 .map_err(|detail| FaultError::Lock {
                     fault: kind,
                     detail,
                 })?;
-            tracing::info!(host = %host.value, ?daemon, "daemon killed");
+            tracing::info!(host = %host, ?daemon, "daemon killed");
             Ok(LockFault::Killed {
-                host: host.value.clone(),
+                host: host.clone(),
                 daemon: *daemon,
             })
         }
         Fault::HostCrash { host } => {
-            daemons(world, &host.value)?
+            daemons(world, host)?
                 .crash()
                 .map_err(|detail| FaultError::Lock {
                     fault: kind,
                     detail,
                 })?;
-            tracing::info!(host = %host.value, "host crashed");
-            Ok(LockFault::Crashed {
-                host: host.value.clone(),
-            })
+            tracing::info!(host = %host, "host crashed");
+            Ok(LockFault::Crashed { host: host.clone() })
         }
         _ => unreachable!("fault::inject routes only locking faults here"),
     }

@@ -11,14 +11,13 @@ mod nfs;
 mod nfs_call;
 mod xfs;
 
-pub use block::{io_count, target_for};
+pub use block::io_count;
 
 use crate::block::DmVolume;
 use crate::net::{Firewall, Netns, RuleId};
 use crate::nfs::NfsServer;
-use crate::scenario::Fault;
+use crate::plan::{Daemon, Fault};
 use std::cell::RefMut;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -31,10 +30,6 @@ pub trait Targets {
     fn image_mountpoint(&self, image: &str) -> Option<&Path>;
     /// The network namespace of a host.
     fn host_netns(&self, _host: &str) -> Option<&Netns> {
-        None
-    }
-    /// A host's address (its `addr`, without the prefix).
-    fn host_addr(&self, _host: &str) -> Option<IpAddr> {
         None
     }
     /// The interface of `host`'s end of its link to `peer`: the veth end,
@@ -66,8 +61,8 @@ pub trait Targets {
 
 /// The daemons of one host that `proc.kill` can kill and heal restarts.
 pub trait HostDaemons {
-    fn kill(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
-    fn restart(&self, daemon: crate::scenario::Daemon) -> Result<(), String>;
+    fn kill(&self, daemon: Daemon) -> Result<(), String>;
+    fn restart(&self, daemon: Daemon) -> Result<(), String>;
     /// `host.crash`: the host falls silent.
     fn crash(&self) -> Result<(), String> {
         Err("this host cannot crash".into())
@@ -164,8 +159,6 @@ pub enum FaultError {
         fault: &'static str,
         source: crate::nfs::NfsError,
     },
-    #[error("{fault}: cannot match {what}")]
-    BadMatch { fault: &'static str, what: String },
     #[error("{fault}: {source}")]
     Net {
         fault: &'static str,
@@ -197,26 +190,26 @@ fn server<'w>(
 
 pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> {
     match fault {
-        Fault::NfsUnexport { server, export } => nfs::unexport(world, &server.value, &export.value),
-        Fault::XfsShutdown { fs } => xfs::shutdown(world, &fs.value),
-        Fault::NetBlock(c) => net::cut(world, c, false),
-        Fault::NetReject(c) => net::cut(world, c, true),
-        Fault::NetMtu(f) => net::mtu(world, f),
-        Fault::NetDelay(f) => net::delay(world, f),
-        Fault::NetLoss(f) => net::loss(world, f),
-        Fault::BlockDetach { .. }
-        | Fault::BlockError { .. }
-        | Fault::BlockDelay { .. }
-        | Fault::BlockFlakey { .. } => block::inject(world, fault),
+        Fault::NfsUnexport { server, export } => nfs::unexport(world, server, export),
+        Fault::XfsShutdown { image } => xfs::shutdown(world, image),
+        Fault::NetCut {
+            reject,
+            host,
+            matching,
+        } => net::cut(world, host, matching, *reject),
+        Fault::NetMtu { link, mtu } => net::mtu(world, link, *mtu),
+        Fault::NetDelay {
+            link,
+            delay,
+            jitter,
+        } => net::delay(world, link, *delay, *jitter),
+        Fault::NetLoss { link, percent } => net::loss(world, link, *percent),
+        Fault::BlockDetach { .. } | Fault::BlockTable { .. } => block::inject(world, fault),
         Fault::NfsRestart {
             server,
             lose_handles,
-        } => nfs_call::restart(world, &server.value, *lose_handles),
-        Fault::NfsDelay { .. }
-        | Fault::NfsStall { .. }
-        | Fault::NfsDrop { .. }
-        | Fault::NfsClose { .. }
-        | Fault::NfsError { .. } => nfs_call::add_rule(fault, world),
+        } => nfs_call::restart(world, server, *lose_handles),
+        Fault::NfsCall { server, rule } => nfs_call::add_rule(world, fault.kind(), server, rule),
         Fault::NlmDown { .. }
         | Fault::NsmDown { .. }
         | Fault::NlmGrace { .. }

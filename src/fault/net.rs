@@ -8,10 +8,10 @@
 //! packet proves nothing, hence [`fired`](super::fired).
 
 use super::{Active, FaultError, Targets};
-use crate::net::{Action, Match, MtuChange, Netem, NetemSpec, Protocol, Rule};
-use crate::scenario::{NetCut, NetDelay, NetLoss, NetMtu, NetProtocol};
+use crate::net::{Action, Match, MtuChange, Netem, NetemSpec, Rule};
+use crate::plan::NetLink;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::time::Duration;
 
 pub(super) const BLOCK: &str = "net.block";
 pub(super) const REJECT: &str = "net.reject";
@@ -53,63 +53,27 @@ fn unknown(fault: &'static str, what: &'static str, name: &str) -> FaultError {
     }
 }
 
-fn addr_of(world: &dyn Targets, fault: &'static str, host: &str) -> Result<IpAddr, FaultError> {
-    world
-        .host_addr(host)
-        .ok_or_else(|| unknown(fault, "host with an address", host))
-}
-
-/// The rule a cut installs, and the host whose namespace holds it.
-fn rule_for(
+/// A firewall rule in `host`'s namespace that drops (or rejects) what
+/// `matching` matches.
+pub(super) fn cut(
     world: &dyn Targets,
-    fault: &'static str,
-    cut: &NetCut,
-    action: Action,
-) -> Result<(String, Rule), FaultError> {
-    if let Some([a, b]) = &cut.between {
-        let rule = Rule {
-            matching: Match::Between(
-                addr_of(world, fault, &a.value)?,
-                addr_of(world, fault, &b.value)?,
-            ),
-            action,
-        };
-        return Ok((a.value.clone(), rule));
-    }
-    let (Some(host), Some(toward)) = (&cut.host, &cut.toward) else {
-        return Err(unknown(fault, "cut (between, or host and toward)", "?"));
-    };
-    let addr = match toward.value.parse::<IpAddr>() {
-        Ok(a) => a,
-        Err(_) => addr_of(world, fault, &toward.value)?,
-    };
-    let protocol = cut.protocol.map(|p| match p {
-        NetProtocol::Tcp => Protocol::Tcp,
-        NetProtocol::Udp => Protocol::Udp,
-        NetProtocol::Icmp => Protocol::Icmp,
-    });
-    let rule = Rule {
-        matching: Match::Toward {
-            addr,
-            protocol,
-            port: cut.port.as_ref().map(|p| p.value),
-        },
-        action,
-    };
-    Ok((host.value.clone(), rule))
-}
-
-pub(super) fn cut(world: &dyn Targets, cut: &NetCut, reject: bool) -> Result<Active, FaultError> {
+    host: &str,
+    matching: &Match,
+    reject: bool,
+) -> Result<Active, FaultError> {
     let (kind, action) = if reject {
         (REJECT, Action::Reject)
     } else {
         (BLOCK, Action::Drop)
     };
-    let (host, rule) = rule_for(world, kind, cut, action)?;
-    let id = world.firewall(&host)?.add(&rule).map_err(net_err(kind))?;
+    let rule = Rule {
+        matching: matching.clone(),
+        action,
+    };
+    let id = world.firewall(host)?.add(&rule).map_err(net_err(kind))?;
     Ok(Active::NetRule {
         kind,
-        host,
+        host: host.to_string(),
         rule: id,
     })
 }
@@ -117,12 +81,11 @@ pub(super) fn cut(world: &dyn Targets, cut: &NetCut, reject: bool) -> Result<Act
 fn iface(
     world: &dyn Targets,
     fault: &'static str,
-    host: &str,
-    peer: &str,
-    vlan: Option<u16>,
+    link: &NetLink,
 ) -> Result<(String, String), FaultError> {
+    let NetLink { host, peer, vlan } = link;
     let ifname = world
-        .link_iface(host, peer, vlan)
+        .link_iface(host, peer, *vlan)
         .ok_or_else(|| unknown(fault, "link", &format!("{host} -> {peer}")))?;
     Ok((host.to_string(), ifname))
 }
@@ -136,18 +99,12 @@ fn guards<'w>(
         .ok_or_else(|| unknown(fault, "network", "world"))
 }
 
-pub(super) fn mtu(world: &dyn Targets, f: &NetMtu) -> Result<Active, FaultError> {
-    let (host, ifname) = iface(
-        world,
-        MTU,
-        &f.host.value,
-        &f.peer.value,
-        f.vlan.as_ref().map(|v| v.value),
-    )?;
+pub(super) fn mtu(world: &dyn Targets, link: &NetLink, mtu: u32) -> Result<Active, FaultError> {
+    let (host, ifname) = iface(world, MTU, link)?;
     let ns = world
         .host_netns(&host)
         .ok_or_else(|| unknown(MTU, "host", &host))?;
-    let change = MtuChange::apply(ns, &ifname, f.mtu.value).map_err(net_err(MTU))?;
+    let change = MtuChange::apply(ns, &ifname, mtu).map_err(net_err(MTU))?;
     let mut g = guards(world, MTU)?;
     let guard = g.take_number();
     g.mtu.insert(guard, change);
@@ -161,10 +118,10 @@ pub(super) fn mtu(world: &dyn Targets, f: &NetMtu) -> Result<Active, FaultError>
 fn netem(
     world: &dyn Targets,
     kind: &'static str,
-    (host, peer, vlan): (&str, &str, Option<u16>),
+    link: &NetLink,
     spec: NetemSpec,
 ) -> Result<Active, FaultError> {
-    let (host, ifname) = iface(world, kind, host, peer, vlan)?;
+    let (host, ifname) = iface(world, kind, link)?;
     let ns = world
         .host_netns(&host)
         .ok_or_else(|| unknown(kind, "host", &host))?;
@@ -180,32 +137,31 @@ fn netem(
     })
 }
 
-pub(super) fn delay(world: &dyn Targets, f: &NetDelay) -> Result<Active, FaultError> {
+pub(super) fn delay(
+    world: &dyn Targets,
+    link: &NetLink,
+    delay: Duration,
+    jitter: Option<Duration>,
+) -> Result<Active, FaultError> {
     let spec = NetemSpec {
-        delay: Some(f.delay.0),
-        jitter: f.jitter.map(|j| j.0),
+        delay: Some(delay),
+        jitter,
         loss_percent: None,
     };
-    let at = (
-        f.host.value.as_str(),
-        f.peer.value.as_str(),
-        f.vlan.as_ref().map(|v| v.value),
-    );
-    netem(world, DELAY, at, spec)
+    netem(world, DELAY, link, spec)
 }
 
-pub(super) fn loss(world: &dyn Targets, f: &NetLoss) -> Result<Active, FaultError> {
+pub(super) fn loss(
+    world: &dyn Targets,
+    link: &NetLink,
+    percent: f64,
+) -> Result<Active, FaultError> {
     let spec = NetemSpec {
         delay: None,
         jitter: None,
-        loss_percent: Some(f.percent.value),
+        loss_percent: Some(percent),
     };
-    let at = (
-        f.host.value.as_str(),
-        f.peer.value.as_str(),
-        f.vlan.as_ref().map(|v| v.value),
-    );
-    netem(world, LOSS, at, spec)
+    netem(world, LOSS, link, spec)
 }
 
 /// Removes the rule, or restores the MTU, or removes the qdisc.

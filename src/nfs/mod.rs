@@ -53,8 +53,8 @@ pub enum NfsError {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("invalid client network {0:?}")]
-    BadCidr(String),
+    #[error(transparent)]
+    BadCidr(#[from] crate::addr::CidrError),
     #[error("export {0} listed twice")]
     DuplicateExport(String),
     #[error("no export named {0}")]

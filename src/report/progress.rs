@@ -168,7 +168,7 @@ impl<W: Write> Progress<W> {
                 let what = match (errno, exit_code) {
                     (Some(n), _) => format!(
                         "{} in {}",
-                        crate::scenario::errno_name(*n),
+                        crate::errno::name(*n),
                         stage.as_deref().unwrap_or("op")
                     ),
                     (None, Some(c)) if *c != 0 => format!("exit code {c}"),

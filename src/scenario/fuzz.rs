@@ -2,12 +2,24 @@
 //! the seeded test that runs on stable.
 
 /// Loads `text`; panics if the loader panics, if a rejection does not name
-/// `fuzz.yaml:<line>:<column>`, or if an accepted scenario cannot be planned.
+/// `fuzz.yaml:<line>:<column>`, or if an accepted scenario's plan is not
+/// well formed (lowering panics on anything validation let through wrongly).
 pub fn load_and_plan(text: &str) {
     match super::load_str(text, "fuzz.yaml") {
-        Ok(s) => {
-            let t = crate::engine::Timeline::resolve(&s);
-            assert_eq!(t.steps.len(), super::flatten_steps(&s.steps).len());
+        Ok(plan) => {
+            assert!(!plan.steps.is_empty());
+            for (i, st) in plan.steps.iter().enumerate() {
+                assert!(
+                    st.after.is_none_or(|a| a < i),
+                    "{} waits for a later step",
+                    st.id
+                );
+                assert!(
+                    st.group.is_none_or(|g| g < i),
+                    "{} precedes its group",
+                    st.id
+                );
+            }
         }
         Err(super::LoadError::Read { .. }) => unreachable!("no file is read"),
         Err(e) => {

@@ -2,6 +2,7 @@
 
 use super::model::Scenario;
 use super::validate::{Problem, Problems, validate};
+use crate::plan::Plan;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ pub enum LoadError {
     Invalid(Problems),
 }
 
-pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
+pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
     let text = read_text(path)?;
     load_str(&text, &path.display().to_string())
 }
@@ -89,7 +90,7 @@ struct Prelude {
 /// matrix), with `${name}` replaced by the file's `vars:`, the case's values
 /// and `overrides` (`--var`), in rising precedence. A case's id gets its
 /// values appended: `nfs-mount[vers=4.1]`.
-pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Scenario>, LoadError> {
+pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Plan>, LoadError> {
     let text = read_text(path)?;
     let file = path.display().to_string();
     let mut out = Vec::new();
@@ -101,7 +102,7 @@ pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Sce
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            scenario.id.value = format!("{}[{}]", scenario.id.value, label.join(","));
+            scenario.id = format!("{}[{}]", scenario.id, label.join(","));
         }
         out.push(scenario);
     }
@@ -159,10 +160,11 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Parses and validates `text`, naming it `file` in every message. A file
-/// that does not parse gets every parse error the parser can find (see
-/// recover.rs), but no semantic checks: those would judge a partial model.
-pub fn load_str(text: &str, file: &str) -> Result<Scenario, LoadError> {
+/// Parses and validates `text`, naming it `file` in every message, and
+/// lowers it into the plan a run follows. A file that does not parse gets
+/// every parse error the parser can find (see recover.rs), but no semantic
+/// checks: those would judge a partial model.
+pub fn load_str(text: &str, file: &str) -> Result<Plan, LoadError> {
     if is_empty(text) {
         return Err(LoadError::Invalid(Problems(vec![Problem {
             file: file.to_string(),
@@ -178,7 +180,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Scenario, LoadError> {
         Ok(scenario) => {
             let problems = validate(&scenario, file);
             if problems.is_empty() {
-                return Ok(scenario);
+                return Ok(super::lower::lower(&scenario));
             }
             let located = problems
                 .0
@@ -404,14 +406,18 @@ mod tests {
                     matrix: { a: [x, y], b: ['1', '2'] }\nsteps:\n  - { id: s, wait: '${pause}' }\n";
         std::fs::write(&path, text).unwrap();
         let cases = load_cases(&path, &[]).unwrap();
-        let ids: Vec<&str> = cases.iter().map(|c| c.id.value.as_str()).collect();
+        let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
             ids,
             ["m[a=x,b=1]", "m[a=x,b=2]", "m[a=y,b=1]", "m[a=y,b=2]"]
         );
-        assert_eq!(cases[0].steps[0].wait.unwrap().to_string(), "1s");
+        let wait = |p: &crate::plan::Plan| match p.steps[0].action {
+            crate::plan::Action::Wait(w) => w,
+            ref other => panic!("not a wait: {other:?}"),
+        };
+        assert_eq!(wait(&cases[0]), std::time::Duration::from_secs(1));
         let over = load_cases(&path, &[("pause".into(), "250ms".into())]).unwrap();
-        assert_eq!(over[0].steps[0].wait.unwrap().to_string(), "250ms");
+        assert_eq!(wait(&over[0]), std::time::Duration::from_millis(250));
     }
 
     #[test]

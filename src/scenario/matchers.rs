@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use crate::plan::{FsStateName, TaskState, Verify};
+
 /// Steps a matcher looks at: from the start of the first to the end of the
 /// last. Absent means the whole timeline.
 pub type During = Option<Vec<Ref>>;
@@ -184,28 +186,4 @@ impl Expectation {
             _ => None,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FsStateName {
-    Ok,
-    ReadOnly,
-    Shutdown,
-}
-
-/// A task state as /proc/<pid>/stat spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub enum TaskState {
-    /// Uninterruptible sleep: the hang of a hard NFS mount or a stuck disk.
-    D,
-    /// Interruptible sleep: waiting on a lock or a socket.
-    S,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verify {
-    /// Every record whose op was acknowledged is present and intact.
-    AllAcknowledged,
 }

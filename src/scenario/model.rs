@@ -22,6 +22,9 @@ pub use super::matchers::*;
 pub use super::network::*;
 use super::quantity::{ByteSize, Duration};
 pub use super::steps::*;
+pub use crate::plan::{
+    ExportOption, KernelFeature, LockMode, Mkfs, ServerKind, Statd, Target, WorkloadOp,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -82,9 +85,14 @@ pub struct Scenario {
     #[serde(default)]
     pub xfail: Option<Xfail>,
     /// Values substituted for `${name}` anywhere in the file; `--var` overrides.
+    // `vars` and `matrix` are applied to the text before it is parsed
+    // (load::expand_cases); they are fields so the schema lists them and
+    // the parser accepts them.
+    #[allow(dead_code)]
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     /// Named cases: one run per combination, each with its values as vars.
+    #[allow(dead_code)]
     #[serde(default)]
     pub matrix: BTreeMap<String, Vec<String>>,
 }
@@ -118,44 +126,6 @@ pub struct KernelSettings {
     pub nlm_timeout: Option<Spanned<Duration>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    Vm,
-    Host,
-    Staging,
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Target::Vm => "vm",
-            Target::Host => "host",
-            Target::Staging => "staging",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KernelFeature {
-    Nfs,
-    Xfs,
-    Loop,
-    Veth,
-    Netns,
-    Nfsd,
-    Bridge,
-    /// 802.1Q (module 8021q).
-    Vlan,
-    /// The netem qdisc (module sch_netem).
-    Netem,
-    /// device-mapper (module dm_mod).
-    Dm,
-    Nftables,
-    Fuse,
-}
-
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Host {
@@ -168,31 +138,6 @@ pub struct Host {
     #[serde(default)]
     #[schemars(with = "Option<Statd>")]
     pub statd: Option<Spanned<Statd>>,
-}
-
-/// Who answers NSM (100024) on a client host, and who is its portmapper on
-/// 127.0.0.1:111 where the kernel's lockd registers NLM and asks for statd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Statd {
-    /// nfs-common's `rpc.statd` with `rpcbind`, in the host's namespace
-    /// with private state.
-    System,
-    /// stackquake's own portmapper and status monitor.
-    Stackquake,
-    /// A portmapper but no status monitor: the incident's disabled
-    /// rpc-statd.service.
-    None,
-}
-
-impl Statd {
-    pub fn name(self) -> &'static str {
-        match self {
-            Statd::System => "system",
-            Statd::Stackquake => "stackquake",
-            Statd::None => "none",
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -233,18 +178,6 @@ pub struct NfsServer {
     pub exports: Vec<Export>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ServerKind {
-    /// stackquake's own server, with a fault hook in front of every call.
-    #[default]
-    Inproc,
-    /// The guest kernel's nfsd.
-    Knfsd,
-    /// A real server elsewhere (staging rehearsals).
-    External,
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
@@ -257,37 +190,6 @@ pub struct Export {
     pub clients: Option<Spanned<String>>,
     #[serde(default)]
     pub options: Vec<ExportOption>,
-}
-
-/// exports(5) options. Squashing is knfsd's: `root_squash` unless the
-/// export says `no_root_squash` (a client's root then acts as root) or
-/// `all_squash` (every client acts as nobody).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportOption {
-    Rw,
-    Ro,
-    RootSquash,
-    NoRootSquash,
-    AllSquash,
-}
-
-impl Export {
-    /// How the export maps client ids; the last squash option written wins
-    /// (as in exports(5)).
-    pub fn squash(&self) -> crate::nfs::export::Squash {
-        use crate::nfs::export::Squash;
-        self.options
-            .iter()
-            .rev()
-            .find_map(|o| match o {
-                ExportOption::RootSquash => Some(Squash::Root),
-                ExportOption::NoRootSquash => Some(Squash::NoRootSquash),
-                ExportOption::AllSquash => Some(Squash::All),
-                ExportOption::Rw | ExportOption::Ro => None,
-            })
-            .unwrap_or_default()
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -330,12 +232,6 @@ pub struct Image {
     /// table under the mount. Needs dm-mod: the vm target.
     #[serde(default)]
     pub dm: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Mkfs {
-    Xfs,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -400,51 +296,6 @@ fn default_deadline() -> Duration {
 
 fn default_record() -> ByteSize {
     ByteSize(4096)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkloadOp {
-    /// Append checksummed records to a file.
-    Append,
-    /// Write checksummed records in place, record `seq` at offset `seq × size`.
-    Write,
-    /// Read the file from the start, `record_size` at a time.
-    Read,
-    /// stat(2) the path.
-    Stat,
-    /// List the directory.
-    Readdir,
-    /// Open the file and flock(2) it (`lock: sh|ex`), hold, unlock.
-    Flock,
-    /// Run `command`; a non-zero exit is a failed op.
-    Exec,
-    /// Mount `mount`'s source `parallel` times at once, then unmount all.
-    MountStorm,
-}
-
-impl WorkloadOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkloadOp::Append => "append",
-            WorkloadOp::Write => "write",
-            WorkloadOp::Read => "read",
-            WorkloadOp::Stat => "stat",
-            WorkloadOp::Readdir => "readdir",
-            WorkloadOp::Flock => "flock",
-            WorkloadOp::Exec => "exec",
-            WorkloadOp::MountStorm => "mount_storm",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LockMode {
-    /// LOCK_SH
-    Sh,
-    /// LOCK_EX
-    Ex,
 }
 
 /// A known failure: the verdict becomes XFAIL when the scenario fails (and

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use crate::plan::MTU_RANGE;
+
 /// Per-host settings of one end of a link (`links[i].ends.<host>`).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,25 +98,6 @@ pub struct NetLoss {
     pub vlan: Option<Spanned<u16>>,
     #[schemars(with = "f64")]
     pub percent: Spanned<f64>,
-}
-
-/// The smallest MTU Linux accepts for IPv4 on an Ethernet-like link, and
-/// the largest a veth takes.
-pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
-
-/// The bridge inside every switch namespace (`links[].switch`).
-pub const SWITCH_BRIDGE: &str = "br0";
-
-/// Interface names inside a host (documented in docs/scenarios.md, used by
-/// the world and the faults): the veth end toward `peer` is `to-<peer>`.
-pub fn veth_ifname(peer: &str) -> String {
-    format!("to-{peer}")
-}
-
-/// The VLAN interface with id `id` on the link toward `peer`: `v<peer>.<id>`
-/// (at most 1 + 8 + 1 + 4 = 14 bytes, under IFNAMSIZ).
-pub fn vlan_ifname(peer: &str, id: u16) -> String {
-    format!("v{peer}.{id}")
 }
 
 fn check_vlan_id(c: &mut Checker, id: &Spanned<u16>, path: String) -> bool {
@@ -221,7 +204,7 @@ fn check_shared_ports(c: &mut Checker, s: &Scenario) {
                 continue;
             };
             let other = &s.links[j];
-            let ids = |l: &super::Link| l.vlans.iter().map(|v| v.value).collect::<Vec<_>>();
+            let ids = |l: &super::model::Link| l.vlans.iter().map(|v| v.value).collect::<Vec<_>>();
             if ids(link) != ids(other) || link.mtu != other.mtu || link.offloads != other.offloads {
                 c.at(
                     sw.referenced,
@@ -238,7 +221,7 @@ fn check_shared_ports(c: &mut Checker, s: &Scenario) {
 }
 
 /// The link joining `host` and `peer`, if the scenario declares one.
-pub fn link_between<'s>(s: &'s Scenario, host: &str, peer: &str) -> Option<&'s super::Link> {
+fn link_between<'s>(s: &'s Scenario, host: &str, peer: &str) -> Option<&'s super::model::Link> {
     s.links.iter().find(|l| {
         let [a, b] = [&l.between[0].value, &l.between[1].value];
         (a == host && b == peer) || (a == peer && b == host)
@@ -310,6 +293,7 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
         (Some(between), None, None) => {
             for (j, end) in between.iter().enumerate() {
                 c.reference(end, format!("{path}.between[{j}]"), "host", known.clone());
+                check_addressed(c, s, end, format!("{path}.between[{j}]"));
             }
             if between[0].value == between[1].value {
                 c.at(
@@ -331,6 +315,9 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
         (None, Some(host), Some(toward)) => {
             c.reference(host, format!("{path}.host"), "host", known.clone());
             let is_addr = toward.value.parse::<std::net::Ipv4Addr>().is_ok();
+            if !is_addr {
+                check_addressed(c, s, toward, format!("{path}.toward"));
+            }
             if !is_addr && !s.hosts.contains_key(&toward.value) {
                 let hint = closest(&toward.value, known.iter().copied())
                     .map(|h| format!("did you mean `{h}`?"))
@@ -362,6 +349,24 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
     }
 }
 
+/// A cut matches packets by address, so a host it names needs one.
+fn check_addressed(c: &mut Checker, s: &Scenario, host: &Spanned<String>, path: String) {
+    if s.hosts.get(&host.value).is_some_and(|h| h.addr.is_none()) {
+        c.at(
+            host.referenced,
+            path,
+            format!(
+                "host `{}` has no `addr`; a cut matches packets by address",
+                host.value
+            ),
+            Some(format!(
+                "give it one, e.g. hosts: {{ {}: {{ addr: 10.77.0.2/24 }} }}",
+                host.value
+            )),
+        );
+    }
+}
+
 pub(super) fn check_mtu_fault(c: &mut Checker, s: &Scenario, f: &NetMtu, path: &str) {
     check_iface(c, s, &f.host, &f.peer, f.vlan.as_ref(), path);
     check_mtu(c, f.mtu.value, f.mtu.referenced, format!("{path}.mtu"));
@@ -389,20 +394,4 @@ pub(super) fn check_loss(c: &mut Checker, s: &Scenario, f: &NetLoss, path: &str)
             Some("e.g. percent: 30".into()),
         );
     }
-}
-
-/// Whether the scenario needs 802.1Q VLANs, and netem.
-pub fn needs_vlan(s: &Scenario) -> bool {
-    s.links.iter().any(|l| !l.vlans.is_empty())
-}
-
-pub fn needs_netem(s: &Scenario) -> bool {
-    super::flatten_steps(&s.steps).iter().any(|(_, st)| {
-        st.fault.as_ref().is_some_and(|f| {
-            matches!(
-                f.value,
-                super::Fault::NetDelay(_) | super::Fault::NetLoss(_)
-            )
-        })
-    })
 }

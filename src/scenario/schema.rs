@@ -87,7 +87,7 @@ pub fn scenario_schema_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Expectation, Fault};
+    use crate::scenario::model::{Expectation, Fault};
     use serde_json::{Value, json};
 
     /// serde's own list of an enum's variants, from its error for an unknown one.

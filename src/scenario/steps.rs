@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use crate::plan::{Daemon, LockDownMode};
+
 /// One step. It does exactly one of: `wait`, `fault` (healed after `for`, or
 /// at the end of the run), `exec` (ends when the command exits), or
 /// `parallel` (ends when all its steps have ended).
@@ -239,27 +241,6 @@ pub enum Fault {
     },
 }
 
-/// How `nlm.down` / `nsm.down` take a lock service down.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LockDownMode {
-    /// Calls are held unanswered until the heal, then answered.
-    #[default]
-    Stall,
-    /// Gone from the portmapper: GETPORT answers 0.
-    Unregister,
-}
-
-/// A daemon `proc.kill` can kill on a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Daemon {
-    /// The host's status monitor (`hosts.<h>.statd`).
-    Statd,
-    /// The host's portmapper (rpcbind, or our stand-in with its statd).
-    Rpcbind,
-}
-
 impl Fault {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -296,21 +277,6 @@ impl Fault {
             | Fault::BlockDelay { image, .. }
             | Fault::BlockFlakey { image, .. } => Some(image),
             _ => None,
-        }
-    }
-}
-
-impl Step {
-    /// What the step does, in one word.
-    pub fn action(&self) -> &'static str {
-        if self.parallel.is_some() {
-            "parallel"
-        } else if self.exec.is_some() {
-            "exec"
-        } else if self.fault.is_some() {
-            "fault"
-        } else {
-            "wait"
         }
     }
 }

@@ -142,11 +142,12 @@ impl Checker<'_> {
     }
 }
 
-/// An IPv4 address and prefix length, e.g. `10.77.0.1/24`.
-pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
-    let (addr, len) = s.split_once('/')?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    Some((addr.parse().ok()?, len))
+/// An IPv4 address with its prefix length, e.g. `10.77.0.1/24`: how a
+/// scenario writes host addresses and export client networks.
+pub(super) fn parse_cidr(s: &str) -> Option<crate::addr::Cidr> {
+    let (addr, _) = s.split_once('/')?;
+    addr.parse::<std::net::Ipv4Addr>().ok()?;
+    crate::addr::Cidr::parse(s).ok()
 }
 
 pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
@@ -330,7 +331,7 @@ fn path_parts(p: &str) -> Vec<&str> {
 }
 
 /// Every step with its path (`steps[2].parallel[0]`), in declaration order.
-pub fn flatten_steps(steps: &[Step]) -> Vec<(String, &Step)> {
+pub(super) fn flatten_steps(steps: &[Step]) -> Vec<(String, &Step)> {
     fn walk<'s>(steps: &'s [Step], prefix: &str, out: &mut Vec<(String, &'s Step)>) {
         for (i, st) in steps.iter().enumerate() {
             let path = if prefix.is_empty() {
@@ -749,7 +750,7 @@ fn check_xfail(c: &mut Checker, s: &Scenario) {
     };
     for (v, field) in [(&range.from, "from"), (&range.until, "until")] {
         if let Some(v) = v
-            && kernel_version(&v.value).is_empty()
+            && crate::plan::KernelVersion::of(&v.value).0.is_empty()
         {
             c.at(
                 v.referenced,
@@ -759,17 +760,6 @@ fn check_xfail(c: &mut Checker, s: &Scenario) {
             );
         }
     }
-}
-
-/// The numeric parts of a kernel release: `6.1.0-56-amd64` → [6, 1, 0].
-pub fn kernel_version(release: &str) -> Vec<u64> {
-    release
-        .split(|ch: char| !ch.is_ascii_digit() && ch != '.')
-        .next()
-        .unwrap_or("")
-        .split('.')
-        .map_while(|p| p.parse().ok())
-        .collect()
 }
 
 fn check_expectations(c: &mut Checker, s: &Scenario) {
@@ -813,12 +803,12 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
             }
         };
         match &e.value {
-            Expectation::Errno { errno, .. } if errno_by_name(&errno.value).is_none() => {
+            Expectation::Errno { errno, .. } if crate::errno::by_name(&errno.value).is_none() => {
                 c.at(
                     errno.referenced,
                     format!("{path}.errno"),
                     format!("unknown errno `{}`", errno.value),
-                    closest(&errno.value, ERRNO_NAMES.iter().copied())
+                    closest(&errno.value, crate::errno::NAMES.iter().copied())
                         .map(|n| format!("did you mean `{n}`?")),
                 );
             }
@@ -874,53 +864,6 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
     }
 }
 
-/// The errno names scenarios may use, as the kernel spells them.
-const ERRNO_NAMES: &[&str] = &[
-    "EPERM",
-    "ENOENT",
-    "EINTR",
-    "EIO",
-    "ENXIO",
-    "EBADF",
-    "EAGAIN",
-    "ENOMEM",
-    "EACCES",
-    "EBUSY",
-    "EEXIST",
-    "ENODEV",
-    "ENOTDIR",
-    "EISDIR",
-    "EINVAL",
-    "EFBIG",
-    "ENOSPC",
-    "EROFS",
-    "EDEADLK",
-    "ENOLCK",
-    "ENOTEMPTY",
-    "ENOTCONN",
-    "ETIMEDOUT",
-    "ECONNREFUSED",
-    "EHOSTUNREACH",
-    "ESTALE",
-    "EREMOTEIO",
-    "EDQUOT",
-    "EOPNOTSUPP",
-    "EUCLEAN",
-];
-
-/// The errno number for a name such as `EIO`.
-pub fn errno_by_name(name: &str) -> Option<i32> {
-    if !ERRNO_NAMES.contains(&name) {
-        return None;
-    }
-    (1..200).find(|n| errno_name(*n) == name)
-}
-
-/// The kernel's name for an errno number, e.g. `EIO`.
-pub fn errno_name(n: i32) -> String {
-    format!("{:?}", nix::errno::Errno::from_raw(n))
-}
-
 /// The choice within a small edit distance of `wrong`, if there is one.
 pub fn closest<'a>(wrong: &str, choices: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let wrong = wrong.to_ascii_lowercase();
@@ -951,16 +894,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errno_names_map_to_linux_numbers() {
-        assert_eq!(errno_by_name("EIO"), Some(libc::EIO));
-        assert_eq!(errno_by_name("ESTALE"), Some(libc::ESTALE));
-        assert_eq!(errno_by_name("EFOO"), None);
-        for name in ERRNO_NAMES {
-            assert!(errno_by_name(name).is_some(), "{name} has no number");
-        }
-    }
 
     #[test]
     fn closest_picks_small_edits_only() {

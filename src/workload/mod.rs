@@ -15,7 +15,7 @@ pub mod verify;
 pub use child::run as run_child;
 pub use record::{Record, RecordError};
 
-use crate::scenario::{LockMode, WorkloadOp};
+use crate::plan::{LockMode, WorkloadOp};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! One operation of each workload kind, as the child performs it.
 
 use super::{Record, Spec};
-use crate::scenario::{LockMode, WorkloadOp};
+use crate::plan::{LockMode, WorkloadOp};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

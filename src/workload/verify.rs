@@ -1,7 +1,7 @@
 //! Reading a workload's records back: which acknowledged records survived.
 
 use super::{Record, RecordError};
-use crate::scenario::WorkloadOp;
+use crate::plan::WorkloadOp;
 use std::collections::BTreeSet;
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 
 use super::{SetupError, World};
 use crate::ledger::Ledger;
-use crate::scenario::Scenario;
+use crate::plan::Plan;
 use crate::sysctl::Changed;
 use std::path::Path;
 
@@ -19,11 +19,11 @@ pub(super) struct KernelSetting {
 impl World {
     pub(super) fn build_kernel(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
-        let Some(timeout) = &s.kernel.nlm_timeout else {
+        let Some(timeout) = s.nlm_timeout else {
             return Ok(());
         };
         let err = |detail: String| SetupError::Kernel {
@@ -39,7 +39,7 @@ impl World {
                  with; unmount this machine's NFSv3 mounts and stop its nfsd, or use --vm"
             )));
         }
-        let secs = timeout.value.0.as_secs().to_string();
+        let secs = timeout.as_secs().to_string();
         let changed = Changed::set(Path::new(NLM_TIMEOUT), &secs, Some(ledger))
             .map_err(|e| err(e.to_string()))?;
         note(format!(

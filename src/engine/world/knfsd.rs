@@ -10,7 +10,7 @@ use super::{SetupError, World, io};
 use crate::ledger::Ledger;
 use crate::nfs::export::Squash;
 use crate::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport, NLM_PORT};
-use crate::scenario::{ExportOption, Scenario, ServerKind, Statd};
+use crate::plan::{Plan, ServerKind, Statd};
 use std::path::{Path, PathBuf};
 
 /// A knfsd server of the world and its exports by scenario path.
@@ -26,30 +26,23 @@ impl std::fmt::Debug for KnfsdServer {
     }
 }
 
-pub(super) fn is_knfsd(s: &Scenario, server: &str) -> bool {
-    s.nfs_servers[server]
-        .kind
-        .as_ref()
-        .is_some_and(|k| k.value == ServerKind::Knfsd)
-}
-
 impl World {
     pub(super) fn build_knfsds(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         scratch: &Path,
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for (name, server) in &s.nfs_servers {
-            if !is_knfsd(s, name) {
+            if server.kind != ServerKind::Knfsd {
                 continue;
             }
             let err = |detail: String| SetupError::Nfs {
                 server: name.clone(),
                 detail,
             };
-            let ns = &self.netns[&server.host.value];
+            let ns = &self.netns[&server.host];
             // A known NLM port: `net.block … port: 4045` cuts lockd off
             // while NFS keeps answering.
             let config = KnfsdConfig {
@@ -62,14 +55,10 @@ impl World {
             for (i, e) in server.exports.iter().enumerate() {
                 let dir = scratch
                     .join(format!("server-{name}"))
-                    .join(e.path.value.trim_start_matches('/'));
+                    .join(e.path.trim_start_matches('/'));
                 std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
-                let rw = if e.options.contains(&ExportOption::Ro) {
-                    "ro"
-                } else {
-                    "rw"
-                };
-                let squash = match e.squash() {
+                let rw = if e.read_only { "ro" } else { "rw" };
+                let squash = match e.squash {
                     Squash::Root => "root_squash",
                     Squash::NoRootSquash => "no_root_squash",
                     Squash::All => "all_squash",
@@ -80,7 +69,7 @@ impl World {
                         clients: e
                             .clients
                             .as_ref()
-                            .map_or_else(|| "*".to_string(), |c| c.value.clone()),
+                            .map_or_else(|| "*".to_string(), ToString::to_string),
                         // The scratch dir is a tmpfs in the guest: no UUID,
                         // so an explicit fsid; `insecure` because our own
                         // tools may mount from unprivileged ports.
@@ -90,18 +79,15 @@ impl World {
                         ),
                     })
                     .map_err(|e| err(e.to_string()))?;
-                exports.push((e.path.value.clone(), dir));
+                exports.push((e.path.clone(), dir));
             }
-            let wants_statd = s.hosts[&server.host.value]
-                .statd
-                .as_ref()
-                .is_none_or(|k| k.value != Statd::None);
+            let wants_statd = s.hosts[&server.host].statd != Some(Statd::None);
             if wants_statd {
                 knfsd.start_statd().map_err(|e| err(e.to_string()))?;
             }
             note(format!(
                 "knfsd server {name} on {} (rpc.statd: {})",
-                server.host.value,
+                server.host,
                 if wants_statd { "yes" } else { "no" }
             ));
             self.knfsds.insert(

@@ -11,7 +11,7 @@ use crate::ledger::Ledger;
 use crate::net::Netns;
 use crate::nfs::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, require_tools};
 use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
-use crate::scenario::{Daemon, Scenario, Statd, parse_cidr};
+use crate::plan::{Daemon, Plan, ServerKind, Statd};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::sync::Mutex;
@@ -278,30 +278,27 @@ impl World {
     /// kernel's lockd registers with the host's portmapper at mount time).
     pub(super) fn build_statds(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for (name, host) in &s.hosts {
-            let Some(kind) = &host.statd else { continue };
+            let Some(kind) = host.statd else { continue };
             // A knfsd host's statd runs in knfsd's namespaces (build_knfsds).
             if s.nfs_servers
-                .iter()
-                .any(|(n, srv)| srv.host.value == *name && super::knfsd::is_knfsd(s, n))
+                .values()
+                .any(|srv| srv.host == *name && srv.kind == ServerKind::Knfsd)
             {
                 continue;
             }
-            let addr = host
-                .addr
-                .as_ref()
-                .and_then(|a| parse_cidr(&a.value))
-                .map(|(ip, _)| ip);
-            let statd = ClientStatd::start(name, kind.value, &self.netns[name], addr, ledger)
-                .map_err(|detail| SetupError::Nfs {
+            let addr = host.addr.and_then(|a| a.ipv4());
+            let statd = ClientStatd::start(name, kind, &self.netns[name], addr, ledger).map_err(
+                |detail| SetupError::Nfs {
                     server: format!("statd of host {name}"),
                     detail,
-                })?;
-            note(format!("host {name}: statd {}", kind.value.name()));
+                },
+            )?;
+            note(format!("host {name}: statd {}", kind.name()));
             self.statds.insert(name.clone(), statd);
         }
         Ok(())

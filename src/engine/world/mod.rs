@@ -18,10 +18,9 @@ use crate::journal::Event;
 use crate::ledger::{Ledger, RunId};
 use crate::net::{Firewall, Netns, VethPair};
 use crate::nfs::NfsServer;
-use crate::scenario::Scenario;
+use crate::plan::Plan;
 use std::cell::RefMut;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// An error for a failed filesystem call on `what`.
@@ -91,10 +90,6 @@ impl Targets for World {
         self.netns.get(host)
     }
 
-    fn host_addr(&self, host: &str) -> Option<IpAddr> {
-        self.host_addr_of(host)
-    }
-
     fn link_iface(&self, host: &str, peer: &str, vlan: Option<u16>) -> Option<String> {
         self.link_iface_of(host, peer, vlan)
     }
@@ -144,7 +139,7 @@ impl World {
     /// for [`World::teardown`].
     pub fn build(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         run: &RunId,
         scratch: &Path,
         ledger: &Ledger,

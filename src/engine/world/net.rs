@@ -7,13 +7,12 @@ use super::{SetupError, World};
 use crate::fault::{FaultError, NetGuards};
 use crate::ledger::{Ledger, RunId};
 use crate::net::{self, Bridge, Firewall, Netns, VethPair, Vlan};
-use crate::scenario::{Link, Scenario, parse_cidr, veth_ifname, vlan_ifname};
+use crate::plan::{Link, Plan, veth_ifname, vlan_ifname};
 use std::cell::{RefCell, RefMut};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 /// The bridge's name inside every switch namespace.
-const BRIDGE: &str = crate::scenario::SWITCH_BRIDGE;
+const BRIDGE: &str = crate::plan::SWITCH_BRIDGE;
 
 /// What the network layer of a world owns besides hosts and veth links.
 #[derive(Default)]
@@ -24,7 +23,6 @@ pub(super) struct NetParts {
     vlans: Vec<Vlan>,
     /// (host, peer, vlan) → interface name; vlan None is the veth end.
     ifaces: BTreeMap<(String, String, Option<u16>), String>,
-    addrs: BTreeMap<String, IpAddr>,
     /// One firewall per host namespace that needed one, created lazily.
     firewalls: RefCell<BTreeMap<String, Firewall>>,
     guards: RefCell<NetGuards>,
@@ -41,41 +39,35 @@ fn net_err(host: &str) -> impl FnOnce(net::NetError) -> SetupError + '_ {
 impl World {
     pub(super) fn build_hosts(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         run: &RunId,
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         self.net.ledger = Some(ledger.clone());
-        for (name, host) in &s.hosts {
+        for name in s.hosts.keys() {
             let ns_name = Netns::name_for(run, name);
             let ns = Netns::create(&ns_name, ledger).map_err(net_err(name))?;
             ns.set_loopback_up().map_err(net_err(name))?;
             note(format!("host {name}: netns {ns_name}"));
             self.netns.insert(name.clone(), ns);
-            if let Some((ip, _)) = host.addr.as_ref().and_then(|a| parse_cidr(&a.value)) {
-                self.net.addrs.insert(name.clone(), IpAddr::V4(ip));
-            }
         }
         for link in &s.links {
             let Some(sw) = &link.switch else { continue };
-            if self.net.switches.contains_key(&sw.value) {
+            if self.net.switches.contains_key(sw) {
                 continue;
             }
-            let ns_name = Netns::name_for(run, &sw.value);
-            let ns = Netns::create(&ns_name, ledger).map_err(net_err(&sw.value))?;
+            let ns_name = Netns::name_for(run, sw);
+            let ns = Netns::create(&ns_name, ledger).map_err(net_err(sw))?;
             let bridge = match Bridge::create(&ns, BRIDGE, ledger) {
                 Ok(b) => b,
                 Err(e) => {
                     let _ = ns.delete();
-                    return Err(net_err(&sw.value)(e));
+                    return Err(net_err(sw)(e));
                 }
             };
-            note(format!(
-                "switch {}: bridge {BRIDGE} in netns {ns_name}",
-                sw.value
-            ));
-            self.net.switches.insert(sw.value.clone(), (ns, bridge));
+            note(format!("switch {}: bridge {BRIDGE} in netns {ns_name}", sw));
+            self.net.switches.insert(sw.clone(), (ns, bridge));
         }
 
         Ok(())
@@ -83,20 +75,14 @@ impl World {
 
     pub(super) fn build_links(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for link in &s.links {
-            let [a, b] = [&link.between[0].value, &link.between[1].value];
+            let [a, b] = &link.between;
             // Inside each namespace the interface is named after its peer.
             let (if_a, if_b) = (veth_ifname(b), veth_ifname(a));
-            let mtu_of = |host: &str| {
-                link.ends
-                    .get(host)
-                    .and_then(|e| e.mtu.as_ref().map(|m| m.value))
-                    .or(link.mtu)
-            };
             match &link.switch {
                 None => {
                     let pair = VethPair::create(
@@ -108,7 +94,7 @@ impl World {
                     .map_err(net_err(a))?;
                     self.links.push(pair);
                     for (host, peer, ifname) in [(a, b, &if_a), (b, a, &if_b)] {
-                        self.build_end(s, link, (host, peer, ifname), mtu_of(host), ledger)?;
+                        self.build_end(s, link, (host, peer, ifname), link.mtu_of(host), ledger)?;
                     }
                 }
                 Some(sw) => {
@@ -116,24 +102,23 @@ impl World {
                     // through it (validation makes those links agree): one
                     // port, its VLANs and address, as on a real switch.
                     for (host, peer) in [(a, b), (b, a)] {
-                        let key = (host.to_string(), sw.value.clone(), None);
+                        let key = (host.to_string(), sw.clone(), None);
                         if !self.net.ifaces.contains_key(&key) {
-                            let ifname = veth_ifname(&sw.value);
-                            let (sw_ns, bridge) = &self.net.switches[&sw.value];
+                            let ifname = veth_ifname(sw);
+                            let (sw_ns, bridge) = &self.net.switches[sw];
                             let port = format!("p-{host}");
                             let pair = bridge
                                 .connect(sw_ns, &self.netns[host], &ifname, &port, link.mtu, ledger)
-                                .map_err(net_err(&sw.value))?;
+                                .map_err(net_err(sw))?;
                             self.links.push(pair);
                             if link.offloads == Some(false) {
-                                net::set_offloads(sw_ns, &port, false)
-                                    .map_err(net_err(&sw.value))?;
+                                net::set_offloads(sw_ns, &port, false).map_err(net_err(sw))?;
                             }
                             self.build_end(
                                 s,
                                 link,
-                                (host, &sw.value, &ifname),
-                                mtu_of(host),
+                                (host, sw, &ifname),
+                                link.mtu_of(host),
                                 ledger,
                             )?;
                         }
@@ -142,7 +127,7 @@ impl World {
                             .net
                             .ifaces
                             .iter()
-                            .filter(|((h, p, _), _)| h == host && *p == sw.value)
+                            .filter(|((h, p, _), _)| h == host && p == sw)
                             .map(|((_, _, v), n)| (*v, n.clone()))
                             .collect();
                         for (vlan, name) in via {
@@ -153,12 +138,12 @@ impl World {
                     }
                 }
             }
-            let vlans: Vec<String> = link.vlans.iter().map(|v| v.value.to_string()).collect();
+            let vlans: Vec<String> = link.vlans.iter().map(u16::to_string).collect();
             note(format!(
                 "link {a} <-> {b}{} (mtu {:?}{}{})",
                 link.switch
                     .as_ref()
-                    .map(|s| format!(" via switch {}", s.value))
+                    .map(|s| format!(" via switch {s}"))
                     .unwrap_or_default(),
                 link.mtu,
                 if vlans.is_empty() {
@@ -181,7 +166,7 @@ impl World {
     /// address on the innermost interface.
     fn build_end(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         link: &Link,
         (host, peer, ifname): (&str, &str, &str),
         mtu: Option<u32>,
@@ -201,24 +186,20 @@ impl World {
             .ifaces
             .insert((host.into(), peer.into(), None), ifname.to_string());
         let mut top = ifname.to_string();
-        for id in &link.vlans {
-            let name = vlan_ifname(peer, id.value);
-            let vlan = Vlan::create(ns, &top, &name, id.value, ledger).map_err(net_err(host))?;
+        for &id in &link.vlans {
+            let name = vlan_ifname(peer, id);
+            let vlan = Vlan::create(ns, &top, &name, id, ledger).map_err(net_err(host))?;
             self.net.vlans.push(vlan);
             net::set_up(ns, &name).map_err(net_err(host))?;
             self.net
                 .ifaces
-                .insert((host.into(), peer.into(), Some(id.value)), name.clone());
+                .insert((host.into(), peer.into(), Some(id)), name.clone());
             top = name;
         }
         if let Some(addr) = &s.hosts[host].addr {
-            net::add_address(ns, &top, &addr.value).map_err(net_err(host))?;
+            net::add_address(ns, &top, &addr.to_string()).map_err(net_err(host))?;
         }
         Ok(())
-    }
-
-    pub(super) fn host_addr_of(&self, host: &str) -> Option<IpAddr> {
-        self.net.addrs.get(host).copied()
     }
 
     pub(super) fn link_iface_of(
@@ -308,28 +289,23 @@ impl World {
     /// Peers behind one switch share an interface and need nothing.
     pub(super) fn build_peer_routes(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for name in s.hosts.keys() {
             let mut routes: Vec<(String, String)> = Vec::new();
             for link in &s.links {
-                let peer = match [&link.between[0].value, &link.between[1].value] {
-                    [a, b] if a == name => b,
-                    [a, b] if b == name => a,
-                    _ => continue,
+                let Some(peer) = link.peer_of(name) else {
+                    continue;
                 };
-                let innermost = link.vlans.last().map(|v| v.value);
-                let (Some(dev), Some((peer_ip, _))) = (
+                let innermost = link.vlans.last().copied();
+                let (Some(dev), Some(peer_addr)) = (
                     self.link_iface_of(name, peer, innermost),
-                    s.hosts[peer]
-                        .addr
-                        .as_ref()
-                        .and_then(|a| parse_cidr(&a.value)),
+                    s.hosts[peer].addr,
                 ) else {
                     continue;
                 };
-                routes.push((format!("{peer_ip}/32"), dev));
+                routes.push((format!("{}/32", peer_addr.addr()), dev));
             }
             let mut devs: Vec<&str> = routes.iter().map(|(_, d)| d.as_str()).collect();
             devs.sort_unstable();

@@ -5,7 +5,7 @@ use super::{SetupError, World, io};
 use crate::block::Mount;
 use crate::ledger::Ledger;
 use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
-use crate::scenario::{ExportOption, Scenario, parse_cidr};
+use crate::plan::{Plan, ServerKind};
 use nix::mount::MsFlags;
 use std::path::Path;
 
@@ -15,12 +15,12 @@ const NFS_PORT: u16 = 2049;
 impl World {
     pub(super) fn build_servers(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         scratch: &Path,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for (name, server) in &s.nfs_servers {
-            if super::knfsd::is_knfsd(s, name) {
+            if server.kind == ServerKind::Knfsd {
                 continue; // build_knfsds
             }
             let nfs_err = |detail: String| SetupError::Nfs {
@@ -31,25 +31,21 @@ impl World {
             for e in &server.exports {
                 let dir = scratch
                     .join(format!("server-{name}"))
-                    .join(e.path.value.trim_start_matches('/'));
+                    .join(e.path.trim_start_matches('/'));
                 std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
                 exports.push(ExportSpec {
-                    name: e.path.value.clone(),
+                    name: e.path.clone(),
                     dir,
-                    clients: e.clients.iter().map(|c| c.value.clone()).collect(),
-                    read_only: e.options.contains(&ExportOption::Ro),
-                    squash: e.squash(),
+                    clients: e.clients.iter().map(ToString::to_string).collect(),
+                    read_only: e.read_only,
+                    squash: e.squash,
                 });
             }
-            let ns = &self.netns[&server.host.value];
+            let ns = &self.netns[&server.host];
             // With NLM, NSM and a portmapper on 111: kernel clients lock.
             let listeners = super::locking::server_listeners(ns, NFS_PORT)
                 .map_err(|e| nfs_err(format!("listen on ports {NFS_PORT} and 111: {e}")))?;
-            let addr = s.hosts[&server.host.value]
-                .addr
-                .as_ref()
-                .and_then(|a| parse_cidr(&a.value))
-                .map(|(ip, _)| ip);
+            let addr = s.hosts[&server.host].addr.and_then(|a| a.ipv4());
             // Started from inside the namespace: the threads it spawns stay
             // there, so its callbacks (GRANTED, SM_NOTIFY) leave from it.
             let srv = ns
@@ -64,10 +60,7 @@ impl World {
                     )
                 })
                 .map_err(|e| nfs_err(e.to_string()))?;
-            note(format!(
-                "nfs server {name} on {}:{NFS_PORT}",
-                server.host.value
-            ));
+            note(format!("nfs server {name} on {}:{NFS_PORT}", server.host));
             self.servers.insert(name.clone(), srv);
         }
 
@@ -76,27 +69,24 @@ impl World {
 
     pub(super) fn build_mounts(
         &mut self,
-        s: &Scenario,
+        s: &Plan,
         ledger: &Ledger,
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for m in &s.mounts {
-            let server = &s.nfs_servers[&m.server.value];
-            let addr = s.hosts[&server.host.value]
+            let server = &s.nfs_servers[&m.server];
+            let addr = s.hosts[&server.host]
                 .addr
-                .as_ref()
-                .and_then(|a| parse_cidr(&a.value))
-                .map(|(ip, _)| ip)
+                .and_then(|a| a.ipv4())
                 .ok_or_else(|| SetupError::Nfs {
-                    server: m.server.value.clone(),
-                    detail: format!("host {} has no address to mount from", server.host.value),
+                    server: m.server.clone(),
+                    detail: format!("host {} has no address to mount from", server.host),
                 })?;
-            let target = self.path(&m.at.value);
+            let target = self.path(&m.at);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let mut data =
-                nfs_mount_data(m.options.as_ref().map(|o| o.value.as_str()), addr, NFS_PORT);
-            let mut source = format!("{addr}:{}", m.export.value);
-            if let Some((dir, mountd)) = self.knfsd_target(&m.server.value, &m.export.value) {
+            let mut data = nfs_mount_data(m.options.as_deref(), addr, NFS_PORT);
+            let mut source = format!("{addr}:{}", m.export);
+            if let Some((dir, mountd)) = self.knfsd_target(&m.server, &m.export) {
                 // knfsd exports the directory itself; its mountd has a port of its own.
                 source = format!("{addr}:{dir}");
                 data = data.replace(
@@ -105,22 +95,20 @@ impl World {
                 );
             }
             // The kernel NFS client uses the mounting task's network namespace.
-            let mount = self.netns[&m.host.value]
+            let mount = self.netns[&m.host]
                 .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))
                 .map_err(|source| SetupError::Block {
-                    what: format!("mount {} at {}", m.id.value, target.display()),
+                    what: format!("mount {} at {}", m.id, target.display()),
                     source,
                 })?;
             note(format!(
                 "mount {}: {source} at {} ({data})",
-                m.id.value,
+                m.id,
                 target.display()
             ));
-            self.nfs_mounts.insert(m.id.value.clone(), mount);
-            self.sources.insert(
-                m.id.value.clone(),
-                (source.clone(), "nfs".into(), data.clone()),
-            );
+            self.nfs_mounts.insert(m.id.clone(), mount);
+            self.sources
+                .insert(m.id.clone(), (source.clone(), "nfs".into(), data.clone()));
         }
 
         Ok(())

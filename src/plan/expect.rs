@@ -1,0 +1,116 @@
+//! Expectations as the matchers evaluate them: workloads, steps and images
+//! named by id, errnos as numbers, patterns compiled, each event matcher
+//! with its window.
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which part of the run an event matcher looks at: from the start of
+/// `during.0` to the end of `during.1`, or from the end of `after` on, or
+/// (neither) the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    pub during: Option<(String, String)>,
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Expectation {
+    Errno {
+        workload: String,
+        errno: i32,
+        window: Window,
+    },
+    NoErrors {
+        workload: String,
+        window: Window,
+    },
+    Kmsg {
+        pattern: Regex,
+        absent: bool,
+        window: Window,
+    },
+    Hang {
+        workload: String,
+        state: Option<TaskState>,
+        wchan: Option<Regex>,
+        window: Window,
+    },
+    NoHang {
+        workload: String,
+        window: Window,
+    },
+    StallsAtLeast {
+        workload: String,
+        duration: Duration,
+        window: Window,
+    },
+    ResumesWithin {
+        workload: String,
+        duration: Duration,
+        after: String,
+    },
+    Data {
+        workload: String,
+        verify: Verify,
+    },
+    ExitCode {
+        step: String,
+        code: i32,
+    },
+    FsState {
+        image: String,
+        state: FsStateName,
+        /// The step at whose end it is probed; None: the last step to end.
+        at: Option<String>,
+    },
+    Mounted {
+        mount: String,
+        present: bool,
+        at: Option<String>,
+    },
+}
+
+impl Expectation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Expectation::Errno { .. } => "errno",
+            Expectation::NoErrors { .. } => "no_errors",
+            Expectation::Kmsg { .. } => "kmsg",
+            Expectation::Hang { .. } => "hang",
+            Expectation::NoHang { .. } => "no_hang",
+            Expectation::StallsAtLeast { .. } => "stalls_at_least",
+            Expectation::ResumesWithin { .. } => "resumes_within",
+            Expectation::Data { .. } => "data",
+            Expectation::ExitCode { .. } => "exit_code",
+            Expectation::FsState { .. } => "fs_state",
+            Expectation::Mounted { .. } => "mounted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FsStateName {
+    Ok,
+    ReadOnly,
+    Shutdown,
+}
+
+/// A task state as /proc/<pid>/stat spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum TaskState {
+    /// Uninterruptible sleep: the hang of a hard NFS mount or a stuck disk.
+    D,
+    /// Interruptible sleep: waiting on a lock or a socket.
+    S,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verify {
+    /// Every record whose op was acknowledged is present and intact.
+    AllAcknowledged,
+}

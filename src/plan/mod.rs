@@ -1,0 +1,165 @@
+//! The validated plan: what a run does, with every reference resolved,
+//! every address parsed and every choice typed.
+//!
+//! `scenario::load` is the only way to make one (it validates the YAML
+//! model, then lowers it here); the engine, the faults, the matchers and
+//! the commands read nothing else. So a plan is known good: code below it
+//! indexes by name without checking and never re-parses a string.
+
+mod expect;
+mod fault;
+mod steps;
+mod world;
+
+pub use expect::{Expectation, FsStateName, TaskState, Verify, Window};
+pub use fault::{Daemon, Fault, LockDownMode, NetLink};
+pub use steps::{Action, Step};
+pub use world::{
+    ExportOption, Host, Image, Link, LinkEnd, LockMode, MTU_RANGE, Mkfs, NfsExport, NfsMount,
+    NfsServer, SWITCH_BRIDGE, ServerKind, Statd, Workload, WorkloadOp, size_text, veth_ifname,
+    vlan_ifname,
+};
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: String,
+    pub title: String,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    pub requires: Requires,
+    /// Wall-clock limit for the whole run, setup and teardown included.
+    pub timeout: Duration,
+    /// lockd's RPC timeout (`/proc/sys/fs/nfs/nlm_timeout`), whole seconds.
+    pub nlm_timeout: Option<Duration>,
+    pub hosts: BTreeMap<String, Host>,
+    pub links: Vec<Link>,
+    pub nfs_servers: BTreeMap<String, NfsServer>,
+    pub mounts: Vec<NfsMount>,
+    pub images: Vec<Image>,
+    pub workloads: Vec<Workload>,
+    /// Every step, groups before their members, in the order written.
+    pub steps: Vec<Step>,
+    pub expect: Vec<Expectation>,
+    /// Kernel log lines the deny-list lets pass.
+    pub kmsg_allow: Vec<Regex>,
+    pub xfail: Option<Xfail>,
+}
+
+impl Plan {
+    pub fn workload(&self, id: &str) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.id == id)
+    }
+
+    /// The link between two hosts, whichever way it is written.
+    pub fn link_between(&self, host: &str, peer: &str) -> Option<&Link> {
+        self.links
+            .iter()
+            .find(|l| l.between == [host, peer] || l.between == [peer, host])
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Requires {
+    /// Where the scenario may run; empty means anywhere.
+    pub targets: Vec<Target>,
+    /// What the scenario asks for and what its world and faults imply (a
+    /// VLAN needs 802.1Q, an image on dm needs device-mapper…).
+    pub kernel_features: Vec<KernelFeature>,
+    /// Programs that must be on PATH.
+    pub tools: Vec<String>,
+}
+
+/// A known failure: XFAIL/XPASS instead of FAIL/PASS on kernels in range.
+#[derive(Debug, Clone)]
+pub struct Xfail {
+    pub reason: String,
+    pub link: Option<String>,
+    /// `from` inclusive, `until` exclusive; absent means every kernel.
+    pub from: Option<KernelVersion>,
+    pub until: Option<KernelVersion>,
+}
+
+impl Xfail {
+    pub fn covers(&self, kernel: &KernelVersion) -> bool {
+        self.from.as_ref().is_none_or(|f| kernel >= f)
+            && self.until.as_ref().is_none_or(|u| kernel < u)
+    }
+}
+
+/// A kernel release's leading numbers, compared part by part
+/// (`6.1` ≤ `6.1.0-56-amd64` < `6.10`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelVersion(pub Vec<u64>);
+
+impl KernelVersion {
+    /// The numbers of `6.1.0-56-amd64`: [6, 1, 0]; empty if it has none.
+    pub fn of(release: &str) -> KernelVersion {
+        KernelVersion(
+            release
+                .split(|ch: char| !ch.is_ascii_digit() && ch != '.')
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map_while(|p| p.parse().ok())
+                .collect(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Vm,
+    Host,
+    Staging,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Target::Vm => "vm",
+            Target::Host => "host",
+            Target::Staging => "staging",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelFeature {
+    Nfs,
+    Xfs,
+    Loop,
+    Veth,
+    Netns,
+    Nfsd,
+    Bridge,
+    /// 802.1Q (module 8021q).
+    Vlan,
+    /// The netem qdisc (module sch_netem).
+    Netem,
+    /// device-mapper (module dm_mod).
+    Dm,
+    Nftables,
+    Fuse,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_compare_part_by_part() {
+        let v = KernelVersion::of;
+        assert!(v("6.1") <= v("6.1.0-56-amd64"));
+        assert!(v("6.1.0-56-amd64") < v("6.10"));
+        assert!(v("6.9.12") < v("6.10"));
+        assert_eq!(v("rc-kernel").0, Vec::<u64>::new());
+    }
+}

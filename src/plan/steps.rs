@@ -1,0 +1,49 @@
+//! The timeline as a plan holds it: one flat list of steps, each with its
+//! place (group, `after:`) as indices into that list and one typed action.
+
+use super::Fault;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    /// Where it is written, e.g. `steps[2].parallel[0]`.
+    pub path: String,
+    /// The `parallel` step this one is a member of.
+    pub group: Option<usize>,
+    /// The step named by `after:` (always an earlier one).
+    pub after: Option<usize>,
+    pub offset: Duration,
+    /// How long the step may run before the run stops as FAIL.
+    pub timeout: Option<Duration>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Wait(Duration),
+    /// Injected when the step begins; healed after `heal_after` (the step
+    /// then ends), or at the end of the run.
+    Fault {
+        fault: Fault,
+        heal_after: Option<Duration>,
+    },
+    /// A command in a host's namespace; the step ends when it exits.
+    Exec {
+        host: String,
+        command: Vec<String>,
+    },
+    /// The group's members begin with it; it ends with its last member.
+    Parallel(Vec<usize>),
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Wait(_) => "wait",
+            Action::Fault { .. } => "fault",
+            Action::Exec { .. } => "exec",
+            Action::Parallel(_) => "parallel",
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! The validated YAML model, lowered into the plan the engine runs: spans
+//! dropped, references turned into indices or resolved values, strings
+//! parsed once. Runs only after `validate` found nothing, so a lookup that
+//! fails here is a validator bug, and says so.
+
+use super::model::{self, Scenario};
+use super::nfs_faults::NfsCallMatch;
+use super::validate::{flatten_steps, parse_cidr};
+use crate::addr::Cidr;
+use crate::block::DmTarget;
+use crate::net::{Match, Protocol};
+use crate::nfs::control::names;
+use crate::nfs::{CallMatch, FaultAction, FaultRule};
+use crate::plan::{
+    Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
+    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, Step, Window, Workload,
+    Xfail,
+};
+use regex::Regex;
+use std::net::IpAddr;
+
+const VALIDATED: &str = "checked by validate before lowering";
+
+pub(super) fn lower(s: &Scenario) -> Plan {
+    let hosts = s
+        .hosts
+        .iter()
+        .map(|(name, h)| {
+            let host = Host {
+                addr: h
+                    .addr
+                    .as_ref()
+                    .map(|a| parse_cidr(&a.value).expect(VALIDATED)),
+                statd: h.statd.as_ref().map(|k| k.value),
+            };
+            (name.clone(), host)
+        })
+        .collect();
+    let mut plan = Plan {
+        id: s.id.value.clone(),
+        title: s.title.clone(),
+        source: s.source.clone(),
+        tags: s.tags.clone(),
+        requires: Requires::default(),
+        timeout: s.timeout.0,
+        nlm_timeout: s.kernel.nlm_timeout.as_ref().map(|t| t.value.0),
+        hosts,
+        links: s.links.iter().map(link).collect(),
+        nfs_servers: s
+            .nfs_servers
+            .iter()
+            .map(|(name, srv)| (name.clone(), nfs_server(srv)))
+            .collect(),
+        mounts: s.mounts.iter().map(mount).collect(),
+        images: s.images.iter().map(image).collect(),
+        workloads: s.workloads.iter().map(workload).collect(),
+        steps: Vec::new(),
+        expect: s.expect.iter().map(|e| expectation(&e.value)).collect(),
+        kmsg_allow: s.kmsg_allow.iter().map(|p| regex(&p.value)).collect(),
+        xfail: s.xfail.as_ref().map(xfail),
+    };
+    plan.steps = steps(s, &plan);
+    plan.requires = requires(s, &plan);
+    plan
+}
+
+/// What the scenario asks for, plus what its world and faults imply, so no
+/// scenario forgets to ask; an image on a dm volume cannot even be built
+/// without device-mapper.
+fn requires(s: &Scenario, plan: &Plan) -> Requires {
+    let mut features = s.requires.kernel_features.clone();
+    let faults = || {
+        plan.steps.iter().filter_map(|st| match &st.action {
+            Action::Fault { fault, .. } => Some(fault),
+            _ => None,
+        })
+    };
+    for (needed, f) in [
+        (
+            plan.links.iter().any(|l| !l.vlans.is_empty()),
+            KernelFeature::Vlan,
+        ),
+        (
+            faults().any(|f| matches!(f, Fault::NetDelay { .. } | Fault::NetLoss { .. })),
+            KernelFeature::Netem,
+        ),
+        (plan.images.iter().any(|i| i.dm), KernelFeature::Dm),
+        // /proc/sys/fs/nfs/nlm_timeout is lockd's, which comes with NFS.
+        (plan.nlm_timeout.is_some(), KernelFeature::Nfs),
+    ] {
+        if needed && !features.contains(&f) {
+            features.push(f);
+        }
+    }
+    Requires {
+        targets: s.requires.target.clone(),
+        kernel_features: features,
+        tools: s.requires.tools.clone(),
+    }
+}
+
+fn link(l: &model::Link) -> Link {
+    Link {
+        between: [l.between[0].value.clone(), l.between[1].value.clone()],
+        mtu: l.mtu,
+        switch: l.switch.as_ref().map(|s| s.value.clone()),
+        vlans: l.vlans.iter().map(|v| v.value).collect(),
+        offloads: l.offloads,
+        ends: l
+            .ends
+            .iter()
+            .map(|(host, end)| {
+                let end = LinkEnd {
+                    mtu: end.mtu.as_ref().map(|m| m.value),
+                };
+                (host.clone(), end)
+            })
+            .collect(),
+    }
+}
+
+fn nfs_server(srv: &model::NfsServer) -> NfsServer {
+    NfsServer {
+        host: srv.host.value.clone(),
+        kind: srv.kind.as_ref().map(|k| k.value).unwrap_or_default(),
+        exports: srv
+            .exports
+            .iter()
+            .map(|e| NfsExport {
+                path: e.path.value.clone(),
+                clients: e
+                    .clients
+                    .as_ref()
+                    .map(|c| parse_cidr(&c.value).expect(VALIDATED)),
+                read_only: e.options.contains(&ExportOption::Ro),
+                squash: ExportOption::squash(&e.options),
+            })
+            .collect(),
+    }
+}
+
+fn mount(m: &model::NfsMount) -> NfsMount {
+    NfsMount {
+        id: m.id.value.clone(),
+        host: m.host.value.clone(),
+        server: m.server.value.clone(),
+        export: m.export.value.clone(),
+        at: m.at.value.clone(),
+        options: m.options.as_ref().map(|o| o.value.clone()),
+    }
+}
+
+fn image(i: &model::Image) -> Image {
+    Image {
+        id: i.id.value.clone(),
+        host: i.host.value.clone(),
+        file: i.file.value.clone(),
+        size: i.size.0,
+        mkfs: i.mkfs,
+        at: i.at.value.clone(),
+        dm: i.dm,
+    }
+}
+
+fn workload(w: &model::Workload) -> Workload {
+    Workload {
+        id: w.id.value.clone(),
+        host: w.host.value.clone(),
+        op: w.op.value,
+        path: w.path.as_ref().map(|p| p.value.clone()),
+        every: w.every.0,
+        fsync: w.fsync,
+        deadline: w.deadline.0,
+        record_size: w.record_size.0,
+        count: w.count,
+        lock: w.lock,
+        hold: w.hold.map(|h| h.0).unwrap_or_default(),
+        command: w.command.clone().unwrap_or_default(),
+        mount: w.mount.as_ref().map(|m| m.value.clone()),
+        parallel: w.parallel.unwrap_or(4),
+        hold_open: w.hold_open,
+    }
+}
+
+fn xfail(x: &model::Xfail) -> Xfail {
+    let version =
+        |v: &Option<serde_saphyr::Spanned<String>>| v.as_ref().map(|v| KernelVersion::of(&v.value));
+    Xfail {
+        reason: x.reason.clone(),
+        link: x.link.clone(),
+        from: x.kernel.as_ref().and_then(|k| version(&k.from)),
+        until: x.kernel.as_ref().and_then(|k| version(&k.until)),
+    }
+}
+
+fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).expect(VALIDATED)
+}
+
+fn steps(s: &Scenario, plan: &Plan) -> Vec<Step> {
+    let flat = flatten_steps(&s.steps);
+    let index = |id: &str| {
+        flat.iter()
+            .position(|(_, st)| st.id.value == id)
+            .expect(VALIDATED)
+    };
+    let mut out: Vec<Step> = flat
+        .iter()
+        .map(|(path, st)| {
+            let action = if let Some(children) = &st.parallel {
+                Action::Parallel(children.iter().map(|c| index(&c.id.value)).collect())
+            } else if let Some(f) = &st.fault {
+                Action::Fault {
+                    fault: fault(&f.value, plan),
+                    heal_after: st.for_.map(|d| d.0),
+                }
+            } else if let Some(e) = &st.exec {
+                Action::Exec {
+                    host: e.host.value.clone(),
+                    command: e.command.value.clone(),
+                }
+            } else {
+                Action::Wait(st.wait.expect(VALIDATED).0)
+            };
+            Step {
+                id: st.id.value.clone(),
+                path: path.clone(),
+                group: None,
+                after: st.after.as_ref().map(|a| index(&a.value)),
+                offset: st.offset.map(|d| d.0).unwrap_or_default(),
+                timeout: st.timeout.as_ref().map(|t| t.value.0),
+                action,
+            }
+        })
+        .collect();
+    for g in 0..out.len() {
+        if let Action::Parallel(members) = &out[g].action {
+            for m in members.clone() {
+                out[m].group = Some(g);
+            }
+        }
+    }
+    out
+}
+
+fn fault(f: &model::Fault, plan: &Plan) -> Fault {
+    use model::Fault as F;
+    let s = |r: &model::Ref| r.value.clone();
+    match f {
+        F::NfsUnexport { server, export } => Fault::NfsUnexport {
+            server: s(server),
+            export: s(export),
+        },
+        F::XfsShutdown { fs } => Fault::XfsShutdown { image: s(fs) },
+        F::NetBlock(cut) => net_cut(cut, false, plan),
+        F::NetReject(cut) => net_cut(cut, true, plan),
+        F::NetMtu(m) => Fault::NetMtu {
+            link: net_link(&m.host, &m.peer, &m.vlan),
+            mtu: m.mtu.value,
+        },
+        F::NetDelay(d) => Fault::NetDelay {
+            link: net_link(&d.host, &d.peer, &d.vlan),
+            delay: d.delay.0,
+            jitter: d.jitter.map(|j| j.0),
+        },
+        F::NetLoss(l) => Fault::NetLoss {
+            link: net_link(&l.host, &l.peer, &l.vlan),
+            percent: l.percent.value,
+        },
+        F::BlockDetach { image } => Fault::BlockDetach { image: s(image) },
+        F::BlockError { .. } | F::BlockDelay { .. } | F::BlockFlakey { .. } => {
+            let image = f.block_image().expect("a block fault");
+            Fault::BlockTable {
+                image: s(image),
+                target: dm_target(f),
+            }
+        }
+        F::NfsDelay { .. }
+        | F::NfsStall { .. }
+        | F::NfsDrop { .. }
+        | F::NfsClose { .. }
+        | F::NfsError { .. } => {
+            let (server, m) = f.nfs_call().expect("a call fault");
+            let (matcher, nth) = m.resolve().expect(VALIDATED);
+            let action = match f {
+                F::NfsDelay { delay, .. } => FaultAction::Delay(delay.0),
+                F::NfsStall { .. } => FaultAction::StallUntilHealed,
+                F::NfsDrop { .. } => FaultAction::DropReply,
+                F::NfsClose { .. } => FaultAction::CloseConnection,
+                F::NfsError { status, .. } => {
+                    FaultAction::ReplyStatus(names::status(&status.value).expect(VALIDATED))
+                }
+                _ => unreachable!("matched above"),
+            };
+            Fault::NfsCall {
+                server: s(server),
+                rule: FaultRule {
+                    matcher,
+                    action,
+                    nth,
+                },
+            }
+        }
+        F::NfsRestart {
+            server,
+            lose_handles,
+        } => Fault::NfsRestart {
+            server: s(server),
+            lose_handles: *lose_handles,
+        },
+        F::NlmDown { server, mode } => Fault::NlmDown {
+            server: s(server),
+            mode: *mode,
+        },
+        F::NsmDown { server, mode } => Fault::NsmDown {
+            server: s(server),
+            mode: *mode,
+        },
+        F::NlmGrace { server } => Fault::NlmGrace { server: s(server) },
+        F::ProcKill { host, daemon } => Fault::ProcKill {
+            host: s(host),
+            daemon: *daemon,
+        },
+        F::HostCrash { host } => Fault::HostCrash { host: s(host) },
+    }
+}
+
+/// The dm table a `block.*` fault loads in place of the linear one.
+fn dm_target(f: &model::Fault) -> DmTarget {
+    use model::Fault as F;
+    match f {
+        F::BlockError { start, sectors, .. } => match (start, sectors) {
+            (None, None) => DmTarget::Error,
+            (start, sectors) => DmTarget::ErrorRange {
+                start: start.as_ref().map_or(0, |s| s.value),
+                sectors: sectors.as_ref().map_or(u64::MAX, |n| n.value),
+            },
+        },
+        F::BlockDelay {
+            delay, write_delay, ..
+        } => DmTarget::Delay {
+            read: delay.value.0,
+            write: write_delay.as_ref().map(|w| w.value.0),
+        },
+        F::BlockFlakey { up, down, .. } => DmTarget::Flakey {
+            up: up.value.0,
+            down: down.value.0,
+        },
+        _ => DmTarget::Error,
+    }
+}
+
+fn net_link(
+    host: &model::Ref,
+    peer: &model::Ref,
+    vlan: &Option<serde_saphyr::Spanned<u16>>,
+) -> NetLink {
+    NetLink {
+        host: host.value.clone(),
+        peer: peer.value.clone(),
+        vlan: vlan.as_ref().map(|v| v.value),
+    }
+}
+
+/// A cut's rule, with host names turned into their addresses.
+fn net_cut(cut: &model::NetCut, reject: bool, plan: &Plan) -> Fault {
+    let addr_of = |host: &str| -> IpAddr {
+        plan.hosts[host]
+            .addr
+            .as_ref()
+            .map(Cidr::addr)
+            .expect(VALIDATED)
+    };
+    let (host, matching) = match (&cut.between, &cut.host, &cut.toward) {
+        (Some([a, b]), _, _) => (
+            a.value.clone(),
+            Match::Between(addr_of(&a.value), addr_of(&b.value)),
+        ),
+        (None, Some(host), Some(toward)) => {
+            let addr = toward
+                .value
+                .parse::<IpAddr>()
+                .unwrap_or_else(|_| addr_of(&toward.value));
+            let protocol = cut.protocol.map(|p| match p {
+                model::NetProtocol::Tcp => Protocol::Tcp,
+                model::NetProtocol::Udp => Protocol::Udp,
+                model::NetProtocol::Icmp => Protocol::Icmp,
+            });
+            let matching = Match::Toward {
+                addr,
+                protocol,
+                port: cut.port.as_ref().map(|p| p.value),
+            };
+            (host.value.clone(), matching)
+        }
+        _ => unreachable!("{VALIDATED}"),
+    };
+    Fault::NetCut {
+        reject,
+        host,
+        matching,
+    }
+}
+
+fn window(during: &model::During, after: &Option<model::Ref>) -> Window {
+    Window {
+        during: during
+            .as_ref()
+            .and_then(|d| Some((d.first()?.value.clone(), d.last()?.value.clone()))),
+        after: after.as_ref().map(|a| a.value.clone()),
+    }
+}
+
+fn expectation(e: &model::Expectation) -> Expectation {
+    use model::Expectation as E;
+    let s = |r: &model::Ref| r.value.clone();
+    match e {
+        E::Errno {
+            workload,
+            errno,
+            during,
+            after,
+        } => Expectation::Errno {
+            workload: s(workload),
+            errno: crate::errno::by_name(&errno.value).expect(VALIDATED),
+            window: window(during, after),
+        },
+        E::NoErrors {
+            workload,
+            during,
+            after,
+        } => Expectation::NoErrors {
+            workload: s(workload),
+            window: window(during, after),
+        },
+        E::Kmsg {
+            pattern,
+            absent,
+            during,
+            after,
+        } => Expectation::Kmsg {
+            pattern: regex(&pattern.value),
+            absent: *absent,
+            window: window(during, after),
+        },
+        E::Hang {
+            workload,
+            state,
+            wchan,
+            during,
+            after,
+        } => Expectation::Hang {
+            workload: s(workload),
+            state: *state,
+            wchan: wchan.as_ref().map(|w| regex(&w.value)),
+            window: window(during, after),
+        },
+        E::NoHang {
+            workload,
+            during,
+            after,
+        } => Expectation::NoHang {
+            workload: s(workload),
+            window: window(during, after),
+        },
+        E::StallsAtLeast {
+            workload,
+            duration,
+            during,
+            after,
+        } => Expectation::StallsAtLeast {
+            workload: s(workload),
+            duration: duration.0,
+            window: window(during, after),
+        },
+        E::ResumesWithin {
+            workload,
+            duration,
+            after,
+        } => Expectation::ResumesWithin {
+            workload: s(workload),
+            duration: duration.0,
+            after: s(after),
+        },
+        E::Data { workload, verify } => Expectation::Data {
+            workload: s(workload),
+            verify: *verify,
+        },
+        E::ExitCode { step, code } => Expectation::ExitCode {
+            step: s(step),
+            code: *code,
+        },
+        E::FsState { fs, state, at } => Expectation::FsState {
+            image: s(fs),
+            state: *state,
+            at: at.as_ref().map(s),
+        },
+        E::Mounted { mount, present, at } => Expectation::Mounted {
+            mount: s(mount),
+            present: *present,
+            at: at.as_ref().map(s),
+        },
+    }
+}
+
+impl NfsCallMatch {
+    /// The hook's matcher and `nth`; None if a name does not resolve (the
+    /// validator reports which, with the valid choices).
+    pub(super) fn resolve(&self) -> Option<(CallMatch, Option<u64>)> {
+        let mut prog = match &self.program {
+            Some(p) => Some(names::program(&p.value)?),
+            None => None,
+        };
+        let proc_ = match (&self.procedure, prog) {
+            (Some(p), Some(prog)) => Some(names::procedure(prog, &p.value)?),
+            (Some(p), None) => {
+                let (pg, pc) = names::procedure_any(&p.value)?;
+                prog = Some(pg);
+                Some(pc)
+            }
+            (None, _) => None,
+        };
+        let client = match &self.client {
+            Some(c) => Some(Cidr::parse(&c.value).ok()?),
+            None => None,
+        };
+        let matcher = CallMatch {
+            prog,
+            vers: self.version.as_ref().map(|v| v.value),
+            proc_,
+            export: self
+                .export
+                .as_ref()
+                .map(|e| crate::nfs::export::normalize_name(&e.value)),
+            client,
+        };
+        Some((matcher, self.nth.as_ref().map(|n| n.value)))
+    }
+}
