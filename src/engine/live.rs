@@ -3,7 +3,8 @@
 //! tick, state probes taken as steps end.
 
 use super::exec::{self, ExecChild};
-use super::timeline::{Anchor, Timeline};
+use super::schedule::{Due, Scheduler};
+use super::timeline::Timeline;
 use super::workloads::{self, Running};
 use super::world::World;
 use crate::block::FsState;
@@ -50,15 +51,6 @@ impl std::fmt::Display for Abort {
             ),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Pending,
-    /// Began at this run time.
-    Running(u64),
-    /// Ended at this run time.
-    Done(u64),
 }
 
 pub struct Live<'a> {
@@ -254,72 +246,61 @@ impl<'a> Live<'a> {
     }
 
     pub fn timeline(&mut self, ledger: &Ledger) -> Result<(), Abort> {
-        let plan = Timeline::resolve(self.plan);
-        let mut state = vec![State::Pending; plan.steps.len()];
+        let timeline = Timeline::resolve(self.plan);
+        let mut schedule = Scheduler::new(&timeline);
         loop {
             self.check()?;
-            // Begin and end whatever is due, repeatedly, so a chain of steps
-            // does not lose a tick at each link.
-            while self.advance(&plan, &mut state, ledger)? {}
-            if state.iter().all(|s| matches!(s, State::Done(_))) {
-                return Ok(());
+            for i in self.exited_execs() {
+                schedule.exited(i);
             }
-            std::thread::sleep(TICK);
-        }
-    }
-
-    /// One pass over the steps; true if any began or ended.
-    fn advance(
-        &mut self,
-        plan: &Timeline,
-        state: &mut [State],
-        ledger: &Ledger,
-    ) -> Result<bool, Abort> {
-        let mut changed = false;
-        for i in 0..plan.steps.len() {
-            let p = &plan.steps[i];
-            let now = self.now();
-            match state[i] {
-                State::Pending => {
-                    let base = match p.anchor {
-                        Anchor::Start => Some(0),
-                        Anchor::EndOf(n) => match state[n] {
-                            State::Done(t) => Some(t),
-                            _ => None,
-                        },
-                        Anchor::BeginOf(n) => match state[n] {
-                            State::Running(t) | State::Done(t) => Some(t),
-                            State::Pending => None,
-                        },
-                    };
-                    if base.is_some_and(|b| now >= b + p.offset.as_nanos() as u64) {
-                        self.begin(i, plan, ledger)?;
-                        state[i] = State::Running(self.now());
-                        changed = true;
+            // Carry out whatever is due, repeatedly, so a chain of steps
+            // does not lose a tick at each link.
+            while let Some(due) = schedule.due(self.now()) {
+                match due {
+                    Due::Begin(i) => {
+                        self.begin(i, &timeline, ledger)?;
+                        schedule.began(i, self.now());
                     }
-                }
-                State::Running(began) => {
-                    if self.ended(i, plan, state, began, now) {
-                        self.end(i, plan, state);
-                        changed = true;
-                    } else if let Some(limit) = p.timeout
-                        && now.saturating_sub(began) > limit.as_nanos() as u64
-                    {
+                    Due::End(i) => {
+                        let step = &timeline.steps[i];
+                        if let Action::Fault {
+                            heal_after: Some(_),
+                            ..
+                        } = step.action
+                        {
+                            self.heal_step(&step.id);
+                        }
+                        self.pump();
+                        let t = self.end(&step.id);
+                        schedule.ended(i, t);
+                        self.observe(&step.id, schedule.all_done());
+                    }
+                    Due::TimedOut(i) => {
+                        let step = &timeline.steps[i];
+                        let limit = step.timeout.expect("only a step with a timeout times out");
+                        let t_ns = self.now();
                         self.journal.push(Event::StepTimedOut {
-                            step: p.id.clone(),
+                            step: step.id.clone(),
                             limit_ns: limit.as_nanos() as u64,
-                            t_ns: now,
+                            t_ns,
                         });
                         return Err(Abort::StepTimeout {
-                            step: p.id.clone(),
+                            step: step.id.clone(),
                             limit,
                         });
                     }
                 }
-                State::Done(_) => {}
             }
+            if schedule.all_done() {
+                return Ok(());
+            }
+            // Wake for the next step boundary if it comes before the tick.
+            let now = self.now();
+            let nap = schedule
+                .next_wakeup(now)
+                .map_or(TICK, |t| TICK.min(Duration::from_nanos(t - now)));
+            std::thread::sleep(nap);
         }
-        Ok(changed)
     }
 
     fn begin(&mut self, i: usize, plan: &Timeline, ledger: &Ledger) -> Result<(), Abort> {
@@ -359,52 +340,34 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    /// Whether running step `i` has done what it does.
-    fn ended(&mut self, i: usize, plan: &Timeline, state: &[State], began: u64, now: u64) -> bool {
-        let p = &plan.steps[i];
-        let elapsed = |d: Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
-        match p.action {
-            Action::Wait(w) => elapsed(*w),
-            Action::Fault { heal_after, .. } => match heal_after {
-                Some(d) if elapsed(*d) => {
-                    self.heal_step(&p.id);
-                    true
+    /// The exec steps whose command ended since the last look, with their
+    /// exit recorded.
+    fn exited_execs(&mut self) -> Vec<usize> {
+        let now = self.now();
+        let mut exited = Vec::new();
+        let mut k = 0;
+        while k < self.execs.len() {
+            match self.execs[k].1.poll(now) {
+                Some(event) => {
+                    self.journal.push(event);
+                    exited.push(self.execs.remove(k).0);
                 }
-                Some(_) => false,
-                None => true,
-            },
-            Action::Parallel(members) => {
-                members.iter().all(|&c| matches!(state[c], State::Done(_)))
-            }
-            Action::Exec { .. } => {
-                let Some(k) = self.execs.iter().position(|(n, _)| *n == i) else {
-                    return true;
-                };
-                match self.execs[k].1.poll(now) {
-                    Some(event) => {
-                        self.journal.push(event);
-                        self.execs.remove(k);
-                        true
-                    }
-                    None => false,
-                }
+                None => k += 1,
             }
         }
+        exited
     }
 
-    fn end(&mut self, i: usize, plan: &Timeline, state: &mut [State]) {
-        let id = plan.steps[i].id.clone();
-        self.pump();
-        self.marker(&id, "end");
+    /// Marks the end of a step; returns its run time.
+    fn end(&mut self, id: &str) -> u64 {
+        self.marker(id, "end");
         let t = self.now();
-        state[i] = State::Done(t);
         self.journal.push(Event::StepEnd {
-            step: id.clone(),
+            step: id.to_string(),
             t_ns: t,
         });
         tracing::info!(step = %id, "end");
-        let last = state.iter().all(|s| matches!(s, State::Done(_)));
-        self.observe(&id, last);
+        t
     }
 
     fn heal_step(&mut self, step: &str) {

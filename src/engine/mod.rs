@@ -10,6 +10,7 @@ mod exec;
 mod kfeature;
 mod live;
 mod require;
+mod schedule;
 mod timeline;
 mod workloads;
 mod world;
