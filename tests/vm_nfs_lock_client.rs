@@ -22,7 +22,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use stackquake::engine::{ProgressMode, RunOptions, run_scenario};
+use stackquake::engine::{RunOptions, run_scenario};
 use stackquake::nfs::control::{self, DownMode, Request};
 use stackquake::nfs::{Listeners, LockConfig, NfsServer, ServerConfig};
 use stackquake::plan::Target;
@@ -178,9 +178,9 @@ fn run_nlm_timeout_scenario() -> (String, bool) {
         target: Target::Host,
         scratch: scratch.path().to_path_buf(),
         artifacts: None,
-        progress: ProgressMode::Off,
+        observer: None,
     };
-    let result = run_scenario(Path::new("nlm-timeout.yaml"), &scenario, &opts);
+    let result = run_scenario(Path::new("nlm-timeout.yaml"), &scenario, opts);
     let json = serde_json::to_string_pretty(&result).unwrap();
     (json, result.verdict == Verdict::Pass)
 }

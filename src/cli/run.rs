@@ -2,8 +2,10 @@
 //! then run them on the chosen target and write the reports.
 
 use super::exit;
-use crate::engine::{self, ProgressMode, RunOptions};
+use crate::engine::{self, RunOptions};
+use crate::journal::Observer;
 use crate::plan::{Plan, Target};
+use crate::report::Progress;
 use crate::report::{RunReport, ScenarioResult, Verdict};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -231,14 +233,14 @@ fn run_here(
             target,
             scratch: std::env::temp_dir().join("stackquake"),
             artifacts: Some(out.join(&s.id)),
-            progress: if args.in_guest {
-                ProgressMode::Relay
+            observer: Some(if args.in_guest {
+                Box::new(Progress::relayed(&s.id)) as Box<dyn Observer>
             } else {
-                ProgressMode::Stderr
-            },
+                Box::new(Progress::stderr(&s.id))
+            }),
         };
         eprintln!("running {} ({})", s.id, file.display());
-        let r = engine::run_scenario(file, s, &opts);
+        let r = engine::run_scenario(file, s, opts);
         eprintln!("{} {}", r.verdict, s.id);
         let failed = matches!(r.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass);
         let stop = crate::sys::termination_requested() || (args.until_fail && failed);

@@ -10,7 +10,7 @@ use super::world::World;
 use crate::block::FsState;
 use crate::expect::{self, Probe};
 use crate::fault::{self, Active};
-use crate::journal::{Event, Journal};
+use crate::journal::{Event, Journal, Observer};
 use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::observe::Kmsg;
 use crate::plan::{Action, Expectation, FsStateName, Plan};
@@ -71,7 +71,7 @@ pub struct Live<'a> {
     /// mount_storm mount points, recorded before the children mount them.
     storm_mounts: Vec<(PathBuf, EntryId)>,
     ledger: Option<Ledger>,
-    pub progress: Option<crate::report::Progress<std::io::Stderr>>,
+    pub observer: Option<Box<dyn Observer>>,
 }
 
 impl<'a> Live<'a> {
@@ -97,7 +97,7 @@ impl<'a> Live<'a> {
             artifacts,
             storm_mounts: Vec::new(),
             ledger: None,
-            progress: None,
+            observer: None,
         }
     }
 
@@ -215,12 +215,12 @@ impl<'a> Live<'a> {
     /// Shows new journal events (and a spinner frame while waiting).
     fn show_progress(&mut self, waiting: bool) {
         let now = self.now();
-        if let Some(p) = &mut self.progress {
-            p.catch_up(&self.journal.events);
+        if let Some(o) = &mut self.observer {
+            o.catch_up(&self.journal.events);
             if waiting {
-                p.tick(now);
+                o.waiting(now);
             } else {
-                p.erase();
+                o.finished();
             }
         }
     }

@@ -21,7 +21,7 @@ pub use timeline::{Anchor, Planned, Timeline};
 pub use world::{SetupError, World};
 
 use crate::expect;
-use crate::journal::{Event, Journal};
+use crate::journal::{Event, Journal, Observer};
 use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject, RunId};
 use crate::observe::Kmsg;
 use crate::plan::{KernelVersion, Plan, Target};
@@ -37,22 +37,11 @@ pub struct RunOptions {
     pub scratch: PathBuf,
     /// Where per-step artifacts go (kmsg slice, stacks, mountstats), if anywhere.
     pub artifacts: Option<PathBuf>,
-    /// Live progress lines on stderr (a spinner too when it is a terminal).
-    pub progress: ProgressMode,
+    /// Who watches the run as it happens, if anyone.
+    pub observer: Option<Box<dyn Observer>>,
 }
 
-/// Where live progress goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ProgressMode {
-    #[default]
-    Off,
-    /// To our stderr, for the person running stackquake.
-    Stderr,
-    /// Inside the VM guest: to the console, marked for the host to relay.
-    Relay,
-}
-
-pub fn run_scenario(file: &Path, s: &Plan, opts: &RunOptions) -> ScenarioResult {
+pub fn run_scenario(file: &Path, s: &Plan, mut opts: RunOptions) -> ScenarioResult {
     let started = std::time::Instant::now();
     let mut result = ScenarioResult {
         id: s.id.clone(),
@@ -69,7 +58,7 @@ pub fn run_scenario(file: &Path, s: &Plan, opts: &RunOptions) -> ScenarioResult 
         result.reason = Some(why);
         return result;
     }
-    match run(file, s, opts, &mut result) {
+    match run(file, s, &mut opts, &mut result) {
         Ok(()) => apply_xfail(s, &kernel_release(), &mut result),
         Err(e) => {
             result.verdict = Verdict::Error;
@@ -83,7 +72,7 @@ pub fn run_scenario(file: &Path, s: &Plan, opts: &RunOptions) -> ScenarioResult 
 fn run(
     file: &Path,
     s: &Plan,
-    opts: &RunOptions,
+    opts: &mut RunOptions,
     result: &mut ScenarioResult,
 ) -> Result<(), String> {
     let run = RunId::generate();
@@ -110,11 +99,7 @@ fn run(
         scratch.clone(),
         opts.artifacts.clone(),
     );
-    live.progress = match opts.progress {
-        ProgressMode::Off => None,
-        ProgressMode::Stderr => Some(crate::report::Progress::stderr(&s.id)),
-        ProgressMode::Relay => Some(crate::report::Progress::relayed(&s.id)),
-    };
+    live.observer = opts.observer.take();
     let setup = live
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)

@@ -239,6 +239,18 @@ impl Journal {
     }
 }
 
+/// Watches a run as it happens (the CLI attaches its progress lines). The
+/// engine calls it each time it looks at the world; it neither knows nor
+/// cares who watches or where the lines go.
+pub trait Observer {
+    /// Every event so far (the observer remembers how far it got).
+    fn catch_up(&mut self, events: &[Event]);
+    /// Nothing new; the run is at `t_ns` and waiting.
+    fn waiting(&mut self, t_ns: u64);
+    /// The timeline is over: leave the output clean for the verdict.
+    fn finished(&mut self);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! only when stderr is a terminal (plain lines otherwise: no escape codes in
 //! CI logs).
 
-use crate::journal::Event;
+use crate::journal::{Event, Observer};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -53,6 +53,20 @@ impl Progress<std::io::Stderr> {
         let mut p = Progress::new(std::io::stderr(), false, scenario);
         p.prefix = RELAY_PREFIX;
         p
+    }
+}
+
+impl<W: Write> Observer for Progress<W> {
+    fn catch_up(&mut self, events: &[Event]) {
+        Progress::catch_up(self, events);
+    }
+
+    fn waiting(&mut self, t_ns: u64) {
+        self.tick(t_ns);
+    }
+
+    fn finished(&mut self) {
+        self.erase();
     }
 }
 
