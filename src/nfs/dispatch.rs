@@ -65,11 +65,15 @@ impl Dispatcher {
     }
 
     /// Serves NLM and NSM too (either may be absent: a client host's
-    /// stand-in serves NSM but leaves NLM to the kernel's lockd).
+    /// stand-in serves NSM but leaves NLM to the kernel's lockd). Called
+    /// once, on a new dispatcher.
     pub fn with_locking(mut self, nlm: Option<Arc<Nlm>>, nsm: Option<Arc<Nsm>>) -> Dispatcher {
-        let served = nlm.iter().map(|n| n.clone() as Arc<dyn Program>);
-        let served = served.chain(nsm.iter().map(|n| n.clone() as Arc<dyn Program>));
-        self.programs.extend(served);
+        if let Some(n) = &nlm {
+            self.programs.push(n.clone());
+        }
+        if let Some(n) = &nsm {
+            self.programs.push(n.clone());
+        }
         self.nlm = nlm;
         self.nsm = nsm;
         self
@@ -260,6 +264,38 @@ mod tests {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
+    }
+
+    /// PROG_UNAVAIL and PROG_MISMATCH ranges as the match on program and
+    /// version that the table replaced answered them.
+    #[test]
+    fn routing_follows_the_served_programs_rows() {
+        use crate::nfs::nlm::LockConfig;
+        use crate::nfs::{mount, nlm, nsm, portmap};
+        let exports = Arc::new(ExportTable::new(&[]).unwrap());
+        let registry = Arc::new(PortRegistry::new());
+        let d = Dispatcher::new(exports, Arc::new(FaultHook::new()), registry);
+        let version = |d: &Dispatcher, prog, vers| match d.route(prog, vers) {
+            Ok(p) => Ok(p.info().number),
+            Err(Mismatch::Version(low, high)) => Err(Some((low, high))),
+            Err(_) => Err(None),
+        };
+        assert_eq!(version(&d, nfs3::PROGRAM, 3), Ok(nfs3::PROGRAM));
+        assert_eq!(version(&d, nfs3::PROGRAM, 2), Err(Some((3, 3))));
+        assert_eq!(version(&d, mount::PROGRAM, 1), Err(Some((3, 3))));
+        assert_eq!(version(&d, portmap::PROGRAM, 3), Ok(portmap::PROGRAM));
+        assert_eq!(version(&d, portmap::PROGRAM, 5), Err(Some((2, 4))));
+        assert_eq!(version(&d, nlm::PROGRAM, 4), Err(None), "nlm not served");
+        assert_eq!(version(&d, 123_456, 1), Err(None));
+
+        let nlm = Arc::new(nlm::Nlm::new(
+            LockConfig::default(),
+            "127.0.0.1".parse().unwrap(),
+        ));
+        let d = d.with_locking(Some(nlm), None);
+        assert_eq!(version(&d, nlm::PROGRAM, 3), Ok(nlm::PROGRAM));
+        assert_eq!(version(&d, nlm::PROGRAM, 2), Err(Some((1, 4))));
+        assert_eq!(version(&d, nsm::PROGRAM, 1), Err(None), "nsm not served");
     }
 
     #[test]
