@@ -1,62 +1,24 @@
 //! Routes one RPC record: parse the call header, pass the FaultHook, hand the
-//! arguments to the program (portmap, MOUNT, NFSv3, NLM, NSM) and build the
-//! reply.
+//! arguments to the served program the program table routes it to, keep
+//! the duplicate-request cache, and build the reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::call::{CallContext, CallError, Transport};
 use super::drc::{self, DrcKey, Lookup, Pending, ReplyCache};
 use super::export::ExportTable;
 use super::hook::{CallInfo, FaultHook, HookDecision};
-use super::mount::{self, Mount};
-use super::nfs3::{self, Nfs3, Nfs3Status};
-use super::nlm::{self, Nlm};
-use super::nsm::{self, Nsm};
-use super::portmap::{self, PortRegistry, Portmap};
+use super::mount::Mount;
+use super::names;
+use super::nfs3::Nfs3;
+use super::nlm::Nlm;
+use super::nsm::Nsm;
+use super::portmap::{PortRegistry, Portmap};
+use super::program::{Program, StatusReply, status_word_reply};
+use super::program_table;
 use super::rpc::{self, AcceptStat, AuthStat, Credential, RpcParseError};
-use super::xdr::{XdrError, XdrReader, XdrWriter};
-
-/// The transport a call arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Tcp,
-    Udp,
-}
-
-impl Transport {
-    /// The largest READ/WRITE payload that fits this transport's replies: a
-    /// UDP datagram carries at most 65507 bytes, so UDP gets 32 KiB as
-    /// knfsd gives it; TCP gets the full `nfs3::MAX_IO`.
-    pub fn max_io(self) -> u32 {
-        match self {
-            Transport::Tcp => nfs3::MAX_IO,
-            Transport::Udp => 32 * 1024,
-        }
-    }
-
-    /// IANA protocol number, as the portmapper names transports.
-    pub fn ipproto(self) -> u32 {
-        match self {
-            Transport::Tcp => 6,
-            Transport::Udp => 17,
-        }
-    }
-}
-
-/// What every procedure gets besides its arguments.
-#[derive(Debug, Clone, Copy)]
-pub struct CallContext<'a> {
-    pub client: SocketAddr,
-    pub transport: Transport,
-    pub cred: &'a Credential,
-}
-
-/// A call that cannot be answered with a procedure result.
-#[derive(Debug)]
-pub enum CallError {
-    ProcUnavail,
-    Garbage(XdrError),
-}
+use super::xdr::{XdrReader, XdrWriter};
 
 /// What the connection must do with a record's outcome.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,13 +31,15 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Dispatcher {
     exports: Arc<ExportTable>,
-    nfs3: Nfs3,
-    mount: Mount,
-    portmap: Portmap,
-    hook: Arc<FaultHook>,
-    drc: ReplyCache,
+    /// The programs this server serves; each names its program table row.
+    programs: Vec<Arc<dyn Program>>,
+    /// Typed handles on programs the server also drives from outside a call
+    /// (a restart's new write verifier, grace periods, reboots).
+    nfs3: Arc<Nfs3>,
     nlm: Option<Arc<Nlm>>,
     nsm: Option<Arc<Nsm>>,
+    hook: Arc<FaultHook>,
+    drc: ReplyCache,
 }
 
 impl Dispatcher {
@@ -84,21 +48,32 @@ impl Dispatcher {
         hook: Arc<FaultHook>,
         registry: Arc<PortRegistry>,
     ) -> Dispatcher {
+        let nfs3 = Arc::new(Nfs3::new(exports.clone()));
         Dispatcher {
-            nfs3: Nfs3::new(exports.clone()),
-            mount: Mount::new(exports.clone()),
-            portmap: Portmap::new(registry),
+            programs: vec![
+                nfs3.clone(),
+                Arc::new(Mount::new(exports.clone())),
+                Arc::new(Portmap::new(registry)),
+            ],
+            nfs3,
+            nlm: None,
+            nsm: None,
             exports,
             hook,
             drc: ReplyCache::new(drc::DEFAULT_CAPACITY),
-            nlm: None,
-            nsm: None,
         }
     }
 
     /// Serves NLM and NSM too (either may be absent: a client host's
-    /// stand-in serves NSM but leaves NLM to the kernel's lockd).
+    /// stand-in serves NSM but leaves NLM to the kernel's lockd). Called
+    /// once, on a new dispatcher.
     pub fn with_locking(mut self, nlm: Option<Arc<Nlm>>, nsm: Option<Arc<Nsm>>) -> Dispatcher {
+        if let Some(n) = &nlm {
+            self.programs.push(n.clone());
+        }
+        if let Some(n) = &nsm {
+            self.programs.push(n.clone());
+        }
         self.nlm = nlm;
         self.nsm = nsm;
         self
@@ -172,13 +147,11 @@ impl Dispatcher {
         }
         if let HookDecision::ReplyStatus(status) = decision {
             rpc::accepted_reply(&mut w, call.xid, AcceptStat::Success);
-            if call.prog == nfs3::PROGRAM {
-                nfs3::encode_failure(call.proc_, Nfs3Status(status), &mut w);
-            } else if call.prog == nlm::PROGRAM {
-                nlm::encode_failure(call.vers, r.rest(), status, &mut w);
-            } else {
-                mount::encode_failure(status, &mut w);
-            }
+            // The table's row, served or not: a rule may answer for a
+            // program this server does not run.
+            let reply: StatusReply =
+                program_table::by_number(call.prog).map_or(status_word_reply, |p| p.status_reply);
+            reply(call.vers, call.proc_, r.rest(), status, &mut w);
             return Outcome::Reply(w.into_bytes());
         }
 
@@ -211,23 +184,14 @@ impl Dispatcher {
             cred: &call.cred,
         };
         rpc::accepted_reply(&mut w, call.xid, AcceptStat::Success);
-        let result = match (call.prog, call.vers) {
-            (nfs3::PROGRAM, nfs3::VERSION) => self.nfs3.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
-            (mount::PROGRAM, mount::VERSION) => self.mount.call(&ctx, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
-            (portmap::PROGRAM, portmap::MIN_VERSION..=portmap::MAX_VERSION) => self.portmap.call(&ctx, call.vers, call.proc_, &mut r, &mut w).map_err(Mismatch::from),
-            (nlm::PROGRAM, 1 | 3 | 4) if self.nlm.is_some() => self.nlm.as_ref().map_or(Ok(()), |n| n.call(&ctx, call.vers, call.proc_, &mut r, &mut w)).map_err(Mismatch::from),
-            (nsm::PROGRAM, nsm::VERSION) if self.nsm.is_some() => self.nsm.as_ref().map_or(Ok(()), |n| n.call(&ctx, call.proc_, &mut r, &mut w)).map_err(Mismatch::from),
-            (nlm::PROGRAM, _) if self.nlm.is_some() => Err(Mismatch::Version(1, 4)),
-            (nsm::PROGRAM, _) if self.nsm.is_some() => Err(mismatch(nsm::VERSION)),
-            (nfs3::PROGRAM, _) => Err(mismatch(nfs3::VERSION)),
-            (mount::PROGRAM, _) => Err(mismatch(mount::VERSION)),
-            (portmap::PROGRAM, _) => Err(Mismatch::Version(portmap::MIN_VERSION, portmap::MAX_VERSION)),
-            _ => Err(Mismatch::ProgUnavail),
-        }
+        let result = self
+            .route(call.prog, call.vers)
+            .and_then(|p| p.call(&ctx, call.vers, call.proc_, &mut r, &mut w).map_err(Mismatch::from))
         .map_err(|e| match e {
             Mismatch::Call(CallError::ProcUnavail) => AcceptStat::ProcUnavail,
             Mismatch::Call(CallError::Garbage(err)) => {
-                tracing::debug!(%client, prog = call.prog, proc_ = call.proc_, error = %err, "garbage args");
+                let procedure = names::procedure_name(call.prog, call.proc_);
+                tracing::debug!(%client, prog = call.prog, %procedure, error = %err, "garbage args");
                 AcceptStat::GarbageArgs
             }
             Mismatch::Version(low, high) => AcceptStat::ProgMismatch { low, high },
@@ -246,16 +210,31 @@ impl Dispatcher {
         Outcome::Reply(w.into_bytes())
     }
 
-    /// The export a call names, for fault matching.
-    fn call_export(&self, prog: u32, proc_: u32, args: &[u8]) -> Option<String> {
-        match prog {
-            nfs3::PROGRAM => {
-                let id = nfs3::peek_export_id(proc_, args)?;
-                self.exports.by_id(id).map(|e| e.name.clone())
+    /// The served program for `prog` at version `vers`; PROG_MISMATCH
+    /// names the range the server's rows for `prog` cover.
+    fn route(&self, prog: u32, vers: u32) -> Result<&dyn Program, Mismatch> {
+        let mut range: Option<(u32, u32)> = None;
+        for p in &self.programs {
+            let info = p.info();
+            if info.number != prog {
+                continue;
             }
-            mount::PROGRAM => Mount::peek_dirpath(proc_, args),
-            _ => None,
+            if info.versions.contains(&vers) {
+                return Ok(p.as_ref());
+            }
+            let (low, high) = info.version_range();
+            range = Some(range.map_or((low, high), |(l, h)| (l.min(low), h.max(high))));
         }
+        Err(range.map_or(Mismatch::ProgUnavail, |(low, high)| {
+            Mismatch::Version(low, high)
+        }))
+    }
+
+    /// The export a call names, for fault matching: asked of the first
+    /// served program with that number, whatever the call's version.
+    fn call_export(&self, prog: u32, proc_: u32, args: &[u8]) -> Option<String> {
+        let program = self.programs.iter().find(|p| p.info().number == prog)?;
+        program.export_of(proc_, args)
     }
 }
 
@@ -272,14 +251,11 @@ impl From<CallError> for Mismatch {
     }
 }
 
-fn mismatch(v: u32) -> Mismatch {
-    Mismatch::Version(v, v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nfs::export::{ExportSpec, Squash};
+    use crate::nfs::nfs3;
     use crate::nfs::rpc::AuthSys;
 
     /// xorshift64: a fixed, dependency-free source of mutations.
@@ -288,6 +264,38 @@ mod tests {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
+    }
+
+    /// PROG_UNAVAIL and PROG_MISMATCH ranges as the match on program and
+    /// version that the table replaced answered them.
+    #[test]
+    fn routing_follows_the_served_programs_rows() {
+        use crate::nfs::nlm::LockConfig;
+        use crate::nfs::{mount, nlm, nsm, portmap};
+        let exports = Arc::new(ExportTable::new(&[]).unwrap());
+        let registry = Arc::new(PortRegistry::new());
+        let d = Dispatcher::new(exports, Arc::new(FaultHook::new()), registry);
+        let version = |d: &Dispatcher, prog, vers| match d.route(prog, vers) {
+            Ok(p) => Ok(p.info().number),
+            Err(Mismatch::Version(low, high)) => Err(Some((low, high))),
+            Err(_) => Err(None),
+        };
+        assert_eq!(version(&d, nfs3::PROGRAM, 3), Ok(nfs3::PROGRAM));
+        assert_eq!(version(&d, nfs3::PROGRAM, 2), Err(Some((3, 3))));
+        assert_eq!(version(&d, mount::PROGRAM, 1), Err(Some((3, 3))));
+        assert_eq!(version(&d, portmap::PROGRAM, 3), Ok(portmap::PROGRAM));
+        assert_eq!(version(&d, portmap::PROGRAM, 5), Err(Some((2, 4))));
+        assert_eq!(version(&d, nlm::PROGRAM, 4), Err(None), "nlm not served");
+        assert_eq!(version(&d, 123_456, 1), Err(None));
+
+        let nlm = Arc::new(nlm::Nlm::new(
+            LockConfig::default(),
+            "127.0.0.1".parse().unwrap(),
+        ));
+        let d = d.with_locking(Some(nlm), None);
+        assert_eq!(version(&d, nlm::PROGRAM, 3), Ok(nlm::PROGRAM));
+        assert_eq!(version(&d, nlm::PROGRAM, 2), Err(Some((1, 4))));
+        assert_eq!(version(&d, nsm::PROGRAM, 1), Err(None), "nsm not served");
     }
 
     #[test]

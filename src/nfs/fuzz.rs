@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::NfsError;
-use super::dispatch::{Dispatcher, Outcome, Transport};
+use super::call::Transport;
+use super::dispatch::{Dispatcher, Outcome};
 use super::export::{ExportSpec, ExportTable, Squash};
 use super::hook::FaultHook;
 use super::nfs3::Sattr;

@@ -10,6 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::export::Cidr;
+use super::names;
 
 /// What the hook knows about a call when it decides.
 #[derive(Debug, Clone)]
@@ -241,7 +242,8 @@ impl FaultHook {
         let Some((id, action)) = chosen else {
             return HookDecision::Pass;
         };
-        tracing::info!(prog = call.prog, proc_ = call.proc_, client = %call.client, ?action, "fault hook acts");
+        let procedure = names::procedure_name(call.prog, call.proc_);
+        tracing::info!(prog = call.prog, %procedure, client = %call.client, ?action, "fault hook acts");
         match action {
             FaultAction::Delay(d) => {
                 let deadline = Instant::now() + d;

@@ -1,11 +1,14 @@
 //! The in-process NFS server: XDR, ONC RPC, MOUNT v3, NFSv3, a portmapper
 //! and the fault hook in front of dispatch.
 //!
-//! One module per RPC program (`mount`, `nfs3`, `portmap`, `nlm`, `nsm`);
-//! `rpc` and `xdr` are the wire layers; `dispatch` routes a record through
-//! the `hook` to a program; `server` owns the listener and connection
+//! One module per RPC program (`mount`, `nfs3`, `portmap`, `nlm`, `nsm`),
+//! each a `program::Program` with a row in `program_table`; `call` is what
+//! a procedure gets and returns; `rpc` and `xdr` are the wire layers;
+//! `dispatch` routes a record through the `hook` to a program; `names`
+//! reads the table for people; `server` owns the listener and connection
 //! threads; `peer` makes the callbacks NLM and NSM send to other hosts.
 
+pub mod call;
 pub mod client;
 pub mod control;
 pub mod daemon_ns;
@@ -18,6 +21,7 @@ pub mod handle;
 pub mod hook;
 pub mod knfsd;
 pub mod mount;
+pub mod names;
 pub mod nfs3;
 pub mod nlm;
 pub mod nsm;
@@ -25,6 +29,8 @@ pub mod open_files;
 pub mod pcap;
 pub mod peer;
 pub mod portmap;
+pub mod program;
+pub mod program_table;
 pub mod rpc;
 pub mod server;
 pub mod workers;
@@ -32,7 +38,7 @@ pub mod xdr;
 
 use std::path::PathBuf;
 
-pub use dispatch::Transport;
+pub use call::Transport;
 pub use export::ExportSpec;
 pub use hook::{CallMatch, FaultAction, FaultHook, FaultRule, RuleCounts, RuleId};
 pub use nlm::LockConfig;

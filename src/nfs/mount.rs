@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::dispatch::{CallContext, CallError};
+use super::call::{CallContext, CallError};
 use super::export::{ExportTable, normalize_name};
+use super::program::{Program, ProgramInfo, status_word_reply};
 use super::rpc::AUTH_SYS;
 use super::xdr::{XdrReader, XdrWriter};
 
@@ -14,6 +15,17 @@ pub const VERSION: u32 = 3;
 /// RFC 1813 Appendix I: MNTPATHLEN, MNTNAMLEN.
 const MNTPATHLEN: u32 = 1024;
 const MNTNAMLEN: u32 = 255;
+
+/// MOUNT's row in the program table; procedures as RFC 1813 Appendix I
+/// numbers them. A hook's status reply is the bare mountstat3.
+pub static INFO: ProgramInfo = ProgramInfo {
+    number: PROGRAM,
+    names: &["mount", "mountd"],
+    versions: &[VERSION],
+    procedures: &["NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT"],
+    procedure_prefixes: &["MOUNTPROC3_"],
+    status_reply: status_word_reply,
+};
 
 /// RFC 1813 Appendix I mountstat3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,44 +64,6 @@ impl Mount {
         }
         let path = XdrReader::new(args).string(MNTPATHLEN).ok()?;
         Some(normalize_name(&String::from_utf8_lossy(path)))
-    }
-
-    pub fn call(
-        &self,
-        ctx: &CallContext<'_>,
-        proc_: u32,
-        args: &mut XdrReader<'_>,
-        out: &mut XdrWriter,
-    ) -> Result<(), CallError> {
-        match proc_ {
-            0 => Ok(()),
-            1 => {
-                let path = args.string(MNTPATHLEN).map_err(CallError::Garbage)?;
-                self.mnt(ctx, &String::from_utf8_lossy(path), out);
-                Ok(())
-            }
-            2 => {
-                self.dump(out);
-                Ok(())
-            }
-            3 => {
-                let path = args.string(MNTPATHLEN).map_err(CallError::Garbage)?;
-                let dir = normalize_name(&String::from_utf8_lossy(path));
-                let host = ctx.client.ip().to_string();
-                self.lock().retain(|m| !(m.host == host && m.dir == dir));
-                Ok(())
-            }
-            4 => {
-                let host = ctx.client.ip().to_string();
-                self.lock().retain(|m| m.host != host);
-                Ok(())
-            }
-            5 => {
-                self.export_list(out);
-                Ok(())
-            }
-            _ => Err(CallError::ProcUnavail),
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MountEntry>> {
@@ -154,11 +128,55 @@ impl Mount {
     }
 }
 
-fn truncate(b: &[u8], max: u32) -> &[u8] {
-    &b[..b.len().min(max as usize)]
+impl Program for Mount {
+    fn info(&self) -> &'static ProgramInfo {
+        &INFO
+    }
+
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        _vers: u32,
+        proc_: u32,
+        args: &mut XdrReader<'_>,
+        out: &mut XdrWriter,
+    ) -> Result<(), CallError> {
+        match proc_ {
+            0 => Ok(()),
+            1 => {
+                let path = args.string(MNTPATHLEN).map_err(CallError::Garbage)?;
+                self.mnt(ctx, &String::from_utf8_lossy(path), out);
+                Ok(())
+            }
+            2 => {
+                self.dump(out);
+                Ok(())
+            }
+            3 => {
+                let path = args.string(MNTPATHLEN).map_err(CallError::Garbage)?;
+                let dir = normalize_name(&String::from_utf8_lossy(path));
+                let host = ctx.client.ip().to_string();
+                self.lock().retain(|m| !(m.host == host && m.dir == dir));
+                Ok(())
+            }
+            4 => {
+                let host = ctx.client.ip().to_string();
+                self.lock().retain(|m| m.host != host);
+                Ok(())
+            }
+            5 => {
+                self.export_list(out);
+                Ok(())
+            }
+            _ => Err(CallError::ProcUnavail),
+        }
+    }
+
+    fn export_of(&self, proc_: u32, args: &[u8]) -> Option<String> {
+        Mount::peek_dirpath(proc_, args)
+    }
 }
 
-/// The reply body for a fault hook's "reply with a status" on MOUNT.
-pub fn encode_failure(status: u32, out: &mut XdrWriter) {
-    out.u32(status);
+fn truncate(b: &[u8], max: u32) -> &[u8] {
+    &b[..b.len().min(max as usize)]
 }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::NfsError;
-use super::dispatch::Transport;
+use super::call::Transport;
 
 /// https://www.tcpdump.org/linktypes.html: raw IPv4 or IPv6, no link header.
 const LINKTYPE_RAW: u32 = 101;

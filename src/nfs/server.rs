@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::NfsError;
-use super::dispatch::{Dispatcher, Outcome, Transport};
+use super::call::Transport;
+use super::dispatch::{Dispatcher, Outcome};
 use super::export::{ExportSpec, ExportTable, Squash};
 use super::hook::FaultHook;
 use super::nfs3::MAX_IO;

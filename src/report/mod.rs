@@ -5,7 +5,7 @@ mod junit;
 mod progress;
 
 pub use human::{print_histogram, print_result, print_summary};
-pub use progress::{Progress, RELAY_PREFIX};
+pub use progress::Progress;
 
 use crate::expect::Outcome;
 use crate::journal::Journal;

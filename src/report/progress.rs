@@ -5,6 +5,7 @@
 //! CI logs).
 
 use crate::journal::{Event, Observer};
+use crate::vm::RELAY_PREFIX;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -32,10 +33,6 @@ pub struct Progress<W: Write> {
     /// Written before each line (empty but in the guest).
     prefix: &'static str,
 }
-
-/// Marks a progress line the guest writes to its console, so the host
-/// running `--vm` can show it live (see `vm::runner`).
-pub const RELAY_PREFIX: &str = "stackquake-progress: ";
 
 impl Progress<std::io::Stderr> {
     /// Progress on stderr, spinning if stderr is a terminal.

@@ -1,5 +1,6 @@
-//! The files host and guest exchange through the results share: the job the
-//! host asks for, the exit status the guest reports, and their names.
+//! What host and guest exchange: through the results share, the job the
+//! host asks for, the exit status the guest reports, and their names; on
+//! the console, the lines the host watches for.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,6 +21,11 @@ pub const CONSOLE_FILE: &str = "console.log";
 /// Printed by `guest_init` on the console as soon as it runs: the host
 /// measures boot time up to this line and starts the job's deadline there.
 pub const BOOT_MARKER: &str = "stackquake-guest: userspace up";
+
+/// Marks a progress line the guest's engine writes to the console (see
+/// `report::Progress::relayed`), so the host running `--vm` can pick it out
+/// and show it live.
+pub const RELAY_PREFIX: &str = "stackquake-progress: ";
 
 /// What to run in the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

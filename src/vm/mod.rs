@@ -14,6 +14,7 @@ mod kernel;
 mod moddep;
 mod probe;
 mod qemu;
+mod qemu_process;
 mod runner;
 mod vmlinux;
 
@@ -23,7 +24,9 @@ use std::time::Duration;
 
 pub use cpio::{Entry, EntryKind, NewcArchive, parse as parse_cpio};
 pub use guest::guest_init;
-pub use job::{CONSOLE_FILE, EXIT_FILE, ExitFile, JOB_FILE, STDERR_FILE, STDOUT_FILE};
+pub use job::{
+    CONSOLE_FILE, EXIT_FILE, ExitFile, JOB_FILE, RELAY_PREFIX, STDERR_FILE, STDOUT_FILE,
+};
 pub use kernel::GuestKernel;
 pub use qemu::{Accel, QemuArgs, Share, VmConfig};
 pub use runner::run_with_guest_command;

@@ -12,7 +12,7 @@ use super::VmError;
 use super::cache::ContentHash;
 use super::kernel::GuestKernel;
 use super::qemu::{Accel, QemuArgs, VmConfig};
-use super::runner::QemuProcess;
+use super::qemu_process::QemuProcess;
 
 /// A KVM guest prints "Linux version" within well under a second; the
 /// nested-PVM hang prints nothing, ever.

@@ -15,7 +15,7 @@ use nix::sys::stat::fstatat;
 
 use super::attr;
 use super::{NFS3_COOKIEVERFSIZE, Nfs3, Nfs3Status, ProcResult, get_fh};
-use crate::nfs::dispatch::CallContext;
+use crate::nfs::call::CallContext;
 use crate::nfs::fnv::fnv1a64;
 use crate::nfs::xdr::{XdrReader, XdrWriter, pad_len};
 

@@ -7,8 +7,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use nix::unistd::AccessFlags;
 
 use super::attr::{self, Sattr, SetTime, WccAttr};
-use super::{Fail, MAX_IO, Nfs3, Nfs3Status, ProcResult, get_fh};
-use crate::nfs::dispatch::CallContext;
+use super::{Fail, MAX_IO, Nfs3, Nfs3Status, ProcResult, get_fh, max_io};
+use crate::nfs::call::CallContext;
 use crate::nfs::export::{Export, Node};
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
@@ -176,7 +176,7 @@ impl Nfs3 {
     ) -> ProcResult {
         let raw = get_fh(args)?;
         let offset = args.u64()?;
-        let count = args.u32()?.min(ctx.transport.max_io());
+        let count = args.u32()?.min(max_io(ctx.transport));
         let (export, node) = self.resolve(raw, ctx.client.ip())?;
         regular_only(&node.meta)?;
         self.may_io(ctx, export, &node, false)?;

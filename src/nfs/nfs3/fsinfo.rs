@@ -1,8 +1,8 @@
 //! NFSv3 file-system level procedures: FSSTAT, FSINFO, PATHCONF
 //! (RFC 1813 §3.3.18–§3.3.20).
 
-use super::{NAME_MAX, Nfs3, ProcResult, attr, get_fh};
-use crate::nfs::dispatch::CallContext;
+use super::{NAME_MAX, Nfs3, ProcResult, attr, get_fh, max_io};
+use crate::nfs::call::CallContext;
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
 /// RFC 1813 §3.3.19 FSINFO properties.
@@ -50,7 +50,7 @@ impl Nfs3 {
         let (export, loc) = self.resolve(raw, ctx.client.ip())?;
         out.u32(0);
         attr::put_post_op(out, export, Some(&loc.meta));
-        let max_io = ctx.transport.max_io();
+        let max_io = max_io(ctx.transport);
         out.u32(max_io) // rtmax
             .u32(max_io) // rtpref
             .u32(4096) // rtmult

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::dispatch::{CallContext, CallError};
+use super::call::{CallContext, CallError, Transport};
 use super::export::{Export, ExportTable, Node, ResolveError};
 use super::handle::{FileHandle, NFS3_FHSIZE};
+use super::program::{Program, ProgramInfo};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
 use crate::sys::fscreds::ActingAs;
 
@@ -37,6 +38,49 @@ pub const PATH_MAX: u32 = 4096;
 /// Largest READ/WRITE payload; advertised in FSINFO as rtmax/wtmax. 1 MiB is
 /// what knfsd offers and what the Linux client negotiates down from.
 pub const MAX_IO: u32 = 1 << 20;
+
+/// The largest READ/WRITE payload that fits a reply on `transport`: a UDP
+/// datagram carries at most 65507 bytes, so UDP gets 32 KiB as knfsd gives
+/// it; TCP gets the full `MAX_IO`.
+pub fn max_io(transport: Transport) -> u32 {
+    match transport {
+        Transport::Tcp => MAX_IO,
+        Transport::Udp => 32 * 1024,
+    }
+}
+
+/// NFSv3's row in the program table; procedures as RFC 1813 §3.3 numbers them.
+pub static INFO: ProgramInfo = ProgramInfo {
+    number: PROGRAM,
+    names: &["nfs"],
+    versions: &[VERSION],
+    procedures: &[
+        "NULL",
+        "GETATTR",
+        "SETATTR",
+        "LOOKUP",
+        "ACCESS",
+        "READLINK",
+        "READ",
+        "WRITE",
+        "CREATE",
+        "MKDIR",
+        "SYMLINK",
+        "MKNOD",
+        "REMOVE",
+        "RMDIR",
+        "RENAME",
+        "LINK",
+        "READDIR",
+        "READDIRPLUS",
+        "FSSTAT",
+        "FSINFO",
+        "PATHCONF",
+        "COMMIT",
+    ],
+    procedure_prefixes: &["NFSPROC3_"],
+    status_reply: |_vers, proc_, _args, status, out| encode_failure(proc_, Nfs3Status(status), out),
+};
 
 /// RFC 1813 §2.5 nfsstat3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,9 +254,27 @@ impl Nfs3 {
         new.to_be_bytes()
     }
 
-    pub fn call(
+    /// Looks up the export a raw handle names and opens the inode.
+    fn resolve(&self, raw: &[u8], client: IpAddr) -> Result<(&Export, Node), Fail> {
+        let fh = FileHandle::decode(raw, self.exports.key()).map_err(|_| Nfs3Status::BADHANDLE)?;
+        let export = self.exports.by_id(fh.export_id).ok_or(Nfs3Status::STALE)?;
+        match export.resolve(&fh, client) {
+            Ok(node) => Ok((export, node)),
+            Err(ResolveError::Stale) => Err(Nfs3Status::STALE.into()),
+            Err(ResolveError::Denied) => Err(Nfs3Status::ACCES.into()),
+        }
+    }
+}
+
+impl Program for Nfs3 {
+    fn info(&self) -> &'static ProgramInfo {
+        &INFO
+    }
+
+    fn call(
         &self,
         ctx: &CallContext<'_>,
+        _vers: u32,
         proc_: u32,
         args: &mut XdrReader<'_>,
         out: &mut XdrWriter,
@@ -255,15 +317,9 @@ impl Nfs3 {
         }
     }
 
-    /// Looks up the export a raw handle names and opens the inode.
-    fn resolve(&self, raw: &[u8], client: IpAddr) -> Result<(&Export, Node), Fail> {
-        let fh = FileHandle::decode(raw, self.exports.key()).map_err(|_| Nfs3Status::BADHANDLE)?;
-        let export = self.exports.by_id(fh.export_id).ok_or(Nfs3Status::STALE)?;
-        match export.resolve(&fh, client) {
-            Ok(node) => Ok((export, node)),
-            Err(ResolveError::Stale) => Err(Nfs3Status::STALE.into()),
-            Err(ResolveError::Denied) => Err(Nfs3Status::ACCES.into()),
-        }
+    fn export_of(&self, proc_: u32, args: &[u8]) -> Option<String> {
+        let id = peek_export_id(proc_, args)?;
+        self.exports.by_id(id).map(|e| e.name.clone())
     }
 }
 

@@ -14,7 +14,7 @@ use super::attr::{self, Sattr, SetTime, WccAttr};
 use super::{
     Fail, NFS3_CREATEVERFSIZE, Nfs3, Nfs3Status, PATH_MAX, ProcResult, check_name, get_fh,
 };
-use crate::nfs::dispatch::CallContext;
+use crate::nfs::call::CallContext;
 use crate::nfs::export::{Export, Node, proc_fd_path};
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 

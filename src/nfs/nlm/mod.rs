@@ -13,8 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::dispatch::{CallContext, CallError};
+use super::call::{CallContext, CallError};
 use super::peer::Peer;
+use super::program::{Program, ProgramInfo};
 use super::xdr::{XdrReader, XdrWriter};
 pub use grace::Grace;
 use locks::{LockOutcome, LockTable, Waiter};
@@ -23,6 +24,42 @@ use wire::{LockArgs, NlmStat, ShareArgs};
 pub const PROGRAM: u32 = 100021;
 /// Versions served: 1 and 3 (32-bit ranges, NFSv2 clients) and 4.
 pub const VERSIONS: [u32; 3] = [1, 3, 4];
+
+/// NLM's row in the program table. Procedure 16 is Linux's private NSM
+/// callback; 17-19 are unused and named by their numbers.
+pub static INFO: ProgramInfo = ProgramInfo {
+    number: PROGRAM,
+    names: &["nlm", "nlockmgr", "lockd"],
+    versions: &VERSIONS,
+    procedures: &[
+        "NULL",
+        "TEST",
+        "LOCK",
+        "CANCEL",
+        "UNLOCK",
+        "GRANTED",
+        "TEST_MSG",
+        "LOCK_MSG",
+        "CANCEL_MSG",
+        "UNLOCK_MSG",
+        "GRANTED_MSG",
+        "TEST_RES",
+        "LOCK_RES",
+        "CANCEL_RES",
+        "UNLOCK_RES",
+        "GRANTED_RES",
+        "NSM_NOTIFY",
+        "17",
+        "18",
+        "19",
+        "SHARE",
+        "UNSHARE",
+        "NM_LOCK",
+        "FREE_ALL",
+    ],
+    procedure_prefixes: &["NLMPROC4_", "NLM_"],
+    status_reply: |vers, _proc, args, status, out| encode_failure(vers, args, status, out),
+};
 
 /// XNFS procedure numbers.
 pub mod procs {
@@ -189,69 +226,6 @@ impl Nlm {
         }
     }
 
-    pub fn call(
-        &self,
-        ctx: &CallContext<'_>,
-        vers: u32,
-        proc_: u32,
-        args: &mut XdrReader<'_>,
-        out: &mut XdrWriter,
-    ) -> Result<(), CallError> {
-        use procs::*;
-        let g = CallError::Garbage;
-        match proc_ {
-            NULL => {}
-            TEST => {
-                let a = LockArgs::decode_test(args, vers).map_err(g)?;
-                self.test(vers, &a, ctx.client.ip(), out);
-            }
-            LOCK | NM_LOCK => {
-                let mut a = LockArgs::decode_lock(args, vers).map_err(g)?;
-                if proc_ == NM_LOCK {
-                    // XNFS: NM_LOCK never blocks and is not monitored.
-                    a.block = false;
-                }
-                let stat = self.lock(ctx.client, vers, a.clone());
-                wire::encode_res(out, vers, &a.cookie, stat);
-            }
-            CANCEL => {
-                let a = LockArgs::decode_cancel(args, vers).map_err(g)?;
-                let stat = self.cancel(&a, ctx.client.ip());
-                wire::encode_res(out, vers, &a.cookie, stat);
-            }
-            UNLOCK => {
-                let a = LockArgs::decode_unlock(args, vers).map_err(g)?;
-                let stat = self.unlock(&a, ctx.client.ip());
-                wire::encode_res(out, vers, &a.cookie, stat);
-            }
-            GRANTED => {
-                // We are no client: nothing of ours was waiting.
-                let a = LockArgs::decode_test(args, vers).map_err(g)?;
-                wire::encode_res(out, vers, &a.cookie, NlmStat::Denied);
-            }
-            TEST_MSG..=UNLOCK_MSG => {
-                self.message(ctx.client, vers, proc_, args)?;
-            }
-            GRANTED_MSG..=GRANTED_RES | NSM_NOTIFY => {
-                // Asynchronous answers to calls we never make, and a Linux
-                // statd-to-lockd callback that only a client's lockd takes.
-            }
-            SHARE | UNSHARE => {
-                let a = ShareArgs::decode(args).map_err(g)?;
-                let stat = self.share(proc_ == SHARE, &a);
-                wire::encode_shareres(out, vers, &a.cookie, stat);
-            }
-            FREE_ALL => {
-                let (name, _state) = wire::decode_notify(args).map_err(g)?;
-                let granted = self.table().free_all(&name);
-                tracing::info!(caller = %name, "nlm FREE_ALL");
-                self.notify_granted(granted);
-            }
-            _ => return Err(CallError::ProcUnavail),
-        }
-        Ok(())
-    }
-
     fn test(&self, vers: u32, a: &LockArgs, host: IpAddr, out: &mut XdrWriter) {
         if self.grace.active() {
             wire::encode_testres(
@@ -412,6 +386,75 @@ fn grant_callbacks(table: Arc<Mutex<LockTable>>, template: Peer, granted: Vec<Wa
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
     if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
         tracing::warn!(error = %e, "cannot spawn {name} thread");
+    }
+}
+
+impl Program for Nlm {
+    fn info(&self) -> &'static ProgramInfo {
+        &INFO
+    }
+
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        vers: u32,
+        proc_: u32,
+        args: &mut XdrReader<'_>,
+        out: &mut XdrWriter,
+    ) -> Result<(), CallError> {
+        use procs::*;
+        let g = CallError::Garbage;
+        match proc_ {
+            NULL => {}
+            TEST => {
+                let a = LockArgs::decode_test(args, vers).map_err(g)?;
+                self.test(vers, &a, ctx.client.ip(), out);
+            }
+            LOCK | NM_LOCK => {
+                let mut a = LockArgs::decode_lock(args, vers).map_err(g)?;
+                if proc_ == NM_LOCK {
+                    // XNFS: NM_LOCK never blocks and is not monitored.
+                    a.block = false;
+                }
+                let stat = self.lock(ctx.client, vers, a.clone());
+                wire::encode_res(out, vers, &a.cookie, stat);
+            }
+            CANCEL => {
+                let a = LockArgs::decode_cancel(args, vers).map_err(g)?;
+                let stat = self.cancel(&a, ctx.client.ip());
+                wire::encode_res(out, vers, &a.cookie, stat);
+            }
+            UNLOCK => {
+                let a = LockArgs::decode_unlock(args, vers).map_err(g)?;
+                let stat = self.unlock(&a, ctx.client.ip());
+                wire::encode_res(out, vers, &a.cookie, stat);
+            }
+            GRANTED => {
+                // We are no client: nothing of ours was waiting.
+                let a = LockArgs::decode_test(args, vers).map_err(g)?;
+                wire::encode_res(out, vers, &a.cookie, NlmStat::Denied);
+            }
+            TEST_MSG..=UNLOCK_MSG => {
+                self.message(ctx.client, vers, proc_, args)?;
+            }
+            GRANTED_MSG..=GRANTED_RES | NSM_NOTIFY => {
+                // Asynchronous answers to calls we never make, and a Linux
+                // statd-to-lockd callback that only a client's lockd takes.
+            }
+            SHARE | UNSHARE => {
+                let a = ShareArgs::decode(args).map_err(g)?;
+                let stat = self.share(proc_ == SHARE, &a);
+                wire::encode_shareres(out, vers, &a.cookie, stat);
+            }
+            FREE_ALL => {
+                let (name, _state) = wire::decode_notify(args).map_err(g)?;
+                let granted = self.table().free_all(&name);
+                tracing::info!(caller = %name, "nlm FREE_ALL");
+                self.notify_granted(granted);
+            }
+            _ => return Err(CallError::ProcUnavail),
+        }
+        Ok(())
     }
 }
 

@@ -14,14 +14,34 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::dispatch::{CallContext, CallError};
+use super::call::{CallContext, CallError};
 use super::nlm::Nlm;
 use super::peer::{Peer, PeerError};
 use super::portmap::{self, PortRegistry};
+use super::program::{Program, ProgramInfo, status_word_reply};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
 
 pub const PROGRAM: u32 = 100024;
 pub const VERSION: u32 = 1;
+
+/// NSM's row in the program table (Open Group XNFS).
+pub static INFO: ProgramInfo = ProgramInfo {
+    number: PROGRAM,
+    names: &["nsm", "status", "statd"],
+    versions: &[VERSION],
+    procedures: &[
+        "SM_NULL",
+        "SM_STAT",
+        "SM_MON",
+        "SM_UNMON",
+        "SM_UNMON_ALL",
+        "SM_SIMU_CRASH",
+        "SM_NOTIFY",
+    ],
+    procedure_prefixes: &[],
+    status_reply: status_word_reply,
+};
+
 /// XNFS SM_MAXSTRLEN.
 const SM_MAXSTRLEN: u32 = 1024;
 /// XNFS sm_res: stat_succ, stat_fail.
@@ -192,59 +212,6 @@ impl Nsm {
         clients.len()
     }
 
-    pub fn call(
-        &self,
-        ctx: &CallContext<'_>,
-        proc_: u32,
-        args: &mut XdrReader<'_>,
-        out: &mut XdrWriter,
-    ) -> Result<(), CallError> {
-        let g = CallError::Garbage;
-        match proc_ {
-            procs::NULL => {}
-            procs::STAT => {
-                let _name = string(args).map_err(g)?;
-                out.u32(STAT_SUCC).i32(self.state());
-            }
-            procs::MON => {
-                let m = Monitor::decode(args).map_err(g)?;
-                tracing::info!(mon_name = %m.mon_name, my_name = %m.my_id.my_name, prog = m.my_id.my_prog, "nsm SM_MON");
-                let mut mons = self.monitors();
-                mons.retain(|x| !(x.mon_name == m.mon_name && x.my_id == m.my_id));
-                if mons.len() < MAX_MONITORS {
-                    mons.push(m);
-                    out.u32(STAT_SUCC).i32(self.state());
-                } else {
-                    out.u32(1).i32(self.state());
-                }
-            }
-            procs::UNMON => {
-                let mon_name = string(args).map_err(g)?;
-                let my_id = MyId::decode(args).map_err(g)?;
-                self.monitors()
-                    .retain(|x| !(x.mon_name == mon_name && x.my_id == my_id));
-                out.i32(self.state());
-            }
-            procs::UNMON_ALL => {
-                let my_id = MyId::decode(args).map_err(g)?;
-                self.monitors().retain(|x| x.my_id != my_id);
-                out.i32(self.state());
-            }
-            procs::SIMU_CRASH => {
-                let state = self.reboot();
-                tracing::info!(state, "nsm SM_SIMU_CRASH");
-                self.notify_clients();
-            }
-            procs::NOTIFY => {
-                let mon_name = string(args).map_err(g)?;
-                let state = args.i32().map_err(g)?;
-                self.peer_rebooted(&mon_name, state, ctx.client.ip());
-            }
-            _ => return Err(CallError::ProcUnavail),
-        }
-        Ok(())
-    }
-
     /// SM_NOTIFY from `addr`: release that host's locks here, and call back
     /// every local monitor of it. A monitor matches by name or, as
     /// rpc.statd does, by the notifier's address (the Linux lockd monitors
@@ -300,6 +267,66 @@ impl Nsm {
                 tracing::warn!(error = %e, "cannot spawn nsm callback thread");
             }
         }
+    }
+}
+
+impl Program for Nsm {
+    fn info(&self) -> &'static ProgramInfo {
+        &INFO
+    }
+
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        _vers: u32,
+        proc_: u32,
+        args: &mut XdrReader<'_>,
+        out: &mut XdrWriter,
+    ) -> Result<(), CallError> {
+        let g = CallError::Garbage;
+        match proc_ {
+            procs::NULL => {}
+            procs::STAT => {
+                let _name = string(args).map_err(g)?;
+                out.u32(STAT_SUCC).i32(self.state());
+            }
+            procs::MON => {
+                let m = Monitor::decode(args).map_err(g)?;
+                tracing::info!(mon_name = %m.mon_name, my_name = %m.my_id.my_name, prog = m.my_id.my_prog, "nsm SM_MON");
+                let mut mons = self.monitors();
+                mons.retain(|x| !(x.mon_name == m.mon_name && x.my_id == m.my_id));
+                if mons.len() < MAX_MONITORS {
+                    mons.push(m);
+                    out.u32(STAT_SUCC).i32(self.state());
+                } else {
+                    out.u32(1).i32(self.state());
+                }
+            }
+            procs::UNMON => {
+                let mon_name = string(args).map_err(g)?;
+                let my_id = MyId::decode(args).map_err(g)?;
+                self.monitors()
+                    .retain(|x| !(x.mon_name == mon_name && x.my_id == my_id));
+                out.i32(self.state());
+            }
+            procs::UNMON_ALL => {
+                let my_id = MyId::decode(args).map_err(g)?;
+                self.monitors().retain(|x| x.my_id != my_id);
+                out.i32(self.state());
+            }
+            procs::SIMU_CRASH => {
+                let state = self.reboot();
+                tracing::info!(state, "nsm SM_SIMU_CRASH");
+                self.notify_clients();
+            }
+            procs::NOTIFY => {
+                let mon_name = string(args).map_err(g)?;
+                let state = args.i32().map_err(g)?;
+                self.peer_rebooted(&mon_name, state, ctx.client.ip());
+            }
+            _ => return Err(CallError::ProcUnavail),
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,8 @@ pub use registry::{
     MAX_REGISTRATIONS, PortRegistry, Registration, ipproto, netid, parse_uaddr, uaddr,
 };
 
-use super::dispatch::{CallContext, CallError};
+use super::call::{CallContext, CallError};
+use super::program::{Program, ProgramInfo, status_word_reply};
 use super::xdr::{XdrError, XdrReader, XdrWriter};
 
 /// RFC 1833 program number and the versions served.
@@ -29,6 +30,18 @@ const MAX_OWNER: u32 = 256;
 /// RFC 1833 §2.1 / TLI semantics for rpcb_entry (GETADDRLIST).
 const NC_TPI_CLTS: u32 = 1;
 const NC_TPI_COTS_ORD: u32 = 3;
+
+/// The portmapper's row in the program table. Procedures are named as
+/// version 2 names them (RFC 1833 §3.2) for all three versions: rpcbind
+/// keeps the numbers for the same roles (GETADDR is GETPORT's 3).
+pub static INFO: ProgramInfo = ProgramInfo {
+    number: PROGRAM,
+    names: &["portmap", "rpcbind"],
+    versions: &[MIN_VERSION, 3, MAX_VERSION],
+    procedures: &["NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"],
+    procedure_prefixes: &["PMAPPROC_"],
+    status_reply: status_word_reply,
+};
 
 /// RFC 1833 §3 mapping (version 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,21 +110,6 @@ pub struct Portmap {
 impl Portmap {
     pub fn new(registry: std::sync::Arc<PortRegistry>) -> Portmap {
         Portmap { registry }
-    }
-
-    pub fn call(
-        &self,
-        ctx: &CallContext<'_>,
-        vers: u32,
-        proc_: u32,
-        args: &mut XdrReader<'_>,
-        out: &mut XdrWriter,
-    ) -> Result<(), CallError> {
-        if vers == 2 {
-            self.call_v2(ctx, proc_, args, out)
-        } else {
-            self.call_rpcb(ctx, vers, proc_, args, out)
-        }
     }
 
     /// RFC 1833 §3.2
@@ -265,6 +263,27 @@ impl Portmap {
     }
 }
 
+impl Program for Portmap {
+    fn info(&self) -> &'static ProgramInfo {
+        &INFO
+    }
+
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        vers: u32,
+        proc_: u32,
+        args: &mut XdrReader<'_>,
+        out: &mut XdrWriter,
+    ) -> Result<(), CallError> {
+        if vers == 2 {
+            self.call_v2(ctx, proc_, args, out)
+        } else {
+            self.call_rpcb(ctx, vers, proc_, args, out)
+        }
+    }
+}
+
 fn ipproto_netid(prot: u32) -> Option<&'static str> {
     match prot {
         IPPROTO_TCP => Some("tcp"),
@@ -276,7 +295,7 @@ fn ipproto_netid(prot: u32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfs::dispatch::Transport;
+    use crate::nfs::call::Transport;
     use crate::nfs::rpc::Credential;
     use std::sync::Arc;
 

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use super::conns::ConnEntry;
 use super::{MAX_RECORD, MAX_TCP_IN_FLIGHT, Shared, lock, serve_tcp_call};
-use crate::nfs::dispatch::Transport;
+use crate::nfs::call::Transport;
 use crate::nfs::rpc;
 
 /// Free workers beyond which one that finishes a call exits: one reading,

@@ -1,70 +1,15 @@
-//! Procedure and status names for people: "WRITE", "MNT", "NFS3ERR_IO"
-//! (RFC 1813 §3, Appendix I; RFC 1833) to and from their numbers.
+//! Program, procedure and status names for people ("nfs", "WRITE", "MNT",
+//! "NFS3ERR_IO") to and from their numbers. Programs and procedures come
+//! from the program table, so scenarios, `nfs serve` flags, the control
+//! socket and logs name them alike; statuses are nfsstat3 (RFC 1813 §2.5),
+//! what the fault hook's "reply with a status" sends.
 
-use crate::nfs::{mount, nfs3, nlm, nsm, portmap};
+use super::program_table::{self, PROGRAMS};
+use super::{mount, nfs3};
 
-const NFS3_PROCS: [&str; 22] = [
-    "NULL",
-    "GETATTR",
-    "SETATTR",
-    "LOOKUP",
-    "ACCESS",
-    "READLINK",
-    "READ",
-    "WRITE",
-    "CREATE",
-    "MKDIR",
-    "SYMLINK",
-    "MKNOD",
-    "REMOVE",
-    "RMDIR",
-    "RENAME",
-    "LINK",
-    "READDIR",
-    "READDIRPLUS",
-    "FSSTAT",
-    "FSINFO",
-    "PATHCONF",
-    "COMMIT",
-];
-const MOUNT_PROCS: [&str; 6] = ["NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT"];
-const PORTMAP_PROCS: [&str; 6] = ["NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"];
-/// XNFS NLM procedures; 16 is Linux's private NSM callback, 17-19 unused.
-const NLM_PROCS: [&str; 24] = [
-    "NULL",
-    "TEST",
-    "LOCK",
-    "CANCEL",
-    "UNLOCK",
-    "GRANTED",
-    "TEST_MSG",
-    "LOCK_MSG",
-    "CANCEL_MSG",
-    "UNLOCK_MSG",
-    "GRANTED_MSG",
-    "TEST_RES",
-    "LOCK_RES",
-    "CANCEL_RES",
-    "UNLOCK_RES",
-    "GRANTED_RES",
-    "NSM_NOTIFY",
-    "17",
-    "18",
-    "19",
-    "SHARE",
-    "UNSHARE",
-    "NM_LOCK",
-    "FREE_ALL",
-];
-const NSM_PROCS: [&str; 7] = [
-    "SM_NULL",
-    "SM_STAT",
-    "SM_MON",
-    "SM_UNMON",
-    "SM_UNMON_ALL",
-    "SM_SIMU_CRASH",
-    "SM_NOTIFY",
-];
+/// Programs whose procedures a scenario may name without the program, in
+/// the order tried: NFSv3 first, so `NULL` is NFS's.
+const UNQUALIFIED: [u32; 2] = [nfs3::PROGRAM, mount::PROGRAM];
 
 const NFS3_STATUSES: [(&str, u32); 28] = [
     ("NFS3_OK", 0),
@@ -99,40 +44,26 @@ const NFS3_STATUSES: [(&str, u32); 28] = [
 
 /// A program by name ("nfs", "mount", "portmap"/"rpcbind") or number.
 pub fn program(name: &str) -> Option<u32> {
-    match name.to_ascii_lowercase().as_str() {
-        "nfs" => Some(nfs3::PROGRAM),
-        "mount" | "mountd" => Some(mount::PROGRAM),
-        "portmap" | "rpcbind" => Some(portmap::PROGRAM),
-        "nlm" | "nlockmgr" | "lockd" => Some(nlm::PROGRAM),
-        "nsm" | "status" | "statd" => Some(nsm::PROGRAM),
-        other => other.parse().ok(),
-    }
+    program_table::by_name(name)
+        .map(|p| p.number)
+        .or_else(|| name.parse().ok())
 }
 
 fn procs(prog: u32) -> &'static [&'static str] {
-    match prog {
-        nfs3::PROGRAM => &NFS3_PROCS,
-        mount::PROGRAM => &MOUNT_PROCS,
-        portmap::PROGRAM => &PORTMAP_PROCS,
-        nlm::PROGRAM => &NLM_PROCS,
-        nsm::PROGRAM => &NSM_PROCS,
-        _ => &[],
-    }
+    program_table::by_number(prog).map_or(&[], |p| p.procedures)
 }
 
-/// A procedure of `prog` by name (any case, "NFSPROC3_" / "MOUNTPROC3_"
-/// prefixes allowed) or number.
+/// A procedure of `prog` by name (any case, with or without a known
+/// program's prefix such as "NFSPROC3_" or "MOUNTPROC3_") or number.
 pub fn procedure(prog: u32, name: &str) -> Option<u32> {
     if let Ok(n) = name.parse() {
         return Some(n);
     }
     let upper = name.to_ascii_uppercase();
-    let bare = upper
-        .strip_prefix("NFSPROC3_")
-        .or_else(|| upper.strip_prefix("MOUNTPROC3_"))
-        .or_else(|| upper.strip_prefix("PMAPPROC_"))
-        .or_else(|| upper.strip_prefix("NLMPROC4_"))
-        .or_else(|| upper.strip_prefix("NLM_"))
+    let bare = PROGRAMS
+        .iter()
+        .flat_map(|p| p.procedure_prefixes)
+        .find_map(|prefix| upper.strip_prefix(prefix))
         .unwrap_or(&upper);
     procs(prog)
         .iter()
@@ -153,7 +84,7 @@ pub fn procedure_any(name: &str) -> Option<(u32, u32)> {
     if name.parse::<u32>().is_ok() {
         return None;
     }
-    [nfs3::PROGRAM, mount::PROGRAM]
+    UNQUALIFIED
         .into_iter()
         .find_map(|prog| procedure(prog, name).map(|p| (prog, p)))
 }
