@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Subcommand};
 
 use super::exit;
-use crate::nfs::control::names;
 use crate::nfs::control::{self, ActionSpec, ControlSocket, DownMode, Request, Response, RuleSpec};
 use crate::nfs::export::Squash;
+use crate::nfs::names;
 use crate::nfs::server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT};
 use crate::nfs::{ConnectionLimits, ExportSpec, Listeners, LockConfig, NfsServer, ServerConfig};
 
@@ -394,21 +394,8 @@ fn raise_descriptor_limit() {
 }
 
 fn rule(m: &MatchArgs, action: ActionSpec) -> Result<RuleSpec, String> {
-    let prog = match (&m.prog, &m.proc_) {
-        (Some(p), _) => Some(names::program(p).ok_or_else(|| format!("unknown program {p:?}"))?),
-        (None, Some(_)) => Some(crate::nfs::nfs3::PROGRAM),
-        (None, None) => None,
-    };
-    let proc_ = match &m.proc_ {
-        Some(name) => {
-            let prog = prog.unwrap_or(crate::nfs::nfs3::PROGRAM);
-            Some(
-                names::procedure(prog, name)
-                    .ok_or_else(|| format!("unknown procedure {name:?}"))?,
-            )
-        }
-        None => None,
-    };
+    let (prog, proc_) =
+        names::call_target(m.prog.as_deref(), m.proc_.as_deref()).map_err(|e| e.to_string())?;
     Ok(RuleSpec {
         prog,
         proc_,

@@ -89,6 +89,37 @@ pub fn procedure_any(name: &str) -> Option<(u32, u32)> {
         .find_map(|prog| procedure(prog, name).map(|p| (prog, p)))
 }
 
+/// The program and procedure numbers a call match names, the one way a
+/// scenario's `match:` and `stackquake nfs fault` resolve them: a program
+/// by name or number; a procedure by name or (with its program) number; a
+/// procedure without a program is NFSv3's or MOUNT's (see
+/// [`procedure_any`]). The error says which name did not resolve.
+pub fn call_target(
+    program: Option<&str>,
+    procedure: Option<&str>,
+) -> Result<(Option<u32>, Option<u32>), UnknownName> {
+    let prog = program
+        .map(|p| self::program(p).ok_or(UnknownName::Program(p.to_string())))
+        .transpose()?;
+    match (procedure, prog) {
+        (None, prog) => Ok((prog, None)),
+        (Some(name), Some(prog)) => self::procedure(prog, name)
+            .map(|p| (Some(prog), Some(p)))
+            .ok_or(UnknownName::Procedure(name.to_string())),
+        (Some(name), None) => procedure_any(name)
+            .map(|(prog, p)| (Some(prog), Some(p)))
+            .ok_or(UnknownName::Procedure(name.to_string())),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownName {
+    #[error("unknown RPC program `{0}`")]
+    Program(String),
+    #[error("unknown procedure `{0}`")]
+    Procedure(String),
+}
+
 /// Every nfsstat3 name, for validation hints.
 pub fn status_names() -> impl Iterator<Item = &'static str> {
     NFS3_STATUSES.iter().map(|(n, _)| *n)
@@ -122,6 +153,34 @@ pub fn status_name(status: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_target_resolves_program_and_procedure_together() {
+        assert_eq!(call_target(None, Some("MNT")), Ok((Some(100005), Some(1))));
+        assert_eq!(
+            call_target(None, Some("getattr")),
+            Ok((Some(100003), Some(1)))
+        );
+        assert_eq!(
+            call_target(Some("mount"), Some("NULL")),
+            Ok((Some(100005), Some(0)))
+        );
+        assert_eq!(
+            call_target(Some("nfs"), Some("7")),
+            Ok((Some(100003), Some(7)))
+        );
+        assert_eq!(call_target(Some("nlm"), None), Ok((Some(100021), None)));
+        assert_eq!(call_target(None, None), Ok((None, None)));
+        // A bare number names no procedure: whose would it be?
+        assert_eq!(
+            call_target(None, Some("7")),
+            Err(UnknownName::Procedure("7".into()))
+        );
+        assert_eq!(
+            call_target(Some("nfsx"), Some("READ")),
+            Err(UnknownName::Program("nfsx".into()))
+        );
+    }
 
     #[test]
     fn names_and_numbers() {

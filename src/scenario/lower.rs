@@ -9,7 +9,7 @@ use super::validate::{flatten_steps, parse_cidr};
 use crate::addr::Cidr;
 use crate::block::DmTarget;
 use crate::net::{Match, Protocol};
-use crate::nfs::control::names;
+use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
     Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
@@ -507,19 +507,11 @@ impl NfsCallMatch {
     /// The hook's matcher and `nth`; None if a name does not resolve (the
     /// validator reports which, with the valid choices).
     pub(super) fn resolve(&self) -> Option<(CallMatch, Option<u64>)> {
-        let mut prog = match &self.program {
-            Some(p) => Some(names::program(&p.value)?),
-            None => None,
-        };
-        let proc_ = match (&self.procedure, prog) {
-            (Some(p), Some(prog)) => Some(names::procedure(prog, &p.value)?),
-            (Some(p), None) => {
-                let (pg, pc) = names::procedure_any(&p.value)?;
-                prog = Some(pg);
-                Some(pc)
-            }
-            (None, _) => None,
-        };
+        let (prog, proc_) = names::call_target(
+            self.program.as_ref().map(|p| p.value.as_str()),
+            self.procedure.as_ref().map(|p| p.value.as_str()),
+        )
+        .ok()?;
         let client = match &self.client {
             Some(c) => Some(Cidr::parse(&c.value).ok()?),
             None => None,

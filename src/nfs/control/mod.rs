@@ -3,9 +3,6 @@
 //! line, to unexport, inject and heal faults, list rules and restart while
 //! the server runs.
 
-/// The name tables moved to `nfs::names`; this path stays for their callers.
-pub use super::names;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};

@@ -1,10 +1,10 @@
 //! Checks of the `nfs.*` call faults: the server and export exist, the
 //! `match:` names a known program, procedure and client network, and the
 //! status of `nfs.error` is an nfsstat3. Names come from the server's own
-//! tables (`nfs::control::names`), so scenario and control socket agree.
+//! tables (`nfs::names`), so scenario and control socket agree.
 
 use super::{Checker, closest};
-use crate::nfs::control::names;
+use crate::nfs::names;
 use crate::scenario::model::{Scenario, ServerKind};
 use crate::scenario::nfs_faults::NfsCallMatch;
 use crate::scenario::steps::Fault;
