@@ -134,6 +134,11 @@ pub fn run(args: RunArgs) -> u8 {
             return code;
         }
     };
+    let on_host = !args.in_guest && !args.vm && args.target == TargetArg::Host;
+    if on_host && let Err(e) = engine::preflight(Target::Host) {
+        eprintln!("error: {e}");
+        return exit::UNAVAILABLE;
+    }
     if !args.in_guest {
         warn_of_dead_runs(Path::new(crate::ledger::DEFAULT_ROOT));
     }

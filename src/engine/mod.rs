@@ -41,6 +41,30 @@ pub struct RunOptions {
     pub observer: Option<Box<dyn Observer>>,
 }
 
+/// Why this machine cannot run scenarios on a target at all — not one
+/// scenario's unmet requirement (a SKIP), but the environment: exit 69.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}\n  hint: {hint}")]
+pub struct Unavailable {
+    what: String,
+    hint: String,
+}
+
+/// Checks what every run on `target` needs before anything is touched.
+pub fn preflight(target: Target) -> Result<(), Unavailable> {
+    if target == Target::Host && !nix::unistd::geteuid().is_root() {
+        return Err(Unavailable {
+            what: "the host target needs root: a run creates network namespaces, mounts, \
+                   loop devices and firewall rules on this machine"
+                .into(),
+            hint: "run it as root (sudo stackquake run --target host …), or use --target vm, \
+                   which builds the world inside a throwaway QEMU guest"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 pub fn run_scenario(file: &Path, s: &Plan, mut opts: RunOptions) -> ScenarioResult {
     let started = std::time::Instant::now();
     let mut result = ScenarioResult {
