@@ -2,6 +2,7 @@
 //! faults injected and healed, workloads and the kernel log pumped every
 //! tick, state probes taken as steps end.
 
+use super::error::{StartError, WorkloadsError};
 use super::exec::{self, ExecChild};
 use super::schedule::{Due, Scheduler};
 use super::timeline::Timeline;
@@ -27,7 +28,7 @@ const GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub enum Abort {
     /// The world could not be built (or its workloads started).
-    Setup(String),
+    Setup(StartError),
     Timeout,
     Signal,
     Fault(String),
@@ -109,7 +110,7 @@ impl<'a> Live<'a> {
         monotonic_ns().saturating_sub(self.t0)
     }
 
-    pub fn start_workloads(&mut self, ledger: &Ledger) -> Result<(), String> {
+    pub fn start_workloads(&mut self, ledger: &Ledger) -> Result<(), WorkloadsError> {
         self.ledger = Some(ledger.clone());
         for w in &self.plan.workloads {
             let storm = w.mount.as_ref().map(|m| self.storm(m, &w.id, w.parallel));
@@ -136,17 +137,14 @@ impl<'a> Live<'a> {
                 // Ledgered before the child can mount: a SIGKILL mid-storm
                 // leaves mounts that cleanup must find.
                 for target in storm.targets() {
-                    let entry = ledger
-                        .record(LedgerObject::Mount {
-                            target: target.clone(),
-                        })
-                        .map_err(|e| format!("ledger: {e}"))?;
+                    let entry = ledger.record(LedgerObject::Mount {
+                        target: target.clone(),
+                    })?;
                     self.storm_mounts.push((target, entry));
                 }
             }
             let ns = self.world.netns(&w.host).expect("validated host");
-            let running =
-                workloads::spawn(&spec, ns, w.deadline, ledger).map_err(|e| e.to_string())?;
+            let running = workloads::spawn(&spec, ns, w.deadline, ledger)?;
             self.workloads.push(running);
         }
         // All start together once each has prepared; one that cannot
@@ -170,11 +168,14 @@ impl<'a> Live<'a> {
 
     /// What a mount_storm workload mounts: the same source, type and options
     /// as the world's mount `id`, at directories in the scratch area.
-    fn storm(&self, id: &str, workload: &str, parallel: u32) -> Result<Storm, String> {
-        let (source, fstype, data) = self
-            .world
-            .mount_source(id)
-            .ok_or_else(|| format!("workload {workload}: mount {id} is not mounted"))?;
+    fn storm(&self, id: &str, workload: &str, parallel: u32) -> Result<Storm, WorkloadsError> {
+        let (source, fstype, data) =
+            self.world
+                .mount_source(id)
+                .ok_or_else(|| WorkloadsError::NotMounted {
+                    workload: workload.to_string(),
+                    mount: id.to_string(),
+                })?;
         Ok(Storm {
             source,
             fstype,

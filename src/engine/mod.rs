@@ -6,6 +6,7 @@
 //! mount never stops it from healing faults and tearing down.
 
 mod artifacts;
+mod error;
 mod exec;
 mod kfeature;
 mod live;
@@ -15,6 +16,7 @@ mod timeline;
 mod workloads;
 mod world;
 
+pub use error::{RunError, StartError, WorkloadsError};
 pub use kfeature::{Evidence, KernelConfig, Presence};
 pub use require::{kernel_release, unmet};
 pub use timeline::{Anchor, Planned, Timeline};
@@ -86,7 +88,7 @@ pub fn run_scenario(file: &Path, s: &Plan, mut opts: RunOptions) -> ScenarioResu
         Ok(()) => apply_xfail(s, &kernel_release(), &mut result),
         Err(e) => {
             result.verdict = Verdict::Error;
-            result.reason = Some(e);
+            result.reason = Some(e.to_string());
         }
     }
     result.duration_s = started.elapsed().as_secs_f64();
@@ -98,19 +100,19 @@ fn run(
     s: &Plan,
     opts: &mut RunOptions,
     result: &mut ScenarioResult,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let run = RunId::generate();
     let run_id = run.as_str().to_string();
     let scratch = opts.scratch.join(&run_id);
-    let ledger =
-        Ledger::create(Path::new(DEFAULT_ROOT), &run, file).map_err(|e| format!("ledger: {e}"))?;
-    let scratch_entry = ledger
-        .record(LedgerObject::TempDir {
-            path: scratch.clone(),
-        })
-        .map_err(|e| format!("ledger: {e}"))?;
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("create {}: {e}", scratch.display()))?;
-    let kmsg = Kmsg::open_at_end().map_err(|e| format!("kernel log: {e}"))?;
+    let ledger = Ledger::create(Path::new(DEFAULT_ROOT), &run, file)?;
+    let scratch_entry = ledger.record(LedgerObject::TempDir {
+        path: scratch.clone(),
+    })?;
+    std::fs::create_dir_all(&scratch).map_err(|source| RunError::Scratch {
+        path: scratch.clone(),
+        source,
+    })?;
+    let kmsg = Kmsg::open_at_end()?;
     let t0 = monotonic_ns();
     let mut live = Live::new(
         s,
@@ -127,11 +129,8 @@ fn run(
     let setup = live
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)
-        .map_err(|e| format!("setup failed: {e}"))
-        .and_then(|()| {
-            live.start_workloads(&ledger)
-                .map_err(|e| format!("starting workloads failed: {e}"))
-        });
+        .map_err(StartError::from)
+        .and_then(|()| live.start_workloads(&ledger).map_err(StartError::from));
     let timeline = match setup {
         Ok(()) => live.timeline(&ledger),
         Err(e) => Err(Abort::Setup(e)),
@@ -168,7 +167,7 @@ fn run(
         })
         .collect();
     if leaks.is_empty() {
-        ledger.finish().map_err(|e| format!("ledger: {e}"))?;
+        ledger.finish()?;
     }
     result.outcomes = expect::evaluate(s, &journal);
     result.journal = journal;
