@@ -299,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn mutated_records_never_panic_and_calls_still_work() {
+    fn as_root_mutated_records_never_panic_and_calls_still_work() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), b"data").unwrap();
         let exports = Arc::new(

@@ -481,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn handles_follow_the_inode_and_go_stale() {
+    fn as_root_handles_follow_the_inode_and_go_stale() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/f"), b"x").unwrap();
@@ -513,7 +513,7 @@ mod tests {
     }
 
     #[test]
-    fn dot_dot_of_the_root_is_the_root_and_symlinks_are_not_followed() {
+    fn as_root_dot_dot_of_the_root_is_the_root_and_symlinks_are_not_followed() {
         let outside = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
@@ -532,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn squashing_follows_exports_5() {
+    fn as_root_squashing_follows_exports_5() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = spec(dir.path());
         let root = Credential::Sys(AuthSys {

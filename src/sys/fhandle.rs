@@ -103,7 +103,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
-    fn a_handle_names_the_inode_not_the_path() {
+    fn as_root_a_handle_names_the_inode_not_the_path() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), b"x").unwrap();
         let root = std::fs::File::open(dir.path()).unwrap();

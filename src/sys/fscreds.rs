@@ -99,7 +99,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn the_kernel_checks_as_the_caller_and_root_comes_back() {
+    fn as_root_the_kernel_checks_as_the_caller_and_root_comes_back() {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
         std::fs::write(&secret, b"s").unwrap();
