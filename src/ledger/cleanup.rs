@@ -305,17 +305,12 @@ fn delete_veth(netns: &str, ifname: &str) -> Result<Undone, String> {
 
 /// Runs a removal command; stderr containing one of `absent_markers` means
 /// the object was already gone.
-fn run_tolerating(mut cmd: Command, absent_markers: &[&str]) -> Result<Undone, String> {
-    let line = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| format!("{line}: {e}"))?;
-    if out.status.success() {
-        return Ok(Undone::Removed);
+fn run_tolerating(cmd: Command, absent_markers: &[&str]) -> Result<Undone, String> {
+    match crate::tools::remove(cmd, absent_markers) {
+        Ok(true) => Ok(Undone::Removed),
+        Ok(false) => Ok(Undone::Absent),
+        Err(e) => Err(e.to_string()),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if absent_markers.iter().any(|m| stderr.contains(m)) {
-        return Ok(Undone::Absent);
-    }
-    Err(format!("{line}: {}: {}", out.status, stderr.trim()))
 }
 
 fn remove_temp_dir(path: &Path) -> Result<Undone, String> {

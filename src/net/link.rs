@@ -61,7 +61,7 @@ impl OwnedLink {
             match ip_in(&self.netns, &["link", "del", "dev", &self.ifname]) {
                 Ok(()) => {}
                 // Deleting a VLAN's parent deletes the VLAN with it.
-                Err(NetError::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
+                Err(NetError::Command(e)) if e.stderr_says(&["Cannot find device"]) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -111,7 +111,7 @@ impl VethPair {
         if !gone {
             match ip_in(&self.a.0, &["link", "del", "dev", &self.a.1]) {
                 Ok(()) => {}
-                Err(NetError::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
+                Err(NetError::Command(e)) if e.stderr_says(&["Cannot find device"]) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -169,7 +169,7 @@ impl DaemonNs {
 
     /// Runs a tool here to completion; its stdout.
     pub fn output(&self, program: &str, args: &[&str]) -> Result<String, DaemonError> {
-        output(self.command(program, args))
+        Ok(crate::tools::output(self.command(program, args))?)
     }
 
     pub fn run(&self, program: &str, args: &[&str]) -> Result<(), DaemonError> {
@@ -319,9 +319,4 @@ fn spawn(
         daemon.ledger = Some((ledger.clone(), entry));
     }
     Ok(daemon)
-}
-
-/// Runs `cmd` to completion; its stdout, or what it printed on failure.
-pub fn output(cmd: Command) -> Result<String, DaemonError> {
-    Ok(crate::tools::output(cmd)?)
 }

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use super::rule::{Action, Protocol, RuleId, Selector};
-use super::{Firewall, Installed, NetError, exec_command};
+use super::{Firewall, Installed, NetError};
 
 const HOOK_CHAINS: [&str; 3] = ["INPUT", "OUTPUT", "FORWARD"];
 
@@ -176,7 +176,11 @@ pub fn remove_chain(netns: Option<&str>, chain: &str) -> Result<bool, NetError> 
             None => Command::new(tool(v6, "tables")),
         };
         cmd.arg("-w").args(args);
-        exec_command(cmd, place, None)
+        let input = crate::tools::Input {
+            stdin: None,
+            place: Some(place),
+        };
+        crate::tools::output_with(cmd, input)
     };
     let mut existed = false;
     for v6 in [false, true] {

@@ -11,8 +11,7 @@ mod nft;
 mod rule;
 
 use std::fs::File;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 pub use iptables::remove_chain as remove_iptables_chain;
 pub use rule::{Action, Match, Protocol, Rule, RuleId};
@@ -247,48 +246,13 @@ impl Firewall {
         let mut cmd = Command::new(program);
         cmd.args(args);
         sys::ns::command_in_netns(&mut cmd, fd.into());
-        exec_command(cmd, &format!("netns {}", self.netns), stdin)
+        let place = format!("netns {}", self.netns);
+        let input = crate::tools::Input {
+            stdin,
+            place: Some(&place),
+        };
+        Ok(crate::tools::output_with(cmd, input)?)
     }
-}
-
-/// Runs `cmd`, feeding `stdin`; fails with the command line, where, and stderr.
-pub(crate) fn exec_command(
-    mut cmd: Command,
-    place: &str,
-    stdin: Option<&str>,
-) -> Result<String, NetError> {
-    let command = format!("{} (in {place})", crate::tools::command_line(&cmd));
-    tracing::debug!(%command, stdin = stdin.unwrap_or(""), "running");
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let spawn = |source| NetError::Spawn {
-        command: command.clone(),
-        source,
-    };
-    let mut child = cmd.spawn().map_err(spawn)?;
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin was piped");
-        pipe.write_all(text.as_bytes()).map_err(spawn)?;
-    }
-    let out = child.wait_with_output().map_err(spawn)?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if let Some(text) = stdin {
-        stderr.push_str("\ninput was:\n");
-        stderr.push_str(text);
-    }
-    Err(NetError::Command {
-        command,
-        status: out.status.to_string(),
-        stderr,
-    })
 }
 
 impl Drop for Firewall {

@@ -32,9 +32,7 @@ pub(super) fn create_table(fw: &Firewall) -> Result<(), NetError> {
 pub(super) fn delete_table(fw: &Firewall) -> Result<(), NetError> {
     match fw.exec("nft", &["delete", "table", FAMILY, &fw.name], None) {
         Ok(_) => Ok(()),
-        Err(NetError::Command { stderr, .. }) if stderr.contains("No such file or directory") => {
-            Ok(())
-        }
+        Err(NetError::Command(e)) if e.stderr_says(&["No such file or directory"]) => Ok(()),
         Err(e) => Err(e),
     }
 }
