@@ -1,15 +1,17 @@
 //! stackquake: builds a small Linux storage world from a scenario, breaks it
 //! on schedule, watches the kernel and the workloads, and gives a verdict.
 //!
-//! Layers (dependencies point down only): `cli` → `engine` → `scenario`,
-//! `fault`, `workload`, `expect`, `report`; world pieces `nfs`, `block`,
-//! `net`, `observe`, `vm`, `ledger`; and `sys`, the only home of `unsafe`.
+//! Layers (dependencies point down only): `cli` → `engine` and `cleanup` →
+//! `scenario`, `fault`, `workload`, `expect`, `report`; world pieces `nfs`,
+//! `block`, `net`, `observe`, `vm`, `sysctl`, `process`; `ledger`, `tools`;
+//! and `sys`, the only home of `unsafe`.
 
 // `unsafe` lives in `sys` alone, and each block there says why it is sound.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod block;
+pub mod cleanup;
 pub mod cli;
 pub mod engine;
 pub mod expect;
@@ -19,6 +21,7 @@ pub mod ledger;
 pub mod net;
 pub mod nfs;
 pub mod observe;
+pub mod process;
 pub mod report;
 pub mod scenario;
 #[allow(unsafe_code)]

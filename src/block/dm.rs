@@ -232,15 +232,29 @@ impl DmVolume {
             return Ok(());
         }
         self.removed = true;
-        tools::run(dmsetup(&["remove", "--noudevsync", "--retry", &self.name]))?;
-        // Without udev nobody else deletes /dev/mapper/<name>.
-        let _ = tools::run(dmsetup(&["mknodes"]));
+        remove_dm_device(&self.name)?;
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(name = %self.name, error = %e, "cannot mark dm device done in ledger");
         }
         tracing::info!(name = %self.name, "removed dm volume");
         Ok(())
     }
+}
+
+/// Removes dm device `name`: the one removal of a dm device, for
+/// `DmVolume`'s drop and `stackquake cleanup`. Ok(false): it was already
+/// gone. `--force` swaps in an error table first, so a device still held
+/// (a filesystem on the `block.error` volume that only a lazy umount let
+/// go) fails its I/O instead of hanging; `--retry` rides out the brief
+/// opens of udev or blkid.
+pub fn remove_dm_device(name: &str) -> Result<bool, BlockError> {
+    let existed = tools::remove(
+        dmsetup(&["remove", "--force", "--retry", "--noudevsync", name]),
+        &["No such device or address", "not found"],
+    )?;
+    // Without udev nobody else deletes /dev/mapper/<name>.
+    let _ = tools::run(dmsetup(&["mknodes"]));
+    Ok(existed)
 }
 
 impl Drop for DmVolume {

@@ -36,7 +36,7 @@ pub fn spawn(
         .current_dir(root)
         .env("STACKQUAKE_ROOT", root)
         // See workloads::spawn: found by cleanup, dies with the engine.
-        .env(crate::ledger::RUN_ENV, ledger.run().as_str())
+        .env(crate::process::RUN_ENV, ledger.run().as_str())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);

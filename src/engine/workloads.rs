@@ -49,7 +49,7 @@ pub fn spawn(
         // Every descendant carries the run id, so cleanup finds the ones no
         // ledger line names; and the child dies with the engine thread, so a
         // SIGKILL between spawn and the ledger record below leaks nothing.
-        .env(crate::ledger::RUN_ENV, ledger.run().as_str())
+        .env(crate::process::RUN_ENV, ledger.run().as_str())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     crate::sys::pdeathsig::kill_with_parent(&mut cmd);

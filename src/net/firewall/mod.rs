@@ -14,6 +14,7 @@ use std::fs::File;
 use std::process::Command;
 
 pub use iptables::remove_chain as remove_iptables_chain;
+pub use nft::delete_table as delete_nft_table;
 pub use rule::{Action, Match, Protocol, Rule, RuleId};
 
 use super::{NetError, Netns};
@@ -218,15 +219,10 @@ impl Firewall {
             return Ok(());
         }
         self.deleted = true;
-        // A deleted namespace took its tables and chains with it.
-        if sys::ns::netns_path(&self.netns).exists() {
-            match self.backend {
-                FirewallBackend::Nft => nft::delete_table(self)?,
-                FirewallBackend::Iptables => {
-                    remove_iptables_chain(Some(&self.netns), &self.name)?;
-                }
-            }
-        }
+        match self.backend {
+            FirewallBackend::Nft => delete_nft_table(Some(&self.netns), nft::FAMILY, &self.name)?,
+            FirewallBackend::Iptables => remove_iptables_chain(Some(&self.netns), &self.name)?,
+        };
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(name = %self.name, error = %e, "cannot mark firewall done in ledger");
         }
@@ -253,6 +249,28 @@ impl Firewall {
         };
         Ok(crate::tools::output_with(cmd, input)?)
     }
+}
+
+/// `program` set to run in netns `netns` (None: the current one), entered
+/// between fork and exec, with where it runs for messages; None when that
+/// namespace is gone, which took its tables and chains with it. The removals
+/// use it: they know a namespace by name only.
+fn command_in_named(
+    netns: Option<&str>,
+    program: &str,
+) -> Result<Option<(Command, String)>, NetError> {
+    let mut cmd = Command::new(program);
+    let Some(name) = netns else {
+        return Ok(Some((cmd, "the current netns".into())));
+    };
+    let path = sys::ns::netns_path(name);
+    let file = match sys::ns::open_netns(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(NetError::OpenNetns { path, source }),
+    };
+    sys::ns::command_in_netns(&mut cmd, file.into());
+    Ok(Some((cmd, format!("netns {name}"))))
 }
 
 impl Drop for Firewall {
