@@ -2,10 +2,11 @@
 //! on schedule, watches the kernel and the workloads, and gives a verdict.
 //!
 //! Layers (dependencies point down only): `cli` → `scenario` (YAML in,
-//! validated) → `engine` → `plan` (what a run does: the one model the
-//! engine, `fault`, `workload` and `expect` read) → `report`, `journal`;
-//! world pieces `nfs`, `block`, `net`, `observe`, `vm`, `ledger`; small
-//! shared values `addr`, `errno`; and `sys`, the only home of `unsafe`.
+//! validated, lowered) → `engine` and `cleanup` → `plan` (what a run does:
+//! the one model the engine, `fault`, `workload` and `expect` read) →
+//! `report`, `journal`; world pieces `nfs`, `block`, `net`, `observe`, `vm`,
+//! `sysctl`, `process`; `ledger`, `tools`; small shared values `addr`,
+//! `errno`; and `sys`, the only home of `unsafe`.
 
 // `unsafe` lives in `sys` alone, and each block there says why it is sound.
 #![deny(unsafe_code)]
@@ -13,6 +14,7 @@
 
 pub mod addr;
 pub mod block;
+pub mod cleanup;
 pub mod cli;
 pub mod engine;
 pub mod errno;
@@ -24,6 +26,7 @@ pub mod net;
 pub mod nfs;
 pub mod observe;
 pub mod plan;
+pub mod process;
 pub mod report;
 pub mod scenario;
 #[allow(unsafe_code)]

@@ -44,6 +44,17 @@ pub fn write(path: &Path, value: &str) -> Result<(), SysctlError> {
     })
 }
 
+/// Puts `value` back into `path`: the one undo of a setting, for
+/// `Changed`'s drop and `stackquake cleanup`. Ok(false): it already holds
+/// `value`, so nothing was written.
+pub fn restore(path: &Path, value: &str) -> Result<bool, SysctlError> {
+    if read(path)? == value {
+        return Ok(false);
+    }
+    write(path, value)?;
+    Ok(true)
+}
+
 /// A setting changed by this run. Dropping it puts the old value back
 /// (`restore` does the same and reports).
 #[derive(Debug)]
@@ -101,7 +112,7 @@ impl Changed {
         if self.restored {
             return Ok(());
         }
-        write(&self.path, &self.was)?;
+        restore(&self.path, &self.was)?;
         self.restored = true;
         self.done();
         Ok(())

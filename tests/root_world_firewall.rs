@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use root_world_support::{TestRun, require_root_and};
-use stackquake::ledger::{Ledger, RunId, cleanup};
+use stackquake::cleanup::cleanup;
+use stackquake::ledger::{Ledger, RunId};
 use stackquake::net::{
     Action, Firewall, FirewallBackend, Match, NetError, Netns, Protocol, Rule, VethPair,
     add_address, command_in, link_ifname, set_up, tcp_listener_in,

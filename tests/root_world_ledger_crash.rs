@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use nix::mount::MsFlags;
 use root_world_support::{netns_entries_of, require_root_and};
 use stackquake::block::{ImageFile, LoopDevice, MKFS_XFS_MIN_BYTES, Mount, is_mounted, mkfs_xfs};
-use stackquake::ledger::{Ledger, LedgerObject, RunId, cleanup, ledger_path};
+use stackquake::cleanup::cleanup;
+use stackquake::ledger::{Ledger, LedgerObject, RunId, ledger_path};
 use stackquake::net::{Netns, VethPair, command_in, link_ifname};
 
 const CHILD_ENV: &str = "SQ_CRASH_CHILD";

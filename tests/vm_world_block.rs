@@ -17,7 +17,8 @@ use nix::mount::MsFlags;
 use stackquake::block::{
     DmTarget, DmVolume, ImageFile, LoopDevice, MKFS_XFS_MIN_BYTES, Mount, is_mounted, mkfs_xfs,
 };
-use stackquake::ledger::{CleanupOptions, Ledger, RunId, cleanup_with};
+use stackquake::cleanup::{CleanupOptions, cleanup_with};
+use stackquake::ledger::{Ledger, RunId};
 use stackquake::observe::Kmsg;
 use vm_world_support::{guest_init, require_guest, require_vm_tools, run_in_guest};
 

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::BlockError;
-use super::image::{run, run_output};
 use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::tools;
 
 /// What the volume's single table line maps its sectors to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,37 +101,12 @@ fn dmsetup(args: &[&str]) -> Command {
 
 /// `dmsetup load <name>` with the table on stdin, so it may have several lines.
 fn load_table(name: &str, table: &str) -> Result<(), BlockError> {
-    use std::io::Write;
-    let command = format!("dmsetup load {name} <<< {table:?}");
-    let mut child = dmsetup(&["load", name])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|source| BlockError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    let mut stdin = child.stdin.take().expect("stdin was piped");
-    let wrote = writeln!(stdin, "{table}");
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .map_err(|source| BlockError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if let Err(source) = wrote {
-        return Err(BlockError::Spawn { command, source });
-    }
-    if !out.status.success() {
-        return Err(BlockError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    let table = format!("{table}\n");
+    let input = tools::Input {
+        stdin: Some(&table),
+        place: None,
+    };
+    Ok(tools::output_with(dmsetup(&["load", name]), input).map(drop)?)
 }
 
 impl DmVolume {
@@ -146,11 +121,10 @@ impl DmVolume {
     ) -> Result<DmVolume, BlockError> {
         let mut getsz = Command::new("blockdev");
         getsz.arg("--getsz").arg(backing);
-        let sectors = run_output(getsz)?;
-        let sectors: u64 = sectors.trim().parse().map_err(|_| BlockError::Command {
+        let sectors = tools::output(getsz)?;
+        let sectors: u64 = sectors.trim().parse().map_err(|_| BlockError::BadOutput {
             command: format!("blockdev --getsz {}", backing.display()),
-            status: "ok".into(),
-            stderr: format!("not a sector count: {sectors:?}"),
+            why: format!("not a sector count: {sectors:?}"),
         })?;
         let entry = ledger
             .record(LedgerObject::DmDevice {
@@ -161,7 +135,7 @@ impl DmVolume {
                 source,
             })?;
         let table = DmTarget::Linear.table(sectors, backing);
-        if let Err(e) = run(dmsetup(&[
+        if let Err(e) = tools::run(dmsetup(&[
             "create",
             "--noudevsync",
             name,
@@ -169,7 +143,7 @@ impl DmVolume {
             &table,
         ])) {
             let _ = ledger.done(entry);
-            return Err(e);
+            return Err(e.into());
         }
         let vol = DmVolume {
             name: name.to_string(),
@@ -180,7 +154,7 @@ impl DmVolume {
             entry,
             removed: false,
         };
-        run(dmsetup(&["mknodes", name]))?;
+        tools::run(dmsetup(&["mknodes", name]))?;
         tracing::info!(name, backing = %backing.display(), sectors, "created dm volume");
         Ok(vol)
     }
@@ -206,7 +180,7 @@ impl DmVolume {
     /// dm-N, as the kernel log names it ("dm-0: writeback error …",
     /// "XFS (dm-0): …").
     pub fn kernel_name(&self) -> Result<String, BlockError> {
-        let out = run_output(dmsetup(&[
+        let out = tools::output(dmsetup(&[
             "info",
             "-c",
             "--noheadings",
@@ -219,14 +193,14 @@ impl DmVolume {
 
     /// The live table (`dmsetup table`): proof of what the kernel maps now.
     pub fn live_table(&self) -> Result<String, BlockError> {
-        Ok(run_output(dmsetup(&["table", &self.name]))?
+        Ok(tools::output(dmsetup(&["table", &self.name]))?
             .trim()
             .to_string())
     }
 
     /// The target's status line (`dmsetup status`).
     pub fn status(&self) -> Result<String, BlockError> {
-        Ok(run_output(dmsetup(&["status", &self.name]))?
+        Ok(tools::output(dmsetup(&["status", &self.name]))?
             .trim()
             .to_string())
     }
@@ -237,11 +211,11 @@ impl DmVolume {
     /// and in-flight I/O must meet the new table, not the old one.
     pub fn swap_table(&mut self, target: DmTarget) -> Result<(), BlockError> {
         let table = target.table(self.sectors, &self.backing);
-        run(dmsetup(&["suspend", "--nolockfs", "--noflush", &self.name]))?;
+        tools::run(dmsetup(&["suspend", "--nolockfs", "--noflush", &self.name]))?;
         let loaded = load_table(&self.name, &table);
         // Resume even if the load failed: a volume left suspended hangs
         // every writer, which is not the fault anyone asked for.
-        let resumed = run(dmsetup(&["resume", "--noudevsync", &self.name]));
+        let resumed = tools::run(dmsetup(&["resume", "--noudevsync", &self.name]));
         loaded?;
         resumed?;
         tracing::info!(name = %self.name, from = self.target.kind(), to = target.kind(), "dm table swapped");
@@ -258,15 +232,29 @@ impl DmVolume {
             return Ok(());
         }
         self.removed = true;
-        run(dmsetup(&["remove", "--noudevsync", "--retry", &self.name]))?;
-        // Without udev nobody else deletes /dev/mapper/<name>.
-        let _ = run(dmsetup(&["mknodes"]));
+        remove_dm_device(&self.name)?;
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(name = %self.name, error = %e, "cannot mark dm device done in ledger");
         }
         tracing::info!(name = %self.name, "removed dm volume");
         Ok(())
     }
+}
+
+/// Removes dm device `name`: the one removal of a dm device, for
+/// `DmVolume`'s drop and `stackquake cleanup`. Ok(false): it was already
+/// gone. `--force` swaps in an error table first, so a device still held
+/// (a filesystem on the `block.error` volume that only a lazy umount let
+/// go) fails its I/O instead of hanging; `--retry` rides out the brief
+/// opens of udev or blkid.
+pub fn remove_dm_device(name: &str) -> Result<bool, BlockError> {
+    let existed = tools::remove(
+        dmsetup(&["remove", "--force", "--retry", "--noudevsync", name]),
+        &["No such device or address", "not found"],
+    )?;
+    // Without udev nobody else deletes /dev/mapper/<name>.
+    let _ = tools::run(dmsetup(&["mknodes"]));
+    Ok(existed)
 }
 
 impl Drop for DmVolume {

@@ -78,14 +78,5 @@ pub fn mkfs_xfs(image: &Path) -> Result<(), BlockError> {
     }
     let mut cmd = Command::new("mkfs.xfs");
     cmd.args(["-q", "-f"]).arg(image);
-    run(cmd)
-}
-
-pub(crate) fn run(cmd: Command) -> Result<(), BlockError> {
-    run_output(cmd).map(drop)
-}
-
-/// Runs `cmd` and returns its stdout; fails with the command line and stderr.
-pub(crate) fn run_output(cmd: Command) -> Result<String, BlockError> {
-    Ok(crate::tools::output(cmd)?)
+    Ok(crate::tools::run(cmd)?)
 }

@@ -101,12 +101,7 @@ impl LoopDevice {
         }
         self.detached = true;
         let started = Instant::now();
-        sys::loopdev::detach_patiently(self.nr, &self.backing, DETACH_PATIENCE).map_err(
-            |source| BlockError::Detach {
-                device: self.path.clone(),
-                source,
-            },
-        )?;
+        detach_loops(&self.backing)?;
         let took = started.elapsed();
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(device = %self.name, error = %e, "cannot mark loop done in ledger");
@@ -114,6 +109,28 @@ impl LoopDevice {
         tracing::info!(device = %self.name, ?took, "detached loop device");
         Ok(took)
     }
+}
+
+/// Detaches every loop device backed by `backing_file` (canonical, as
+/// sysfs shows it): the one removal of a loop device, for `LoopDevice`'s
+/// drop and `stackquake cleanup` (whose ledger may know the backing file
+/// only: the device number is recorded after the attach). Ok(false): none
+/// was attached.
+pub fn detach_loops(backing_file: &Path) -> Result<bool, BlockError> {
+    let devices: Vec<u32> = sys::loopdev::attached()
+        .into_iter()
+        .filter(|(_, b)| b == backing_file)
+        .map(|(nr, _)| nr)
+        .collect();
+    for &nr in &devices {
+        sys::loopdev::detach_patiently(nr, backing_file, DETACH_PATIENCE).map_err(|source| {
+            BlockError::Detach {
+                device: sys::loopdev::device_path(nr),
+                source,
+            }
+        })?;
+    }
+    Ok(!devices.is_empty())
 }
 
 impl Drop for LoopDevice {

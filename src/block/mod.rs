@@ -9,11 +9,11 @@ mod mount;
 use std::path::PathBuf;
 
 pub use crate::sys::xfs::GoingDown;
-pub use dm::{DmTarget, DmVolume};
+pub use dm::{DmTarget, DmVolume, remove_dm_device};
 pub use fsstate::{FsState, fs_state, xfs_shutdown, xfs_shutdown_with};
 pub use image::{ImageFile, MKFS_XFS_MIN_BYTES, mkfs_xfs};
-pub use loopdev::LoopDevice;
-pub use mount::{Mount, is_mounted};
+pub use loopdev::{LoopDevice, detach_loops};
+pub use mount::{Mount, is_mounted, unmount};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -29,17 +29,11 @@ pub enum BlockError {
     },
     #[error("image {path} is {size} bytes; mkfs.xfs 6.1 refuses filesystems under 300 MB")]
     ImageTooSmall { path: PathBuf, size: u64 },
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        command: String,
-        status: String,
-        stderr: String,
-    },
-    #[error("cannot run `{command}`")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
+    /// dmsetup, blockdev or mkfs.xfs failed (or could not start).
+    #[error(transparent)]
+    Command(#[from] crate::tools::CommandError),
+    #[error("cannot read the output of `{command}`: {why}")]
+    BadOutput { command: String, why: String },
     #[error("cannot attach {backing} to a loop device")]
     Attach {
         backing: PathBuf,
@@ -69,23 +63,4 @@ pub enum BlockError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-impl From<crate::tools::CommandError> for BlockError {
-    fn from(e: crate::tools::CommandError) -> Self {
-        match e {
-            crate::tools::CommandError::Spawn { command, source } => {
-                BlockError::Spawn { command, source }
-            }
-            crate::tools::CommandError::Failed {
-                command,
-                status,
-                stderr,
-            } => BlockError::Command {
-                command,
-                status,
-                stderr,
-            },
-        }
-    }
 }

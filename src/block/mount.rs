@@ -89,7 +89,29 @@ impl Mount {
             return Ok(None);
         }
         self.unmounted = true;
-        let outcome = sys::umount::umount_escalating(&self.target, self.umount_deadline);
+        let step = unmount(&self.target, self.umount_deadline)?;
+        if let Err(e) = self.ledger.done(self.entry) {
+            tracing::warn!(target = %self.target.display(), error = %e, "cannot mark mount done in ledger");
+        }
+        Ok(step)
+    }
+}
+
+/// Unmounts everything mounted on `target`, each with escalation (plain,
+/// forced, lazy; `deadline` per step): the one removal of a mount, for
+/// `Mount`'s drop and `stackquake cleanup`. Several mounts may be stacked on
+/// one target (a killed op may have mounted twice); all are peeled. Returns
+/// the step that removed the last one, None if nothing was mounted.
+pub fn unmount(
+    target: &Path,
+    deadline: Duration,
+) -> Result<Option<sys::umount::UmountStep>, BlockError> {
+    let mut last = None;
+    for _ in 0..8 {
+        if !sys::mountinfo::is_mount_point(target) {
+            return Ok(last);
+        }
+        let outcome = sys::umount::umount_escalating(target, deadline);
         if !outcome.is_gone() {
             let steps = outcome
                 .failures
@@ -98,15 +120,19 @@ impl Mount {
                 .collect::<Vec<_>>()
                 .join("; ");
             return Err(BlockError::Umount {
-                target: self.target.clone(),
+                target: target.to_path_buf(),
                 steps,
             });
         }
-        if let Err(e) = self.ledger.done(self.entry) {
-            tracing::warn!(target = %self.target.display(), error = %e, "cannot mark mount done in ledger");
+        if outcome.unmounted_by.is_none() {
+            return Ok(last);
         }
-        Ok(outcome.unmounted_by)
+        last = outcome.unmounted_by;
     }
+    Err(BlockError::Umount {
+        target: target.to_path_buf(),
+        steps: "still mounted after 8 unmounts".into(),
+    })
 }
 
 impl Drop for Mount {

@@ -150,13 +150,13 @@ fn parse_run_id(s: &str) -> Result<crate::ledger::RunId, String> {
 
 fn cleanup(force: bool, run: Option<crate::ledger::RunId>) -> u8 {
     let scoped = run.is_some();
-    let opts = crate::ledger::CleanupOptions {
+    let opts = crate::cleanup::CleanupOptions {
         force,
         run,
         ..Default::default()
     };
     let report =
-        crate::ledger::cleanup_with(std::path::Path::new(crate::ledger::DEFAULT_ROOT), &opts);
+        crate::cleanup::cleanup_with(std::path::Path::new(crate::ledger::DEFAULT_ROOT), &opts);
     for what in &report.removed {
         println!("removed {what}");
     }

@@ -2,20 +2,20 @@
 //! output kept in the scratch directory, killed if the step times out.
 
 use crate::journal::Event;
-use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::ledger::Ledger;
 use crate::net::Netns;
+use crate::process::{Recorded, SpawnError};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 /// The first this-many bytes of a command's output go into the journal.
 const OUTPUT_KEPT: usize = 1024;
 
 pub struct ExecChild {
     step: String,
-    child: Child,
+    child: Recorded,
     output: PathBuf,
-    ledger: Ledger,
-    entry: Option<EntryId>,
 }
 
 pub fn spawn(
@@ -35,37 +35,26 @@ pub fn spawn(
         // Relative paths name the scenario's paths: `mnt/vol/x` is /mnt/vol/x.
         .current_dir(root)
         .env("STACKQUAKE_ROOT", root)
-        // See workloads::spawn: found by cleanup, dies with the engine.
-        .env(crate::ledger::RUN_ENV, ledger.run().as_str())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
-    crate::sys::pdeathsig::kill_with_parent(&mut cmd);
-    let child = cmd.spawn().map_err(|e| format!("exec {program}: {e}"))?;
-    let entry = crate::sys::procstat::read(child.id()).ok().and_then(|st| {
-        ledger
-            .record(LedgerObject::Process {
-                pid: child.id(),
-                starttime: st.starttime,
-            })
-            .ok()
-    });
+    crate::process::tie_to_run(&mut cmd, ledger);
+    let child = crate::process::spawn_recorded(&mut cmd, Some(ledger)).map_err(|e| match e {
+        SpawnError::Spawn { source, .. } => format!("exec {program}: {source}"),
+        other => format!("exec {program}: {other}"),
+    })?;
     Ok(ExecChild {
         step: step.to_string(),
         child,
         output,
-        ledger: ledger.clone(),
-        entry,
     })
 }
 
 impl ExecChild {
     /// The exit event once the command has ended.
     pub fn poll(&mut self, t_ns: u64) -> Option<Event> {
-        let status = self.child.try_wait().ok().flatten()?;
-        if let Some(entry) = self.entry.take() {
-            let _ = self.ledger.done(entry);
-        }
+        let status = self.child.child.try_wait().ok().flatten()?;
+        self.child.reaped();
         let mut output = std::fs::read(&self.output).unwrap_or_default();
         output.truncate(OUTPUT_KEPT);
         Some(Event::Exec {
@@ -79,14 +68,12 @@ impl ExecChild {
 
     /// SIGKILL and reap, without waiting long on a task stuck in the kernel.
     pub fn kill(mut self, t_ns: u64) -> Option<Event> {
-        let _ = self.child.kill();
-        for _ in 0..100 {
-            if let Some(e) = self.poll(t_ns) {
-                return Some(e);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        if self.child.kill(Duration::from_secs(2)).is_ok()
+            && let Some(e) = self.poll(t_ns)
+        {
+            return Some(e);
         }
-        std::thread::spawn(move || self.child.wait());
+        std::thread::spawn(move || self.child.child.wait());
         None
     }
 }

@@ -469,7 +469,7 @@ impl<'a> Live<'a> {
     /// the children we killed and would keep the mounts busy.
     fn kill_leftover_processes(&mut self) {
         let run = self.journal.run_id.clone();
-        match crate::ledger::kill_run_processes(&run) {
+        match crate::process::kill_run_processes(&run) {
             Ok(pids) => {
                 for pid in pids {
                     self.journal.push(Event::Teardown {

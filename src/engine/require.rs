@@ -3,7 +3,6 @@
 
 use super::kfeature::{self, Evidence, Presence};
 use crate::plan::{KernelFeature, Plan, Target};
-use std::process::Command;
 
 /// Why the scenario cannot run here, or None if it can.
 pub fn unmet(s: &Plan, target: Target) -> Option<String> {
@@ -45,8 +44,11 @@ fn kernel_feature(f: KernelFeature, evidence: &mut Evidence) -> Result<(), Strin
     let why = match evidence.decide(f) {
         Presence::Present => return Ok(()),
         Presence::Loadable(module) => {
-            // Best effort: modprobe may be missing or refused.
-            let _ = Command::new("modprobe").arg("-q").arg(module).status();
+            // Best effort: modprobe may be missing or refused; the
+            // evidence below decides.
+            if let Err(e) = crate::tools::modprobe(&[module]) {
+                tracing::debug!(error = %e, "module not loaded");
+            }
             evidence.refresh_modules();
             match evidence.decide(f) {
                 Presence::Present => return Ok(()),

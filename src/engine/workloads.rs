@@ -3,25 +3,24 @@
 //! and stopped without ever blocking on a task stuck in the kernel.
 
 use crate::journal::Event;
-use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::ledger::Ledger;
 use crate::net::Netns;
+use crate::process::Recorded;
 use crate::workload::{Report, Spec};
 use std::io::BufRead;
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 pub struct Running {
     pub id: String,
-    child: Child,
+    child: Recorded,
     /// Closed to tell the child to start its ops (see `Report::Ready`).
     go: Option<ChildStdin>,
     reports: Receiver<Report>,
     deadline: Duration,
     /// The op in flight: seq, start, and whether it was already sampled.
     in_flight: Option<(u64, u64, bool)>,
-    ledger: Ledger,
-    entry: Option<EntryId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,32 +45,17 @@ pub fn spawn(
     let mut cmd = crate::net::command_in(ns, &exe);
     cmd.arg("workload")
         .arg(json)
-        // Every descendant carries the run id, so cleanup finds the ones no
-        // ledger line names; and the child dies with the engine thread, so a
-        // SIGKILL between spawn and the ledger record below leaks nothing.
-        .env(crate::ledger::RUN_ENV, ledger.run().as_str())
+        // The go barrier: the child starts its ops when this pipe closes.
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    crate::sys::pdeathsig::kill_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(err)?;
-    // Recorded right after spawn (a pid is not known before); cleanup kills
-    // it only if pid and start time still match.
-    let starttime = crate::sys::procstat::read(child.id()).map(|s| s.starttime);
-    let entry = match starttime {
-        Ok(starttime) => ledger
-            .record(LedgerObject::Process {
-                pid: child.id(),
-                starttime,
-            })
-            .map(Some)
-            .unwrap_or_else(|e| {
-                tracing::warn!("cannot record workload {} in the ledger: {e}", spec.id);
-                None
-            }),
-        Err(_) => None,
-    };
-    let stdout = child.stdout.take().expect("stdout was piped");
-    let go = child.stdin.take();
+    crate::process::tie_to_run(&mut cmd, ledger);
+    let mut child =
+        crate::process::spawn_recorded(&mut cmd, Some(ledger)).map_err(|e| match e {
+            crate::process::SpawnError::Spawn { source, .. } => err(source),
+            other => err(std::io::Error::other(other)),
+        })?;
+    let stdout = child.child.stdout.take().expect("stdout was piped");
+    let go = child.child.stdin.take();
     let (tx, rx) = channel();
     let id = spec.id.clone();
     std::thread::Builder::new()
@@ -97,8 +81,6 @@ pub fn spawn(
         reports: rx,
         deadline,
         in_flight: None,
-        ledger: ledger.clone(),
-        entry,
     })
 }
 
@@ -182,20 +164,20 @@ impl Running {
         use nix::sys::signal::{Signal, kill};
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
-        if self.reaped_within(grace) || {
-            let _ = kill(pid, Signal::SIGKILL);
-            self.reaped_within(Duration::from_secs(5))
-        } {
-            if let Some(entry) = self.entry {
-                let _ = self.ledger.done(entry);
-            }
+        // SIGKILL through the removal cleanup uses; a zombie then is reaped
+        // at once.
+        if self.reaped_within(grace)
+            || (self.child.kill(Duration::from_secs(5)).is_ok()
+                && self.reaped_within(Duration::from_secs(1)))
+        {
+            self.child.reaped();
             return None;
         }
         let state = crate::observe::sample_task(self.child.id())
             .map(|s| format!("state {} in {}", s.state, s.wchan))
             .unwrap_or_default();
         // Reap it whenever the kernel releases it, on a thread nobody joins.
-        std::thread::spawn(move || self.child.wait());
+        std::thread::spawn(move || self.child.child.wait());
         Some(format!(
             "workload did not exit after SIGKILL ({state}); left to the kernel"
         ))
@@ -204,7 +186,7 @@ impl Running {
     fn reaped_within(&mut self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.child.child.try_wait() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,4 +1,7 @@
-//! The on-disk record of every kernel object a run creates, and cleanup of what a killed run left.
+//! The on-disk record of every kernel object a run creates: written before
+//! each object exists, read back (`dead_runs`, and `crate::cleanup`, which
+//! undoes a dead run's entries through the domains' removals), and swept
+//! for objects whose ledger is gone.
 //!
 //! One JSON-lines file per run at `<root>/ledger/<run-id>.jsonl` (root is
 //! /run/stackquake: tmpfs, so it lives exactly as long as the kernel objects
@@ -6,9 +9,7 @@
 //! so a SIGKILL at any point leaves at worst an entry for an object that was
 //! never made — which cleanup tolerates — and never an object without an entry.
 
-mod cleanup;
 mod dead;
-mod procs;
 mod record;
 mod runid;
 mod sweep;
@@ -19,9 +20,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use cleanup::{CleanupFailure, CleanupOptions, CleanupReport, cleanup, cleanup_with};
 pub use dead::{DeadRun, dead_runs};
-pub use procs::{RUN_ENV, kill_run_processes, run_processes};
 pub use record::{Entry, LedgerObject, ParseError, ParsedLedger, Record, RunHeader, parse};
 pub use runid::{RUN_ID_LEN, RunId};
 pub use sweep::{Orphan, sweep};
@@ -91,7 +90,7 @@ pub fn ledger_path(root: &Path, run: &RunId) -> PathBuf {
 }
 
 /// Every ledger file under `root`, oldest run first (run ids sort by time).
-fn ledger_files(root: &Path) -> Vec<PathBuf> {
+pub fn ledger_files(root: &Path) -> Vec<PathBuf> {
     let mut ledgers: Vec<PathBuf> = std::fs::read_dir(ledger_dir(root))
         .map(|d| {
             d.flatten()
@@ -102,6 +101,23 @@ fn ledger_files(root: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     ledgers.sort();
     ledgers
+}
+
+/// Appends Done records for `ids` to the ledger at `path`, whose owner is
+/// gone: cleanup remembers what it removed, so the next one retries only
+/// what failed.
+pub fn append_done(path: &Path, ids: &[u64]) -> Result<(), LedgerError> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    for id in ids {
+        write_line(&mut file, path, &Record::Done { id: *id })?;
+    }
+    Ok(())
 }
 
 impl Ledger {

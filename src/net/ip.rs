@@ -9,11 +9,7 @@ use super::{NetError, Netns};
 pub(crate) fn ip_in(netns: &str, args: &[&str]) -> Result<(), NetError> {
     let mut cmd = Command::new("ip");
     cmd.arg("-n").arg(netns).args(args);
-    run(cmd)
-}
-
-pub(crate) fn run(cmd: Command) -> Result<(), NetError> {
-    Ok(crate::tools::output(cmd).map(drop)?)
+    Ok(crate::tools::run(cmd)?)
 }
 
 /// Adds `cidr` (e.g. `10.0.0.1/24`) to `ifname` inside `ns`.
@@ -39,8 +35,8 @@ pub fn route_via(ns: &Netns, dst: &str, ifname: &str) -> Result<(), NetError> {
 }
 
 /// Runs `ip -n <netns> <args…>` and returns its stdout.
-pub(crate) fn ip_output(netns: &str, args: &[&str]) -> Result<String, NetError> {
-    let mut cmd = std::process::Command::new("ip");
+pub fn ip_output(netns: &str, args: &[&str]) -> Result<String, NetError> {
+    let mut cmd = Command::new("ip");
     cmd.arg("-n").arg(netns).args(args);
-    super::firewall::exec_command(cmd, &format!("netns {netns}"), None)
+    Ok(crate::tools::output(cmd)?)
 }

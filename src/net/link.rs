@@ -1,6 +1,8 @@
 //! Links other than veth pairs: a bridge ("switch") and 802.1Q VLANs
 //! (including a VLAN on a VLAN), each owned, ledger-recorded, deleted on drop.
 
+use std::process::Command;
+
 use super::ip::ip_in;
 use super::veth::check_ifname;
 use super::{NetError, Netns, VethPair};
@@ -57,14 +59,7 @@ impl OwnedLink {
             return Ok(());
         }
         self.deleted = true;
-        if crate::sys::ns::netns_path(&self.netns).exists() {
-            match ip_in(&self.netns, &["link", "del", "dev", &self.ifname]) {
-                Ok(()) => {}
-                // Deleting a VLAN's parent deletes the VLAN with it.
-                Err(NetError::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
-                Err(e) => return Err(e),
-            }
-        }
+        delete_link(&self.netns, &self.ifname)?;
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(link = %self.ifname, error = %e, "cannot mark link done in ledger");
         }
@@ -78,6 +73,19 @@ impl Drop for OwnedLink {
             tracing::error!(link = %self.ifname, netns = %self.netns, error = %e, "link left behind");
         }
     }
+}
+
+/// Deletes link `ifname` in `netns` (the one removal of a veth, bridge or
+/// VLAN: their drops and `stackquake cleanup` use it). Ok(false): it was
+/// already gone — with its namespace, with its veth peer, or with the
+/// parent a VLAN sat on.
+pub fn delete_link(netns: &str, ifname: &str) -> Result<bool, NetError> {
+    if !crate::sys::ns::netns_path(netns).exists() {
+        return Ok(false);
+    }
+    let mut cmd = Command::new("ip");
+    cmd.args(["-n", netns, "link", "del", "dev", ifname]);
+    Ok(crate::tools::remove(cmd, &["Cannot find device"])?)
 }
 
 /// A Linux bridge in its own "switch" namespace; hosts join it through

@@ -16,12 +16,13 @@ mod veth;
 use std::path::PathBuf;
 
 pub use firewall::{
-    Action, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId, remove_iptables_chain,
+    Action, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId, delete_nft_table,
+    remove_iptables_chain,
 };
-pub use ip::{add_address, route_via, set_mtu, set_up};
-pub use link::{Bridge, Vlan};
+pub use ip::{add_address, ip_output, route_via, set_mtu, set_up};
+pub use link::{Bridge, Vlan, delete_link};
 pub use netem::{Netem, NetemSpec, QdiscStats};
-pub use netns::Netns;
+pub use netns::{Netns, delete_netns};
 pub use spawn::{command_in, tcp_listener_in};
 pub use tune::{LinkStats, MtuChange, SIZE_HIDING_OFFLOADS, link_stats, set_offloads};
 pub use veth::{IFNAMSIZ_MAX, VethPair, link_ifname};
@@ -55,17 +56,9 @@ pub enum NetError {
     },
     #[error("thread inside netns {name} panicked")]
     ThreadPanicked { name: String },
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        command: String,
-        status: String,
-        stderr: String,
-    },
-    #[error("cannot run `{command}`")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
+    /// ip, tc, nft, iptables or ethtool failed (or could not start).
+    #[error(transparent)]
+    Command(#[from] crate::tools::CommandError),
     #[error("interface name {name:?} is not 1..=15 bytes of [A-Za-z0-9_.-]")]
     BadIfname { name: String },
     #[error("no rule {rule} in the firewall of netns {netns}")]
@@ -82,23 +75,4 @@ pub enum NetError {
         netns: String,
         source: std::io::Error,
     },
-}
-
-impl From<crate::tools::CommandError> for NetError {
-    fn from(e: crate::tools::CommandError) -> Self {
-        match e {
-            crate::tools::CommandError::Spawn { command, source } => {
-                NetError::Spawn { command, source }
-            }
-            crate::tools::CommandError::Failed {
-                command,
-                status,
-                stderr,
-            } => NetError::Command {
-                command,
-                status,
-                stderr,
-            },
-        }
-    }
 }

@@ -53,7 +53,7 @@ pub struct Netem {
 fn tc(netns: &str, args: &[&str]) -> Result<String, NetError> {
     let mut cmd = std::process::Command::new("tc");
     cmd.args(["-n", netns]).args(args);
-    super::firewall::exec_command(cmd, &format!("netns {netns}"), None)
+    Ok(crate::tools::output(cmd)?)
 }
 
 impl Netem {

@@ -128,16 +128,27 @@ impl Netns {
             return Ok(());
         }
         self.deleted = true;
-        sys::ns::delete_netns(&self.path).map_err(|source| NetError::DeleteNetns {
-            name: self.name.clone(),
-            source,
-        })?;
+        delete_netns(&self.name)?;
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(netns = %self.name, error = %e, "cannot mark netns done in ledger");
         }
         tracing::info!(netns = %self.name, "deleted netns");
         Ok(())
     }
+}
+
+/// Deletes namespace `name` (the one removal of a netns: `Netns`'s drop and
+/// `stackquake cleanup` both use it). Ok(false): it was already gone.
+pub fn delete_netns(name: &str) -> Result<bool, NetError> {
+    let path = sys::ns::netns_path(name);
+    if !path.exists() {
+        return Ok(false);
+    }
+    sys::ns::delete_netns(&path).map_err(|source| NetError::DeleteNetns {
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(true)
 }
 
 impl Drop for Netns {

@@ -64,7 +64,12 @@ pub fn set_offloads(ns: &Netns, ifname: &str, on: bool) -> Result<(), NetError> 
     for f in SIZE_HIDING_OFFLOADS {
         cmd.args([f, state]);
     }
-    super::firewall::exec_command(cmd, &format!("netns {}", ns.name()), None).map(drop)
+    let place = format!("netns {}", ns.name());
+    let input = crate::tools::Input {
+        stdin: None,
+        place: Some(&place),
+    };
+    Ok(crate::tools::output_with(cmd, input).map(drop)?)
 }
 
 /// The `net.mtu` fault: an MTU change that `restore` (or drop) undoes.

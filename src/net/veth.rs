@@ -105,16 +105,8 @@ impl VethPair {
             return Ok(());
         }
         self.deleted = true;
-        // Deleting one end deletes its peer. If the namespace is already
-        // gone, so is the pair.
-        let gone = !crate::sys::ns::netns_path(&self.a.0).exists();
-        if !gone {
-            match ip_in(&self.a.0, &["link", "del", "dev", &self.a.1]) {
-                Ok(()) => {}
-                Err(NetError::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
-                Err(e) => return Err(e),
-            }
-        }
+        // Deleting one end deletes its peer.
+        super::delete_link(&self.a.0, &self.a.1)?;
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(veth = %self.a.1, error = %e, "cannot mark veth done in ledger");
         }

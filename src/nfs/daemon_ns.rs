@@ -17,13 +17,14 @@
 use std::fs::{self, File};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::peer::Peer;
 use super::portmap;
-use crate::ledger::{EntryId, Ledger, LedgerObject};
+use crate::ledger::Ledger;
 use crate::net::{Netns, command_in};
+use crate::process::Recorded;
 use crate::tools::CommandError;
 
 /// How long a daemon may take to come up.
@@ -50,11 +51,8 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot record {what} in the ledger")]
-    Ledger {
-        what: String,
-        source: crate::ledger::LedgerError,
-    },
+    #[error(transparent)]
+    Spawn(#[from] crate::process::SpawnError),
     #[error("opening netns {netns}")]
     Netns {
         netns: String,
@@ -62,13 +60,16 @@ pub enum DaemonError {
     },
 }
 
+/// How long a daemon may take to die after SIGKILL before it is left to the
+/// kernel (a daemon stuck in D state must not hang the teardown).
+const KILL_PATIENCE: Duration = Duration::from_secs(3);
+
 /// A daemon (or the anchor) started in a `DaemonNs`. Dropping it kills it
 /// and marks its ledger entry done.
 #[derive(Debug)]
 pub struct DaemonProcess {
     name: String,
-    child: Child,
-    ledger: Option<(Ledger, EntryId)>,
+    child: Recorded,
 }
 
 impl DaemonProcess {
@@ -82,18 +83,19 @@ impl DaemonProcess {
 
     /// Still running (not exited, not reaped).
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.child.child.try_wait(), Ok(None))
     }
 }
 
 impl Drop for DaemonProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some((ledger, entry)) = self.ledger.take()
-            && let Err(e) = ledger.done(entry)
-        {
-            tracing::warn!(daemon = %self.name, error = %e, "cannot mark done in the ledger");
+        match self.child.kill(KILL_PATIENCE) {
+            Ok(_) => {
+                let _ = self.child.child.wait();
+                self.child.reaped();
+            }
+            // Its ledger entry stays open: the run reports it as left behind.
+            Err(e) => tracing::error!(daemon = %self.name, error = %e, "daemon left behind"),
         }
     }
 }
@@ -169,7 +171,7 @@ impl DaemonNs {
 
     /// Runs a tool here to completion; its stdout.
     pub fn output(&self, program: &str, args: &[&str]) -> Result<String, DaemonError> {
-        output(self.command(program, args))
+        Ok(crate::tools::output(self.command(program, args))?)
     }
 
     pub fn run(&self, program: &str, args: &[&str]) -> Result<(), DaemonError> {
@@ -294,34 +296,8 @@ fn spawn(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    let command = crate::tools::command_line(&cmd);
-    let child = cmd
-        .spawn()
-        .map_err(|source| CommandError::Spawn { command, source })?;
-    let pid = child.id();
-    let mut daemon = DaemonProcess {
+    Ok(DaemonProcess {
         name: name.to_string(),
-        child,
-        ledger: None,
-    };
-    if let Some(ledger) = ledger {
-        // Recorded right after the spawn (the pid exists only then); a
-        // crash in between leaves a daemon that dies with its netns' use.
-        let starttime = crate::sys::procstat::read(pid)
-            .map(|s| s.starttime)
-            .unwrap_or(0);
-        let entry = ledger
-            .record(LedgerObject::Process { pid, starttime })
-            .map_err(|source| DaemonError::Ledger {
-                what: format!("{name} pid {pid}"),
-                source,
-            })?;
-        daemon.ledger = Some((ledger.clone(), entry));
-    }
-    Ok(daemon)
-}
-
-/// Runs `cmd` to completion; its stdout, or what it printed on failure.
-pub fn output(cmd: Command) -> Result<String, DaemonError> {
-    Ok(crate::tools::output(cmd)?)
+        child: crate::process::spawn_recorded(&mut cmd, ledger)?,
+    })
 }

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, output, require_tools};
+use super::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, require_tools};
 use crate::ledger::Ledger;
 use crate::net::Netns;
 use crate::sysctl::{Changed, SysctlError};
@@ -116,9 +116,7 @@ impl Knfsd {
         ledger: Option<&Ledger>,
     ) -> Result<Knfsd, KnfsdError> {
         require_tools(TOOLS)?;
-        let mut modprobe = Command::new("modprobe");
-        modprobe.args(["-a", "nfsd", "lockd"]);
-        output(modprobe)?;
+        crate::tools::modprobe(&["nfsd", "lockd"]).map_err(DaemonError::from)?;
         // Private state: etab/rmtab and rpcbind's socket must not be shared
         // with another nfsd (or the guest's own).
         let ns = DaemonNs::start(ns, "sqknfsd", ledger)?;

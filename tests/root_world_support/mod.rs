@@ -130,7 +130,7 @@ pub fn leftovers(run: &str) -> Vec<String> {
             ));
         }
     }
-    for pid in stackquake::ledger::run_processes(run) {
+    for pid in stackquake::process::run_processes(run) {
         left.push(format!("process {pid} (environment names the run)"));
     }
     // Processes started without our variable still show the run in their

@@ -24,9 +24,9 @@ impl World {
         // The delay and flakey targets are modules of their own; load them
         // now (best effort) rather than rely on the kernel's request_module
         // when a fault first names them mid-run.
-        let _ = std::process::Command::new("modprobe")
-            .args(["-q", "-a", "dm_delay", "dm_flakey"])
-            .status();
+        if let Err(e) = crate::tools::modprobe(&["dm_delay", "dm_flakey"]) {
+            tracing::debug!(error = %e, "dm target modules not loaded");
+        }
         let name = format!("sq-{}-{image}", ledger.run());
         let vol = DmVolume::create_linear(&name, &backing, ledger).map_err(|source| {
             SetupError::Block {

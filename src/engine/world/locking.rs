@@ -13,7 +13,6 @@ use crate::nfs::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, require_tools}
 use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
 use crate::plan::{Daemon, Plan, ServerKind, Statd};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -335,7 +334,5 @@ impl World {
 
 /// Runs `ip -n <netns> <args…>`; its stdout.
 fn ip(netns: &str, args: &[&str]) -> Result<String, String> {
-    let mut cmd = Command::new("ip");
-    cmd.arg("-n").arg(netns).args(args);
-    crate::tools::output(cmd).map_err(|e| e.to_string())
+    crate::net::ip_output(netns, args).map_err(|e| e.to_string())
 }

@@ -3,10 +3,8 @@
 //! FORWARD; rules tagged `-m comment --comment sq:<n>` and changed only
 //! through `iptables-restore --noflush`, which never flushes other chains.
 
-use std::process::Command;
-
 use super::rule::{Action, Protocol, RuleId, Selector};
-use super::{Firewall, Installed, NetError, exec_command};
+use super::{Firewall, Installed, NetError};
 
 const HOOK_CHAINS: [&str; 3] = ["INPUT", "OUTPUT", "FORWARD"];
 
@@ -162,26 +160,27 @@ pub(super) fn count_tagged(save: &str, chain: &str, comment: &str) -> u64 {
 }
 
 /// Removes chain `chain` (jumps, rules, the chain) for IPv4 and IPv6 in
-/// `netns` (None = here). Returns whether anything existed. Shared by
-/// `Firewall`'s drop and the ledger's cleanup.
+/// `netns` (None = here): the one removal of a run's iptables chain, for
+/// `Firewall`'s drop and `stackquake cleanup`. Returns whether anything
+/// existed; a namespace that is gone took its chains with it.
 pub fn remove_chain(netns: Option<&str>, chain: &str) -> Result<bool, NetError> {
-    let place = netns.unwrap_or("the current netns");
-    let run = |v6: bool, args: &[&str]| {
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(tool(v6, "tables"));
-                c
-            }
-            None => Command::new(tool(v6, "tables")),
+    let run = |v6: bool, args: &[&str]| -> Result<Option<String>, NetError> {
+        let Some((mut cmd, place)) = super::command_in_named(netns, &tool(v6, "tables"))? else {
+            return Ok(None);
         };
         cmd.arg("-w").args(args);
-        exec_command(cmd, place, None)
+        let input = crate::tools::Input {
+            stdin: None,
+            place: Some(&place),
+        };
+        Ok(Some(crate::tools::output_with(cmd, input)?))
     };
     let mut existed = false;
     for v6 in [false, true] {
-        if run(v6, &["-n", "-L", chain]).is_err() {
-            continue;
+        match run(v6, &["-n", "-L", chain]) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(existed),
+            Err(_) => continue,
         }
         existed = true;
         for hook in HOOK_CHAINS {

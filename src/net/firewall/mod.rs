@@ -11,10 +11,10 @@ mod nft;
 mod rule;
 
 use std::fs::File;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 pub use iptables::remove_chain as remove_iptables_chain;
+pub use nft::delete_table as delete_nft_table;
 pub use rule::{Action, Match, Protocol, Rule, RuleId};
 
 use super::{NetError, Netns};
@@ -219,15 +219,10 @@ impl Firewall {
             return Ok(());
         }
         self.deleted = true;
-        // A deleted namespace took its tables and chains with it.
-        if sys::ns::netns_path(&self.netns).exists() {
-            match self.backend {
-                FirewallBackend::Nft => nft::delete_table(self)?,
-                FirewallBackend::Iptables => {
-                    remove_iptables_chain(Some(&self.netns), &self.name)?;
-                }
-            }
-        }
+        match self.backend {
+            FirewallBackend::Nft => delete_nft_table(Some(&self.netns), nft::FAMILY, &self.name)?,
+            FirewallBackend::Iptables => remove_iptables_chain(Some(&self.netns), &self.name)?,
+        };
         if let Err(e) = self.ledger.done(self.entry) {
             tracing::warn!(name = %self.name, error = %e, "cannot mark firewall done in ledger");
         }
@@ -247,48 +242,35 @@ impl Firewall {
         let mut cmd = Command::new(program);
         cmd.args(args);
         sys::ns::command_in_netns(&mut cmd, fd.into());
-        exec_command(cmd, &format!("netns {}", self.netns), stdin)
+        let place = format!("netns {}", self.netns);
+        let input = crate::tools::Input {
+            stdin,
+            place: Some(&place),
+        };
+        Ok(crate::tools::output_with(cmd, input)?)
     }
 }
 
-/// Runs `cmd`, feeding `stdin`; fails with the command line, where, and stderr.
-pub(crate) fn exec_command(
-    mut cmd: Command,
-    place: &str,
-    stdin: Option<&str>,
-) -> Result<String, NetError> {
-    let command = format!("{} (in {place})", crate::tools::command_line(&cmd));
-    tracing::debug!(%command, stdin = stdin.unwrap_or(""), "running");
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let spawn = |source| NetError::Spawn {
-        command: command.clone(),
-        source,
+/// `program` set to run in netns `netns` (None: the current one), entered
+/// between fork and exec, with where it runs for messages; None when that
+/// namespace is gone, which took its tables and chains with it. The removals
+/// use it: they know a namespace by name only.
+fn command_in_named(
+    netns: Option<&str>,
+    program: &str,
+) -> Result<Option<(Command, String)>, NetError> {
+    let mut cmd = Command::new(program);
+    let Some(name) = netns else {
+        return Ok(Some((cmd, "the current netns".into())));
     };
-    let mut child = cmd.spawn().map_err(spawn)?;
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin was piped");
-        pipe.write_all(text.as_bytes()).map_err(spawn)?;
-    }
-    let out = child.wait_with_output().map_err(spawn)?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if let Some(text) = stdin {
-        stderr.push_str("\ninput was:\n");
-        stderr.push_str(text);
-    }
-    Err(NetError::Command {
-        command,
-        status: out.status.to_string(),
-        stderr,
-    })
+    let path = sys::ns::netns_path(name);
+    let file = match sys::ns::open_netns(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(NetError::OpenNetns { path, source }),
+    };
+    sys::ns::command_in_netns(&mut cmd, file.into());
+    Ok(Some((cmd, format!("netns {name}"))))
 }
 
 impl Drop for Firewall {

@@ -5,6 +5,7 @@
 
 use super::rule::{Action, Protocol, RuleId, Selector};
 use super::{Firewall, NetError};
+use crate::tools;
 
 pub(super) const FAMILY: &str = "inet";
 
@@ -29,14 +30,20 @@ pub(super) fn create_table(fw: &Firewall) -> Result<(), NetError> {
     fw.exec("nft", &["-f", "-"], Some(&script)).map(drop)
 }
 
-pub(super) fn delete_table(fw: &Firewall) -> Result<(), NetError> {
-    match fw.exec("nft", &["delete", "table", FAMILY, &fw.name], None) {
-        Ok(_) => Ok(()),
-        Err(NetError::Command { stderr, .. }) if stderr.contains("No such file or directory") => {
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+/// Deletes table `family name` in `netns` (None: the current one): the one
+/// removal of a run's nft table, for `Firewall`'s drop and `stackquake
+/// cleanup`. Ok(false): it was already gone, or its namespace was.
+pub fn delete_table(netns: Option<&str>, family: &str, name: &str) -> Result<bool, NetError> {
+    let Some((mut cmd, place)) = super::command_in_named(netns, "nft")? else {
+        return Ok(false);
+    };
+    cmd.args(["delete", "table", family, name]);
+    let input = tools::Input {
+        stdin: None,
+        place: Some(&place),
+    };
+    let ran = tools::output_with(cmd, input).map(drop);
+    Ok(tools::tolerate_absent(ran, &["No such file or directory"])?)
 }
 
 /// The statements after `add rule inet <table> <chain>` for one selector.

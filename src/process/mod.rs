@@ -1,10 +1,62 @@
-//! Processes a run started, found by the `STACKQUAKE_RUN=<run id>` variable
-//! every child inherits: the ledger names a workload or an exec step's
-//! direct child, but the commands those run (`flock -x f sleep 2`) fork
-//! grandchildren that no ledger line names and that keep mounts busy.
+//! Processes a run starts: a recorded process is started by
+//! [`spawn_recorded`] and ended by [`kill`], the one removal its owner's
+//! teardown and `stackquake cleanup` both use. Every process of a run is
+//! also found by the `STACKQUAKE_RUN=<run id>` variable its children
+//! inherit: the ledger names a workload or an exec step's direct child, but
+//! the commands those run (`flock -x f sleep 2`) fork grandchildren that no
+//! ledger line names and that keep mounts busy.
+
+mod spawn;
 
 use crate::sys;
 use std::time::{Duration, Instant};
+
+pub use spawn::{Recorded, SpawnError, spawn_recorded, tie_to_run};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot signal process {pid}")]
+    Signal { pid: u32, source: nix::errno::Errno },
+    #[error("process {pid} still alive {patience:?} after SIGKILL (state {state})")]
+    Unkillable {
+        pid: u32,
+        patience: Duration,
+        state: char,
+    },
+}
+
+/// SIGKILLs `pid` if it is still the process that started at `starttime`
+/// (field 22 of its stat: a recycled pid is left alone), and waits up to
+/// `patience` until it is gone or a zombie. Ok(false): it was already gone.
+/// Works on other processes' children too (it polls, never wait(2)s): an
+/// owner reaps its own child afterwards.
+pub fn kill(pid: u32, starttime: u64, patience: Duration) -> Result<bool, ProcessError> {
+    if !sys::procstat::is_same_process_alive(pid, starttime) {
+        return Ok(false);
+    }
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    match nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL) {
+        Ok(()) => {}
+        // Exited between the check and the signal.
+        Err(nix::errno::Errno::ESRCH) => return Ok(false),
+        Err(source) => return Err(ProcessError::Signal { pid, source }),
+    }
+    let until = Instant::now() + patience;
+    loop {
+        if !sys::procstat::is_same_process_alive(pid, starttime) {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            let state = sys::procstat::read(pid).map(|s| s.state).unwrap_or('?');
+            return Err(ProcessError::Unkillable {
+                pid,
+                patience,
+                state,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// The environment variable carrying the run id into every child.
 pub const RUN_ENV: &str = "STACKQUAKE_RUN";
