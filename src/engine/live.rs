@@ -31,7 +31,8 @@ pub enum Abort {
     Setup(StartError),
     Timeout,
     Signal,
-    Fault(String),
+    Fault(crate::fault::FaultError),
+    Exec(super::exec::ExecError),
     StepTimeout {
         step: String,
         limit: Duration,
@@ -45,6 +46,7 @@ impl std::fmt::Display for Abort {
             Abort::Timeout => f.write_str("scenario timeout reached"),
             Abort::Signal => f.write_str("interrupted by a signal"),
             Abort::Fault(e) => write!(f, "fault injection failed: {e}"),
+            Abort::Exec(e) => write!(f, "{e}"),
             Abort::StepTimeout { step, limit } => write!(
                 f,
                 "step {step} did not end within its timeout of {}",
@@ -319,8 +321,7 @@ impl<'a> Live<'a> {
         }
         match p.action {
             Action::Fault { fault, .. } => {
-                let active =
-                    fault::inject(fault, &self.world).map_err(|e| Abort::Fault(e.to_string()))?;
+                let active = fault::inject(fault, &self.world).map_err(Abort::Fault)?;
                 let t = self.now();
                 self.journal.push(Event::FaultInjected {
                     step: id.clone(),
@@ -333,7 +334,7 @@ impl<'a> Live<'a> {
                 let ns = self.world.netns(host).expect("validated host");
                 let out = self.scratch.join(format!("exec-{id}.out"));
                 let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
-                    .map_err(Abort::Fault)?;
+                    .map_err(Abort::Exec)?;
                 self.execs.push((i, child));
             }
             Action::Wait(_) | Action::Parallel(_) => {}
