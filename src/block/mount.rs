@@ -50,6 +50,7 @@ impl Mount {
                 what: format!("mount at {}", target.display()),
                 source,
             })?;
+        let options = data;
         let data = (!data.is_empty()).then_some(data);
         if let Err(errno) = nix::mount::mount(Some(source), &target, Some(fstype), flags, data) {
             let _ = ledger.done(entry);
@@ -57,6 +58,7 @@ impl Mount {
                 source_spec: source.to_string(),
                 target,
                 fstype: fstype.to_string(),
+                options: options.to_string(),
                 source: errno,
             });
         }

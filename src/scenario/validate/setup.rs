@@ -2,17 +2,12 @@
 //! should not get as far as ERROR for something the file alone shows.
 
 use super::Checker;
+use crate::block::MKFS_XFS_MIN_BYTES;
 use crate::scenario::model::*;
-
-/// mkfs.xfs refuses smaller file systems. Measured with xfsprogs 6.1.0
-/// (Debian 12, the guest's): `mkfs.xfs -f` on a sparse file of 314572800
-/// bytes (300M) succeeds; 314572799 bytes and 299M fail with "Filesystem
-/// must be larger than 300MB."
-pub(super) const XFS_MIN_BYTES: u64 = 300 << 20;
 
 pub(super) fn check(c: &mut Checker, s: &Scenario) {
     for (i, img) in s.images.iter().enumerate() {
-        if img.mkfs == Mkfs::Xfs && img.size.value.0 < XFS_MIN_BYTES {
+        if img.mkfs == Mkfs::Xfs && img.size.value.0 < MKFS_XFS_MIN_BYTES {
             c.at(
                 img.size.referenced,
                 format!("images[{i}].size"),
