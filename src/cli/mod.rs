@@ -170,7 +170,7 @@ fn cleanup(force: bool, run: Option<crate::ledger::RunId>) -> u8 {
         );
     }
     for orphan in report.orphans.iter().filter(|_| !scoped) {
-        println!("orphan  {orphan:?} (named by a run with no ledger; not removed)");
+        println!("orphan  {orphan} (named by a run with no ledger; not removed)");
     }
     println!(
         "{} removed, {} failed",

@@ -157,11 +157,20 @@ impl Active {
         }
     }
 
+    /// Whether healing undoes anything: `nfs.restart` and `xfs.shutdown`
+    /// cannot be taken back, so there is no heal to run or report.
+    pub fn heals(&self) -> bool {
+        !matches!(self, Active::Permanent { .. })
+    }
+
     /// What [`fired`] counts for this fault, in the singular ("packet").
     pub fn unit(&self) -> &'static str {
         match self {
             Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => "packet",
-            Active::Block { .. } => "I/O",
+            // Bios the dm volume completed or held while its table was
+            // swapped: a workload's many failed writes may be a few of these
+            // (the page cache merges them), so say which layer counts.
+            Active::Block { .. } => "I/O at the dm device",
             Active::NfsRule { .. } => "call",
             _ => "operation",
         }

@@ -224,7 +224,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             c.at(
                 kind.referenced,
                 format!("nfs_servers.{name}.kind"),
-                format!("server kind `{:?}` is not supported yet", kind.value).to_lowercase(),
+                format!("server kind `{}` is not supported yet", kind.value.name()),
                 Some("use kind: inproc".into()),
             );
         }
