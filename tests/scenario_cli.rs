@@ -106,3 +106,28 @@ fn validate_stops_reading_an_endless_file_at_the_cap() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// Issue 13: `stackquake plan … | head` panicked on EPIPE. The read end is
+/// closed before the child starts, so every write it makes fails.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    for args in [
+        vec!["plan", scenarios],
+        vec!["list", scenarios],
+        vec!["validate", scenarios],
+        vec!["schema"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! scenarios there are, without touching the machine.
 
 use super::exit;
+use super::out::out;
 use super::run::load_all;
 use crate::engine::{Anchor, Timeline};
 use crate::plan::{Action, Plan, SWITCH_BRIDGE, size_text};
@@ -15,10 +16,10 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         Err(code) => return code,
     };
     for (file, s) in &scenarios {
-        println!("{} ({})", s.id, file.display());
+        out!("{} ({})", s.id, file.display());
         print_world(s);
         let t = Timeline::resolve(s);
-        println!("  timeline (scenario timeout {}):", fmt(s.timeout));
+        out!("  timeline (scenario timeout {}):", fmt(s.timeout));
         for p in &t.steps {
             let when = match p.anchor {
                 Anchor::Start => "at start".to_string(),
@@ -49,42 +50,42 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
                 .timeout
                 .map(|d| format!(" (timeout {})", fmt(d)))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "    {:<14} {span:<16} {when}{offset}: {what}{timeout}",
                 p.id
             );
         }
-        println!("  expect:");
+        out!("  expect:");
         for e in &s.expect {
-            println!("    {}", e.name());
+            out!("    {}", e.name());
         }
     }
     exit::OK
 }
 
 fn print_world(s: &Plan) {
-    println!("  would create:");
+    out!("  would create:");
     for name in s.hosts.keys() {
-        println!("    netns sq-<run>-{name}");
+        out!("    netns sq-<run>-{name}");
     }
     // A switch is a namespace of its own with a bridge; each host joins it
     // once, by one veth pair to a bridge port, however many links it has.
     let mut switches = std::collections::BTreeSet::new();
     for sw in s.links.iter().filter_map(|l| l.switch.as_ref()) {
         if switches.insert(sw.as_str()) {
-            println!("    netns sq-<run>-{sw} (switch {sw})");
-            println!("    bridge {SWITCH_BRIDGE} in netns sq-<run>-{sw} (switch {sw})");
+            out!("    netns sq-<run>-{sw} (switch {sw})");
+            out!("    bridge {SWITCH_BRIDGE} in netns sq-<run>-{sw} (switch {sw})");
         }
     }
     let mut ports = std::collections::BTreeSet::new();
     for l in &s.links {
         let [a, b] = &l.between;
         match &l.switch {
-            None => println!("    veth pair {a} <-> {b}"),
+            None => out!("    veth pair {a} <-> {b}"),
             Some(sw) => {
                 for host in [a, b] {
                     if ports.insert((host, sw)) {
-                        println!("    veth pair {host} <-> switch {sw} (bridge port)");
+                        out!("    veth pair {host} <-> switch {sw} (bridge port)");
                     }
                 }
             }
@@ -92,17 +93,17 @@ fn print_world(s: &Plan) {
     }
     for (name, srv) in &s.nfs_servers {
         let exports: Vec<&str> = srv.exports.iter().map(|e| e.path.as_str()).collect();
-        println!(
+        out!(
             "    nfs server {name} on {} exporting {}",
             srv.host,
             exports.join(", ")
         );
     }
     for m in &s.mounts {
-        println!("    nfs mount {} at {} on {}", m.id, m.at, m.host);
+        out!("    nfs mount {} at {} on {}", m.id, m.at, m.host);
     }
     for i in &s.images {
-        println!(
+        out!(
             "    image {} ({} xfs) on a loop device, mounted at {}",
             i.id,
             size_text(i.size),
@@ -110,7 +111,7 @@ fn print_world(s: &Plan) {
         );
     }
     for w in &s.workloads {
-        println!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
+        out!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
     }
 }
 
@@ -132,7 +133,7 @@ pub fn list(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
             targets.join("/")
         };
         let xfail = if s.xfail.is_some() { " [xfail]" } else { "" };
-        println!(
+        out!(
             "{:<40} {:<8} {}{xfail}  ({})  [{}]",
             s.id,
             targets,
