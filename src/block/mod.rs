@@ -53,9 +53,11 @@ pub enum BlockError {
     Mount {
         source_spec: String,
         target: PathBuf,
-        fstype: String,
+        // Boxed strs keep SetupError, which holds this, small enough to
+        // return by value (clippy::result_large_err).
+        fstype: Box<str>,
         /// The option string passed to mount(2), e.g. NFS's `vers=3,addr=…`.
-        options: String,
+        options: Box<str>,
         source: nix::errno::Errno,
     },
     #[error("cannot unmount {target}: {steps}")]
@@ -103,7 +105,7 @@ mod tests {
             source_spec: "/dev/loop0".into(),
             target: "/mnt/db".into(),
             fstype: "xfs".into(),
-            options: String::new(),
+            options: "".into(),
             source: nix::errno::Errno::EINVAL,
         };
         assert_eq!(

@@ -57,8 +57,8 @@ impl Mount {
             return Err(BlockError::Mount {
                 source_spec: source.to_string(),
                 target,
-                fstype: fstype.to_string(),
-                options: options.to_string(),
+                fstype: fstype.into(),
+                options: options.into(),
                 source: errno,
             });
         }
