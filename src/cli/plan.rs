@@ -1,13 +1,16 @@
 //! `stackquake plan` and `stackquake list`: what a run would do, and what
 //! scenarios there are, without touching the machine.
 
+mod world;
+
 use super::exit;
 use super::out::out;
 use super::run::load_all;
 use crate::engine::{Anchor, Timeline};
-use crate::plan::{Action, Plan, SWITCH_BRIDGE, size_text};
+use crate::plan::{Action, Expectation, Window};
 use std::path::PathBuf;
 use std::time::Duration;
+use world::print_world;
 
 /// Prints every object a run would create and the resolved timeline.
 pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
@@ -57,62 +60,84 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         }
         out!("  expect:");
         for e in &s.expect {
-            out!("    {}", e.name());
+            out!("    {}", expectation_text(e));
         }
     }
     exit::OK
 }
 
-fn print_world(s: &Plan) {
-    out!("  would create:");
-    for name in s.hosts.keys() {
-        out!("    netns sq-<run>-{name}");
-    }
-    // A switch is a namespace of its own with a bridge; each host joins it
-    // once, by one veth pair to a bridge port, however many links it has.
-    let mut switches = std::collections::BTreeSet::new();
-    for sw in s.links.iter().filter_map(|l| l.switch.as_ref()) {
-        if switches.insert(sw.as_str()) {
-            out!("    netns sq-<run>-{sw} (switch {sw})");
-            out!("    bridge {SWITCH_BRIDGE} in netns sq-<run>-{sw} (switch {sw})");
+/// An expectation with what it is about and when: `no_errors writer
+/// during failover..after`, so two of one kind can be told apart.
+fn expectation_text(e: &Expectation) -> String {
+    let window = |w: &Window| match (&w.during, &w.after) {
+        (Some((a, b)), _) if a == b => format!(" during {a}"),
+        (Some((a, b)), _) => format!(" during {a}..{b}"),
+        (None, Some(a)) => format!(" after {a}"),
+        (None, None) => String::new(),
+    };
+    let at = |at: &Option<String>| {
+        at.as_ref()
+            .map_or(" when the last step ends".to_string(), |a| {
+                format!(" when {a} ends")
+            })
+    };
+    let what = match e {
+        Expectation::Errno {
+            workload,
+            errno,
+            window: w,
+        } => format!("{workload} {}{}", crate::errno::name(*errno), window(w)),
+        Expectation::NoErrors {
+            workload,
+            window: w,
         }
-    }
-    let mut ports = std::collections::BTreeSet::new();
-    for l in &s.links {
-        let [a, b] = &l.between;
-        match &l.switch {
-            None => out!("    veth pair {a} <-> {b}"),
-            Some(sw) => {
-                for host in [a, b] {
-                    if ports.insert((host, sw)) {
-                        out!("    veth pair {host} <-> switch {sw} (bridge port)");
-                    }
-                }
-            }
+        | Expectation::Hang {
+            workload,
+            window: w,
+            ..
         }
-    }
-    for (name, srv) in &s.nfs_servers {
-        let exports: Vec<&str> = srv.exports.iter().map(|e| e.path.as_str()).collect();
-        out!(
-            "    nfs server {name} on {} exporting {}",
-            srv.host,
-            exports.join(", ")
-        );
-    }
-    for m in &s.mounts {
-        out!("    nfs mount {} at {} on {}", m.id, m.at, m.host);
-    }
-    for i in &s.images {
-        out!(
-            "    image {} ({} xfs) on a loop device, mounted at {}",
-            i.id,
-            size_text(i.size),
-            i.at
-        );
-    }
-    for w in &s.workloads {
-        out!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
-    }
+        | Expectation::NoHang {
+            workload,
+            window: w,
+        } => format!("{workload}{}", window(w)),
+        Expectation::StallsAtLeast {
+            workload,
+            duration,
+            window: w,
+        } => format!("{workload} {}{}", fmt(*duration), window(w)),
+        Expectation::ResumesWithin {
+            workload,
+            duration,
+            after,
+        } => format!("{workload} {} after {after}", fmt(*duration)),
+        Expectation::Data { workload, .. } => workload.clone(),
+        Expectation::ExitCode { step, code } => format!("{step} {code}"),
+        Expectation::Kmsg {
+            pattern,
+            absent,
+            window: w,
+        } => format!(
+            "/{}/{}{}",
+            pattern.as_str(),
+            if *absent { " absent" } else { "" },
+            window(w)
+        ),
+        Expectation::FsState {
+            image,
+            state,
+            at: a,
+        } => format!("{image} {}{}", crate::expect::fs_state_word(*state), at(a)),
+        Expectation::Mounted {
+            mount,
+            present,
+            at: a,
+        } => format!(
+            "{mount} {}{}",
+            if *present { "listed" } else { "not listed" },
+            at(a)
+        ),
+    };
+    format!("{} {what}", e.name())
 }
 
 fn fmt(d: Duration) -> String {
