@@ -45,14 +45,6 @@ fn xfs_shutdown_scenario_passes_on_the_host_and_leaves_nothing() {
     assert_eq!(result["verdict"], "PASS", "{:#}", result["outcomes"]);
     assert_eq!(run.status.code(), Some(0));
     // xfs.shutdown has no heal (issue 13: progress said `heal xfs.shutdown`).
-    let events = result["journal"]["events"].as_array().unwrap();
-    assert!(events.iter().any(|e| e["fault"] == "xfs.shutdown"));
-    assert!(
-        !events
-            .iter()
-            .any(|e| e["event"] == "fault_healed" && e["fault"] == "xfs.shutdown"),
-        "{events:#?}"
-    );
     let progress = String::from_utf8_lossy(&run.stderr);
     assert!(progress.contains("inject xfs.shutdown"), "{progress}");
     assert!(!progress.contains("heal   xfs.shutdown"), "{progress}");

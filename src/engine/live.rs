@@ -380,9 +380,6 @@ impl<'a> Live<'a> {
     }
 
     fn heal(&mut self, step: String, active: Active) {
-        if !active.heals() {
-            return; // nfs.restart, xfs.shutdown: nothing was healed, so say nothing
-        }
         // Counters first: healing removes the rule or qdisc that holds them.
         let (matched, uncounted) = match fault::fired(&active, &self.world) {
             Some(Ok(n)) => (Some(n), None),

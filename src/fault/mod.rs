@@ -157,12 +157,6 @@ impl Active {
         }
     }
 
-    /// Whether healing undoes anything: `nfs.restart` and `xfs.shutdown`
-    /// cannot be taken back, so there is no heal to run or report.
-    pub fn heals(&self) -> bool {
-        !matches!(self, Active::Permanent { .. })
-    }
-
     /// What [`fired`] counts for this fault, in the singular ("packet").
     pub fn unit(&self) -> &'static str {
         match self {
@@ -176,6 +170,12 @@ impl Active {
         }
     }
 }
+
+/// The kinds that become [`Active::Permanent`]: nothing undoes them (an
+/// XFS shutdown stays until unmount, a restart happened). The engine still
+/// records the end of their step as `fault_healed`; what people read must
+/// not say they were healed.
+pub const WITHOUT_HEAL: [&str; 2] = [nfs_call::RESTART, xfs::KIND];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {

@@ -155,6 +155,11 @@ impl<W: Write> Progress<W> {
                 unit,
                 uncounted,
             } => {
+                // nfs.restart, xfs.shutdown: the step's end is shown; "heal"
+                // would claim an undo that never happens.
+                if error.is_none() && crate::fault::WITHOUT_HEAL.contains(&fault.as_str()) {
+                    return None;
+                }
                 let fired = match (matched, unit, uncounted) {
                     (Some(n), Some(unit), _) => format!(", fired on {n} {}", plural(*n, unit)),
                     (_, _, Some(why)) => format!(", fired count unreadable: {why}"),
@@ -325,6 +330,30 @@ mod tests {
              \x20 s1   +2.00s heal   block.detach (detach, fired on 1 I/O at the dm device)\n"
         );
         assert_eq!(plural(2, "packet"), "packets");
+    }
+
+    // Issue 13: progress printed `heal nfs.restart`, a fault without a heal.
+    #[test]
+    fn a_fault_without_a_heal_is_not_said_to_heal() {
+        let mut p = Progress::new(Vec::new(), false, "s1");
+        let healed = |fault: &str| Event::FaultHealed {
+            step: "f".into(),
+            fault: fault.into(),
+            t_ns: 1_000_000_000,
+            error: None,
+            matched: None,
+            unit: None,
+            uncounted: None,
+        };
+        p.catch_up(&[
+            healed("nfs.restart"),
+            healed("xfs.shutdown"),
+            healed("nfs.stall"),
+        ]);
+        assert_eq!(
+            String::from_utf8(p.into_inner()).unwrap(),
+            "  s1   +1.00s heal   nfs.stall (f)\n"
+        );
     }
 
     #[test]
