@@ -33,16 +33,21 @@ fn ledgers() -> Vec<PathBuf> {
 fn xfs_shutdown_scenario_passes_on_the_host_and_leaves_nothing() {
     support::require_root_and(&["mkfs.xfs"], &["/dev/loop-control", "/dev/kmsg"]);
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(BIN)
+    let run = Command::new(BIN)
         .args(["run", "--target", "host", "--output"])
         .arg(out.path())
         .arg(scenario("xfs-shutdown-under-writes.yaml"))
-        .status()
+        .stdout(Stdio::null())
+        .output()
         .unwrap();
     let j = journal(out.path());
     let result = &j["results"][0];
     assert_eq!(result["verdict"], "PASS", "{:#}", result["outcomes"]);
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(run.status.code(), Some(0));
+    // xfs.shutdown has no heal (issue 13: progress said `heal xfs.shutdown`).
+    let progress = String::from_utf8_lossy(&run.stderr);
+    assert!(progress.contains("inject xfs.shutdown"), "{progress}");
+    assert!(!progress.contains("heal   xfs.shutdown"), "{progress}");
     // The four expectations of the file, then the default kmsg deny-list.
     let outcomes = result["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.len(), 5, "{outcomes:#?}");

@@ -114,3 +114,27 @@ fn mkfs_refuses_small_images_with_a_clear_error() {
     let err = mkfs_xfs(image.path()).unwrap_err();
     assert!(err.to_string().contains("300 MB"), "{err}");
 }
+
+// Issue 13: a mount refused at setup said `cannot mount … (nfs)` and no more.
+#[test]
+fn a_refused_mount_says_errno_and_options() {
+    require_root_and(&[], &[]);
+    let t = TestRun::new("root_world_block");
+    let target = t.scratch("mnt");
+    std::fs::create_dir(&target).unwrap();
+    let err = Mount::mount(
+        "none",
+        &target,
+        "tmpfs",
+        MsFlags::empty(),
+        "no_such_option=1",
+        &t.ledger,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("(tmpfs, options no_such_option=1): EINVAL: Invalid argument"),
+        "{err}"
+    );
+    assert!(!is_mounted(&target));
+}

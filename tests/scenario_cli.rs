@@ -106,3 +106,68 @@ fn validate_stops_reading_an_endless_file_at_the_cap() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// Issue 13: `stackquake plan … | head` panicked on EPIPE. The read end is
+/// closed before the child starts, so every write it makes fails.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    for args in [
+        vec!["plan", scenarios],
+        vec!["list", scenarios],
+        vec!["validate", scenarios],
+        vec!["schema"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+/// Issue 13: `plan` left out VLANs, MTUs, offloads, dm volumes, statd and
+/// the firewall table, and named expectations by kind only.
+#[test]
+fn plan_names_interfaces_volumes_daemons_tables_and_each_expectation() {
+    let plan = |name: &str| {
+        let file = format!("{}/scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
+        let (code, out, err) = stackquake(&["plan", &file]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let vlan = plan("stacked-vlan-nfs.yaml");
+    for line in [
+        "    veth pair server <-> switch sw (bridge port p-server, mtu 1500, offloads off)\n",
+        "      in server: to-sw > vsw.20 > vsw.100, 10.77.0.1/24 on vsw.100\n",
+        "    no_errors stat\n",
+        "    no_errors lister\n",
+        "    hang reader during observe\n",
+    ] {
+        assert!(vlan.contains(line), "{line:?} in:\n{vlan}");
+    }
+    let lockd = plan("lockd-down-knfsd-firewall.yaml");
+    for line in [
+        "      statd stackquake: stackquake's portmapper and NSM on 127.0.0.1:111\n",
+        "    nft table sq_<run> in netns sq-<run>-client (for net.block/net.reject)\n",
+        "    knfsd server fs1 (rpc.statd beside it) on server exporting /export\n",
+        "    no_hang php during steady\n",
+    ] {
+        assert!(lockd.contains(line), "{line:?} in:\n{lockd}");
+    }
+    let detach = plan("volume-detach-xfs-stays-mounted.yaml");
+    assert!(
+        detach.contains("dm volume sq-<run>-ebs (linear) on it"),
+        "{detach}"
+    );
+    assert!(
+        detach.contains("    errno writer EIO during detach..after\n"),
+        "{detach}"
+    );
+}

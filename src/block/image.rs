@@ -6,7 +6,10 @@ use std::process::Command;
 
 use super::BlockError;
 
-/// mkfs.xfs 6.1 rejects anything smaller ("Filesystem must be larger than 300MB").
+/// mkfs.xfs 6.1 rejects anything smaller ("Filesystem must be larger than
+/// 300MB."). Measured with xfsprogs 6.1.0 (Debian 12, the guest's): `mkfs.xfs
+/// -f` on a sparse file of 314572800 bytes (300M) succeeds; 314572799 bytes
+/// and 299M fail. `validate` refuses smaller images with this figure.
 pub const MKFS_XFS_MIN_BYTES: u64 = 300 * 1024 * 1024;
 
 /// A sparse file used as a disk image; removed on drop unless `keep` was

@@ -50,13 +50,15 @@ impl Mount {
                 what: format!("mount at {}", target.display()),
                 source,
             })?;
+        let options = data;
         let data = (!data.is_empty()).then_some(data);
         if let Err(errno) = nix::mount::mount(Some(source), &target, Some(fstype), flags, data) {
             let _ = ledger.done(entry);
             return Err(BlockError::Mount {
                 source_spec: source.to_string(),
                 target,
-                fstype: fstype.to_string(),
+                fstype: fstype.into(),
+                options: options.into(),
                 source: errno,
             });
         }

@@ -3,8 +3,11 @@
 //! environment unavailable, 70 internal error).
 
 mod nfs;
+mod out;
 mod plan;
 mod run;
+
+use out::out;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -104,7 +107,7 @@ pub fn main() -> ExitCode {
         Command::Plan { paths, vars } => plan::plan(&paths, &vars),
         Command::List { paths, vars } => plan::list(&paths, &vars),
         Command::Schema => {
-            println!("{}", crate::scenario::scenario_schema_json());
+            out!("{}", crate::scenario::scenario_schema_json());
             exit::OK
         }
         Command::Cleanup { force, run } => cleanup(force, run),
@@ -128,7 +131,7 @@ fn validate(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         match crate::scenario::load_cases(file, vars) {
             Ok(cases) => {
                 let ids: Vec<&str> = cases.iter().map(|s| s.id.as_str()).collect();
-                println!("ok      {} ({})", file.display(), ids.join(", "));
+                out!("ok      {} ({})", file.display(), ids.join(", "));
             }
             Err(e) => {
                 bad += 1;
@@ -136,7 +139,7 @@ fn validate(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
             }
         }
     }
-    println!("{} valid, {bad} invalid", files.len() - bad);
+    out!("{} valid, {bad} invalid", files.len() - bad);
     if bad > 0 {
         exit::INVALID_INPUT
     } else {
@@ -158,21 +161,21 @@ fn cleanup(force: bool, run: Option<crate::ledger::RunId>) -> u8 {
     let report =
         crate::cleanup::cleanup_with(std::path::Path::new(crate::ledger::DEFAULT_ROOT), &opts);
     for what in &report.removed {
-        println!("removed {what}");
+        out!("removed {what}");
     }
     for f in &report.failed {
         eprintln!("failed  {} ({}): {}", f.object, f.ledger.display(), f.error);
     }
     for ledger in &report.skipped_live {
-        println!(
+        out!(
             "skipped {} (its run is still alive; --force to clean it)",
             ledger.display()
         );
     }
     for orphan in report.orphans.iter().filter(|_| !scoped) {
-        println!("orphan  {orphan:?} (named by a run with no ledger; not removed)");
+        out!("orphan  {orphan} (named by a run with no ledger; not removed)");
     }
-    println!(
+    out!(
         "{} removed, {} failed",
         report.removed.len(),
         report.failed.len()

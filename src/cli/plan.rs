@@ -1,12 +1,16 @@
 //! `stackquake plan` and `stackquake list`: what a run would do, and what
 //! scenarios there are, without touching the machine.
 
+mod world;
+
 use super::exit;
+use super::out::out;
 use super::run::load_all;
 use crate::engine::{Anchor, Timeline};
-use crate::plan::{Action, Plan, SWITCH_BRIDGE, size_text};
+use crate::plan::{Action, Expectation, Window};
 use std::path::PathBuf;
 use std::time::Duration;
+use world::print_world;
 
 /// Prints every object a run would create and the resolved timeline.
 pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
@@ -15,10 +19,10 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         Err(code) => return code,
     };
     for (file, s) in &scenarios {
-        println!("{} ({})", s.id, file.display());
+        out!("{} ({})", s.id, file.display());
         print_world(s);
         let t = Timeline::resolve(s);
-        println!("  timeline (scenario timeout {}):", fmt(s.timeout));
+        out!("  timeline (scenario timeout {}):", fmt(s.timeout));
         for p in &t.steps {
             let when = match p.anchor {
                 Anchor::Start => "at start".to_string(),
@@ -49,69 +53,91 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
                 .timeout
                 .map(|d| format!(" (timeout {})", fmt(d)))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "    {:<14} {span:<16} {when}{offset}: {what}{timeout}",
                 p.id
             );
         }
-        println!("  expect:");
+        out!("  expect:");
         for e in &s.expect {
-            println!("    {}", e.name());
+            out!("    {}", expectation_text(e));
         }
     }
     exit::OK
 }
 
-fn print_world(s: &Plan) {
-    println!("  would create:");
-    for name in s.hosts.keys() {
-        println!("    netns sq-<run>-{name}");
-    }
-    // A switch is a namespace of its own with a bridge; each host joins it
-    // once, by one veth pair to a bridge port, however many links it has.
-    let mut switches = std::collections::BTreeSet::new();
-    for sw in s.links.iter().filter_map(|l| l.switch.as_ref()) {
-        if switches.insert(sw.as_str()) {
-            println!("    netns sq-<run>-{sw} (switch {sw})");
-            println!("    bridge {SWITCH_BRIDGE} in netns sq-<run>-{sw} (switch {sw})");
+/// An expectation with what it is about and when: `no_errors writer
+/// during failover..after`, so two of one kind can be told apart.
+fn expectation_text(e: &Expectation) -> String {
+    let window = |w: &Window| match (&w.during, &w.after) {
+        (Some((a, b)), _) if a == b => format!(" during {a}"),
+        (Some((a, b)), _) => format!(" during {a}..{b}"),
+        (None, Some(a)) => format!(" after {a}"),
+        (None, None) => String::new(),
+    };
+    let at = |at: &Option<String>| {
+        at.as_ref()
+            .map_or(" when the last step ends".to_string(), |a| {
+                format!(" when {a} ends")
+            })
+    };
+    let what = match e {
+        Expectation::Errno {
+            workload,
+            errno,
+            window: w,
+        } => format!("{workload} {}{}", crate::errno::name(*errno), window(w)),
+        Expectation::NoErrors {
+            workload,
+            window: w,
         }
-    }
-    let mut ports = std::collections::BTreeSet::new();
-    for l in &s.links {
-        let [a, b] = &l.between;
-        match &l.switch {
-            None => println!("    veth pair {a} <-> {b}"),
-            Some(sw) => {
-                for host in [a, b] {
-                    if ports.insert((host, sw)) {
-                        println!("    veth pair {host} <-> switch {sw} (bridge port)");
-                    }
-                }
-            }
+        | Expectation::Hang {
+            workload,
+            window: w,
+            ..
         }
-    }
-    for (name, srv) in &s.nfs_servers {
-        let exports: Vec<&str> = srv.exports.iter().map(|e| e.path.as_str()).collect();
-        println!(
-            "    nfs server {name} on {} exporting {}",
-            srv.host,
-            exports.join(", ")
-        );
-    }
-    for m in &s.mounts {
-        println!("    nfs mount {} at {} on {}", m.id, m.at, m.host);
-    }
-    for i in &s.images {
-        println!(
-            "    image {} ({} xfs) on a loop device, mounted at {}",
-            i.id,
-            size_text(i.size),
-            i.at
-        );
-    }
-    for w in &s.workloads {
-        println!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
-    }
+        | Expectation::NoHang {
+            workload,
+            window: w,
+        } => format!("{workload}{}", window(w)),
+        Expectation::StallsAtLeast {
+            workload,
+            duration,
+            window: w,
+        } => format!("{workload} {}{}", fmt(*duration), window(w)),
+        Expectation::ResumesWithin {
+            workload,
+            duration,
+            after,
+        } => format!("{workload} {} after {after}", fmt(*duration)),
+        Expectation::Data { workload, .. } => workload.clone(),
+        Expectation::ExitCode { step, code } => format!("{step} {code}"),
+        Expectation::Kmsg {
+            pattern,
+            absent,
+            window: w,
+        } => format!(
+            "/{}/{}{}",
+            pattern.as_str(),
+            if *absent { " absent" } else { "" },
+            window(w)
+        ),
+        Expectation::FsState {
+            image,
+            state,
+            at: a,
+        } => format!("{image} {}{}", crate::expect::fs_state_word(*state), at(a)),
+        Expectation::Mounted {
+            mount,
+            present,
+            at: a,
+        } => format!(
+            "{mount} {}{}",
+            if *present { "listed" } else { "not listed" },
+            at(a)
+        ),
+    };
+    format!("{} {what}", e.name())
 }
 
 fn fmt(d: Duration) -> String {
@@ -132,7 +158,7 @@ pub fn list(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
             targets.join("/")
         };
         let xfail = if s.xfail.is_some() { " [xfail]" } else { "" };
-        println!(
+        out!(
             "{:<40} {:<8} {}{xfail}  ({})  [{}]",
             s.id,
             targets,

@@ -2,6 +2,7 @@
 //! then run them on the chosen target and write the reports.
 
 use super::exit;
+use super::out::out;
 use crate::engine::{self, RunOptions};
 use crate::journal::Observer;
 use crate::plan::{Plan, Target};
@@ -171,7 +172,7 @@ pub fn run(args: RunArgs) -> u8 {
     if !args.in_guest {
         link_latest(&out);
         if args.format == Format::Json {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serializes")
             );
@@ -185,7 +186,7 @@ pub fn run(args: RunArgs) -> u8 {
         if args.repeat > 1 {
             let _ = crate::report::print_histogram(&mut stdout, &report);
         }
-        println!("reports in {}", out.display());
+        out!("reports in {}", out.display());
     }
     exit_code(&report)
 }

@@ -7,6 +7,7 @@
 //! the engine recorded for them. The kernel log deny-list runs always.
 
 mod kmsg;
+mod reached;
 mod window;
 mod workload;
 
@@ -23,8 +24,18 @@ pub struct Outcome {
     /// The expectation in words, e.g. "writer sees EIO during failover..after".
     pub expectation: String,
     pub passed: bool,
+    /// False when the run stopped (ERROR, or a step past its timeout)
+    /// before the expectation's window began: there was nothing to judge,
+    /// so it neither passed nor failed (`passed` is false, `detail` says
+    /// what the run stopped before).
+    #[serde(default = "yes")]
+    pub evaluated: bool,
     /// The evidence: what was seen, or what was seen instead.
     pub detail: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Outcome {
@@ -32,7 +43,18 @@ impl Outcome {
         Outcome {
             expectation,
             passed,
+            evaluated: true,
             detail,
+        }
+    }
+
+    /// This outcome set aside: the run stopped before `before`.
+    fn not_evaluated(self, before: &str) -> Outcome {
+        Outcome {
+            passed: false,
+            evaluated: false,
+            detail: format!("not evaluated: the run stopped before {before}"),
+            ..self
         }
     }
 }
@@ -93,80 +115,92 @@ pub fn evaluate(plan: &Plan, journal: &Journal) -> Vec<Outcome> {
             _ => None,
         })
         .unwrap_or("");
+    let aborted = journal
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Aborted { .. }));
     let mut outcomes: Vec<Outcome> = plan
         .expect
         .iter()
-        .map(|e| match e {
-            Expectation::Errno {
-                workload,
-                errno,
-                window,
-            } => workload::errno_seen(journal, workload, *errno, &Window::new(window)),
-            Expectation::NoErrors { workload, window } => {
-                workload::no_errors(journal, workload, &Window::new(window))
-            }
-            Expectation::Hang {
-                workload,
-                state,
-                wchan,
-                window,
-            } => workload::hang(
-                journal,
-                workload,
-                *state,
-                wchan.as_ref(),
-                &Window::new(window),
-            ),
-            Expectation::NoHang { workload, window } => {
-                workload::no_hang(journal, workload, &Window::new(window))
-            }
-            Expectation::StallsAtLeast {
-                workload,
-                duration,
-                window,
-            } => workload::stalls_at_least(journal, workload, *duration, &Window::new(window)),
-            Expectation::ResumesWithin {
-                workload,
-                duration,
-                after,
-            } => workload::resumes_within(journal, workload, *duration, after),
-            Expectation::Data { workload, .. } => workload::data(journal, workload),
-            Expectation::ExitCode { step, code } => exit_code(journal, step, *code),
-            Expectation::Kmsg {
-                pattern,
-                absent,
-                window,
-            } => kmsg::kmsg_seen(journal, pattern, *absent, &Window::new(window)),
-            Expectation::FsState { image, state, at } => {
-                let want = fs_state_word(*state);
-                state_is(
-                    journal,
-                    &format!("{image} is {want}"),
-                    &Probe::FsState {
-                        image: image.clone(),
-                    }
-                    .subject(),
-                    want,
-                    at.as_deref().unwrap_or(last_step),
-                )
-            }
-            Expectation::Mounted { mount, present, at } => {
-                let word = if *present { "listed" } else { "not listed" };
-                state_is(
-                    journal,
-                    &format!("mount {mount} is {word}"),
-                    &Probe::Mounted {
-                        mount: mount.clone(),
-                    }
-                    .subject(),
-                    &present.to_string(),
-                    at.as_deref().unwrap_or(last_step),
-                )
-            }
+        .map(|e| (e, judge(e, journal, last_step)))
+        .map(|(e, o)| match reached::unreached(e, journal, last_step) {
+            Some(before) if aborted => o.not_evaluated(&before),
+            _ => o,
         })
         .collect();
     outcomes.push(kmsg::deny_list(plan, journal));
     outcomes
+}
+
+fn judge(e: &Expectation, journal: &Journal, last_step: &str) -> Outcome {
+    match e {
+        Expectation::Errno {
+            workload,
+            errno,
+            window,
+        } => workload::errno_seen(journal, workload, *errno, &Window::new(window)),
+        Expectation::NoErrors { workload, window } => {
+            workload::no_errors(journal, workload, &Window::new(window))
+        }
+        Expectation::Hang {
+            workload,
+            state,
+            wchan,
+            window,
+        } => workload::hang(
+            journal,
+            workload,
+            *state,
+            wchan.as_ref(),
+            &Window::new(window),
+        ),
+        Expectation::NoHang { workload, window } => {
+            workload::no_hang(journal, workload, &Window::new(window))
+        }
+        Expectation::StallsAtLeast {
+            workload,
+            duration,
+            window,
+        } => workload::stalls_at_least(journal, workload, *duration, &Window::new(window)),
+        Expectation::ResumesWithin {
+            workload,
+            duration,
+            after,
+        } => workload::resumes_within(journal, workload, *duration, after),
+        Expectation::Data { workload, .. } => workload::data(journal, workload),
+        Expectation::ExitCode { step, code } => exit_code(journal, step, *code),
+        Expectation::Kmsg {
+            pattern,
+            absent,
+            window,
+        } => kmsg::kmsg_seen(journal, pattern, *absent, &Window::new(window)),
+        Expectation::FsState { image, state, at } => {
+            let want = fs_state_word(*state);
+            state_is(
+                journal,
+                &format!("{image} is {want}"),
+                &Probe::FsState {
+                    image: image.clone(),
+                }
+                .subject(),
+                want,
+                at.as_deref().unwrap_or(last_step),
+            )
+        }
+        Expectation::Mounted { mount, present, at } => {
+            let word = if *present { "listed" } else { "not listed" };
+            state_is(
+                journal,
+                &format!("mount {mount} is {word}"),
+                &Probe::Mounted {
+                    mount: mount.clone(),
+                }
+                .subject(),
+                &present.to_string(),
+                at.as_deref().unwrap_or(last_step),
+            )
+        }
+    }
 }
 
 fn exit_code(journal: &Journal, step: &str, want: i32) -> Outcome {

@@ -313,9 +313,10 @@ pub fn data(journal: &Journal, workload: &str) -> Outcome {
                     "{intact} of {acked} acknowledged records intact ({corrupt} damaged records in the file)"
                 )
             } else {
+                let seqs: Vec<String> = missing.iter().map(u64::to_string).collect();
                 format!(
-                    "{intact} of {acked} acknowledged records intact; missing or damaged: {:?}",
-                    missing
+                    "{intact} of {acked} acknowledged records intact; missing or damaged: {}",
+                    seqs.join(", ")
                 )
             },
         ),

@@ -161,12 +161,21 @@ impl Active {
     pub fn unit(&self) -> &'static str {
         match self {
             Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => "packet",
-            Active::Block { .. } => "I/O",
+            // Bios the dm volume completed or held while its table was
+            // swapped: a workload's many failed writes may be a few of these
+            // (the page cache merges them), so say which layer counts.
+            Active::Block { .. } => "I/O at the dm device",
             Active::NfsRule { .. } => "call",
             _ => "operation",
         }
     }
 }
+
+/// The kinds that become [`Active::Permanent`]: nothing undoes them (an
+/// XFS shutdown stays until unmount, a restart happened). The engine still
+/// records the end of their step as `fault_healed`; what people read must
+/// not say they were healed.
+pub const WITHOUT_HEAL: [&str; 2] = [nfs_call::RESTART, xfs::KIND];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {

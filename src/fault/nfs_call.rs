@@ -43,6 +43,8 @@ pub(super) fn acted(world: &dyn Targets, name: &str, rule: crate::nfs::RuleId) -
     Some(world.nfs_server(name)?.hook().counts(rule)?.acted)
 }
 
+pub(super) const RESTART: &str = "nfs.restart";
+
 /// `nfs.restart`: an immediate reboot (no downtime; the timeline's next
 /// step runs at once). The write verifier changes, so kernel clients resend
 /// their uncommitted writes.
@@ -51,11 +53,10 @@ pub(super) fn restart(
     name: &str,
     lose_handles: bool,
 ) -> Result<Active, FaultError> {
-    const KIND: &str = "nfs.restart";
-    let verf = server(world, KIND, name)?.restart(RestartOptions {
+    let verf = server(world, RESTART, name)?.restart(RestartOptions {
         keep_handles: !lose_handles,
         downtime: Duration::ZERO,
     });
     tracing::info!(server = %name, lose_handles, verifier = ?verf, "nfs server restarted by fault");
-    Ok(Active::Permanent { kind: KIND })
+    Ok(Active::Permanent { kind: RESTART })
 }

@@ -3,7 +3,7 @@
 
 use super::{Active, FaultError, Targets};
 
-const KIND: &str = "xfs.shutdown";
+pub(super) const KIND: &str = "xfs.shutdown";
 
 pub(super) fn shutdown(world: &dyn Targets, image: &str) -> Result<Active, FaultError> {
     let at = world

@@ -27,6 +27,28 @@ pub enum Orphan {
     },
 }
 
+/// What `stackquake cleanup` prints, e.g. `netns sq-0t3k9xa7-client (run
+/// 0t3k9xa7)`: the object as `ip netns` / `losetup` / `findmnt` name it.
+impl std::fmt::Display for Orphan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Orphan::Netns { name, run } => write!(f, "netns {name} (run {run})"),
+            Orphan::Loop {
+                device,
+                backing_file,
+                run,
+            } => write!(
+                f,
+                "/dev/loop{device} backed by {} (run {run})",
+                backing_file.display()
+            ),
+            Orphan::Mount { target, run } => {
+                write!(f, "mount {} (run {run})", target.display())
+            }
+        }
+    }
+}
+
 /// The run id in a name like `sq-<run>` or `sq-<run>-<rest>`.
 pub fn run_of_name(name: &str) -> Option<RunId> {
     let rest = name.strip_prefix(NAME_PREFIX)?;
@@ -93,5 +115,24 @@ mod tests {
             "0t3k9xa7"
         );
         assert_eq!(run_of_path(Path::new("/srv/tmp/x.img")), None);
+    }
+
+    #[test]
+    fn orphans_print_as_the_tools_name_them() {
+        let run = RunId::parse("0t3k9xa7").unwrap();
+        let netns = Orphan::Netns {
+            name: "sq-0t3k9xa7-client".into(),
+            run: run.clone(),
+        };
+        assert_eq!(netns.to_string(), "netns sq-0t3k9xa7-client (run 0t3k9xa7)");
+        let lo = Orphan::Loop {
+            device: 7,
+            backing_file: "/srv/sq-0t3k9xa7/db.img".into(),
+            run,
+        };
+        assert_eq!(
+            lo.to_string(),
+            "/dev/loop7 backed by /srv/sq-0t3k9xa7/db.img (run 0t3k9xa7)"
+        );
     }
 }

@@ -95,6 +95,17 @@ pub enum ServerKind {
     External,
 }
 
+impl ServerKind {
+    /// As scenarios spell it (`kind: knfsd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Inproc => "inproc",
+            ServerKind::Knfsd => "knfsd",
+            ServerKind::External => "external",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NfsExport {
     /// The path clients mount, e.g. `/export`.

@@ -10,7 +10,13 @@ pub fn print_result(out: &mut impl Write, r: &ScenarioResult) -> std::io::Result
         r.verdict, r.id, r.duration_s, r.file
     )?;
     for o in &r.outcomes {
-        let mark = if o.passed { "ok  " } else { "FAIL" };
+        // An expectation the run stopped before is neither ok nor FAIL;
+        // its detail line says "not evaluated" and why.
+        let mark = match (o.evaluated, o.passed) {
+            (false, _) => "--  ",
+            (true, true) => "ok  ",
+            (true, false) => "FAIL",
+        };
         writeln!(out, "  {mark} {}", o.expectation)?;
         writeln!(out, "         {}", o.detail)?;
     }
@@ -67,4 +73,48 @@ pub fn print_histogram(out: &mut impl Write, report: &RunReport) -> std::io::Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expect::Outcome;
+
+    #[test]
+    fn an_expectation_not_evaluated_is_not_listed_as_fail() {
+        let outcome = |passed, evaluated, detail: &str| Outcome {
+            expectation: "probe exits with code 0".into(),
+            passed,
+            evaluated,
+            detail: detail.into(),
+        };
+        let r = ScenarioResult {
+            id: "s".into(),
+            title: "t".into(),
+            file: "s.yaml".into(),
+            verdict: Verdict::Error,
+            reason: Some("setup: cannot mount".into()),
+            duration_s: 0.5,
+            outcomes: vec![
+                outcome(
+                    false,
+                    false,
+                    "not evaluated: the run stopped before step probe began",
+                ),
+                outcome(false, true, "exited with 1"),
+            ],
+            journal: Default::default(),
+        };
+        let mut out = Vec::new();
+        print_result(&mut out, &r).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ERROR s  (0.5s)  s.yaml\n\
+             \x20 --   probe exits with code 0\n\
+             \x20        not evaluated: the run stopped before step probe began\n\
+             \x20 FAIL probe exits with code 0\n\
+             \x20        exited with 1\n\
+             \x20 reason: setup: cannot mount\n"
+        );
+    }
 }

@@ -172,4 +172,36 @@ mod tests {
              [<0>] rpc_wait_bit_killable+0x1e/0x90"
         );
     }
+
+    #[test]
+    fn an_error_lists_unevaluated_expectations_as_not_evaluated() {
+        let report = RunReport {
+            run_id: "r1".into(),
+            stackquake: "0".into(),
+            target: "host".into(),
+            kernel: "6.18".into(),
+            results: vec![ScenarioResult {
+                id: "s".into(),
+                title: "t".into(),
+                file: "f.yaml".into(),
+                verdict: Verdict::Error,
+                reason: Some("setup failed".into()),
+                duration_s: 0.1,
+                outcomes: vec![crate::expect::Outcome {
+                    expectation: "probe exits with code 0".into(),
+                    passed: false,
+                    evaluated: false,
+                    detail: "not evaluated: the run stopped before step probe began".into(),
+                }],
+                journal: Journal::default(),
+            }],
+        };
+        let xml = render(&report);
+        assert!(
+            xml.contains(
+                "probe exits with code 0: not evaluated: the run stopped before step probe began"
+            ),
+            "{xml}"
+        );
+    }
 }

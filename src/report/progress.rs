@@ -155,8 +155,13 @@ impl<W: Write> Progress<W> {
                 unit,
                 uncounted,
             } => {
+                // nfs.restart, xfs.shutdown: the step's end is shown; "heal"
+                // would claim an undo that never happens.
+                if error.is_none() && crate::fault::WITHOUT_HEAL.contains(&fault.as_str()) {
+                    return None;
+                }
                 let fired = match (matched, unit, uncounted) {
-                    (Some(n), Some(unit), _) => format!(", fired on {n} {unit}(s)"),
+                    (Some(n), Some(unit), _) => format!(", fired on {n} {}", plural(*n, unit)),
                     (_, _, Some(why)) => format!(", fired count unreadable: {why}"),
                     _ => String::new(),
                 };
@@ -226,6 +231,18 @@ impl<W: Write> Progress<W> {
     }
 }
 
+/// `unit` is a singular noun phrase ("packet", "I/O at the dm device"):
+/// its first word takes the plural.
+fn plural(n: u64, unit: &str) -> String {
+    if n == 1 {
+        return unit.to_string();
+    }
+    match unit.split_once(' ') {
+        Some((noun, rest)) => format!("{noun}s {rest}"),
+        None => format!("{unit}s"),
+    }
+}
+
 fn secs(t_ns: u64) -> String {
     format!("+{:.2}s", t_ns as f64 / 1e9)
 }
@@ -291,6 +308,52 @@ mod tests {
              \x20 s1   +4.00s end    blackhole\n"
         );
         assert!(!text.contains('\x1b') && !text.contains('\r'));
+    }
+
+    // Issue 13: "fired on 3 I/O(s)" read as 3 of the workload's writes.
+    #[test]
+    fn a_count_names_what_it_counts() {
+        let mut p = Progress::new(Vec::new(), false, "s1");
+        let healed = |n| Event::FaultHealed {
+            step: "detach".into(),
+            fault: "block.detach".into(),
+            t_ns: 2_000_000_000,
+            error: None,
+            matched: Some(n),
+            unit: Some("I/O at the dm device".into()),
+            uncounted: None,
+        };
+        p.catch_up(&[healed(3), healed(1)]);
+        assert_eq!(
+            String::from_utf8(p.into_inner()).unwrap(),
+            "  s1   +2.00s heal   block.detach (detach, fired on 3 I/Os at the dm device)\n\
+             \x20 s1   +2.00s heal   block.detach (detach, fired on 1 I/O at the dm device)\n"
+        );
+        assert_eq!(plural(2, "packet"), "packets");
+    }
+
+    // Issue 13: progress printed `heal nfs.restart`, a fault without a heal.
+    #[test]
+    fn a_fault_without_a_heal_is_not_said_to_heal() {
+        let mut p = Progress::new(Vec::new(), false, "s1");
+        let healed = |fault: &str| Event::FaultHealed {
+            step: "f".into(),
+            fault: fault.into(),
+            t_ns: 1_000_000_000,
+            error: None,
+            matched: None,
+            unit: None,
+            uncounted: None,
+        };
+        p.catch_up(&[
+            healed("nfs.restart"),
+            healed("xfs.shutdown"),
+            healed("nfs.stall"),
+        ]);
+        assert_eq!(
+            String::from_utf8(p.into_inner()).unwrap(),
+            "  s1   +1.00s heal   nfs.stall (f)\n"
+        );
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn image(i: &model::Image) -> Image {
         id: i.id.value.clone(),
         host: i.host.value.clone(),
         file: i.file.value.clone(),
-        size: i.size.0,
+        size: i.size.value.0,
         mkfs: i.mkfs,
         at: i.at.value.clone(),
         dm: i.dm,

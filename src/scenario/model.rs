@@ -222,7 +222,8 @@ pub struct Image {
     /// The image file, inside the run's private root (it may lie on an NFS mount).
     #[schemars(with = "String")]
     pub file: Spanned<String>,
-    pub size: ByteSize,
+    #[schemars(with = "ByteSize")]
+    pub size: Spanned<ByteSize>,
     pub mkfs: Mkfs,
     /// Where the loop device's filesystem is mounted.
     #[schemars(with = "String")]

@@ -8,6 +8,7 @@ use std::fmt;
 
 mod lock_faults;
 mod nfs_faults;
+mod setup;
 
 /// One thing wrong with a scenario, pinned to where it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +224,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             c.at(
                 kind.referenced,
                 format!("nfs_servers.{name}.kind"),
-                format!("server kind `{:?}` is not supported yet", kind.value).to_lowercase(),
+                format!("server kind `{}` is not supported yet", kind.value.name()),
                 Some("use kind: inproc".into()),
             );
         }
@@ -274,6 +275,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
         c.absolute(&img.file, format!("images[{i}].file"));
         c.absolute(&img.at, format!("images[{i}].at"));
     }
+    setup::check(&mut c, s);
     super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
@@ -539,7 +541,7 @@ fn check_block_fault(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
             Some(format!("add `dm: true` to images[{i}]")),
         );
     }
-    let volume_sectors = img.size.0 / 512;
+    let volume_sectors = img.size.value.0 / 512;
     match fault {
         Fault::BlockError { start, sectors, .. } => {
             let first = start.as_ref().map_or(0, |s| s.value);

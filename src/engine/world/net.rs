@@ -138,24 +138,7 @@ impl World {
                     }
                 }
             }
-            let vlans: Vec<String> = link.vlans.iter().map(u16::to_string).collect();
-            note(format!(
-                "link {a} <-> {b}{} (mtu {:?}{}{})",
-                link.switch
-                    .as_ref()
-                    .map(|s| format!(" via switch {s}"))
-                    .unwrap_or_default(),
-                link.mtu,
-                if vlans.is_empty() {
-                    String::new()
-                } else {
-                    format!(", vlans {} outermost first", vlans.join("/"))
-                },
-                match link.offloads {
-                    Some(false) => ", offloads off",
-                    _ => "",
-                }
-            ));
+            note(link_note(link));
         }
 
         Ok(())
@@ -310,5 +293,64 @@ impl World {
             }
         }
         Ok(())
+    }
+}
+
+/// The setup note for a link, in the scenario's words (`mtu 1500`, not
+/// Rust's `Some(1500)`; an unset MTU is the kernel's default).
+fn link_note(link: &crate::plan::Link) -> String {
+    let [a, b] = &link.between;
+    let mut parts = vec![match link.mtu {
+        Some(m) => format!("mtu {m}"),
+        None => "default mtu".to_string(),
+    }];
+    for (host, end) in &link.ends {
+        if let Some(m) = end.mtu {
+            parts.push(format!("{host}'s end mtu {m}"));
+        }
+    }
+    if !link.vlans.is_empty() {
+        let vlans: Vec<String> = link.vlans.iter().map(u16::to_string).collect();
+        parts.push(format!("vlans {} outermost first", vlans.join("/")));
+    }
+    if link.offloads == Some(false) {
+        parts.push("offloads off".into());
+    }
+    let via = link
+        .switch
+        .as_ref()
+        .map(|s| format!(" via switch {s}"))
+        .unwrap_or_default();
+    format!("link {a} <-> {b}{via} ({})", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_note;
+    use crate::plan::{Link, LinkEnd};
+
+    // Issue 13: the journal said `(mtu None)` and `mtu Some(1500)`.
+    #[test]
+    fn a_link_note_has_no_rust_debug_text() {
+        let mut link = Link {
+            between: ["server".into(), "client".into()],
+            mtu: None,
+            switch: None,
+            vlans: Vec::new(),
+            offloads: None,
+            ends: Default::default(),
+        };
+        assert_eq!(link_note(&link), "link server <-> client (default mtu)");
+        link.mtu = Some(1500);
+        link.vlans = vec![20, 100];
+        link.offloads = Some(false);
+        link.switch = Some("sw".into());
+        link.ends
+            .insert("client".into(), LinkEnd { mtu: Some(1400) });
+        assert_eq!(
+            link_note(&link),
+            "link server <-> client via switch sw (mtu 1500, client's end mtu 1400, \
+             vlans 20/100 outermost first, offloads off)"
+        );
     }
 }

@@ -29,7 +29,7 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
                         "`{}` acts on the in-process server's lock manager; `{}` is kind {}",
                         fault.kind(),
                         server.value,
-                        format!("{:?}", kind.value).to_lowercase()
+                        kind.value.name()
                     ),
                     Some(format!(
                         "cut knfsd's lockd off with net.block toward its host, \

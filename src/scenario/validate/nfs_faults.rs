@@ -34,9 +34,9 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
             format!("{path}.server"),
             format!("`{}` is not an inproc server", server.value),
             Some(format!(
-                "{} acts in stackquake's own server (kind: inproc); a {:?} server has no fault hook",
+                "{} acts in stackquake's own server (kind: inproc); a `{}` server has no fault hook",
                 fault.kind(),
-                kind.value
+                kind.value.name()
             )),
         );
     }
