@@ -22,7 +22,7 @@ pub struct RunArgs {
     /// Short for --target vm.
     #[arg(long, conflicts_with = "target")]
     vm: bool,
-    /// Directory for journal.json and junit.xml [default: stackquake-out/<run id>].
+    /// Directory for journal.json, junit.xml and report.html [default: stackquake-out/<run id>].
     #[arg(long)]
     output: Option<PathBuf>,
     /// Guest kernel for the vm target [default: newest /boot/vmlinuz-* with modules].
@@ -186,6 +186,10 @@ pub fn run(args: RunArgs) -> u8 {
             let _ = crate::report::print_histogram(&mut stdout, &report);
         }
         println!("reports in {}", out.display());
+        println!(
+            "timeline: {}",
+            out.join(crate::report::HTML_REPORT).display()
+        );
     }
     exit_code(&report)
 }
