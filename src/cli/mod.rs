@@ -4,6 +4,7 @@
 
 mod nfs;
 mod plan;
+mod report;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,11 @@ enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Re-render report.html from the journal.json a run left in DIR.
+    Report {
+        /// A run's output directory (holding journal.json).
+        dir: PathBuf,
+    },
     /// Print the scenario format as JSON Schema (draft 7), for editors and linters.
     Schema,
     /// Remove what killed runs left behind (namespaces, mounts, loop devices…).
@@ -103,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Validate { paths, vars } => validate(&paths, &vars),
         Command::Plan { paths, vars } => plan::plan(&paths, &vars),
         Command::List { paths, vars } => plan::list(&paths, &vars),
+        Command::Report { dir } => report::report(&dir),
         Command::Schema => {
             println!("{}", crate::scenario::scenario_schema_json());
             exit::OK
