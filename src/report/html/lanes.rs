@@ -18,7 +18,7 @@ pub fn lane(out: &mut String, lane: &Lane, top: f64, time: &TimeScale, max_laten
     let workload = esc(&lane.workload);
     let _ = write!(
         out,
-        r#"<g data-kind="lane" data-workload="{workload}"><rect class="lane" data-kind="lane-area" x="{:.1}" y="{top:.1}" width="{:.1}" height="{LANE_HEIGHT}"/><text class="lane-name" x="4" y="{:.1}">{workload}</text>"#,
+        r#"<g data-kind="lane" data-workload="{workload}"><rect class="lane" data-kind="lane-area" data-workload="{workload}" x="{:.1}" y="{top:.1}" width="{:.1}" height="{LANE_HEIGHT}"/><text class="lane-name" x="4" y="{:.1}">{workload}</text>"#,
         time.left,
         time.width,
         top + 14.0
