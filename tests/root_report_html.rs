@@ -103,6 +103,10 @@ fn the_page_of_a_real_run_shows_faults_lanes_errors_and_kernel_lines_in_time() {
     let marks = of_kind(&probe, "op");
     assert_eq!(marks.len(), ops.len());
     for m in &marks {
+        assert!(
+            right(m) - left(m) >= 2.0,
+            "an op mark too small to see: {m}"
+        );
         assert!((center_x(m) - axis.x(ns(m, "startNs"))).abs() < PX, "{m}");
         assert!((lane_top..=lane_bottom).contains(&center_y(m)), "{m}");
     }

@@ -44,7 +44,7 @@ pub fn lane(out: &mut String, lane: &Lane, top: f64, time: &TimeScale, max_laten
     }
     let mut last_error: Option<i32> = None;
     for op in &lane.ops {
-        mark(out, op, &workload, time, &latency);
+        mark(out, op, time, &latency);
         // Label the first op of each run of the same error, not every op:
         // 10,000 labels would bury the picture.
         let error = op.failed().then(|| op.errno.unwrap_or(0));
@@ -88,17 +88,21 @@ pub fn lane(out: &mut String, lane: &Lane, top: f64, time: &TimeScale, max_laten
     out.push_str("</g>");
 }
 
-/// One op: a small square, hover text built by the page's script from its
-/// data attributes (a <title> per op would double the size of a large run).
-fn mark(out: &mut String, op: &OpMark, workload: &str, time: &TimeScale, latency: &LatencyScale) {
+/// One op: a small square (its size is in the page's CSS). Hover text is
+/// built by the page's script from its data attributes and its lane's
+/// `data-workload`: a <title> or the workload name on each op would double
+/// the size of a large run (bench/README.md).
+fn mark(out: &mut String, op: &OpMark, time: &TimeScale, latency: &LatencyScale) {
     let x = time.x(op.start_ns) - 1.5;
     let y = latency.y(op.latency_ns) - 1.5;
-    let class = if op.failed() { "op err" } else { "op" };
     let _ = write!(
         out,
-        r#"<rect class="{class}" data-kind="op" data-workload="{workload}" data-seq="{}" data-start-ns="{}" data-latency-ns="{}""#,
+        r#"<rect data-kind="op" data-seq="{}" data-start-ns="{}" data-latency-ns="{}""#,
         op.seq, op.start_ns, op.latency_ns
     );
+    if op.failed() {
+        out.push_str(r#" class="err""#);
+    }
     if let Some(errno) = op.errno {
         let _ = write!(out, r#" data-errno="{}""#, esc(&crate::errno::name(errno)));
     }
@@ -110,7 +114,7 @@ fn mark(out: &mut String, op: &OpMark, workload: &str, time: &TimeScale, latency
     {
         let _ = write!(out, r#" data-stage="{}""#, esc(stage));
     }
-    let _ = write!(out, r#" x="{x:.1}" y="{y:.1}" width="3" height="3"/>"#);
+    let _ = write!(out, r#" x="{x:.1}" y="{y:.1}"/>"#);
 }
 
 /// A power of ten of nanoseconds, without decimals: `10µs`, `100ms`, `1s`.
