@@ -182,6 +182,7 @@ pub fn run(args: RunArgs) -> u8 {
             let _ = crate::report::print_result(&mut stdout, r);
         }
         let _ = crate::report::print_summary(&mut stdout, &report);
+        let _ = crate::report::print_slowest(&mut stdout, &report);
         if args.repeat > 1 {
             let _ = crate::report::print_histogram(&mut stdout, &report);
         }

@@ -6,7 +6,7 @@ mod human;
 mod junit;
 mod progress;
 
-pub use human::{print_histogram, print_result, print_summary};
+pub use human::{print_histogram, print_result, print_slowest, print_summary};
 pub use progress::Progress;
 
 use crate::expect::Outcome;
