@@ -191,6 +191,49 @@ fn the_page_of_a_real_run_shows_faults_lanes_errors_and_kernel_lines_in_time() {
     assert_eq!(std::fs::read_to_string(&html).unwrap(), written);
 }
 
+/// A lock held elsewhere (scenarios/flock-held-elsewhere.yaml): the
+/// locker's ops past their deadline are open bars from their start, inside
+/// the hold step, with the state and wchan the engine sampled.
+#[test]
+fn hung_ops_are_open_bars_with_their_state_and_wchan() {
+    engine::require_root();
+    page::require_chromium();
+    let _serial = engine::serial();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/flock-held-elsewhere.yaml");
+    let case = Case::new(&std::fs::read_to_string(file).unwrap());
+    let (code, stdout, result) = case.run();
+    assert_eq!(code, 0, "{stdout}\n{result:#}");
+    let html = case.out().join("report.html");
+    page::screenshot(&html, "root_report_html-flock-held-elsewhere");
+    let probe = page::probe(&html);
+    let axis = Axis::of(&probe);
+    let sampled = events(&result, "indeterminate");
+    let bars = of_kind(&probe, "hang");
+    assert!(!sampled.is_empty());
+    assert_eq!(bars.len(), sampled.len());
+    let hold_began = (at(&result, "step_begin", "hold") * 1e9) as u64;
+    let hold_ended = (at(&result, "step_end", "hold") * 1e9) as u64;
+    for (bar, event) in bars.iter().zip(&sampled) {
+        assert_eq!(bar["data"]["workload"], "locker");
+        assert_eq!(bar["data"]["state"], event["state"]);
+        assert_eq!(bar["data"]["wchan"], event["wchan"]);
+        assert!(
+            bar["data"]["wchan"].as_str().unwrap().contains("lock"),
+            "{bar}"
+        );
+        let start = ns(bar, "startNs");
+        assert_eq!(start, event["start_ns"].as_u64().unwrap());
+        assert!((hold_began..=hold_ended).contains(&start), "{bar}");
+        // It finished once the lock was released, after the hold began.
+        assert_eq!(bar["data"]["finished"], "true", "{bar}");
+        assert!(ns(bar, "endNs") > ns(bar, "sampledNs"), "{bar}");
+        // Drawn from its start to its end.
+        let rect_left = bar["box"]["left"].as_f64().unwrap();
+        assert!((rect_left - axis.x(start)).abs() < PX, "{bar}");
+    }
+}
+
 /// `stackquake report` on a directory without a journal is invalid input.
 #[test]
 fn report_of_a_directory_without_a_journal_exits_2() {

@@ -240,6 +240,40 @@ mod tests {
     }
 
     #[test]
+    fn deny_listed_kernel_lines_are_marked_and_step_markers_left_out() {
+        let journal = Journal {
+            run_id: "r".into(),
+            events: vec![
+                Event::StepBegin {
+                    step: "s".into(),
+                    t_ns: 10,
+                },
+                Event::Kmsg {
+                    seq: 1,
+                    level: 5,
+                    text: "stackquake[r]: step s begin".into(),
+                },
+                Event::Kmsg {
+                    seq: 2,
+                    level: 4,
+                    text: "WARNING: CPU: 0 PID: 1 at fs/xfs/xfs_buf.c:1".into(),
+                },
+                Event::Kmsg {
+                    seq: 3,
+                    level: 6,
+                    text: "loop0: detected capacity change".into(),
+                },
+            ],
+        };
+        let svg = timeline("c", &Timeline::of(&journal), &[]);
+        assert_eq!(svg.matches(r#"data-kind="kmsg""#).count(), 2, "{svg}");
+        assert!(svg.contains(
+            r#"class="kmsg deny" data-kind="kmsg" data-seq="2" data-level="4" data-start-ns="10" data-end-ns="10" data-deny="WARNING""#
+        ), "{svg}");
+        assert!(svg.contains(r#"class="kmsg" data-kind="kmsg" data-seq="3""#));
+    }
+
+    #[test]
     fn tick_labels_are_short() {
         assert_eq!(tick_label(2_000_000_000), "2s");
         assert_eq!(tick_label(1_200_000_000), "1.2s");
