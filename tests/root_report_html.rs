@@ -234,20 +234,6 @@ fn hung_ops_are_open_bars_with_their_state_and_wchan() {
     }
 }
 
-/// `stackquake report` on a directory without a journal is invalid input.
-#[test]
-fn report_of_a_directory_without_a_journal_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .arg("report")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("journal.json"));
-    assert!(!dir.path().join("report.html").exists());
-}
-
 fn ns_of(result: &serde_json::Value, kind: &str) -> u64 {
     events(result, kind)[0]["t_ns"].as_u64().unwrap()
 }

@@ -31,10 +31,12 @@ pub fn timeline(case: &str, t: &Timeline, evidence: &[Evidence]) -> String {
     let kernel_top = lanes_top + (LANE_HEIGHT + LANE_GAP) * t.lanes.len() as f64;
     let bottom = kernel_top + KERNEL_ROW;
     let height = bottom + 18.0;
+    // No xmlns: inline in HTML the parser puts <svg> in its namespace, and
+    // the page then names no URL at all (tests/cli_report.rs checks).
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg class="timeline" data-kind="timeline" viewBox="0 0 {WIDTH} {height:.0}" width="{WIDTH}" height="{height:.0}" xmlns="http://www.w3.org/2000/svg"><rect data-kind="plot-area" class="plot" x="{LEFT}" y="{STEPS_TOP}" width="{:.1}" height="{:.1}" data-start-ns="{}" data-end-ns="{}"/>"#,
+        r#"<svg class="timeline" data-kind="timeline" viewBox="0 0 {WIDTH} {height:.0}" width="{WIDTH}" height="{height:.0}"><rect data-kind="plot-area" class="plot" x="{LEFT}" y="{STEPS_TOP}" width="{:.1}" height="{:.1}" data-start-ns="{}" data-end-ns="{}"/>"#,
         time.width,
         bottom - STEPS_TOP,
         time.start_ns,
