@@ -1,12 +1,13 @@
 //! stackquake: builds a small Linux storage world from a scenario, breaks it
 //! on schedule, watches the kernel and the workloads, and gives a verdict.
 //!
-//! Layers (dependencies point down only): `cli` → `scenario` (YAML in,
-//! validated, lowered) → `engine` and `cleanup` → `plan` (what a run does:
-//! the one model the engine, `fault`, `workload` and `expect` read) →
-//! `report`, `journal`; world pieces `nfs`, `block`, `net`, `observe`, `vm`,
-//! `sysctl`, `process`; `ledger`, `tools`; small shared values `addr`,
-//! `errno`; and `sys`, the only home of `unsafe`.
+//! Layers (dependencies point down only; docs/architecture.md has the
+//! table): `cli` → `engine`, `cleanup`, `scenario` (YAML in, validated,
+//! lowered) → `report` → `fault`, `workload`, `expect` → `plan` (what a run
+//! does: the one model everything below the input reads) → world pieces
+//! `nfs`, `block`, `net`, `observe`, `vm`, `sysctl`, `process` → `ledger`,
+//! `tools` → shared values `journal`, `addr`, `errno` → `sys`, the only
+//! home of `unsafe`.
 
 // `unsafe` lives in `sys` alone, and each block there says why it is sound.
 #![deny(unsafe_code)]

@@ -76,6 +76,11 @@ pub fn output_with(mut cmd: Command, input: Input<'_>) -> Result<String, Command
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    // This thread waits for the program, so it outlives it; if stackquake
+    // is killed meanwhile, the program (an `ip -n sq-<run>-…`, a mkfs.xfs
+    // on the run's image) dies with it instead of acting on a world that
+    // `cleanup` is taking apart.
+    crate::sys::pdeathsig::kill_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(spawn)?;
     if let Some(text) = input.stdin {
         // Dropped at the end of this block: the program sees end of input.

@@ -76,7 +76,10 @@ fn a_run_killed_with_sigkill_is_cleaned_up_by_cleanup() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once its world stands: the ledger records the XFS mount.
+    // Kill it once its world stands: the ledger records the XFS mount. Its
+    // ledger is the one whose header names this child (other tests may be
+    // running scenarios at the same time).
+    let owner = format!("\"pid\":{},", child.id());
     let until = Instant::now() + Duration::from_secs(30);
     let ledger = loop {
         let new: Vec<PathBuf> = ledgers()
@@ -84,8 +87,10 @@ fn a_run_killed_with_sigkill_is_cleaned_up_by_cleanup() {
             .filter(|l| !before.contains(l))
             .collect();
         if let Some(l) = new.iter().find(|l| {
-            std::fs::read_to_string(l)
-                .is_ok_and(|t| t.matches("\"mount\"").count() >= 1 || t.contains("Mount"))
+            std::fs::read_to_string(l).is_ok_and(|t| {
+                t.lines().next().is_some_and(|h| h.contains(&owner))
+                    && (t.matches("\"mount\"").count() >= 1 || t.contains("Mount"))
+            })
         }) {
             break l.clone();
         }

@@ -109,10 +109,11 @@ pub struct FaultArgs {
 /// Which calls a rule matches.
 #[derive(Debug, Clone, Args)]
 pub struct MatchArgs {
-    /// Program: nfs (default when --proc is given), mount, portmap or a number.
+    /// Program: nfs, mount, portmap, nlm, nsm or a number.
     #[arg(long)]
     pub prog: Option<String>,
-    /// Procedure name (WRITE, MNT, …) or number.
+    /// Procedure name (WRITE, MNT, …), NFSv3's or else MOUNT's without
+    /// --prog; a number needs --prog.
     #[arg(long = "proc")]
     pub proc_: Option<String>,
     /// Only calls on this export.

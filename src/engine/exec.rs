@@ -12,6 +12,25 @@ use std::time::Duration;
 /// The first this-many bytes of a command's output go into the journal.
 const OUTPUT_KEPT: usize = 1024;
 
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("create {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("exec {program}: {}", why(source))]
+    Spawn { program: String, source: SpawnError },
+}
+
+/// What went wrong, without repeating the command line the step shows.
+fn why(e: &SpawnError) -> String {
+    match e {
+        SpawnError::Spawn { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 pub struct ExecChild {
     step: String,
     child: Recorded,
@@ -25,11 +44,16 @@ pub fn spawn(
     root: &std::path::Path,
     output: PathBuf,
     ledger: &Ledger,
-) -> Result<ExecChild, String> {
-    let (program, args) = command.split_first().ok_or("empty command")?;
-    let out =
-        std::fs::File::create(&output).map_err(|e| format!("create {}: {e}", output.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
+) -> Result<ExecChild, ExecError> {
+    let (program, args) = command
+        .split_first()
+        .expect("validated: a command has its program");
+    let output_err = |source| ExecError::Output {
+        path: output.clone(),
+        source,
+    };
+    let out = std::fs::File::create(&output).map_err(output_err)?;
+    let err = out.try_clone().map_err(output_err)?;
     let mut cmd = crate::net::command_in(ns, program);
     cmd.args(args)
         // Relative paths name the scenario's paths: `mnt/vol/x` is /mnt/vol/x.
@@ -39,9 +63,11 @@ pub fn spawn(
         .stdout(out)
         .stderr(err);
     crate::process::tie_to_run(&mut cmd, ledger);
-    let child = crate::process::spawn_recorded(&mut cmd, Some(ledger)).map_err(|e| match e {
-        SpawnError::Spawn { source, .. } => format!("exec {program}: {source}"),
-        other => format!("exec {program}: {other}"),
+    let child = crate::process::spawn_recorded(&mut cmd, Some(ledger)).map_err(|source| {
+        ExecError::Spawn {
+            program: program.clone(),
+            source,
+        }
     })?;
     Ok(ExecChild {
         step: step.to_string(),

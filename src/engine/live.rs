@@ -4,6 +4,7 @@
 
 use super::error::{StartError, WorkloadsError};
 use super::exec::{self, ExecChild};
+use super::in_force::InForce;
 use super::schedule::{Due, Scheduler};
 use super::timeline::Timeline;
 use super::workloads::{self, Running};
@@ -31,7 +32,8 @@ pub enum Abort {
     Setup(StartError),
     Timeout,
     Signal,
-    Fault(String),
+    Fault(crate::fault::FaultError),
+    Exec(super::exec::ExecError),
     StepTimeout {
         step: String,
         limit: Duration,
@@ -45,6 +47,7 @@ impl std::fmt::Display for Abort {
             Abort::Timeout => f.write_str("scenario timeout reached"),
             Abort::Signal => f.write_str("interrupted by a signal"),
             Abort::Fault(e) => write!(f, "fault injection failed: {e}"),
+            Abort::Exec(e) => write!(f, "{e}"),
             Abort::StepTimeout { step, limit } => write!(
                 f,
                 "step {step} did not end within its timeout of {}",
@@ -60,13 +63,11 @@ pub struct Live<'a> {
     pub journal: Journal,
     kmsg: Kmsg,
     workloads: Vec<Running>,
-    /// Active faults, by the step that injected them.
-    active: Vec<(String, Active)>,
+    /// Faults in force, and the order they heal in.
+    active: InForce<Active>,
     execs: Vec<(usize, ExecChild)>,
     /// The timeline's zero on CLOCK_MONOTONIC.
     t0: u64,
-    /// CLOCK_MONOTONIC after which the scenario has timed out.
-    deadline: u64,
     scratch: PathBuf,
     artifacts: Option<PathBuf>,
     /// mount_storm mount points, recorded before the children mount them.
@@ -90,10 +91,9 @@ impl<'a> Live<'a> {
             journal,
             kmsg,
             workloads: Vec::new(),
-            active: Vec::new(),
+            active: InForce::default(),
             execs: Vec::new(),
             t0,
-            deadline: t0 + plan.timeout.as_nanos() as u64,
             scratch,
             artifacts,
             storm_mounts: Vec::new(),
@@ -200,15 +200,12 @@ impl<'a> Live<'a> {
         }
     }
 
-    /// Pumps, and stops the timeline on a signal or the scenario timeout.
+    /// Pumps, and stops on a signal (the scheduler owns the timeout).
     fn check(&mut self) -> Result<(), Abort> {
         self.pump();
         self.show_progress(true);
         if crate::sys::termination_requested() {
             return Err(Abort::Signal);
-        }
-        if monotonic_ns() >= self.deadline {
-            return Err(Abort::Timeout);
         }
         Ok(())
     }
@@ -226,7 +223,7 @@ impl<'a> Live<'a> {
         }
     }
 
-    /// Waits `d` while pumping; stops early on timeout or a signal.
+    /// Waits `d` while pumping; stops early on a signal.
     fn wait(&mut self, d: Duration) -> Result<(), Abort> {
         let until = monotonic_ns() + d.as_nanos() as u64;
         loop {
@@ -248,7 +245,7 @@ impl<'a> Live<'a> {
 
     pub fn timeline(&mut self, ledger: &Ledger) -> Result<(), Abort> {
         let timeline = Timeline::resolve(self.plan);
-        let mut schedule = Scheduler::new(&timeline);
+        let mut schedule = Scheduler::new(&timeline, self.plan.timeout);
         loop {
             self.check()?;
             for i in self.exited_execs() {
@@ -276,6 +273,7 @@ impl<'a> Live<'a> {
                         schedule.ended(i, t);
                         self.observe(&step.id, schedule.all_done());
                     }
+                    Due::ScenarioTimeout => return Err(Abort::Timeout),
                     Due::TimedOut(i) => {
                         let step = &timeline.steps[i];
                         let limit = step.timeout.expect("only a step with a timeout times out");
@@ -319,21 +317,20 @@ impl<'a> Live<'a> {
         }
         match p.action {
             Action::Fault { fault, .. } => {
-                let active =
-                    fault::inject(fault, &self.world).map_err(|e| Abort::Fault(e.to_string()))?;
+                let active = fault::inject(fault, &self.world).map_err(Abort::Fault)?;
                 let t = self.now();
                 self.journal.push(Event::FaultInjected {
                     step: id.clone(),
                     fault: fault.kind().into(),
                     t_ns: t,
                 });
-                self.active.push((id.clone(), active));
+                self.active.injected(&id, active);
             }
             Action::Exec { host, command } => {
                 let ns = self.world.netns(host).expect("validated host");
                 let out = self.scratch.join(format!("exec-{id}.out"));
                 let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
-                    .map_err(Abort::Fault)?;
+                    .map_err(Abort::Exec)?;
                 self.execs.push((i, child));
             }
             Action::Wait(_) | Action::Parallel(_) => {}
@@ -372,8 +369,7 @@ impl<'a> Live<'a> {
     }
 
     fn heal_step(&mut self, step: &str) {
-        if let Some(k) = self.active.iter().position(|(s, _)| s == step) {
-            let (step, active) = self.active.remove(k);
+        if let Some((step, active)) = self.active.take(step) {
             self.heal(step, active);
         }
     }
@@ -439,7 +435,7 @@ impl<'a> Live<'a> {
     /// workloads a grace period, stop them, collect the last reports and
     /// kernel lines, and read back the records `data` matchers check.
     pub fn finish(&mut self) {
-        while let Some((step, active)) = self.active.pop() {
+        while let Some((step, active)) = self.active.last() {
             self.heal(step, active);
         }
         for (_, child) in std::mem::take(&mut self.execs) {
@@ -448,7 +444,11 @@ impl<'a> Live<'a> {
                 self.journal.push(e);
             }
         }
-        let _ = self.wait(GRACE);
+        // The grace is for workloads to show how they recover; without any,
+        // waiting would only delay the verdict (a second per scenario).
+        if !self.workloads.is_empty() {
+            let _ = self.wait(GRACE);
+        }
         self.pump();
         for w in std::mem::take(&mut self.workloads) {
             let id = w.id.clone();

@@ -8,6 +8,7 @@
 mod artifacts;
 mod error;
 mod exec;
+mod in_force;
 mod kfeature;
 mod live;
 mod require;

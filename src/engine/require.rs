@@ -17,7 +17,7 @@ pub fn unmet(s: &Plan, target: Target) -> Option<String> {
     // The plan lists what the world and the faults imply too.
     let mut evidence = Evidence::gather();
     for f in &s.requires.kernel_features {
-        if let Err(why) = kernel_feature(*f, &mut evidence) {
+        if let Some(why) = missing_feature(*f, &mut evidence) {
             missing.push(why);
         }
     }
@@ -38,11 +38,12 @@ pub fn unmet(s: &Plan, target: Target) -> Option<String> {
     }
 }
 
-/// Checks a kernel feature, loading its module first when the kernel can.
-fn kernel_feature(f: KernelFeature, evidence: &mut Evidence) -> Result<(), String> {
+/// Why a kernel feature is missing (after loading its module, when the
+/// kernel can), or None if it is there: the reason a SKIP gives.
+fn missing_feature(f: KernelFeature, evidence: &mut Evidence) -> Option<String> {
     let spec = kfeature::spec(f);
     let why = match evidence.decide(f) {
-        Presence::Present => return Ok(()),
+        Presence::Present => return None,
         Presence::Loadable(module) => {
             // Best effort: modprobe may be missing or refused; the
             // evidence below decides.
@@ -51,13 +52,13 @@ fn kernel_feature(f: KernelFeature, evidence: &mut Evidence) -> Result<(), Strin
             }
             evidence.refresh_modules();
             match evidence.decide(f) {
-                Presence::Present => return Ok(()),
+                Presence::Present => return None,
                 _ => format!("module {module} exists but `modprobe {module}` did not load it"),
             }
         }
         Presence::Missing(why) => why,
     };
-    Err(format!(
+    Some(format!(
         "kernel feature {} ({}) unavailable on {}: {why}",
         spec.name, spec.what, evidence.release
     ))

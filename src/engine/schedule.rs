@@ -7,6 +7,7 @@
 
 use super::timeline::{Anchor, Timeline};
 use crate::plan::Action;
+use std::time::Duration;
 
 /// The next transition the run must carry out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Due {
     End(usize),
     /// Step `n` ran past its `timeout`.
     TimedOut(usize),
+    /// The scenario's `timeout` (counted from before setup) is reached.
+    ScenarioTimeout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +38,27 @@ enum State {
 pub struct Scheduler<'t> {
     timeline: &'t Timeline<'t>,
     state: Vec<State>,
+    /// Run time (ns) at which the scenario times out.
+    deadline: u64,
 }
 
 impl<'t> Scheduler<'t> {
-    pub fn new(timeline: &'t Timeline<'t>) -> Scheduler<'t> {
+    /// `timeout`: the scenario's, on the same clock as every `now`.
+    pub fn new(timeline: &'t Timeline<'t>, timeout: Duration) -> Scheduler<'t> {
         Scheduler {
             timeline,
             state: vec![State::Pending; timeline.steps.len()],
+            deadline: timeout.as_nanos() as u64,
         }
     }
 
     /// The first transition due at run time `now`, in the order steps are
-    /// written; None if nothing is due yet.
+    /// written; None if nothing is due yet. Past the scenario's timeout,
+    /// only that.
     pub fn due(&self, now: u64) -> Option<Due> {
+        if now >= self.deadline && !self.all_done() {
+            return Some(Due::ScenarioTimeout);
+        }
         (0..self.state.len()).find_map(|i| {
             let step = &self.timeline.steps[i];
             match self.state[i] {
@@ -87,7 +98,7 @@ impl<'t> Scheduler<'t> {
 
     /// Whether running step `i` has done what it does.
     fn finished(&self, i: usize, began: u64, exited: bool, now: u64) -> bool {
-        let elapsed = |d: std::time::Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
+        let elapsed = |d: Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
         match self.timeline.steps[i].action {
             Action::Wait(w) => elapsed(*w),
             Action::Fault { heal_after, .. } => heal_after.is_none_or(elapsed),
@@ -126,9 +137,9 @@ impl<'t> Scheduler<'t> {
     /// `for:` over, a timeout passed. None if only an event (an exec ending)
     /// can move the timeline on.
     pub fn next_wakeup(&self, now: u64) -> Option<u64> {
-        let mut times = Vec::new();
+        let mut times = vec![self.deadline];
         for (i, step) in self.timeline.steps.iter().enumerate() {
-            let ns = |d: std::time::Duration| d.as_nanos() as u64;
+            let ns = |d: Duration| d.as_nanos() as u64;
             match self.state[i] {
                 State::Pending => {
                     if let Some(base) = self.base(step.anchor) {
@@ -178,7 +189,7 @@ mod tests {
     /// Returns (ms, "begin a" / "end a" / "timeout a") in order.
     fn simulate(plan: &Plan, exec_ms: &[(&str, u64)]) -> Vec<(u64, String)> {
         let t = Timeline::resolve(plan);
-        let mut s = Scheduler::new(&t);
+        let mut s = Scheduler::new(&t, plan.timeout);
         let mut log = Vec::new();
         let mut now = 0;
         let mut exits: Vec<(u64, usize)> = Vec::new();
@@ -204,6 +215,10 @@ mod tests {
                     }
                     Due::TimedOut(i) => {
                         log.push((now / MS, format!("timeout {}", t.steps[i].id)));
+                        return log;
+                    }
+                    Due::ScenarioTimeout => {
+                        log.push((now / MS, "scenario timeout".into()));
                         return log;
                     }
                 };
@@ -310,5 +325,16 @@ mod tests {
         // Ending within the limit is no timeout.
         let log = simulate(&p, &[("e", 1999)]);
         assert_eq!(at(&log, "end w"), 2999);
+    }
+
+    #[test]
+    fn the_scenario_timeout_stops_whatever_runs() {
+        let p = plan_with(
+            "timeout: 5s\n",
+            "  - { id: a, wait: 2s }\n  - { id: long, wait: 10s }\n",
+        );
+        let log = simulate(&p, &[]);
+        assert_eq!(log.last().unwrap(), &(5000, "scenario timeout".to_string()));
+        assert!(!log.iter().any(|(_, l)| l == "end long"), "{log:?}");
     }
 }

@@ -102,9 +102,9 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
         Fault::ProcKill { host, daemon } => {
             daemons(world, host)?
                 .kill(*daemon)
-                .map_err(|detail| FaultError::Lock {
+                .map_err(|source| FaultError::Host {
                     fault: kind,
-                    detail,
+                    source,
                 })?;
             tracing::info!(host = %host, ?daemon, "daemon killed");
             Ok(LockFault::Killed {
@@ -115,9 +115,9 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
         Fault::HostCrash { host } => {
             daemons(world, host)?
                 .crash()
-                .map_err(|detail| FaultError::Lock {
+                .map_err(|source| FaultError::Host {
                     fault: kind,
-                    detail,
+                    source,
                 })?;
             tracing::info!(host = %host, "host crashed");
             Ok(LockFault::Crashed { host: host.clone() })
@@ -165,17 +165,17 @@ pub(super) fn heal(active: &LockFault, world: &dyn Targets) -> Result<(), FaultE
         LockFault::Killed { host, daemon } => {
             daemons(world, host)?
                 .restart(*daemon)
-                .map_err(|detail| FaultError::Lock {
+                .map_err(|source| FaultError::Host {
                     fault: kind,
-                    detail,
+                    source,
                 })
         }
         LockFault::Crashed { host } => {
             daemons(world, host)?
                 .reboot()
-                .map_err(|detail| FaultError::Lock {
+                .map_err(|source| FaultError::Host {
                     fault: kind,
-                    detail,
+                    source,
                 })
         }
     }

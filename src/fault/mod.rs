@@ -61,16 +61,38 @@ pub trait Targets {
 
 /// The daemons of one host that `proc.kill` can kill and heal restarts.
 pub trait HostDaemons {
-    fn kill(&self, daemon: Daemon) -> Result<(), String>;
-    fn restart(&self, daemon: Daemon) -> Result<(), String>;
+    fn kill(&self, daemon: Daemon) -> Result<(), HostError>;
+    fn restart(&self, daemon: Daemon) -> Result<(), HostError>;
     /// `host.crash`: the host falls silent.
-    fn crash(&self) -> Result<(), String> {
-        Err("this host cannot crash".into())
+    fn crash(&self) -> Result<(), HostError> {
+        Err(HostError::Unsupported("this host cannot crash"))
     }
     /// The crashed host comes back and its statd notifies its peers.
-    fn reboot(&self) -> Result<(), String> {
-        Err("this host cannot reboot".into())
+    fn reboot(&self) -> Result<(), HostError> {
+        Err(HostError::Unsupported("this host cannot reboot"))
     }
+}
+
+/// Why a host's daemons could not be killed, restarted, crashed or rebooted.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Nfs(#[from] crate::nfs::NfsError),
+    #[error(transparent)]
+    Daemon(#[from] crate::nfs::daemon_ns::DaemonError),
+    #[error("listen on port {port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("enter the host's namespace: {0}")]
+    EnterNetns(std::io::Error),
+    #[error("SM_NOTIFY to {to}: {source}")]
+    Notify {
+        to: std::net::IpAddr,
+        source: crate::nfs::peer::PeerError,
+    },
 }
 
 /// An injected fault, holding what it needs to heal.
@@ -166,6 +188,11 @@ pub enum FaultError {
     },
     #[error("{fault}: {detail}")]
     Lock { fault: &'static str, detail: String },
+    #[error("{fault}: {source}")]
+    Host {
+        fault: &'static str,
+        source: HostError,
+    },
     #[error("{fault}: {source}")]
     Block {
         fault: &'static str,

@@ -45,13 +45,13 @@ impl World {
     }
 
     /// Removes every dm volume; the filesystems on them are unmounted by now.
-    pub(super) fn teardown_dm_volumes(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+    pub(super) fn teardown_dm_volumes(&mut self, log: &mut super::TeardownLog) {
         for (image, vol) in std::mem::take(&mut self.dm_volumes).into_iter().rev() {
             let vol = vol.into_inner().unwrap_or_else(|p| p.into_inner());
             let name = vol.name().to_string();
-            done(
+            log.record(
                 format!("remove dm volume {name} of image {image}"),
-                vol.remove().map_err(|e| e.to_string()),
+                vol.remove(),
             );
         }
     }

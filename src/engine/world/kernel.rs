@@ -54,10 +54,10 @@ impl World {
     }
 
     /// Puts every setting back, last changed first.
-    pub(super) fn restore_kernel(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+    pub(super) fn restore_kernel(&mut self, log: &mut super::TeardownLog) {
         while let Some(s) = self.kernel.pop() {
             let what = format!("restore kernel {} {}", s.key, s.changed.was());
-            done(what, s.changed.restore().map_err(|e| e.to_string()));
+            log.record(what, s.changed.restore());
         }
     }
 }

@@ -121,12 +121,9 @@ impl World {
         }
     }
 
-    pub(super) fn stop_knfsds(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+    pub(super) fn stop_knfsds(&mut self, log: &mut super::TeardownLog) {
         for (name, k) in std::mem::take(&mut self.knfsds) {
-            done(
-                format!("stop knfsd server {name}"),
-                k.knfsd.stop().map_err(|e| e.to_string()),
-            );
+            log.record(format!("stop knfsd server {name}"), k.knfsd.stop());
         }
     }
 }

@@ -6,10 +6,10 @@
 //! nsm_monitor; without it every lock fails with ENOLCK).
 
 use super::{SetupError, World};
-use crate::fault::HostDaemons;
+use crate::fault::{HostDaemons, HostError};
 use crate::ledger::Ledger;
 use crate::net::Netns;
-use crate::nfs::daemon_ns::{DaemonError, DaemonNs, DaemonProcess, require_tools};
+use crate::nfs::daemon_ns::{DaemonNs, DaemonProcess, require_tools};
 use crate::nfs::{Listeners, LockConfig, NfsServer, nsm};
 use crate::plan::{Daemon, Plan, ServerKind, Statd};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
@@ -75,7 +75,7 @@ impl ClientStatd {
         ns: &Netns,
         addr: Option<Ipv4Addr>,
         ledger: &Ledger,
-    ) -> Result<ClientStatd, String> {
+    ) -> Result<ClientStatd, HostError> {
         let inner = match kind {
             Statd::Stackquake => {
                 // 0.0.0.0: the kernel's lockd registers over 127.0.0.1, the
@@ -87,15 +87,17 @@ impl ClientStatd {
                             Listeners::new(TcpListener::bind(any)?).with_udp(UdpSocket::bind(any)?),
                         )
                     })
-                    .map_err(|e| format!("listen on port {PORTMAP_PORT}: {e}"))?;
+                    .map_err(|source| HostError::Listen {
+                        port: PORTMAP_PORT,
+                        source,
+                    })?;
                 let config = LockConfig {
                     name: addr.map(|a| a.to_string()),
                     ..LockConfig::client_host()
                 };
                 // Inside the namespace, so its SM_NOTIFY leaves from there.
                 let srv = ns
-                    .run(|| NfsServer::start_with_locking(Default::default(), listeners, config))
-                    .map_err(|e| e.to_string())?;
+                    .run(|| NfsServer::start_with_locking(Default::default(), listeners, config))?;
                 Monitor::Ours(srv)
             }
             // `none` is the incident's host: the system's rpcbind runs,
@@ -109,7 +111,7 @@ impl ClientStatd {
             kind,
             inner: Mutex::new(inner),
             netns: ns.name().to_string(),
-            ns_file: ns.file().map_err(|e| e.to_string())?,
+            ns_file: ns.file()?,
             downed: Mutex::new(Vec::new()),
         })
     }
@@ -123,8 +125,8 @@ impl ClientStatd {
 }
 
 impl HostDaemons for ClientStatd {
-    fn crash(&self) -> Result<(), String> {
-        let links = ip(&self.netns, &["-o", "link", "show"])?;
+    fn crash(&self) -> Result<(), HostError> {
+        let links = crate::net::ip_output(&self.netns, &["-o", "link", "show"])?;
         let mut downed = self.downed.lock().unwrap_or_else(|e| e.into_inner());
         // "3: to-server@if2: <…>": the name sits between the first ": " and "@".
         for line in links.lines() {
@@ -135,7 +137,7 @@ impl HostDaemons for ClientStatd {
             if name == "lo" {
                 continue;
             }
-            ip(&self.netns, &["link", "set", "dev", name, "down"])?;
+            crate::net::ip_output(&self.netns, &["link", "set", "dev", name, "down"])?;
             downed.push(name.to_string());
         }
         Ok(())
@@ -145,15 +147,17 @@ impl HostDaemons for ClientStatd {
     /// the kernel's lockd asked us to monitor (mon_name is the server's
     /// address), as sm-notify does at boot. Answered before this returns,
     /// so the server has released our locks by then.
-    fn reboot(&self) -> Result<(), String> {
+    fn reboot(&self) -> Result<(), HostError> {
         for name in std::mem::take(&mut *self.downed.lock().unwrap_or_else(|e| e.into_inner())) {
-            ip(&self.netns, &["link", "set", "dev", &name, "up"])?;
+            crate::net::ip_output(&self.netns, &["link", "set", "dev", &name, "up"])?;
         }
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Monitor::Ours(srv) = &*inner else {
-            return Err("reboot needs statd: stackquake".into());
+            return Err(HostError::Unsupported("reboot needs statd: stackquake"));
         };
-        let nsm = srv.nsm().ok_or("no NSM on this host")?;
+        let nsm = srv
+            .nsm()
+            .ok_or(HostError::Unsupported("no NSM on this host"))?;
         let state = nsm.reboot();
         let name = nsm.name().to_string();
         let servers: Vec<std::net::IpAddr> = nsm
@@ -165,8 +169,8 @@ impl HostDaemons for ClientStatd {
         let ns_file = &self.ns_file;
         std::thread::scope(|scope| {
             scope
-                .spawn(|| -> Result<(), String> {
-                    crate::sys::ns::enter_netns(ns_file).map_err(|e| e.to_string())?;
+                .spawn(|| -> Result<(), HostError> {
+                    crate::sys::ns::enter_netns(ns_file).map_err(HostError::EnterNetns)?;
                     for to in &servers {
                         let peer = crate::nfs::peer::Peer {
                             from: std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -183,37 +187,33 @@ impl HostDaemons for ClientStatd {
                             nsm::procs::NOTIFY,
                             args.as_bytes(),
                         )
-                        .map_err(|e| format!("SM_NOTIFY to {to}: {e}"))?;
+                        .map_err(|source| HostError::Notify { to: *to, source })?;
                     }
                     Ok(())
                 })
                 .join()
-                .map_err(|_| "notify thread panicked".to_string())?
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 
-    fn kill(&self, daemon: Daemon) -> Result<(), String> {
+    fn kill(&self, daemon: Daemon) -> Result<(), HostError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *inner, daemon) {
             // statd dies without unregistering; the kernel's GETPORT then
             // gets a port nobody listens on. Leaving the portmapper is the
             // closest our stand-in comes (the call fails at once either way).
-            (Monitor::Ours(srv), Daemon::Statd) => srv
-                .set_registered(nsm::PROGRAM, false)
-                .map_err(|e| e.to_string()),
-            (Monitor::Ours(_), Daemon::Rpcbind) => {
-                Err("statd: stackquake serves rpcbind and statd as one; kill statd".into())
-            }
+            (Monitor::Ours(srv), Daemon::Statd) => Ok(srv.set_registered(nsm::PROGRAM, false)?),
+            (Monitor::Ours(_), Daemon::Rpcbind) => Err(HostError::Unsupported(
+                "statd: stackquake serves rpcbind and statd as one; kill statd",
+            )),
             (Monitor::System(s), d) => s.kill(d),
         }
     }
 
-    fn restart(&self, daemon: Daemon) -> Result<(), String> {
+    fn restart(&self, daemon: Daemon) -> Result<(), HostError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *inner, daemon) {
-            (Monitor::Ours(srv), _) => srv
-                .set_registered(nsm::PROGRAM, true)
-                .map_err(|e| e.to_string()),
+            (Monitor::Ours(srv), _) => Ok(srv.set_registered(nsm::PROGRAM, true)?),
             (Monitor::System(s), d) => s.restart(d),
         }
     }
@@ -233,13 +233,12 @@ struct SystemStatd {
 
 impl SystemStatd {
     /// rpcbind, and rpc.statd when `statd`.
-    fn start(ns: &Netns, ledger: &Ledger, statd: bool) -> Result<SystemStatd, String> {
-        let err = |e: DaemonError| e.to_string();
-        require_tools(&[("rpcbind", "rpcbind"), ("rpc.statd", "nfs-common")]).map_err(err)?;
+    fn start(ns: &Netns, ledger: &Ledger, statd: bool) -> Result<SystemStatd, HostError> {
+        require_tools(&[("rpcbind", "rpcbind"), ("rpc.statd", "nfs-common")])?;
         let mut me = SystemStatd {
             statd: None,
             rpcbind: None,
-            ns: DaemonNs::start(ns, "sqstatd", Some(ledger)).map_err(err)?,
+            ns: DaemonNs::start(ns, "sqstatd", Some(ledger))?,
         };
         me.restart(Daemon::Rpcbind)?;
         if statd {
@@ -256,18 +255,18 @@ impl SystemStatd {
     }
 
     /// SIGKILL: statd leaves its registration behind, as a crash would.
-    fn kill(&mut self, daemon: Daemon) -> Result<(), String> {
+    fn kill(&mut self, daemon: Daemon) -> Result<(), HostError> {
         self.slot(daemon).take();
         Ok(())
     }
 
-    fn restart(&mut self, daemon: Daemon) -> Result<(), String> {
+    fn restart(&mut self, daemon: Daemon) -> Result<(), HostError> {
         self.kill(daemon)?;
         let started = match daemon {
             Daemon::Rpcbind => self.ns.start_rpcbind(),
             Daemon::Statd => self.ns.start_statd(),
         };
-        *self.slot(daemon) = Some(started.map_err(|e| e.to_string())?);
+        *self.slot(daemon) = Some(started?);
         Ok(())
     }
 }
@@ -291,12 +290,13 @@ impl World {
                 continue;
             }
             let addr = host.addr.and_then(|a| a.ipv4());
-            let statd = ClientStatd::start(name, kind, &self.netns[name], addr, ledger).map_err(
-                |detail| SetupError::Nfs {
-                    server: format!("statd of host {name}"),
-                    detail,
-                },
-            )?;
+            let statd =
+                ClientStatd::start(name, kind, &self.netns[name], addr, ledger).map_err(|e| {
+                    SetupError::Nfs {
+                        server: format!("statd of host {name}"),
+                        detail: e.to_string(),
+                    }
+                })?;
             note(format!("host {name}: statd {}", kind.name()));
             self.statds.insert(name.clone(), statd);
         }
@@ -320,19 +320,14 @@ impl World {
     }
 
     /// Stops every host's status monitor (after the NFS mounts are gone).
-    pub(super) fn stop_statds(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+    pub(super) fn stop_statds(&mut self, log: &mut super::TeardownLog) {
         for (name, statd) in std::mem::take(&mut self.statds) {
             statd.stop();
-            done(format!("stop statd of host {name}"), Ok(()));
+            log.done(format!("stop statd of host {name}"));
         }
     }
 
     pub(super) fn host_statd(&self, host: &str) -> Option<&ClientStatd> {
         self.statds.get(host)
     }
-}
-
-/// Runs `ip -n <netns> <args…>`; its stdout.
-fn ip(netns: &str, args: &[&str]) -> Result<String, String> {
-    crate::net::ip_output(netns, args).map_err(|e| e.to_string())
 }

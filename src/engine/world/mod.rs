@@ -51,6 +51,26 @@ pub enum SetupError {
     },
 }
 
+/// What teardown did, object by object, as journal events: the error of a
+/// removal that failed is kept as its text (the journal is what reports
+/// and `cleanup` hints read).
+pub(super) struct TeardownLog<'e> {
+    events: &'e mut Vec<Event>,
+}
+
+impl TeardownLog<'_> {
+    pub(super) fn record<E: std::fmt::Display>(&mut self, what: String, result: Result<(), E>) {
+        self.events.push(Event::Teardown {
+            what,
+            error: result.err().map(|e| e.to_string()),
+        });
+    }
+
+    pub(super) fn done(&mut self, what: String) {
+        self.record(what, Ok::<(), std::convert::Infallible>(()));
+    }
+}
+
 /// Everything a run created, owned, in creation order per kind.
 #[derive(Default)]
 pub struct World {
@@ -167,60 +187,46 @@ impl World {
 
     /// Removes everything, in dependency order, reporting what failed.
     pub fn teardown(mut self, events: &mut Vec<Event>) {
-        let mut done = |what: String, result: Result<(), String>| {
-            events.push(Event::Teardown {
-                what,
-                error: result.err(),
-            })
-        };
+        let mut log = TeardownLog { events };
         let unmount = |m: Mount| match m.unmount() {
             Ok(Some(step)) => Ok(format!(" ({step})")),
             Ok(None) => Ok(String::new()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         };
         for (id, m) in std::mem::take(&mut self.image_mounts).into_iter().rev() {
             match unmount(m) {
-                Ok(how) => done(format!("unmount image {id}{how}"), Ok(())),
-                Err(e) => done(format!("unmount image {id}"), Err(e)),
+                Ok(how) => log.done(format!("unmount image {id}{how}")),
+                Err(e) => log.record(format!("unmount image {id}"), Err(e)),
             }
         }
-        self.teardown_dm_volumes(&mut done);
+        self.teardown_dm_volumes(&mut log);
         for dev in self.loops.drain(..).rev() {
             let name = dev.name().to_string();
-            done(
-                format!("detach {name}"),
-                dev.detach().map(drop).map_err(|e| e.to_string()),
-            );
+            log.record(format!("detach {name}"), dev.detach().map(drop));
         }
         // Image files may live on the NFS mounts: remove them while those stand.
         self.images.clear();
         self.heal_statds();
         for (id, m) in std::mem::take(&mut self.nfs_mounts).into_iter().rev() {
             match unmount(m) {
-                Ok(how) => done(format!("unmount {id}{how}"), Ok(())),
-                Err(e) => done(format!("unmount {id}"), Err(e)),
+                Ok(how) => log.done(format!("unmount {id}{how}")),
+                Err(e) => log.record(format!("unmount {id}"), Err(e)),
             }
         }
-        self.stop_statds(&mut done);
-        self.stop_knfsds(&mut done);
+        self.stop_statds(&mut log);
+        self.stop_knfsds(&mut log);
         for (name, srv) in std::mem::take(&mut self.servers) {
             srv.shutdown();
-            done(format!("stop nfs server {name}"), Ok(()));
+            log.done(format!("stop nfs server {name}"));
         }
-        self.teardown_net_before_links(&mut done);
+        self.teardown_net_before_links(&mut log);
         for link in self.links.drain(..) {
-            done(
-                "delete link".into(),
-                link.delete().map_err(|e| e.to_string()),
-            );
+            log.record("delete link".into(), link.delete());
         }
-        self.teardown_switches(&mut done);
+        self.teardown_switches(&mut log);
         for (name, ns) in std::mem::take(&mut self.netns) {
-            done(
-                format!("delete netns of {name}"),
-                ns.delete().map_err(|e| e.to_string()),
-            );
+            log.record(format!("delete netns of {name}"), ns.delete());
         }
-        self.restore_kernel(&mut done);
+        self.restore_kernel(&mut log);
     }
 }

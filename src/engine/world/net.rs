@@ -242,40 +242,28 @@ impl World {
 
     /// Undoes leftover MTU/netem changes, deletes firewalls and VLANs
     /// (innermost first): everything that must go before the veth links.
-    pub(super) fn teardown_net_before_links(
-        &mut self,
-        done: &mut dyn FnMut(String, Result<(), String>),
-    ) {
+    pub(super) fn teardown_net_before_links(&mut self, log: &mut super::TeardownLog) {
         let guards = std::mem::take(self.net.guards.get_mut());
         if guards.active() > 0 {
             // Their Drop restores and logs; healing normally emptied them.
-            done(
-                format!("undo {} network change(s)", guards.active()),
-                Ok(()),
-            );
+            log.done(format!("undo {} network change(s)", guards.active()));
         }
         drop(guards);
         for (host, fw) in std::mem::take(self.net.firewalls.get_mut()) {
             let what = format!("delete firewall {} of {host}", fw.name());
-            done(what, fw.delete().map_err(|e| e.to_string()));
+            log.record(what, fw.delete());
         }
         for vlan in self.net.vlans.drain(..).rev() {
             let what = format!("delete vlan {}", vlan.ifname());
-            done(what, vlan.delete().map_err(|e| e.to_string()));
+            log.record(what, vlan.delete());
         }
     }
 
     /// Deletes bridges and switch namespaces, after the links into them.
-    pub(super) fn teardown_switches(&mut self, done: &mut dyn FnMut(String, Result<(), String>)) {
+    pub(super) fn teardown_switches(&mut self, log: &mut super::TeardownLog) {
         for (name, (ns, bridge)) in std::mem::take(&mut self.net.switches) {
-            done(
-                format!("delete bridge of switch {name}"),
-                bridge.delete().map_err(|e| e.to_string()),
-            );
-            done(
-                format!("delete netns of switch {name}"),
-                ns.delete().map_err(|e| e.to_string()),
-            );
+            log.record(format!("delete bridge of switch {name}"), bridge.delete());
+            log.record(format!("delete netns of switch {name}"), ns.delete());
         }
     }
 }
