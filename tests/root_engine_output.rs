@@ -2,7 +2,7 @@
 //! document on stdout; stderr (not a terminal here) has a plain progress line
 //! per step and fault event and no escape codes; junit.xml parses and holds
 //! each step's kernel log slice and the hung ops' stacks; the default output
-//! directory has per-step artifacts and a `latest` link.
+//! directory has per-step artifacts, report.html and a `latest` link.
 
 #[path = "root_world_support/mod.rs"]
 mod support;
@@ -53,6 +53,9 @@ fn json_progress_junit_and_the_output_directory() {
 
     // The output directory and its `latest` link.
     let dir = cwd.path().join("stackquake-out").join(run_id);
+    // The timeline page is written beside the journal (issue 16).
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains(r#"data-kind="case" data-scenario="flock-held-elsewhere""#));
     let latest = std::fs::read_link(cwd.path().join("stackquake-out/latest")).unwrap();
     assert_eq!(latest, Path::new(run_id));
     let on_disk: serde_json::Value =

@@ -5,6 +5,7 @@
 mod nfs;
 mod out;
 mod plan;
+mod report;
 mod run;
 
 use out::out;
@@ -59,6 +60,11 @@ enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Re-render report.html from the journal.json a run left in DIR.
+    Report {
+        /// A run's output directory (holding journal.json).
+        dir: PathBuf,
+    },
     /// Print the scenario format as JSON Schema (draft 7), for editors and linters.
     Schema,
     /// Remove what killed runs left behind (namespaces, mounts, loop devices…).
@@ -106,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Validate { paths, vars } => validate(&paths, &vars),
         Command::Plan { paths, vars } => plan::plan(&paths, &vars),
         Command::List { paths, vars } => plan::list(&paths, &vars),
+        Command::Report { dir } => report::report(&dir),
         Command::Schema => {
             out!("{}", crate::scenario::scenario_schema_json());
             exit::OK

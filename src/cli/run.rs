@@ -23,7 +23,7 @@ pub struct RunArgs {
     /// Short for --target vm.
     #[arg(long, conflicts_with = "target")]
     vm: bool,
-    /// Directory for journal.json and junit.xml [default: stackquake-out/<run id>].
+    /// Directory for journal.json, junit.xml and report.html [default: stackquake-out/<run id>].
     #[arg(long)]
     output: Option<PathBuf>,
     /// Guest kernel for the vm target [default: newest /boot/vmlinuz-* with modules].
@@ -183,10 +183,15 @@ pub fn run(args: RunArgs) -> u8 {
             let _ = crate::report::print_result(&mut stdout, r);
         }
         let _ = crate::report::print_summary(&mut stdout, &report);
+        let _ = crate::report::print_slowest(&mut stdout, &report);
         if args.repeat > 1 {
             let _ = crate::report::print_histogram(&mut stdout, &report);
         }
         out!("reports in {}", out.display());
+        out!(
+            "timeline: {}",
+            out.join(crate::report::HTML_REPORT).display()
+        );
     }
     exit_code(&report)
 }

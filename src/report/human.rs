@@ -50,6 +50,31 @@ pub fn print_summary(out: &mut impl Write, report: &RunReport) -> std::io::Resul
     )
 }
 
+/// How many scenarios the closing table of the slowest lists.
+const SLOWEST: usize = 5;
+
+/// The slowest scenarios of the run, slowest first, as nextest closes its
+/// output: where the time went when a directory of scenarios took long.
+/// Nothing for a single scenario, whose time is already on its line.
+pub fn print_slowest(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
+    if report.results.len() < 2 {
+        return Ok(());
+    }
+    let mut by_time: Vec<&ScenarioResult> = report.results.iter().collect();
+    by_time.sort_by(|a, b| b.duration_s.total_cmp(&a.duration_s));
+    let total: f64 = report.results.iter().map(|r| r.duration_s).sum();
+    writeln!(
+        out,
+        "slowest (of {} scenarios, {total:.1}s in all):",
+        report.results.len()
+    )?;
+    for r in by_time.into_iter().take(SLOWEST) {
+        let verdict = r.verdict.to_string();
+        writeln!(out, "  {:>7.1}s  {verdict:<6} {}", r.duration_s, r.id)?;
+    }
+    Ok(())
+}
+
 /// Per scenario, how many runs ended with each verdict (for --repeat).
 pub fn print_histogram(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
     let mut ids: Vec<&str> = Vec::new();
@@ -116,5 +141,59 @@ mod tests {
              \x20        exited with 1\n\
              \x20 reason: setup: cannot mount\n"
         );
+    }
+
+    fn result(id: &str, duration_s: f64) -> ScenarioResult {
+        ScenarioResult {
+            id: id.into(),
+            title: String::new(),
+            file: String::new(),
+            verdict: Verdict::Pass,
+            reason: None,
+            duration_s,
+            outcomes: Vec::new(),
+            journal: Default::default(),
+        }
+    }
+
+    fn report(results: Vec<ScenarioResult>) -> RunReport {
+        RunReport {
+            run_id: "r".into(),
+            stackquake: "0".into(),
+            target: "host".into(),
+            kernel: "k".into(),
+            results,
+        }
+    }
+
+    #[test]
+    fn the_slowest_scenarios_close_the_report_slowest_first() {
+        let times = [3.0, 20.5, 0.4, 7.25, 1.0, 9.0, 0.1];
+        let results = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| result(&format!("s{i}"), *t))
+            .collect();
+        let mut out = Vec::new();
+        print_slowest(&mut out, &report(results)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let ids: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().last().unwrap())
+            .collect();
+        assert_eq!(ids, ["s1", "s5", "s3", "s0", "s4"], "{text}");
+        assert!(
+            text.starts_with("slowest (of 7 scenarios, 41.2s in all):"),
+            "{text}"
+        );
+        assert!(text.contains("     20.5s  PASS   s1"), "{text}");
+    }
+
+    #[test]
+    fn one_scenario_gets_no_table() {
+        let mut out = Vec::new();
+        print_slowest(&mut out, &report(vec![result("only", 2.0)])).unwrap();
+        assert!(out.is_empty());
     }
 }

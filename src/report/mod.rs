@@ -1,16 +1,21 @@
-//! Human summary, JSON journal and JUnit XML, built from results only.
+//! Human summary, JSON journal, JUnit XML and the HTML timeline, built from
+//! results only.
 
+mod html;
 mod human;
 mod junit;
 mod progress;
 
-pub use human::{print_histogram, print_result, print_summary};
+pub use human::{print_histogram, print_result, print_slowest, print_summary};
 pub use progress::Progress;
 
 use crate::expect::Outcome;
 use crate::journal::Journal;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The timeline page's file name in a run's output directory.
+pub const HTML_REPORT: &str = "report.html";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -89,7 +94,7 @@ impl RunReport {
         })
     }
 
-    /// Writes journal.json and junit.xml into `dir`.
+    /// Writes journal.json, junit.xml and report.html into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), ReportError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -101,7 +106,20 @@ impl RunReport {
         std::fs::write(&journal, text).map_err(io(&journal))?;
         let junit = dir.join("junit.xml");
         std::fs::write(&junit, junit::render(self)).map_err(io(&junit))?;
+        self.write_html(dir)?;
         Ok(())
+    }
+
+    /// Writes (or rewrites) `dir/report.html`, linking the per-step
+    /// artifacts found in `dir`; returns its path.
+    pub fn write_html(&self, dir: &Path) -> Result<PathBuf, ReportError> {
+        let path = dir.join(HTML_REPORT);
+        let page = html::render(self, &html::scan_artifacts(self, dir));
+        std::fs::write(&path, page).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
     }
 }
 
