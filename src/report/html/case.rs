@@ -227,4 +227,19 @@ mod tests {
     fn artifact_links_are_percent_encoded() {
         assert_eq!(href("s/a b#c/kmsg.txt"), "s/a%20b%23c/kmsg.txt");
     }
+
+    #[test]
+    fn an_expectation_not_evaluated_is_marked_so_not_failed() {
+        let o = |evaluated, passed| Outcome {
+            expectation: "probe exits with code 0".into(),
+            passed,
+            evaluated,
+            detail: "not evaluated: the run stopped before step probe began".into(),
+        };
+        let t = Timeline::of(&crate::journal::Journal::default());
+        let mut page = String::new();
+        expectations(&mut page, "c", &[o(false, false), o(true, false)], &[], &t);
+        assert!(page.contains(r#"<tr class="unevaluated""#), "{page}");
+        assert_eq!(page.matches(r#"<tr class="bad""#).count(), 1, "{page}");
+    }
 }
