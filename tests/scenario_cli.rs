@@ -171,3 +171,73 @@ fn plan_names_interfaces_volumes_daemons_tables_and_each_expectation() {
         "{detach}"
     );
 }
+
+#[test]
+fn list_partitions_deal_every_case_to_exactly_one_share_and_json_feeds_a_matrix() {
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let ids = |args: &[&str]| -> Vec<String> {
+        let (code, out, err) = stackquake(args);
+        assert_eq!(code, 0, "{err}");
+        let cases: serde_json::Value = serde_json::from_str(&out).unwrap();
+        cases
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert!(c["file"].as_str().unwrap().ends_with(".yaml"), "{c}");
+                c["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let all = ids(&["list", "--format", "json", scenarios]);
+    assert!(all.len() > 20, "{all:?}");
+    let mut dealt = Vec::new();
+    for k in 1..=3 {
+        let share = ids(&[
+            "list",
+            "--format",
+            "json",
+            "--partition",
+            &format!("{k}/3"),
+            scenarios,
+        ]);
+        // Round-robin: shares differ in size by at most one.
+        assert!(share.len().abs_diff(all.len() / 3) <= 1, "{share:?}");
+        dealt.extend(share);
+    }
+    let mut sorted_all = all.clone();
+    sorted_all.sort();
+    dealt.sort();
+    assert_eq!(dealt, sorted_all);
+    let (code, _, err) = stackquake(&["list", "--partition", "4/3", scenarios]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("1 <= K <= N"), "{err}");
+}
+
+#[test]
+fn a_run_whose_partition_holds_no_case_runs_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.yaml");
+    std::fs::write(
+        &file,
+        "schema_version: 1\nid: one\ntitle: t\nhosts: { a: {} }\nsteps:\n  - { id: s, wait: 1s }\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let (code, _, err) = stackquake(&[
+        "run",
+        "--target",
+        "host",
+        "--partition",
+        "2/2",
+        "--output",
+        out_dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("partition 2/2: no scenario cases to run"),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+}

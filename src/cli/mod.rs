@@ -4,6 +4,7 @@
 
 mod nfs;
 mod out;
+mod partition;
 mod plan;
 mod report;
 mod run;
@@ -59,6 +60,12 @@ enum Command {
         paths: Vec<PathBuf>,
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
         vars: Vec<(String, String)>,
+        /// Only the cases `run --partition K/N` would run.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<partition::Partition>,
+        /// One line per case, or one JSON array (for a CI matrix).
+        #[arg(long, value_enum, default_value_t = plan::ListFormat::Human)]
+        format: plan::ListFormat,
     },
     /// Re-render report.html from the journal.json a run left in DIR.
     Report {
@@ -111,7 +118,12 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Validate { paths, vars } => validate(&paths, &vars),
         Command::Plan { paths, vars } => plan::plan(&paths, &vars),
-        Command::List { paths, vars } => plan::list(&paths, &vars),
+        Command::List {
+            paths,
+            vars,
+            partition,
+            format,
+        } => plan::list(&paths, &vars, partition, format),
         Command::Report { dir } => report::report(&dir),
         Command::Schema => {
             out!("{}", crate::scenario::scenario_schema_json());

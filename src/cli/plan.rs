@@ -5,6 +5,7 @@ mod world;
 
 use super::exit;
 use super::out::out;
+use super::partition::Partition;
 use super::run::load_all;
 use crate::engine::{Anchor, Timeline};
 use crate::plan::{Action, Expectation, Window};
@@ -144,12 +145,58 @@ fn fmt(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// One line per scenario (and matrix case): id, where it runs, title.
-pub fn list(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Human,
+    Json,
+}
+
+/// One case of `list --format json`: what a CI matrix needs to name a job.
+#[derive(serde::Serialize)]
+struct ListedCase<'p> {
+    id: &'p str,
+    title: &'p str,
+    file: String,
+    /// Where it may run; empty means anywhere.
+    targets: Vec<String>,
+    tags: &'p [String],
+    xfail: bool,
+}
+
+/// One line per scenario (and matrix case): id, where it runs, title; or
+/// all of them as one JSON array.
+pub fn list(
+    paths: &[PathBuf],
+    vars: &[(String, String)],
+    partition: Option<Partition>,
+    format: ListFormat,
+) -> u8 {
     let scenarios = match load_all(paths, vars) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let scenarios = match partition {
+        Some(p) => p.select(scenarios),
+        None => scenarios,
+    };
+    if format == ListFormat::Json {
+        let cases: Vec<ListedCase> = scenarios
+            .iter()
+            .map(|(file, s)| ListedCase {
+                id: &s.id,
+                title: &s.title,
+                file: file.display().to_string(),
+                targets: s.requires.targets.iter().map(|t| t.to_string()).collect(),
+                tags: &s.tags,
+                xfail: s.xfail.is_some(),
+            })
+            .collect();
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&cases).expect("a list serializes")
+        );
+        return exit::OK;
+    }
     for (file, s) in &scenarios {
         let targets: Vec<String> = s.requires.targets.iter().map(|t| t.to_string()).collect();
         let targets = if targets.is_empty() {

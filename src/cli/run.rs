@@ -3,6 +3,7 @@
 
 use super::exit;
 use super::out::out;
+use super::partition::Partition;
 use crate::engine::{self, RunOptions};
 use crate::journal::Observer;
 use crate::plan::{Plan, Target};
@@ -48,6 +49,10 @@ pub struct RunArgs {
     /// same as journal.json). Progress lines always go to stderr.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Run only the K-th of N shares of the scenario cases (dealt
+    /// round-robin in load order), for N CI jobs that split a suite.
+    #[arg(long, value_name = "K/N")]
+    partition: Option<Partition>,
     /// Internal: we are the guest side of a vm run.
     #[arg(long, hide = true)]
     in_guest: bool,
@@ -128,13 +133,28 @@ pub fn load_all(paths: &[PathBuf], vars: &[(String, String)]) -> Result<Vec<(Pat
 }
 
 pub fn run(args: RunArgs) -> u8 {
-    let scenarios = match load_all(&args.paths, &args.vars) {
+    let all = match load_all(&args.paths, &args.vars) {
         Ok(s) => s,
         Err(code) => {
             eprintln!("nothing was run: fix the scenarios above");
             return code;
         }
     };
+    // The guest loads every file and takes the same share of the cases.
+    let mut files: Vec<PathBuf> = all.iter().map(|(f, _)| f.clone()).collect();
+    files.dedup();
+    let scenarios = match args.partition {
+        Some(p) => p.select(all),
+        None => all,
+    };
+    if scenarios.is_empty() {
+        let share = args
+            .partition
+            .map(|p| format!("partition {p}: "))
+            .unwrap_or_default();
+        eprintln!("{share}no scenario cases to run");
+        return exit::OK;
+    }
     let on_host = !args.in_guest && !args.vm && args.target == TargetArg::Host;
     if on_host && let Err(e) = engine::preflight(Target::Host) {
         eprintln!("error: {e}");
@@ -151,7 +171,7 @@ pub fn run(args: RunArgs) -> u8 {
     let report = if args.in_guest {
         run_here(&run_id, &scenarios, Target::Vm, "vm".into(), &out, &args)
     } else if args.vm || args.target == TargetArg::Vm {
-        match run_in_vm(&args, &run_id, &scenarios, &out) {
+        match run_in_vm(&args, &run_id, &scenarios, &files, &out) {
             Ok(r) => r,
             Err(code) => return code,
         }
@@ -275,6 +295,7 @@ fn run_in_vm(
     args: &RunArgs,
     run_id: &str,
     scenarios: &[(PathBuf, Plan)],
+    files: &[PathBuf],
     out: &Path,
 ) -> Result<RunReport, u8> {
     let fail = |e: String| {
@@ -301,9 +322,10 @@ fn run_in_vm(
     for (k, v) in &args.vars {
         argv.push(format!("--var={k}={v}").into());
     }
-    let mut files: Vec<&PathBuf> = scenarios.iter().map(|(f, _)| f).collect();
+    if let Some(p) = args.partition {
+        argv.push(format!("--partition={p}").into());
+    }
     // Matrix cases share a file; the guest expands it again.
-    files.dedup();
     for file in files {
         let abs = file
             .canonicalize()
