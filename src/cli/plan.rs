@@ -27,20 +27,20 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
         for p in &t.steps {
             let when = match p.anchor {
                 Anchor::Start => "at start".to_string(),
-                Anchor::EndOf(n) => format!("after {} ends", t.steps[n].id),
-                Anchor::BeginOf(n) => format!("with group {}", t.steps[n].id),
+                Anchor::EndOf(n) => format!("after {} ends", t.steps[n].step.id),
+                Anchor::BeginOf(n) => format!("with group {}", t.steps[n].step.id),
             };
-            let offset = if p.offset.is_zero() {
+            let offset = if p.step.offset.is_zero() {
                 String::new()
             } else {
-                format!(" + {}", fmt(p.offset))
+                format!(" + {}", fmt(p.step.offset))
             };
             let span = format!(
                 "{}..{}",
                 p.begin.map_or("?".into(), |d| format!("+{}", fmt(d))),
                 p.end.map_or("?".into(), |d| format!("+{}", fmt(d)))
             );
-            let what = match p.action {
+            let what = match &p.step.action {
                 Action::Fault {
                     fault,
                     heal_after: Some(d),
@@ -51,12 +51,13 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
                 Action::Parallel(_) => "parallel".into(),
             };
             let timeout = p
+                .step
                 .timeout
                 .map(|d| format!(" (timeout {})", fmt(d)))
                 .unwrap_or_default();
             out!(
                 "    {:<14} {span:<16} {when}{offset}: {what}{timeout}",
-                p.id
+                p.step.id
             );
         }
         out!("  expect:");

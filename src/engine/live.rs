@@ -15,7 +15,7 @@ use crate::fault::{self, Active};
 use crate::journal::{Event, Journal, Observer};
 use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::observe::Kmsg;
-use crate::plan::{Action, Expectation, FsStateName, Plan};
+use crate::plan::{Action, Expectation, FsStateName, Plan, Step};
 use crate::workload::{Spec, Storm, monotonic_ns};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -256,15 +256,15 @@ impl<'a> Live<'a> {
             while let Some(due) = schedule.due(self.now()) {
                 match due {
                     Due::Begin(i) => {
-                        self.begin(i, &timeline, ledger)?;
+                        self.begin(i, timeline.steps[i].step, ledger)?;
                         schedule.began(i, self.now());
                     }
                     Due::End(i) => {
-                        let step = &timeline.steps[i];
+                        let step = timeline.steps[i].step;
                         if let Action::Fault {
                             heal_after: Some(_),
                             ..
-                        } = step.action
+                        } = &step.action
                         {
                             self.heal_step(&step.id);
                         }
@@ -275,7 +275,7 @@ impl<'a> Live<'a> {
                     }
                     Due::ScenarioTimeout => return Err(Abort::Timeout),
                     Due::TimedOut(i) => {
-                        let step = &timeline.steps[i];
+                        let step = timeline.steps[i].step;
                         let limit = step.timeout.expect("only a step with a timeout times out");
                         let t_ns = self.now();
                         self.journal.push(Event::StepTimedOut {
@@ -302,9 +302,9 @@ impl<'a> Live<'a> {
         }
     }
 
-    fn begin(&mut self, i: usize, plan: &Timeline, ledger: &Ledger) -> Result<(), Abort> {
-        let p = &plan.steps[i];
-        let id = p.id.clone();
+    /// Begins step `i`: marks it, injects its fault or spawns its command.
+    fn begin(&mut self, i: usize, step: &Step, ledger: &Ledger) -> Result<(), Abort> {
+        let id = step.id.clone();
         self.marker(&id, "begin");
         let t = self.now();
         self.journal.push(Event::StepBegin {
@@ -315,7 +315,7 @@ impl<'a> Live<'a> {
         if let Some(dir) = &self.artifacts {
             super::artifacts::step_began(dir, &id);
         }
-        match p.action {
+        match &step.action {
             Action::Fault { fault, .. } => {
                 let active = fault::inject(fault, &self.world).map_err(Abort::Fault)?;
                 let t = self.now();

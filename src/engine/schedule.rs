@@ -60,10 +60,11 @@ impl<'t> Scheduler<'t> {
             return Some(Due::ScenarioTimeout);
         }
         (0..self.state.len()).find_map(|i| {
-            let step = &self.timeline.steps[i];
+            let planned = &self.timeline.steps[i];
+            let step = planned.step;
             match self.state[i] {
                 State::Pending => {
-                    let base = self.base(step.anchor)?;
+                    let base = self.base(planned.anchor)?;
                     (now >= base + step.offset.as_nanos() as u64).then_some(Due::Begin(i))
                 }
                 State::Running { began, exited } => {
@@ -99,7 +100,7 @@ impl<'t> Scheduler<'t> {
     /// Whether running step `i` has done what it does.
     fn finished(&self, i: usize, began: u64, exited: bool, now: u64) -> bool {
         let elapsed = |d: Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
-        match self.timeline.steps[i].action {
+        match &self.timeline.steps[i].step.action {
             Action::Wait(w) => elapsed(*w),
             Action::Fault { heal_after, .. } => heal_after.is_none_or(elapsed),
             Action::Parallel(members) => members
@@ -138,16 +139,17 @@ impl<'t> Scheduler<'t> {
     /// can move the timeline on.
     pub fn next_wakeup(&self, now: u64) -> Option<u64> {
         let mut times = vec![self.deadline];
-        for (i, step) in self.timeline.steps.iter().enumerate() {
+        for (i, planned) in self.timeline.steps.iter().enumerate() {
+            let step = planned.step;
             let ns = |d: Duration| d.as_nanos() as u64;
             match self.state[i] {
                 State::Pending => {
-                    if let Some(base) = self.base(step.anchor) {
+                    if let Some(base) = self.base(planned.anchor) {
                         times.push(base + ns(step.offset));
                     }
                 }
                 State::Running { began, .. } => {
-                    match step.action {
+                    match &step.action {
                         Action::Wait(w) => times.push(began + ns(*w)),
                         Action::Fault {
                             heal_after: Some(d),
@@ -202,8 +204,8 @@ mod tests {
                 let (what, i) = match d {
                     Due::Begin(i) => {
                         s.began(i, now);
-                        if let Action::Exec { .. } = t.steps[i].action {
-                            let id = &t.steps[i].id;
+                        if let Action::Exec { .. } = t.steps[i].step.action {
+                            let id = &t.steps[i].step.id;
                             let ms = exec_ms.iter().find(|(e, _)| e == id).map_or(0, |e| e.1);
                             exits.push((now + ms * MS, i));
                         }
@@ -214,7 +216,7 @@ mod tests {
                         ("end", i)
                     }
                     Due::TimedOut(i) => {
-                        log.push((now / MS, format!("timeout {}", t.steps[i].id)));
+                        log.push((now / MS, format!("timeout {}", t.steps[i].step.id)));
                         return log;
                     }
                     Due::ScenarioTimeout => {
@@ -222,7 +224,7 @@ mod tests {
                         return log;
                     }
                 };
-                log.push((now / MS, format!("{what} {}", t.steps[i].id)));
+                log.push((now / MS, format!("{what} {}", t.steps[i].step.id)));
             }
             if s.all_done() {
                 return log;

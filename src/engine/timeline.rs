@@ -2,13 +2,11 @@
 //! or its group's begin), offset and limit, with the times a plan can know
 //! before anything runs. Pure, so `plan` shows exactly what `run` will do.
 
-use crate::plan::{Action, Plan};
-use serde::Serialize;
+use crate::plan::{Action, Plan, Step};
 use std::time::Duration;
 
-/// When a step may begin (then `offset` later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// When a step may begin (then its `offset` later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
     /// The start of the timeline.
     Start,
@@ -18,25 +16,18 @@ pub enum Anchor {
     BeginOf(usize),
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A step of the plan with what the timeline adds to it.
+#[derive(Debug, Clone)]
 pub struct Planned<'p> {
-    pub id: String,
-    /// Where it is written, e.g. `steps[2].parallel[0]`.
-    pub path: String,
+    pub step: &'p Step,
     pub anchor: Anchor,
-    pub offset: Duration,
-    pub timeout: Option<Duration>,
-    /// The steps of a parallel group.
-    pub children: Vec<usize>,
-    #[serde(skip)]
-    pub action: &'p Action,
     /// Begin and end relative to the timeline's start, when they do not
     /// depend on how long a command runs.
     pub begin: Option<Duration>,
     pub end: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Timeline<'p> {
     pub steps: Vec<Planned<'p>>,
 }
@@ -60,16 +51,8 @@ impl<'p> Timeline<'p> {
                     previous_top = Some(i);
                 }
                 Planned {
-                    id: st.id.clone(),
-                    path: st.path.clone(),
+                    step: st,
                     anchor,
-                    offset: st.offset,
-                    timeout: st.timeout,
-                    children: match &st.action {
-                        Action::Parallel(members) => members.clone(),
-                        _ => Vec::new(),
-                    },
-                    action: &st.action,
                     begin: None,
                     end: None,
                 }
@@ -92,18 +75,16 @@ impl<'p> Timeline<'p> {
                     Anchor::EndOf(n) => self.steps[n].end,
                     Anchor::BeginOf(n) => self.steps[n].begin,
                 };
-                let begin = base.map(|b| b + self.steps[i].offset);
-                let end = match self.steps[i].action {
+                let step = self.steps[i].step;
+                let begin = base.map(|b| b + step.offset);
+                let end = match &step.action {
                     Action::Wait(w) => begin.map(|b| b + *w),
                     Action::Fault { heal_after, .. } => {
                         begin.map(|b| b + heal_after.unwrap_or_default())
                     }
-                    Action::Parallel(_) => {
-                        let ends: Option<Vec<Duration>> = self.steps[i]
-                            .children
-                            .iter()
-                            .map(|&c| self.steps[c].end)
-                            .collect();
+                    Action::Parallel(members) => {
+                        let ends: Option<Vec<Duration>> =
+                            members.iter().map(|&c| self.steps[c].end).collect();
                         ends.map(|e| e.into_iter().max().unwrap_or_default())
                     }
                     Action::Exec { .. } => None,
@@ -132,7 +113,7 @@ mod tests {
     }
 
     fn secs(t: &Timeline, id: &str) -> (Option<f64>, Option<f64>) {
-        let p = t.steps.iter().find(|p| p.id == id).unwrap();
+        let p = t.steps.iter().find(|p| p.step.id == id).unwrap();
         (
             p.begin.map(|d| d.as_secs_f64()),
             p.end.map(|d| d.as_secs_f64()),

@@ -55,13 +55,6 @@ impl Plan {
     pub fn workload(&self, id: &str) -> Option<&Workload> {
         self.workloads.iter().find(|w| w.id == id)
     }
-
-    /// The link between two hosts, whichever way it is written.
-    pub fn link_between(&self, host: &str, peer: &str) -> Option<&Link> {
-        self.links
-            .iter()
-            .find(|l| l.between == [host, peer] || l.between == [peer, host])
-    }
 }
 
 #[derive(Debug, Clone, Default)]
