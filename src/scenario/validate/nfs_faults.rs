@@ -4,7 +4,7 @@
 //! tables (`nfs::names`), so scenario and control socket agree.
 
 use super::{Checker, closest};
-use crate::nfs::names;
+use crate::nfs::names::{self, UnknownName};
 use crate::scenario::model::{Scenario, ServerKind};
 use crate::scenario::nfs_faults::NfsCallMatch;
 use crate::scenario::steps::Fault;
@@ -78,10 +78,16 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
 }
 
 fn check_match(c: &mut Checker, m: &NfsCallMatch, exports: Option<Vec<&str>>, path: &str) {
-    let mut program = None;
-    if let Some(p) = &m.program {
-        program = names::program(&p.value);
-        if program.is_none() {
+    // Resolved as the lowering will (names::call_target); the checks here
+    // only explain a name that does not resolve.
+    let resolved = names::call_target(
+        m.program.as_ref().map(|p| p.value.as_str()),
+        m.procedure.as_ref().map(|p| p.value.as_str()),
+    );
+    match resolved {
+        Ok(_) => {}
+        Err(UnknownName::Program(_)) => {
+            let p = m.program.as_ref().expect("only a named program is unknown");
             let hint = match closest(&p.value, PROGRAMS.iter().copied()) {
                 Some(n) => format!("did you mean `{n}`?"),
                 None => format!("valid: {} or an RPC program number", PROGRAMS.join(", ")),
@@ -94,13 +100,12 @@ fn check_match(c: &mut Checker, m: &NfsCallMatch, exports: Option<Vec<&str>>, pa
             );
             return;
         }
-    }
-    if let Some(p) = &m.procedure {
-        let found = match program {
-            Some(prog) => names::procedure(prog, &p.value).is_some(),
-            None => names::procedure_any(&p.value).is_some(),
-        };
-        if !found {
+        Err(UnknownName::Procedure(_)) => {
+            let p = m
+                .procedure
+                .as_ref()
+                .expect("only a named procedure is unknown");
+            let program = m.program.as_ref().and_then(|p| names::program(&p.value));
             let choices: Vec<&str> = match program {
                 Some(prog) => names::procedure_names(prog).to_vec(),
                 None => names::procedure_names(crate::nfs::nfs3::PROGRAM)
