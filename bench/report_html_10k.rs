@@ -90,6 +90,7 @@ fn synthetic_run() -> RunReport {
             seq: i,
             level: 4,
             text,
+            t_ns: Some(i * 150_000_000),
         });
     }
     for (step, _, end) in steps {

@@ -51,6 +51,34 @@ fn json_progress_junit_and_the_output_directory() {
     assert!(pos("hang   locker op") > pos("begin  hold"), "{stderr}");
     assert!(pos("end    after") < pos("PASS flock-held-elsewhere"));
 
+    // Kernel lines carry the kernel's own stamp on the run's clock: each
+    // step marker lands just before the StepBegin the engine recorded right
+    // after writing it, and setup's XFS mount line before the first step.
+    let events = result["journal"]["events"].as_array().expect("events");
+    let case_run = result["journal"]["run_id"].as_str().unwrap();
+    let t_of = |kind: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind && pred(e))
+            .and_then(|e| e["t_ns"].as_u64())
+            .unwrap_or_else(|| panic!("no timed {kind} event"))
+    };
+    let kmsg: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "kmsg").collect();
+    assert!(kmsg.iter().all(|e| e["t_ns"].is_u64()), "{kmsg:#?}");
+    for step in ["steady", "hold", "after"] {
+        let marker = format!("stackquake[{case_run}]: step {step} begin");
+        let logged = t_of("kmsg", &|e| e["text"] == marker.as_str());
+        let begun = t_of("step_begin", &|e| e["step"] == step);
+        assert!(
+            logged <= begun && begun - logged < 1_000_000_000,
+            "marker of {step} at {logged} ns, its StepBegin at {begun} ns"
+        );
+    }
+    let mounted = t_of("kmsg", &|e| {
+        e["text"].as_str().unwrap().contains("XFS (loop")
+    });
+    assert!(mounted < t_of("step_begin", &|e| e["step"] == "steady"));
+
     // The output directory and its `latest` link.
     let dir = cwd.path().join("stackquake-out").join(run_id);
     // The timeline page is written beside the journal (issue 16).

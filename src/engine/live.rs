@@ -14,7 +14,7 @@ use crate::expect::{self, Probe};
 use crate::fault::{self, Active};
 use crate::journal::{Event, Journal, Observer};
 use crate::ledger::{EntryId, Ledger, LedgerObject};
-use crate::observe::Kmsg;
+use crate::observe::{KernelClock, Kmsg};
 use crate::plan::{Action, Expectation, FsStateName, Plan, Step};
 use crate::workload::{Spec, Storm, monotonic_ns};
 use std::path::PathBuf;
@@ -62,6 +62,8 @@ pub struct Live<'a> {
     pub world: World,
     pub journal: Journal,
     kmsg: Kmsg,
+    /// Places kernel log lines on the run's clock.
+    kernel_clock: KernelClock,
     workloads: Vec<Running>,
     /// Faults in force, and the order they heal in.
     active: InForce<Active>,
@@ -85,11 +87,12 @@ impl<'a> Live<'a> {
         scratch: PathBuf,
         artifacts: Option<PathBuf>,
     ) -> Live<'a> {
-        Live {
+        let mut live = Live {
             plan,
             world: World::default(),
             journal,
             kmsg,
+            kernel_clock: KernelClock::default(),
             workloads: Vec::new(),
             active: InForce::default(),
             execs: Vec::new(),
@@ -99,7 +102,12 @@ impl<'a> Live<'a> {
             storm_mounts: Vec::new(),
             ledger: None,
             observer: None,
-        }
+        };
+        // The first bridge between the kernel log's clock and ours, before
+        // setup logs anything worth placing.
+        let begins = format!("stackquake[{}]: run begins", live.journal.run_id);
+        live.write_kmsg(&begins);
+        live
     }
 
     pub fn into_parts(self) -> (World, Journal) {
@@ -191,11 +199,14 @@ impl<'a> Live<'a> {
         for w in &mut self.workloads {
             w.pump(self.t0, now, &mut self.journal.events);
         }
-        for r in self.kmsg.read_available() {
+        let records = self.kmsg.read_available();
+        let logged = self.kernel_clock.place(&records);
+        for (r, logged) in records.into_iter().zip(logged) {
             self.journal.push(Event::Kmsg {
                 seq: r.seq,
                 level: r.level,
                 text: r.text,
+                t_ns: logged.map(|mono| mono.saturating_sub(self.t0)),
             });
         }
     }
@@ -238,8 +249,16 @@ impl<'a> Live<'a> {
 
     fn marker(&mut self, step: &str, edge: &str) {
         let text = Journal::marker(&self.journal.run_id, step, edge);
-        if let Err(e) = crate::observe::write_marker(&text) {
-            tracing::warn!("cannot write kernel log marker: {e}");
+        self.write_kmsg(&text);
+    }
+
+    /// Writes one of our lines into the kernel log; each also bridges the
+    /// log's clock to ours.
+    fn write_kmsg(&mut self, text: &str) {
+        let before = monotonic_ns();
+        match crate::observe::write_marker(text) {
+            Ok(()) => self.kernel_clock.wrote(text, before, monotonic_ns()),
+            Err(e) => tracing::warn!("cannot write kernel log marker: {e}"),
         }
     }
 

@@ -112,6 +112,11 @@ pub enum Event {
         seq: u64,
         level: u8,
         text: String,
+        /// When the kernel logged it, by its own timestamp bridged to the
+        /// run's clock; absent in journals from before it was recorded, and
+        /// for lines logged before the run's first bridge line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        t_ns: Option<u64>,
     },
     /// A state probe taken when a step ended (filesystem state, mount presence).
     Observed {
@@ -194,6 +199,7 @@ impl Journal {
                 | Event::StepTimedOut { t_ns, .. }
                 | Event::Aborted { t_ns, .. } => Some(*t_ns),
                 Event::Op { end_ns, .. } => Some(*end_ns),
+                Event::Kmsg { t_ns, .. } => *t_ns,
                 _ => None,
             })
             .max()
@@ -260,6 +266,7 @@ mod tests {
             seq: 0,
             level: 6,
             text: text.into(),
+            t_ns: None,
         }
     }
 

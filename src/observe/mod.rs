@@ -1,10 +1,12 @@
 //! Hang detection from /proc and the kernel log from /dev/kmsg.
 
+mod kernel_clock;
 mod kmsg;
 mod task;
 
 use std::path::PathBuf;
 
+pub use kernel_clock::KernelClock;
 pub use kmsg::{Kmsg, KmsgRecord, marker_text, parse_record, write_marker};
 pub use task::{TaskSample, sample_task};
 

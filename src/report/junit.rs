@@ -111,6 +111,7 @@ mod tests {
             seq: 0,
             level: 6,
             text: text.into(),
+            t_ns: None,
         }
     }
 

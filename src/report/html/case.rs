@@ -123,12 +123,11 @@ fn kernel_list(out: &mut String, case: &str, t: &Timeline) {
         let deny = k.denied.map(|d| format!(" [{d}]")).unwrap_or_default();
         let _ = write!(
             out,
-            r#"<tr id="{}" class="{class}" data-kind="kmsg-line" data-seq="{}" data-level="{}"><td>{}..{}</td><td>{}</td><td>{}{deny}</td></tr>"#,
+            r#"<tr id="{}" class="{class}" data-kind="kmsg-line" data-seq="{}" data-level="{}"><td>{}</td><td>{}</td><td>{}{deny}</td></tr>"#,
             svg::kmsg_anchor(case, k.seq),
             k.seq,
             k.level,
-            run_time(k.earliest_ns),
-            run_time(k.latest_ns),
+            k.when(),
             k.level,
             esc(&k.text),
         );

@@ -167,14 +167,13 @@ fn kernel_row(out: &mut String, case: &str, t: &Timeline, time: &TimeScale, top:
             .unwrap_or_default();
         let _ = write!(
             out,
-            r##"<a href="#{}"><g class="{class}" data-kind="kmsg" data-seq="{}" data-level="{}" data-start-ns="{}" data-end-ns="{}"{deny}><title>{} to {}: {}</title><line x1="{x1:.1}" x2="{x2:.1}" y1="{y:.1}" y2="{y:.1}"/><path d="M{x1:.1},{:.1}l4,6l-4,6l-4,-6z"/></g></a>"##,
+            r##"<a href="#{}"><g class="{class}" data-kind="kmsg" data-seq="{}" data-level="{}" data-start-ns="{}" data-end-ns="{}"{deny}><title>{}: {}</title><line x1="{x1:.1}" x2="{x2:.1}" y1="{y:.1}" y2="{y:.1}"/><path d="M{x1:.1},{:.1}l4,6l-4,6l-4,-6z"/></g></a>"##,
             kmsg_anchor(case, k.seq),
             k.seq,
             k.level,
             k.earliest_ns,
             k.latest_ns,
-            run_time(k.earliest_ns),
-            run_time(k.latest_ns),
+            k.when(),
             esc(&k.text),
             y - 6.0,
         );
@@ -216,6 +215,7 @@ mod tests {
                     seq: 7,
                     level: 1,
                     text: r#"</title><script>alert("x")</script>"#.into(),
+                    t_ns: None,
                 },
                 Event::FaultHealed {
                     step: "s".into(),
@@ -254,16 +254,19 @@ mod tests {
                     seq: 1,
                     level: 5,
                     text: "stackquake[r]: step s begin".into(),
+                    t_ns: None,
                 },
                 Event::Kmsg {
                     seq: 2,
                     level: 4,
                     text: "WARNING: CPU: 0 PID: 1 at fs/xfs/xfs_buf.c:1".into(),
+                    t_ns: None,
                 },
                 Event::Kmsg {
                     seq: 3,
                     level: 6,
                     text: "loop0: detected capacity change".into(),
+                    t_ns: None,
                 },
             ],
         };

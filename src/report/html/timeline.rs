@@ -2,6 +2,7 @@
 //! spans, fault windows, one lane per workload, kernel lines with the times
 //! they can be placed at.
 
+use super::scale::run_time;
 use crate::journal::{Event, Journal};
 use regex::Regex;
 
@@ -59,12 +60,13 @@ pub struct Lane {
     pub hangs: Vec<HangBar>,
 }
 
-/// A kernel log line. The journal records kernel lines without a time, so
-/// each is placed in the window it must lie in: after the last step marker
-/// the kernel logged before it (the engine writes a marker as each step
-/// begins and ends, at the time its StepBegin/StepEnd carries), and before
-/// the first event the engine recorded, clock in hand, after it read the
-/// line.
+/// A kernel log line, at the time the kernel stamped it (the journal has
+/// it bridged to the run's clock). A journal from before those stamps were
+/// recorded places each line in the window it must lie in: after the last
+/// step marker the kernel logged before it (the engine writes a marker as
+/// each step begins and ends, at the time its StepBegin/StepEnd carries),
+/// and before the first event the engine recorded, clock in hand, after it
+/// read the line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelLine {
     pub seq: u64,
@@ -76,6 +78,19 @@ pub struct KernelLine {
     pub denied: Option<&'static str>,
     /// One of stackquake's own step markers.
     pub marker: bool,
+}
+
+impl KernelLine {
+    /// When it was logged, for people: one time when the kernel stamped
+    /// it, else the span it lies in.
+    pub fn when(&self) -> String {
+        let (from, to) = (run_time(self.earliest_ns), run_time(self.latest_ns));
+        if from == to {
+            from
+        } else {
+            format!("{from}..{to}")
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -213,18 +228,28 @@ impl Timeline {
                         wchan: wchan.clone(),
                     });
                 }
-                Event::Kmsg { seq, level, text } => {
+                Event::Kmsg {
+                    seq,
+                    level,
+                    text,
+                    t_ns,
+                } => {
                     let marker = marker_time(journal, &t.steps, text);
-                    if let Some(at) = marker {
+                    // The kernel's own stamp when the journal has it; else
+                    // the line lies between the last thing known to come
+                    // before it and the next thing known to come after.
+                    let exact = t_ns.or(marker);
+                    if let Some(at) = exact {
                         earliest = at;
+                    } else {
+                        unbounded.push(t.kernel.len());
                     }
-                    unbounded.push(t.kernel.len());
                     t.kernel.push(KernelLine {
                         seq: *seq,
                         level: *level,
                         text: text.clone(),
-                        earliest_ns: marker.unwrap_or(earliest),
-                        latest_ns: end_ns,
+                        earliest_ns: exact.unwrap_or(earliest),
+                        latest_ns: exact.unwrap_or(end_ns),
                         denied: deny.iter().find(|(_, re)| re.is_match(text)).map(|d| d.0),
                         marker: marker.is_some(),
                     });
@@ -315,6 +340,7 @@ mod tests {
             seq: 0,
             level: 1,
             text: text.into(),
+            t_ns: None,
         }
     }
 
@@ -371,10 +397,43 @@ mod tests {
             (k.earliest_ns, k.latest_ns, k.marker)
         };
         assert_eq!(at("before any step"), (0, 100, false));
-        assert_eq!(at("stackquake[r1]: step a end"), (200, 400, true));
+        // A marker is placed at the step edge it marks.
+        assert_eq!(at("stackquake[r1]: step a end"), (200, 200, true));
         assert_eq!(at("XFS (loop0): shut down"), (300, 400, false));
         assert_eq!(at("read after the last engine time"), (300, 600, false));
         assert_eq!(t.end_ns, 600);
+    }
+
+    #[test]
+    fn a_kernel_line_with_its_own_time_is_placed_at_it_and_bounds_the_lines_after() {
+        let stamped = |text: &str, t_ns: u64| Event::Kmsg {
+            seq: 0,
+            level: 4,
+            text: text.into(),
+            t_ns: Some(t_ns),
+        };
+        let j = journal(vec![
+            Event::StepBegin {
+                step: "a".into(),
+                t_ns: 100,
+            },
+            stamped("nfs: server 10.0.0.1 not responding", 150),
+            kmsg("an older journal's line"),
+            Event::StepEnd {
+                step: "a".into(),
+                t_ns: 400,
+            },
+            stamped("nfs: server 10.0.0.1 OK", 450),
+        ]);
+        let t = Timeline::of(&j);
+        let at = |text: &str| {
+            let k = t.kernel.iter().find(|k| k.text == text).unwrap();
+            (k.earliest_ns, k.latest_ns)
+        };
+        assert_eq!(at("nfs: server 10.0.0.1 not responding"), (150, 150));
+        assert_eq!(at("an older journal's line"), (150, 400));
+        assert_eq!(at("nfs: server 10.0.0.1 OK"), (450, 450));
+        assert_eq!(t.end_ns, 450, "a stamped line can be the run's last event");
     }
 
     #[test]
