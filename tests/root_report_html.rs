@@ -130,9 +130,9 @@ fn the_page_of_a_real_run_shows_faults_lanes_errors_and_kernel_lines_in_time() {
     assert!(!labels.is_empty());
     assert!(ns(labels[0], "startNs") + 5_000_000_000 >= shutdown_began);
 
-    // Kernel lines: XFS's shutdown line lies between the shutdown step's
-    // marker and the injection's record, drawn over that window; the
-    // hostile line lies in the mark step and arrives as text.
+    // Kernel lines: XFS's shutdown line is drawn at the kernel's own stamp,
+    // which lies between the shutdown step's begin and the injection's
+    // record; the hostile line lies in the mark step and arrives as text.
     let kmsg = of_kind(&probe, "kmsg");
     let xfs = kmsg
         .iter()
@@ -145,7 +145,7 @@ fn the_page_of_a_real_run_shows_faults_lanes_errors_and_kernel_lines_in_time() {
         .expect("the XFS shutdown line is on the axis");
     assert!(ns(xfs, "startNs") >= shutdown_began, "{xfs}");
     assert!(ns(xfs, "startNs") <= injected, "{xfs}");
-    assert!(ns(xfs, "endNs") >= injected, "{xfs}");
+    assert_eq!(ns(xfs, "endNs"), ns(xfs, "startNs"), "a point: {xfs}");
     assert!((xfs["line"]["left"].as_f64().unwrap() - axis.x(ns(xfs, "startNs"))).abs() < PX);
     assert!((xfs["line"]["right"].as_f64().unwrap() - axis.x(ns(xfs, "endNs"))).abs() < PX);
     let hostile = kmsg

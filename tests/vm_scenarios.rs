@@ -60,6 +60,51 @@ fn every_seed_scenario_passes_in_the_vm() {
             assert_eq!(o["passed"], true, "{}: {o}", r["id"]);
         }
     }
+    // The packets beside the timeline: an in-process server's calls are
+    // counted per step (the writer's WRITEs reach it while it is healthy
+    // and while it fails them), and its capture decodes in tshark.
+    let eio = results
+        .iter()
+        .find(|r| r["id"] == "nfs-write-error-eio")
+        .expect("nfs-write-error-eio ran");
+    let writes_in = |step: &str| {
+        eio["journal"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "rpc_calls" && e["step"] == step && e["server"] == "fs1")
+            .unwrap_or_else(|| panic!("no rpc_calls for {step}\n{ctx}"))["calls"]["nfsv3 WRITE"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        writes_in("steady") > 0 && writes_in("broken") > 0,
+        "{eio:#}"
+    );
+    let pcap = out.path().join("nfs-write-error-eio/nfs-fs1.pcap");
+    let decoded = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .args(["-Y", "nfs.procedure_v3 == 7"])
+        .output()
+        .expect("tshark runs (ci/setup installs it)");
+    let text = String::from_utf8_lossy(&decoded.stdout);
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    assert!(
+        text.contains("WRITE Call") && !text.contains("Malformed"),
+        "{text}"
+    );
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        page.contains(
+            r#"data-kind="pcap" data-server="fs1" href="nfs-write-error-eio/nfs-fs1.pcap""#
+        )
+    );
+
     // The guest ran the real 6.1 kernel, not this machine's.
     assert_ne!(
         j["kernel"].as_str().unwrap(),

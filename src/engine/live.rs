@@ -5,6 +5,7 @@
 use super::error::{StartError, WorkloadsError};
 use super::exec::{self, ExecChild};
 use super::in_force::InForce;
+use super::rpc_calls::StepCalls;
 use super::schedule::{Due, Scheduler};
 use super::timeline::Timeline;
 use super::workloads::{self, Running};
@@ -64,6 +65,7 @@ pub struct Live<'a> {
     kmsg: Kmsg,
     /// Places kernel log lines on the run's clock.
     kernel_clock: KernelClock,
+    step_calls: StepCalls,
     workloads: Vec<Running>,
     /// Faults in force, and the order they heal in.
     active: InForce<Active>,
@@ -93,6 +95,7 @@ impl<'a> Live<'a> {
             journal,
             kmsg,
             kernel_clock: KernelClock::default(),
+            step_calls: StepCalls::default(),
             workloads: Vec::new(),
             active: InForce::default(),
             execs: Vec::new(),
@@ -116,6 +119,13 @@ impl<'a> Live<'a> {
 
     pub fn now(&self) -> u64 {
         monotonic_ns().saturating_sub(self.t0)
+    }
+
+    /// Starts the in-process servers' captures, beside the step artifacts.
+    pub fn start_captures(&self) {
+        if let Some(dir) = &self.artifacts {
+            super::rpc_calls::start_captures(&self.world, dir);
+        }
     }
 
     pub fn start_workloads(&mut self, ledger: &Ledger) -> Result<(), WorkloadsError> {
@@ -331,6 +341,7 @@ impl<'a> Live<'a> {
             t_ns: t,
         });
         tracing::info!(step = %id, "begin");
+        self.step_calls.began(&id, &self.world);
         if let Some(dir) = &self.artifacts {
             super::artifacts::step_began(dir, &id);
         }
@@ -383,6 +394,9 @@ impl<'a> Live<'a> {
             step: id.to_string(),
             t_ns: t,
         });
+        for calls in self.step_calls.ended(id, &self.world, t) {
+            self.journal.push(calls);
+        }
         tracing::info!(step = %id, "end");
         t
     }

@@ -12,6 +12,7 @@ mod in_force;
 mod kfeature;
 mod live;
 mod require;
+mod rpc_calls;
 mod schedule;
 mod timeline;
 mod workloads;
@@ -131,7 +132,10 @@ fn run(
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)
         .map_err(StartError::from)
-        .and_then(|()| live.start_workloads(&ledger).map_err(StartError::from));
+        .and_then(|()| {
+            live.start_captures();
+            live.start_workloads(&ledger).map_err(StartError::from)
+        });
     let timeline = match setup {
         Ok(()) => live.timeline(&ledger),
         Err(e) => Err(Abort::Setup(e)),

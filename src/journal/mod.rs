@@ -125,6 +125,14 @@ pub enum Event {
         value: String,
         t_ns: u64,
     },
+    /// The calls an in-process NFS server received while a step ran, by
+    /// procedure (`nfsv3 WRITE`); empty when it received none.
+    RpcCalls {
+        step: String,
+        server: String,
+        calls: std::collections::BTreeMap<String, u64>,
+        t_ns: u64,
+    },
     /// Something teardown did or failed to do.
     Teardown {
         what: String,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::call::{CallContext, CallError, Transport};
+use super::call_counts::{CallCounts, CallKey};
 use super::drc::{self, DrcKey, Lookup, Pending, ReplyCache};
 use super::export::ExportTable;
 use super::hook::{CallInfo, FaultHook, HookDecision};
@@ -40,6 +41,7 @@ pub struct Dispatcher {
     nsm: Option<Arc<Nsm>>,
     hook: Arc<FaultHook>,
     drc: ReplyCache,
+    counts: CallCounts,
 }
 
 impl Dispatcher {
@@ -61,6 +63,7 @@ impl Dispatcher {
             exports,
             hook,
             drc: ReplyCache::new(drc::DEFAULT_CAPACITY),
+            counts: CallCounts::default(),
         }
     }
 
@@ -104,6 +107,11 @@ impl Dispatcher {
         &self.hook
     }
 
+    /// The calls received so far, well formed or faulted alike.
+    pub fn call_counts(&self) -> &CallCounts {
+        &self.counts
+    }
+
     /// Handles one record from `client`.
     pub fn handle(&self, record: &[u8], client: SocketAddr, transport: Transport) -> Outcome {
         let mut r = XdrReader::new(record);
@@ -133,6 +141,11 @@ impl Dispatcher {
             return Outcome::Reply(w.into_bytes());
         }
 
+        self.counts.record(CallKey {
+            prog: call.prog,
+            vers: call.vers,
+            proc_: call.proc_,
+        });
         let export_name = self.call_export(call.prog, call.proc_, r.rest());
         let info = CallInfo {
             prog: call.prog,

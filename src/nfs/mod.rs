@@ -9,6 +9,7 @@
 //! threads; `peer` makes the callbacks NLM and NSM send to other hosts.
 
 pub mod call;
+pub mod call_counts;
 pub mod client;
 pub mod control;
 pub mod daemon_ns;

@@ -22,6 +22,12 @@ const SNAPLEN: u32 = 262_144;
 /// Payload per synthesized TCP segment: IPv4 total length is 16 bits.
 const MAX_SEGMENT: usize = 65_000;
 
+/// The file a run's in-process server `server` captures to, in its case's
+/// output directory (the engine writes it, the report links it).
+pub fn capture_file(server: &str) -> String {
+    format!("nfs-{server}.pcap")
+}
+
 #[derive(Debug)]
 struct State {
     out: BufWriter<File>,

@@ -6,6 +6,7 @@
 //! housekeeping thread that also reports the warnings a flood suppressed
 //! (`throttle`).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::NfsError;
 use super::call::Transport;
+use super::call_counts::CallKey;
 use super::dispatch::{Dispatcher, Outcome};
 use super::export::{ExportSpec, ExportTable, Squash};
 use super::hook::FaultHook;
@@ -530,6 +532,11 @@ impl NfsServer {
     /// The fault hook in front of dispatch, to add and heal rules.
     pub fn hook(&self) -> &FaultHook {
         &self.hook
+    }
+
+    /// How many calls of each procedure the server has received.
+    pub fn call_counts(&self) -> BTreeMap<CallKey, u64> {
+        self.shared.dispatcher.call_counts().snapshot()
     }
 
     /// Stops accepting, releases held calls, closes connections and joins

@@ -97,6 +97,13 @@ pub struct World {
     kernel: Vec<kernel::KernelSetting>,
 }
 
+impl World {
+    /// The in-process NFS servers, by name.
+    pub fn nfs_servers(&self) -> impl Iterator<Item = (&str, &NfsServer)> {
+        self.servers.iter().map(|(n, s)| (n.as_str(), s))
+    }
+}
+
 impl Targets for World {
     fn nfs_server(&self, name: &str) -> Option<&NfsServer> {
         self.servers.get(name)

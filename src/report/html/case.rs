@@ -39,6 +39,7 @@ pub fn section(out: &mut String, case: &str, r: &ScenarioResult, artifacts: &BTr
     out.push_str(&svg::timeline(case, &timeline, &evidence));
     out.push_str("</div>");
     expectations(out, case, &r.outcomes, &evidence, &timeline);
+    super::rpc::section(out, &r.id, &r.journal, artifacts);
     kernel_list(out, case, &timeline);
     step_artifacts(out, r, &timeline, artifacts);
     untimed(out, &timeline);
@@ -170,7 +171,7 @@ pub fn artifact_path(scenario: &str, step: &str, file: &str) -> String {
 
 /// A relative path as an URL: each segment percent-encoded where it is not
 /// plainly safe, so a step named `a b#c` still links to its directory.
-fn href(rel: &str) -> String {
+pub(super) fn href(rel: &str) -> String {
     rel.split('/')
         .map(|seg| {
             seg.bytes()

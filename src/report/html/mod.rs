@@ -10,6 +10,7 @@
 mod case;
 mod escape;
 mod lanes;
+mod rpc;
 mod scale;
 mod svg;
 mod timeline;
@@ -93,6 +94,12 @@ pub fn scan_artifacts(report: &RunReport, dir: &Path) -> BTreeSet<String> {
                 _ => None,
             })
             .collect();
+        for server in rpc::servers(&r.journal) {
+            let rel = rpc::capture_path(&r.id, server);
+            if dir.join(&rel).is_file() {
+                found.insert(rel);
+            }
+        }
         for step in steps {
             for f in STEP_ARTIFACTS {
                 let rel = case::artifact_path(&r.id, step, f);
@@ -132,6 +139,7 @@ g.kmsg.deny line{stroke:#d0021b;stroke-width:2}g.kmsg.deny path{fill:#d0021b}
 .evidence{fill:#2a7d2a}.evidence.bad{fill:#b3261e}
 table{border-collapse:collapse;margin:.3em 0}td,th{padding:1px 6px;text-align:left;vertical-align:top}
 table.kernel{font-family:monospace;font-size:12px}table.kernel td:last-child{white-space:pre-wrap}
+table.rpc span.call{white-space:nowrap;margin-right:.6em;font-family:monospace;font-size:12px}
 tr.deny{background:#fde2e0;color:#b3261e;font-weight:bold}tr.marker{color:#999}
 tr.bad td:first-child{color:#b3261e;font-weight:bold}tr.ok td:first-child{color:#2a7d2a}tr.unevaluated td{color:#777}
 tr:target{outline:2px solid #f5a623}
