@@ -206,6 +206,20 @@ impl ExpiringFirewall {
         &self.name
     }
 
+    /// The remote address a cut names, if it is one this firewall takes.
+    pub fn remote(rule: &Rule) -> Option<std::net::IpAddr> {
+        element(rule).ok()?;
+        match rule.matching {
+            Match::Toward { addr, .. } => Some(addr),
+            Match::Between(..) => None,
+        }
+    }
+
+    /// The set and element text a cut becomes, as `plan` shows it.
+    pub fn element_of(rule: &Rule) -> Result<(String, String), NetError> {
+        element(rule)
+    }
+
     /// Cuts what `rule` matches for `ttl`; the kernel heals it after that.
     pub fn cut(&self, rule: &Rule, ttl: Duration) -> Result<(), NetError> {
         let script = add_element_script(&self.name, rule, ttl)?;
@@ -322,11 +336,6 @@ fn key_text(v: &serde_json::Value) -> String {
             other => other.to_string(),
         },
     }
-}
-
-/// What a staging plan shows for one cut: the set and the element.
-pub fn describe(rule: &Rule) -> Result<(String, String), NetError> {
-    element(rule)
 }
 
 #[cfg(test)]
