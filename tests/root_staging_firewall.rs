@@ -164,8 +164,15 @@ fn sigkilled_cut_expires_within_its_ttl() {
     let json = nft_in(&p.client, &["-j", "list", "table", "inet", &table]);
     let elements = stackquake::net::parse_expiring_elements(&json).unwrap();
     assert!(elements.is_empty(), "{elements:?}");
-    // The inert table stays until `cleanup` (or the namespace) removes it.
+    // The inert table stays until `cleanup` removes it: run from the
+    // client's namespace, as an operator would on the client, it replays
+    // the dead run's ledger entry and deletes the table there.
     assert!(nft_in(&p.client, &["list", "tables"]).contains(&table));
+    let root = t.root.path().to_path_buf();
+    let report = p.client.run(move || stackquake::cleanup::cleanup(&root));
+    let removed = report.removed.join("\n");
+    assert!(removed.contains(&table), "{removed}");
+    assert!(!nft_in(&p.client, &["list", "tables"]).contains(&table));
     drop(p);
 }
 
