@@ -53,6 +53,13 @@ enum Command {
         paths: Vec<PathBuf>,
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = run::parse_var)]
         vars: Vec<(String, String)>,
+        /// `staging`: show what a rehearsal changes on this client (every
+        /// scenario must have an `external` server).
+        #[arg(long, value_enum)]
+        target: Option<plan::PlanTarget>,
+        /// Remote addresses a rehearsal may touch; it must name every one.
+        #[arg(long, value_name = "ADDR[,ADDR…]", value_delimiter = ',')]
+        allow_external: Vec<std::net::IpAddr>,
     },
     /// List scenarios (matrix cases expanded) with their targets and titles.
     List {
@@ -117,7 +124,12 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate { paths, vars } => validate(&paths, &vars),
-        Command::Plan { paths, vars } => plan::plan(&paths, &vars),
+        Command::Plan {
+            paths,
+            vars,
+            target,
+            allow_external,
+        } => plan::plan(&paths, &vars, target, &allow_external),
         Command::List {
             paths,
             vars,

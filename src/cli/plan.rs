@@ -1,6 +1,7 @@
 //! `stackquake plan` and `stackquake list`: what a run would do, and what
 //! scenarios there are, without touching the machine.
 
+mod staging;
 mod world;
 
 use super::exit;
@@ -13,15 +14,47 @@ use std::path::PathBuf;
 use std::time::Duration;
 use world::print_world;
 
+/// Targets `plan` knows apart: staging prints what a rehearsal changes on
+/// the client; the others what a run builds.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanTarget {
+    Vm,
+    Host,
+    Staging,
+}
+
 /// Prints every object a run would create and the resolved timeline.
-pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
+pub fn plan(
+    paths: &[PathBuf],
+    vars: &[(String, String)],
+    target: Option<PlanTarget>,
+    allow_external: &[std::net::IpAddr],
+) -> u8 {
     let scenarios = match load_all(paths, vars) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let staging = target == Some(PlanTarget::Staging);
+    let mut code = exit::OK;
     for (file, s) in &scenarios {
+        if s.is_rehearsal() != staging {
+            let why = if staging {
+                "has no `kind: external` server, so it is no staging rehearsal"
+            } else {
+                "is a staging rehearsal (an `external` server): show it with --target staging"
+            };
+            eprintln!("{}: scenario {} {why}", file.display(), s.id);
+            code = exit::INVALID_INPUT;
+            continue;
+        }
         out!("{} ({})", s.id, file.display());
-        print_world(s);
+        if staging {
+            if !staging::print_staging(s, allow_external) {
+                code = exit::INVALID_INPUT;
+            }
+        } else {
+            print_world(s);
+        }
         let t = Timeline::resolve(s);
         out!("  timeline (scenario timeout {}):", fmt(s.timeout));
         for p in &t.steps {
@@ -65,7 +98,7 @@ pub fn plan(paths: &[PathBuf], vars: &[(String, String)]) -> u8 {
             out!("    {}", expectation_text(e));
         }
     }
-    exit::OK
+    code
 }
 
 /// An expectation with what it is about and when: `no_errors writer

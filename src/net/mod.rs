@@ -16,8 +16,8 @@ mod veth;
 use std::path::PathBuf;
 
 pub use firewall::{
-    Action, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId, delete_nft_table,
-    remove_iptables_chain,
+    Action, Element, ExpiringFirewall, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId,
+    delete_nft_table, parse_expiring_elements, remove_iptables_chain,
 };
 pub use ip::{add_address, ip_output, route_via, set_mtu, set_up};
 pub use link::{Bridge, Vlan, delete_link};
@@ -69,6 +69,11 @@ pub enum NetError {
     BadOutput { command: String, why: String },
     #[error("{what} already exists in netns {netns}; a run never adopts one")]
     Exists { what: String, netns: String },
+    #[error(
+        "nft is not installed; staging needs nftables: its cuts are set elements \
+         with timeouts that expire even if stackquake is killed, which iptables cannot do"
+    )]
+    NoNft,
     #[error("cannot bind {addr} in netns {netns}")]
     Bind {
         addr: std::net::SocketAddr,

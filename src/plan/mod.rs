@@ -8,11 +8,13 @@
 
 mod expect;
 mod fault;
+mod staging;
 mod steps;
 mod world;
 
 pub use expect::{Expectation, FsStateName, TaskState, Verify, Window};
 pub use fault::{Daemon, Fault, LockDownMode, NetLink};
+pub use staging::Cut;
 pub use steps::{Action, Step};
 pub use world::{
     ExportOption, Host, Image, Link, LinkEnd, LockMode, MTU_RANGE, Mkfs, NfsExport, NfsMount,

@@ -9,6 +9,7 @@ use std::fmt;
 mod lock_faults;
 mod nfs_faults;
 mod setup;
+mod staging;
 
 /// One thing wrong with a scenario, pinned to where it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,16 +219,6 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             "host",
             hosts.clone(),
         );
-        if let Some(kind) = &server.kind
-            && kind.value == ServerKind::External
-        {
-            c.at(
-                kind.referenced,
-                format!("nfs_servers.{name}.kind"),
-                format!("server kind `{}` is not supported yet", kind.value.name()),
-                Some("use kind: inproc".into()),
-            );
-        }
         for (i, e) in server.exports.iter().enumerate() {
             let path = format!("nfs_servers.{name}.exports[{i}].path");
             c.absolute(&e.path, path.clone());
@@ -276,6 +267,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
         c.absolute(&img.at, format!("images[{i}].at"));
     }
     setup::check(&mut c, s);
+    staging::check(&mut c, s);
     super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);

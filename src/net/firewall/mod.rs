@@ -6,6 +6,7 @@
 //! (the nfstest/Jepsen `iptables -F` habit the style guide warns about),
 //! only our own table or chain, recorded in the ledger before it exists.
 
+mod expiring;
 mod iptables;
 mod nft;
 mod rule;
@@ -13,6 +14,7 @@ mod rule;
 use std::fs::File;
 use std::process::Command;
 
+pub use expiring::{Element, ExpiringFirewall, parse_elements as parse_expiring_elements};
 pub use iptables::remove_chain as remove_iptables_chain;
 pub use nft::delete_table as delete_nft_table;
 pub use rule::{Action, Match, Protocol, Rule, RuleId};

@@ -1,0 +1,96 @@
+//! `plan --target staging`: everything a rehearsal would change on the
+//! client it runs on — firewall table and elements, mounts, processes,
+//! kernel settings — each with when it goes away, and which remote
+//! addresses `--allow-external` must name.
+
+use super::super::out::out;
+use super::fmt;
+use crate::engine::Timeline;
+use crate::net::ExpiringFirewall;
+use crate::plan::{Action, Plan};
+use std::net::IpAddr;
+
+/// Prints the rehearsal's changes; false if a remote address it touches is
+/// not in `allowed` (nothing may run then).
+pub(super) fn print_staging(s: &Plan, allowed: &[IpAddr]) -> bool {
+    let t = Timeline::resolve(s);
+    let at = |i: usize| {
+        t.steps[i]
+            .begin
+            .map_or("?".to_string(), |d| format!("+{}", fmt(d)))
+    };
+    let index = |id: &str| s.steps.iter().position(|st| st.id == id).unwrap_or(0);
+    out!("  remote addresses (each must be in --allow-external):");
+    let unallowed = s.unallowed(allowed);
+    for a in s.remote_addresses() {
+        let mark = if unallowed.contains(&a) {
+            "NOT ALLOWED"
+        } else {
+            "allowed"
+        };
+        out!("    {a} ({mark})");
+    }
+    out!("  would change on this client (the namespace stackquake runs in):");
+    out!(
+        "    nft table inet sq_<run>_ttl: sets of timed elements, input and output chains whose rules match only those sets; deleted at teardown; inert once its elements expire"
+    );
+    for c in s.cuts() {
+        let (set, elem) = ExpiringFirewall::element_of(&c.rule)
+            .expect("validation allows only cuts toward one remote");
+        out!(
+            "      element {{ {elem} timeout {} }} in set {set}: added by step {} at {}, expires by itself {} later (healed then, or at once on abort)",
+            fmt(c.ttl),
+            c.step.id,
+            at(index(&c.step.id)),
+            fmt(c.ttl)
+        );
+    }
+    for m in &s.mounts {
+        let srv = &s.nfs_servers[&m.server];
+        let addr = s.hosts[&srv.host]
+            .addr
+            .map_or("?".to_string(), |a| a.addr().to_string());
+        out!(
+            "    mount {addr}:{} at <run root>{} (-o {}): unmounted at teardown (forced, then lazy, if the server hangs)",
+            m.export,
+            m.at,
+            m.options.as_deref().unwrap_or("defaults")
+        );
+    }
+    for w in &s.workloads {
+        out!(
+            "    process: workload {} ({}): killed at teardown, and with stackquake (it dies with its parent)",
+            w.id,
+            w.op.name()
+        );
+    }
+    for (i, st) in s.steps.iter().enumerate() {
+        if let Action::Exec { command, .. } = &st.action {
+            let limit = st.timeout.map_or("the scenario timeout".to_string(), |d| {
+                format!("{} (step timeout)", fmt(d))
+            });
+            out!(
+                "    process: exec {} at {}: {}; killed after {limit}",
+                st.id,
+                at(i),
+                command.join(" ")
+            );
+        }
+    }
+    match s.nlm_timeout {
+        Some(d) => out!(
+            "    kernel setting fs.nfs.nlm_timeout = {}: put back at teardown",
+            d.as_secs()
+        ),
+        None => out!("    kernel settings: none"),
+    }
+    out!("  on the server: nothing (kind: external)");
+    if !unallowed.is_empty() {
+        let list: Vec<String> = unallowed.iter().map(IpAddr::to_string).collect();
+        out!(
+            "  refused: {} not named by --allow-external; a rehearsal touches no address the operator did not name",
+            list.join(", ")
+        );
+    }
+    unallowed.is_empty()
+}

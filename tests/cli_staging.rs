@@ -1,0 +1,86 @@
+//! `plan --target staging` and `--allow-external` on the shipped rehearsal
+//! (staging/failover-rehearsal.yaml): what it would change on the client,
+//! each with its expiry, and a refusal (exit 2) while a remote address it
+//! touches is not named. No privileges, no side effects.
+
+use std::process::Command;
+
+fn stackquake(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const REHEARSAL: &str = "staging/failover-rehearsal.yaml";
+
+#[test]
+fn the_shipped_rehearsal_validates() {
+    let (code, out, err) = stackquake(&["validate", REHEARSAL]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn plan_shows_every_change_with_its_expiry_once_every_remote_is_allowed() {
+    let (code, out, err) = stackquake(&[
+        "plan",
+        "--target",
+        "staging",
+        "--allow-external",
+        "198.51.100.1,192.0.2.10",
+        REHEARSAL,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for line in [
+        "192.0.2.10 (allowed)",
+        "nft table inet sq_<run>_ttl",
+        "element { 192.0.2.10 timeout 40s } in set drop_addr4: added by step blackhole at +2s, expires by itself 40s later",
+        "mount 192.0.2.10:/export at <run root>/mnt/share (-o vers=3,proto=tcp,hard,timeo=10,retrans=1,nolock): unmounted at teardown",
+        "process: workload writer (append): killed at teardown",
+        "process: exec failover at +3s: /usr/local/sbin/filer-failover; killed after 30s (step timeout)",
+        "kernel settings: none",
+        "on the server: nothing (kind: external)",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+    assert!(
+        !out.contains("netns sq-"),
+        "a rehearsal builds no namespaces:\n{out}"
+    );
+    assert!(!out.contains("refused"), "{out}");
+}
+
+#[test]
+fn plan_refuses_while_a_remote_address_is_not_allowed() {
+    for allow in [None, Some("198.51.100.1")] {
+        let mut args = vec!["plan", "--target", "staging"];
+        if let Some(a) = allow {
+            args.extend(["--allow-external", a]);
+        }
+        args.push(REHEARSAL);
+        let (code, out, err) = stackquake(&args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(out.contains("192.0.2.10 (NOT ALLOWED)"), "{out}");
+        assert!(
+            out.contains("refused: 192.0.2.10 not named by --allow-external"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn rehearsals_and_worlds_are_not_mixed_up() {
+    let (code, out, err) = stackquake(&["plan", REHEARSAL]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("show it with --target staging"), "{err}");
+    let world = "scenarios/blackhole-failover.yaml";
+    let (code, out, err) = stackquake(&["plan", "--target", "staging", world]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("no `kind: external` server"), "{err}");
+}
