@@ -160,10 +160,31 @@ impl<'a> Live<'a> {
                 );
             }
         }
-        for running in &mut self.workloads {
-            running.go();
-        }
+        self.release_workloads(None);
         Ok(())
+    }
+
+    /// Lets the workloads whose `start` is `step` (None: the timeline's
+    /// start) begin their ops.
+    fn release_workloads(&mut self, step: Option<&str>) {
+        for running in &mut self.workloads {
+            let w = self.plan.workload(&running.id).expect("planned workload");
+            if w.start.as_deref() == step {
+                running.go();
+            }
+        }
+    }
+
+    /// Stops the workloads whose `stop` is `step`, after collecting what
+    /// they reported.
+    fn stop_workloads(&mut self, step: &str) {
+        self.pump();
+        for running in &mut self.workloads {
+            let w = self.plan.workload(&running.id).expect("planned workload");
+            if w.stop.as_deref() == Some(step) {
+                running.terminate();
+            }
+        }
     }
 
     /// What a mount_storm workload mounts: the same source, type and options
@@ -270,6 +291,7 @@ impl<'a> Live<'a> {
                         }
                         self.pump();
                         let t = self.end(&step.id);
+                        self.stop_workloads(&step.id);
                         schedule.ended(i, t);
                         self.observe(&step.id, schedule.all_done());
                     }
@@ -312,6 +334,7 @@ impl<'a> Live<'a> {
             t_ns: t,
         });
         tracing::info!(step = %id, "begin");
+        self.release_workloads(Some(&id));
         if let Some(dir) = &self.artifacts {
             super::artifacts::step_began(dir, &id);
         }

@@ -201,6 +201,10 @@ pub struct Workload {
     pub parallel: u32,
     /// read: keep one descriptor across ops.
     pub hold_open: bool,
+    /// The step whose beginning starts its ops; None: the timeline's start.
+    pub start: Option<String>,
+    /// The step whose end stops it; None: the end of the run.
+    pub stop: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]

@@ -179,6 +179,8 @@ fn workload(w: &model::Workload) -> Workload {
         mount: w.mount.as_ref().map(|m| m.value.clone()),
         parallel: w.parallel.unwrap_or(4),
         hold_open: w.hold_open,
+        start: w.start.as_ref().map(|r| r.value.clone()),
+        stop: w.stop.as_ref().map(|r| r.value.clone()),
     }
 }
 

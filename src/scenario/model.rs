@@ -289,6 +289,17 @@ pub struct Workload {
     /// anew each op.
     #[serde(default)]
     pub hold_open: bool,
+    /// The step whose beginning lets this workload start its ops; absent
+    /// means with the timeline. It is spawned and prepared during setup
+    /// either way, so its first op comes within a tick of the step.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub start: Option<Ref>,
+    /// The step whose end stops this workload (SIGTERM, then SIGKILL);
+    /// absent means it runs until the timeline and a 1 s grace are over.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub stop: Option<Ref>,
 }
 
 fn default_deadline() -> Duration {

@@ -630,8 +630,15 @@ fn check_workloads(c: &mut Checker, s: &Scenario, hosts: &[&str]) {
             .map(|(i, w)| (&w.id, format!("workloads[{i}].id"))),
     );
     let mounts: Vec<&str> = mount_ids(s);
+    let all = flatten_steps(&s.steps);
+    let steps: Vec<&str> = all.iter().map(|(_, st)| st.id.value.as_str()).collect();
     for (i, w) in s.workloads.iter().enumerate() {
         let path = format!("workloads[{i}]");
+        for (edge, field) in [(&w.start, "start"), (&w.stop, "stop")] {
+            if let Some(step) = edge {
+                c.reference(step, format!("{path}.{field}"), "step", steps.clone());
+            }
+        }
         c.reference(
             &w.host,
             format!("{path}.host"),

@@ -99,7 +99,24 @@ pub(super) fn print_world(s: &Plan) {
         );
     }
     for w in &s.workloads {
-        out!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
+        let start = w
+            .start
+            .as_ref()
+            .map_or("with the timeline".to_string(), |s| {
+                format!("when step {s} begins")
+            });
+        let stop = w
+            .stop
+            .as_ref()
+            .map_or("at the end of the run".to_string(), |s| {
+                format!("when step {s} ends")
+            });
+        out!(
+            "    workload {} ({}) on {}: starts {start}, stops {stop}",
+            w.id,
+            w.op.name(),
+            w.host
+        );
     }
 }
 
