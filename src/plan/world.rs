@@ -114,7 +114,26 @@ pub struct NfsExport {
     pub clients: Option<Cidr>,
     pub read_only: bool,
     pub squash: Squash,
+    /// Made in the export's directory at setup, in this order.
+    pub files: Vec<SeedFile>,
 }
+
+/// A file an export holds from the start (mode 0666, root's).
+#[derive(Debug, Clone)]
+pub struct SeedFile {
+    /// Relative to the export's directory, without `.` or `..` parts.
+    pub path: String,
+    pub content: SeedContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedContent {
+    Zeros(u64),
+    Text(String),
+}
+
+/// The largest seeded file: the bytes are written into the scratch area.
+pub const SEED_MAX_BYTES: u64 = 1 << 30;
 
 /// exports(5) options. Squashing is knfsd's: `root_squash` unless the
 /// export says `no_root_squash` (a client's root then acts as root) or

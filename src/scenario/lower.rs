@@ -13,8 +13,8 @@ use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
     Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
-    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, Step, Window, Workload,
-    Xfail,
+    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, SeedContent, SeedFile, Step,
+    Window, Workload, Xfail,
 };
 use regex::Regex;
 use std::net::IpAddr;
@@ -134,8 +134,20 @@ fn nfs_server(srv: &model::NfsServer) -> NfsServer {
                     .map(|c| parse_cidr(&c.value).expect(VALIDATED)),
                 read_only: e.options.contains(&ExportOption::Ro),
                 squash: ExportOption::squash(&e.options),
+                files: e.files.iter().map(seed_file).collect(),
             })
             .collect(),
+    }
+}
+
+fn seed_file(f: &model::SeedFile) -> SeedFile {
+    SeedFile {
+        path: f.path.value.clone(),
+        content: match (&f.size, &f.content) {
+            (_, Some(text)) => SeedContent::Text(text.value.clone()),
+            (Some(size), None) => SeedContent::Zeros(size.value.0),
+            (None, None) => SeedContent::Text(String::new()),
+        },
     }
 }
 

@@ -190,6 +190,28 @@ pub struct Export {
     pub clients: Option<Spanned<String>>,
     #[serde(default)]
     pub options: Vec<ExportOption>,
+    /// Files put into the export at setup, before any mount or step.
+    #[serde(default)]
+    pub files: Vec<SeedFile>,
+}
+
+/// A file the export holds from the start: `size` bytes of zeros, the
+/// text of `content`, or empty with neither. Mode 0666, owned by root, so
+/// clients may write it under any squash.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    /// Relative to the export's directory, e.g. `seed.bin` or `db/data`;
+    /// missing parent directories are made (mode 0777).
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// At most 1G; the bytes are written, not left as a hole.
+    #[serde(default)]
+    #[schemars(with = "Option<ByteSize>")]
+    pub size: Option<Spanned<ByteSize>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub content: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

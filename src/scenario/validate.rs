@@ -8,6 +8,7 @@ use std::fmt;
 
 mod lock_faults;
 mod nfs_faults;
+mod seed_files;
 mod setup;
 
 /// One thing wrong with a scenario, pinned to where it is written.
@@ -235,6 +236,11 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             if let Some(clients) = &e.clients {
                 c.cidr(clients, format!("nfs_servers.{name}.exports[{i}].clients"));
             }
+            seed_files::check(
+                &mut c,
+                &e.files,
+                &format!("nfs_servers.{name}.exports[{i}]"),
+            );
         }
     }
     c.unique(

@@ -4,8 +4,8 @@
 
 use super::super::out::out;
 use crate::plan::{
-    Action, Fault, Link, Plan, SWITCH_BRIDGE, ServerKind, Statd, size_text, veth_ifname,
-    vlan_ifname,
+    Action, Fault, Link, Plan, SWITCH_BRIDGE, SeedContent, ServerKind, Statd, size_text,
+    veth_ifname, vlan_ifname,
 };
 
 pub(super) fn print_world(s: &Plan) {
@@ -71,6 +71,19 @@ pub(super) fn print_world(s: &Plan) {
             srv.host,
             exports.join(", ")
         );
+        for e in &srv.exports {
+            for f in &e.files {
+                let content = match &f.content {
+                    SeedContent::Zeros(n) => format!("{} of zeros", size_text(*n)),
+                    SeedContent::Text(t) => format!("{} bytes of text", t.len()),
+                };
+                out!(
+                    "    file {}/{} ({content}), before any mount",
+                    e.path,
+                    f.path
+                );
+            }
+        }
     }
     for m in &s.mounts {
         // The engine adds vers=3 when no version is given.
