@@ -339,7 +339,7 @@ impl<'a> Live<'a> {
             super::artifacts::step_began(dir, &id);
         }
         match &step.action {
-            Action::Fault { fault, .. } => {
+            Action::Fault { fault, kept, .. } => {
                 let active = fault::inject(fault, &self.world).map_err(Abort::Fault)?;
                 let t = self.now();
                 self.journal.push(Event::FaultInjected {
@@ -347,7 +347,11 @@ impl<'a> Live<'a> {
                     fault: fault.kind().into(),
                     t_ns: t,
                 });
-                self.active.injected(&id, active);
+                // A kept fault is never healed: its guard stays in the
+                // world (or its rule in its namespace) until teardown.
+                if !kept {
+                    self.active.injected(&id, active);
+                }
             }
             Action::Exec { host, command } => {
                 let ns = self.world.netns(host).expect("validated host");

@@ -227,6 +227,7 @@ fn steps(s: &Scenario, plan: &Plan) -> Vec<Step> {
                 Action::Fault {
                     fault: fault(&f.value, plan),
                     heal_after: st.for_.map(|d| d.0),
+                    kept: st.heal.as_ref().is_some_and(|h| !h.value),
                 }
             } else if let Some(e) = &st.exec {
                 Action::Exec {

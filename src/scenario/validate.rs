@@ -392,6 +392,7 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
                 None,
             );
         }
+        check_heal(c, st, path);
         if st.for_.is_some() && st.fault.is_none() {
             c.at(
                 st.id.referenced,
@@ -522,6 +523,45 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
 /// A `block.*` fault names an image that sits on a dm volume, and asks for
 /// what dm targets can do (sector ranges inside the volume, whole
 /// milliseconds for dm-delay, whole seconds for dm-flakey).
+/// `heal: false` keeps a fault past the run's end, which only a fault
+/// living in the run's namespaces can do without leaving anything behind.
+fn check_heal(c: &mut Checker, st: &Step, path: &str) {
+    const KEEPABLE: [&str; 5] = [
+        "net.block",
+        "net.reject",
+        "net.mtu",
+        "net.delay",
+        "net.loss",
+    ];
+    let Some(heal) = st.heal.as_ref().filter(|h| !h.value) else {
+        return;
+    };
+    let at = |c: &mut Checker, message: String, hint: String| {
+        c.at(heal.referenced, format!("{path}.heal"), message, Some(hint));
+    };
+    match &st.fault {
+        None => at(
+            c,
+            "`heal` is about a fault; this step has none".into(),
+            "leave `heal` out".into(),
+        ),
+        Some(f) if !KEEPABLE.contains(&f.value.kind()) => at(
+            c,
+            format!("{} cannot be left unhealed", f.value.kind()),
+            format!(
+                "only faults inside the run's namespaces go with them at teardown: {}",
+                KEEPABLE.join(", ")
+            ),
+        ),
+        Some(_) if st.for_.is_some() => at(
+            c,
+            "`heal: false` and `for` contradict each other".into(),
+            "`for` heals the fault after that long; leave one out".into(),
+        ),
+        Some(_) => {}
+    }
+}
+
 fn check_block_fault(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
     let Some(image) = fault.block_image() else {
         return;
