@@ -53,12 +53,23 @@ pub struct Link {
     pub offloads: Option<bool>,
     /// Per-host settings of one end.
     pub ends: BTreeMap<String, LinkEnd>,
+    /// MTUs of VLAN interfaces at both ends, by VLAN id.
+    pub vlan_mtu: BTreeMap<u16, u32>,
 }
 
 impl Link {
     /// The MTU of `host`'s end: its own, else the link's.
     pub fn mtu_of(&self, host: &str) -> Option<u32> {
         self.ends.get(host).and_then(|e| e.mtu).or(self.mtu)
+    }
+
+    /// The MTU of VLAN `id`'s interface at `host`'s end, if the scenario
+    /// sets one: the end's own, else the link's.
+    pub fn vlan_mtu_of(&self, host: &str, id: u16) -> Option<u32> {
+        self.ends
+            .get(host)
+            .and_then(|e| e.vlan_mtu.get(&id).copied())
+            .or_else(|| self.vlan_mtu.get(&id).copied())
     }
 
     /// The other end's host, if `host` is on this link.
@@ -74,6 +85,7 @@ impl Link {
 #[derive(Debug, Clone, Default)]
 pub struct LinkEnd {
     pub mtu: Option<u32>,
+    pub vlan_mtu: BTreeMap<u16, u32>,
 }
 
 #[derive(Debug, Clone)]

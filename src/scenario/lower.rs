@@ -17,6 +17,7 @@ use crate::plan::{
     Window, Workload, Xfail,
 };
 use regex::Regex;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 const VALIDATED: &str = "checked by validate before lowering";
@@ -99,6 +100,10 @@ fn requires(s: &Scenario, plan: &Plan) -> Requires {
     }
 }
 
+fn vlan_mtus(m: &BTreeMap<u16, serde_saphyr::Spanned<u32>>) -> BTreeMap<u16, u32> {
+    m.iter().map(|(id, mtu)| (*id, mtu.value)).collect()
+}
+
 fn link(l: &model::Link) -> Link {
     Link {
         between: [l.between[0].value.clone(), l.between[1].value.clone()],
@@ -106,12 +111,14 @@ fn link(l: &model::Link) -> Link {
         switch: l.switch.as_ref().map(|s| s.value.clone()),
         vlans: l.vlans.iter().map(|v| v.value).collect(),
         offloads: l.offloads,
+        vlan_mtu: vlan_mtus(&l.vlan_mtu),
         ends: l
             .ends
             .iter()
             .map(|(host, end)| {
                 let end = LinkEnd {
                     mtu: end.mtu.as_ref().map(|m| m.value),
+                    vlan_mtu: vlan_mtus(&end.vlan_mtu),
                 };
                 (host.clone(), end)
             })

@@ -164,6 +164,11 @@ pub struct Link {
     /// Settings of one host's end, e.g. `ends: { client: { mtu: 1400 } }`.
     #[serde(default)]
     pub ends: BTreeMap<String, LinkEnd>,
+    /// MTU of a VLAN's interface at both ends, by VLAN id, e.g.
+    /// `{ 100: 1496 }`; at most its parent's MTU.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<u16, u32>")]
+    pub vlan_mtu: BTreeMap<u16, Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

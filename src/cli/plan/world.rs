@@ -170,6 +170,14 @@ fn print_ends(s: &Plan, l: &Link, ends: &[(&str, &str)]) {
     for &(host, peer) in ends {
         let mut chain = vec![veth_ifname(peer)];
         chain.extend(l.vlans.iter().map(|&id| vlan_ifname(peer, id)));
+        let shown: Vec<String> = chain
+            .iter()
+            .zip(std::iter::once(None).chain(l.vlans.iter().map(|&id| l.vlan_mtu_of(host, id))))
+            .map(|(name, mtu)| match mtu {
+                Some(m) => format!("{name} (mtu {m})"),
+                None => name.clone(),
+            })
+            .collect();
         // The link's MTU is on its line; an end of its own says so here.
         let mtu = l
             .ends
@@ -181,7 +189,7 @@ fn print_ends(s: &Plan, l: &Link, ends: &[(&str, &str)]) {
             .addr
             .map(|a| format!(", {a} on {}", chain.last().expect("the veth end")))
             .unwrap_or_default();
-        out!("      in {host}: {}{mtu}{addr}", chain.join(" > "));
+        out!("      in {host}: {}{mtu}{addr}", shown.join(" > "));
     }
 }
 
