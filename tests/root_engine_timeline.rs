@@ -180,3 +180,60 @@ fn after_offset_and_parallel_schedule_steps() {
         "last follows group",
     );
 }
+
+/// (start, end) of each op of `workload`, in seconds.
+fn ops_of(result: &serde_json::Value, workload: &str) -> Vec<(f64, f64)> {
+    events(result, "op")
+        .into_iter()
+        .filter(|e| e["workload"] == workload)
+        .map(|e| {
+            let s = |k: &str| e[k].as_u64().unwrap() as f64 / 1e9;
+            (s("start_ns"), s("end_ns"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_workload_runs_from_its_start_step_to_its_stop_step() {
+    require_root();
+    let yaml = format!(
+        "schema_version: 1\nid: wl-steps\ntitle: t\ntimeout: 60s\n{SERVER_WORLD}{}",
+        "workloads:
+  - { id: inside, host: srv, op: stat, path: /, every: 20ms, start: middle, stop: middle }
+  - { id: later, host: srv, op: stat, path: /, every: 20ms, start: last }
+  - { id: always, host: srv, op: stat, path: /, every: 20ms }
+steps:
+  - { id: first, wait: 1s }
+  - { id: middle, wait: 1s }
+  - { id: last, wait: 1s }
+"
+    );
+    let (code, stdout, r) = Case::new(&yaml).run();
+    assert_eq!(code, 0, "{stdout}");
+    let middle = (at(&r, "step_begin", "middle"), at(&r, "step_end", "middle"));
+    let last = at(&r, "step_begin", "last");
+
+    let inside = ops_of(&r, "inside");
+    assert!(inside.len() >= 3, "{inside:?}");
+    assert!(
+        inside.iter().all(|o| o.0 >= middle.0),
+        "{inside:?} {middle:?}"
+    );
+    // SIGTERM follows the step's end by microseconds: at most one op may
+    // begin in between; every later one would mean it was never stopped.
+    let past_end = inside.iter().filter(|o| o.0 > middle.1).count();
+    assert!(past_end <= 1, "{inside:?} {middle:?}");
+    let stopped = events(&r, "teardown")
+        .into_iter()
+        .filter(|e| e["what"] == "stop workload inside")
+        .count();
+    assert_eq!(stopped, 1, "reaped once, at the end of the run");
+
+    let later = ops_of(&r, "later");
+    assert!(!later.is_empty());
+    assert!(later.iter().all(|o| o.0 >= last), "{later:?} {last}");
+
+    // Without `start`, a workload begins with the timeline, before `middle`.
+    let always = ops_of(&r, "always");
+    assert!(always.iter().any(|o| o.0 < middle.0), "{always:?}");
+}

@@ -197,3 +197,23 @@ fn delay_without_netem_is_a_skip_that_says_so() {
         assert_eq!(code, Some(0));
     }
 }
+
+#[test]
+fn an_mtu_change_with_heal_false_outlasts_the_timeline() {
+    let (r, code) = run("mtu-kept.yaml");
+    // The probe's every op saw MTU 1280, those during the grace too.
+    assert_eq!(r["verdict"], "PASS", "{:#}", r);
+    assert_eq!(code, Some(0));
+    assert_eq!(events(&r, "fault_healed").len(), 0, "never healed");
+    let end = events(&r, "step_end")
+        .iter()
+        .map(|e| e["t_ns"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let in_grace = events(&r, "op")
+        .iter()
+        .filter(|e| e["start_ns"].as_u64().unwrap() > end)
+        .count();
+    assert!(in_grace >= 1, "no probe ran after the timeline: {:#}", r);
+    assert_eq!(leftovers(&r), Vec::<String>::new());
+}

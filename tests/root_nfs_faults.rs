@@ -112,3 +112,15 @@ fn a_call_fault_that_matched_no_call_makes_the_run_an_error() {
     assert_eq!(healed["unit"], "call", "{healed}");
     assert_eq!(code, Some(70), "ERROR exits 70");
 }
+
+#[test]
+fn seeded_files_are_served_from_the_first_step() {
+    let (result, code) = run("seeded-files-libnfs.yaml");
+    // Each exec step checks one file's content or size through NFS; a file
+    // not seeded, or seeded wrong, fails its step's exit_code matcher.
+    for o in result["outcomes"].as_array().unwrap() {
+        assert_eq!(o["passed"], true, "{o}");
+    }
+    assert_eq!(result["verdict"], "PASS", "{result:#}");
+    assert_eq!(code, Some(0));
+}

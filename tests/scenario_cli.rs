@@ -149,6 +149,7 @@ fn plan_names_interfaces_volumes_daemons_tables_and_each_expectation() {
         "    no_errors stat\n",
         "    no_errors lister\n",
         "    hang reader during observe\n",
+        "    file /export/seed.bin (256K of zeros), before any mount\n",
     ] {
         assert!(vlan.contains(line), "{line:?} in:\n{vlan}");
     }

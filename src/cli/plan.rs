@@ -75,8 +75,12 @@ pub fn plan(
             );
             let what = match &p.step.action {
                 Action::Fault {
+                    fault, kept: true, ..
+                } => format!("fault {}, never healed", fault.kind()),
+                Action::Fault {
                     fault,
                     heal_after: Some(d),
+                    ..
                 } => format!("fault {} for {}, then heal", fault.kind(), fmt(*d)),
                 Action::Fault { fault, .. } => format!("fault {}, healed at the end", fault.kind()),
                 Action::Wait(w) => format!("wait {}", fmt(*w)),

@@ -178,10 +178,31 @@ impl<'a> Live<'a> {
                 );
             }
         }
-        for running in &mut self.workloads {
-            running.go();
-        }
+        self.release_workloads(None);
         Ok(())
+    }
+
+    /// Lets the workloads whose `start` is `step` (None: the timeline's
+    /// start) begin their ops.
+    fn release_workloads(&mut self, step: Option<&str>) {
+        for running in &mut self.workloads {
+            let w = self.plan.workload(&running.id).expect("planned workload");
+            if w.start.as_deref() == step {
+                running.go();
+            }
+        }
+    }
+
+    /// Stops the workloads whose `stop` is `step`, after collecting what
+    /// they reported.
+    fn stop_workloads(&mut self, step: &str) {
+        self.pump();
+        for running in &mut self.workloads {
+            let w = self.plan.workload(&running.id).expect("planned workload");
+            if w.stop.as_deref() == Some(step) {
+                running.terminate();
+            }
+        }
     }
 
     /// What a mount_storm workload mounts: the same source, type and options
@@ -299,6 +320,7 @@ impl<'a> Live<'a> {
                         }
                         self.pump();
                         let t = self.end(&step.id);
+                        self.stop_workloads(&step.id);
                         schedule.ended(i, t);
                         self.observe(&step.id, schedule.all_done());
                     }
@@ -342,11 +364,12 @@ impl<'a> Live<'a> {
         });
         tracing::info!(step = %id, "begin");
         self.step_calls.began(&id, &self.world);
+        self.release_workloads(Some(&id));
         if let Some(dir) = &self.artifacts {
             super::artifacts::step_began(dir, &id);
         }
         match &step.action {
-            Action::Fault { fault, .. } => {
+            Action::Fault { fault, kept, .. } => {
                 let active = fault::inject(fault, &self.world).map_err(Abort::Fault)?;
                 let t = self.now();
                 self.journal.push(Event::FaultInjected {
@@ -354,7 +377,11 @@ impl<'a> Live<'a> {
                     fault: fault.kind().into(),
                     t_ns: t,
                 });
-                self.active.injected(&id, active);
+                // A kept fault is never healed: its guard stays in the
+                // world (or its rule in its namespace) until teardown.
+                if !kept {
+                    self.active.injected(&id, active);
+                }
             }
             Action::Exec { host, command } => {
                 let ns = self.world.netns(host).expect("validated host");

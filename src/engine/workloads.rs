@@ -21,6 +21,8 @@ pub struct Running {
     deadline: Duration,
     /// The op in flight: seq, start, and whether it was already sampled.
     in_flight: Option<(u64, u64, bool)>,
+    /// Sent SIGTERM at its `stop` step; reaped at the end of the run.
+    terminated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,7 @@ pub fn spawn(
         reports: rx,
         deadline,
         in_flight: None,
+        terminated: false,
     })
 }
 
@@ -102,6 +105,15 @@ impl Running {
     /// Lets the child start its ops.
     pub fn go(&mut self) {
         self.go = None;
+    }
+
+    /// Asks the child to stop (SIGTERM) without waiting for it: the
+    /// timeline goes on, and `stop` reaps it at the end of the run. An op
+    /// the signal cuts short has no end and is not recorded.
+    pub fn terminate(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        self.terminated = true;
     }
 
     /// Moves finished ops into events, and samples an op past its deadline
@@ -135,6 +147,11 @@ impl Running {
                 }
             }
         }
+        // A terminated child that is gone has no op in flight; one stuck in
+        // the kernel past SIGTERM is still sampled.
+        if self.terminated && matches!(self.child.child.try_wait(), Ok(Some(_))) {
+            self.in_flight = None;
+        }
         if let Some((seq, start, sampled)) = &mut self.in_flight
             && !*sampled
             && now.saturating_sub(*start) > self.deadline.as_nanos() as u64
@@ -162,6 +179,11 @@ impl Running {
     /// the child could not be reaped in time.
     pub fn stop(mut self, grace: Duration) -> Option<String> {
         use nix::sys::signal::{Signal, kill};
+        // Reaped already (stopped at its step): its pid may be another's now.
+        if let Ok(Some(_)) = self.child.child.try_wait() {
+            self.child.reaped();
+            return None;
+        }
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
         // SIGKILL through the removal cleanup uses; a zombie then is reaped

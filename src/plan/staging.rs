@@ -60,6 +60,7 @@ impl Plan {
                             reject, matching, ..
                         },
                     heal_after,
+                    ..
                 } => Some(Cut {
                     step,
                     rule: Rule {

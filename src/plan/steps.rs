@@ -23,10 +23,12 @@ pub struct Step {
 pub enum Action {
     Wait(Duration),
     /// Injected when the step begins; healed after `heal_after` (the step
-    /// then ends), or at the end of the run.
+    /// then ends), or at the end of the run, or (`kept`) never: the world's
+    /// teardown removes it with its namespace.
     Fault {
         fault: Fault,
         heal_after: Option<Duration>,
+        kept: bool,
     },
     /// A command in a host's namespace; the step ends when it exits.
     Exec {

@@ -53,12 +53,23 @@ pub struct Link {
     pub offloads: Option<bool>,
     /// Per-host settings of one end.
     pub ends: BTreeMap<String, LinkEnd>,
+    /// MTUs of VLAN interfaces at both ends, by VLAN id.
+    pub vlan_mtu: BTreeMap<u16, u32>,
 }
 
 impl Link {
     /// The MTU of `host`'s end: its own, else the link's.
     pub fn mtu_of(&self, host: &str) -> Option<u32> {
         self.ends.get(host).and_then(|e| e.mtu).or(self.mtu)
+    }
+
+    /// The MTU of VLAN `id`'s interface at `host`'s end, if the scenario
+    /// sets one: the end's own, else the link's.
+    pub fn vlan_mtu_of(&self, host: &str, id: u16) -> Option<u32> {
+        self.ends
+            .get(host)
+            .and_then(|e| e.vlan_mtu.get(&id).copied())
+            .or_else(|| self.vlan_mtu.get(&id).copied())
     }
 
     /// The other end's host, if `host` is on this link.
@@ -74,6 +85,7 @@ impl Link {
 #[derive(Debug, Clone, Default)]
 pub struct LinkEnd {
     pub mtu: Option<u32>,
+    pub vlan_mtu: BTreeMap<u16, u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +126,26 @@ pub struct NfsExport {
     pub clients: Option<Cidr>,
     pub read_only: bool,
     pub squash: Squash,
+    /// Made in the export's directory at setup, in this order.
+    pub files: Vec<SeedFile>,
 }
+
+/// A file an export holds from the start (mode 0666, root's).
+#[derive(Debug, Clone)]
+pub struct SeedFile {
+    /// Relative to the export's directory, without `.` or `..` parts.
+    pub path: String,
+    pub content: SeedContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedContent {
+    Zeros(u64),
+    Text(String),
+}
+
+/// The largest seeded file: the bytes are written into the scratch area.
+pub const SEED_MAX_BYTES: u64 = 1 << 30;
 
 /// exports(5) options. Squashing is knfsd's: `root_squash` unless the
 /// export says `no_root_squash` (a client's root then acts as root) or
@@ -201,6 +232,10 @@ pub struct Workload {
     pub parallel: u32,
     /// read: keep one descriptor across ops.
     pub hold_open: bool,
+    /// The step whose beginning starts its ops; None: the timeline's start.
+    pub start: Option<String>,
+    /// The step whose end stops it; None: the end of the run.
+    pub stop: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]

@@ -13,10 +13,11 @@ use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
     Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
-    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, Step, Window, Workload,
-    Xfail,
+    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, SeedContent, SeedFile, Step,
+    Window, Workload, Xfail,
 };
 use regex::Regex;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 const VALIDATED: &str = "checked by validate before lowering";
@@ -99,6 +100,10 @@ fn requires(s: &Scenario, plan: &Plan) -> Requires {
     }
 }
 
+fn vlan_mtus(m: &BTreeMap<u16, serde_saphyr::Spanned<u32>>) -> BTreeMap<u16, u32> {
+    m.iter().map(|(id, mtu)| (*id, mtu.value)).collect()
+}
+
 fn link(l: &model::Link) -> Link {
     Link {
         between: [l.between[0].value.clone(), l.between[1].value.clone()],
@@ -106,12 +111,14 @@ fn link(l: &model::Link) -> Link {
         switch: l.switch.as_ref().map(|s| s.value.clone()),
         vlans: l.vlans.iter().map(|v| v.value).collect(),
         offloads: l.offloads,
+        vlan_mtu: vlan_mtus(&l.vlan_mtu),
         ends: l
             .ends
             .iter()
             .map(|(host, end)| {
                 let end = LinkEnd {
                     mtu: end.mtu.as_ref().map(|m| m.value),
+                    vlan_mtu: vlan_mtus(&end.vlan_mtu),
                 };
                 (host.clone(), end)
             })
@@ -134,8 +141,20 @@ fn nfs_server(srv: &model::NfsServer) -> NfsServer {
                     .map(|c| parse_cidr(&c.value).expect(VALIDATED)),
                 read_only: e.options.contains(&ExportOption::Ro),
                 squash: ExportOption::squash(&e.options),
+                files: e.files.iter().map(seed_file).collect(),
             })
             .collect(),
+    }
+}
+
+fn seed_file(f: &model::SeedFile) -> SeedFile {
+    SeedFile {
+        path: f.path.value.clone(),
+        content: match (&f.size, &f.content) {
+            (_, Some(text)) => SeedContent::Text(text.value.clone()),
+            (Some(size), None) => SeedContent::Zeros(size.value.0),
+            (None, None) => SeedContent::Text(String::new()),
+        },
     }
 }
 
@@ -179,6 +198,8 @@ fn workload(w: &model::Workload) -> Workload {
         mount: w.mount.as_ref().map(|m| m.value.clone()),
         parallel: w.parallel.unwrap_or(4),
         hold_open: w.hold_open,
+        start: w.start.as_ref().map(|r| r.value.clone()),
+        stop: w.stop.as_ref().map(|r| r.value.clone()),
     }
 }
 
@@ -213,6 +234,7 @@ fn steps(s: &Scenario, plan: &Plan) -> Vec<Step> {
                 Action::Fault {
                     fault: fault(&f.value, plan),
                     heal_after: st.for_.map(|d| d.0),
+                    kept: st.heal.as_ref().is_some_and(|h| !h.value),
                 }
             } else if let Some(e) = &st.exec {
                 Action::Exec {

@@ -164,6 +164,11 @@ pub struct Link {
     /// Settings of one host's end, e.g. `ends: { client: { mtu: 1400 } }`.
     #[serde(default)]
     pub ends: BTreeMap<String, LinkEnd>,
+    /// MTU of a VLAN's interface at both ends, by VLAN id, e.g.
+    /// `{ 100: 1496 }`; at most its parent's MTU.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<u16, u32>")]
+    pub vlan_mtu: BTreeMap<u16, Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -190,6 +195,28 @@ pub struct Export {
     pub clients: Option<Spanned<String>>,
     #[serde(default)]
     pub options: Vec<ExportOption>,
+    /// Files put into the export at setup, before any mount or step.
+    #[serde(default)]
+    pub files: Vec<SeedFile>,
+}
+
+/// A file the export holds from the start: `size` bytes of zeros, the
+/// text of `content`, or empty with neither. Mode 0666, owned by root, so
+/// clients may write it under any squash.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    /// Relative to the export's directory, e.g. `seed.bin` or `db/data`;
+    /// missing parent directories are made (mode 0777).
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// At most 1G; the bytes are written, not left as a hole.
+    #[serde(default)]
+    #[schemars(with = "Option<ByteSize>")]
+    pub size: Option<Spanned<ByteSize>>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub content: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -289,6 +316,17 @@ pub struct Workload {
     /// anew each op.
     #[serde(default)]
     pub hold_open: bool,
+    /// The step whose beginning lets this workload start its ops; absent
+    /// means with the timeline. It is spawned and prepared during setup
+    /// either way, so its first op comes within a tick of the step.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub start: Option<Ref>,
+    /// The step whose end stops this workload (SIGTERM, then SIGKILL);
+    /// absent means it runs until the timeline and a 1 s grace are over.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub stop: Option<Ref>,
 }
 
 fn default_deadline() -> Duration {

@@ -18,6 +18,11 @@ pub struct LinkEnd {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub mtu: Option<Spanned<u32>>,
+    /// MTU of this host's VLAN interfaces by VLAN id; overrides the link's
+    /// `vlan_mtu`.
+    #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<u16, u32>")]
+    pub vlan_mtu: std::collections::BTreeMap<u16, Spanned<u32>>,
 }
 
 /// `net.block` / `net.reject`: which packets to cut. Either `between` two
@@ -128,6 +133,31 @@ fn check_mtu(c: &mut Checker, mtu: u32, loc: Location, path: String) {
     }
 }
 
+/// Each VLAN MTU names a VLAN of the link and is a valid MTU.
+fn check_vlan_mtu(
+    c: &mut Checker,
+    mtus: &std::collections::BTreeMap<u16, Spanned<u32>>,
+    vlans: &[u16],
+    path: &str,
+) {
+    for (id, mtu) in mtus {
+        if !vlans.contains(id) {
+            let listed: Vec<String> = vlans.iter().map(u16::to_string).collect();
+            c.at(
+                mtu.referenced,
+                format!("{path}.{id}"),
+                format!("VLAN {id} is not on this link"),
+                Some(if listed.is_empty() {
+                    "this link has no `vlans`".into()
+                } else {
+                    format!("this link's VLANs: {}", listed.join(", "))
+                }),
+            );
+        }
+        check_mtu(c, mtu.value, mtu.referenced, format!("{path}.{id}"));
+    }
+}
+
 /// Links: switch names, VLAN lists, per-end MTUs.
 pub(super) fn check_links(c: &mut Checker, s: &Scenario) {
     check_shared_ports(c, s);
@@ -170,8 +200,16 @@ pub(super) fn check_links(c: &mut Checker, s: &Scenario) {
             }
             seen.push(id.value);
         }
+        let vlans: Vec<u16> = link.vlans.iter().map(|v| v.value).collect();
+        check_vlan_mtu(c, &link.vlan_mtu, &vlans, &format!("links[{i}].vlan_mtu"));
         let ends: Vec<&str> = link.between.iter().map(|b| b.value.as_str()).collect();
         for (host, end) in &link.ends {
+            check_vlan_mtu(
+                c,
+                &end.vlan_mtu,
+                &vlans,
+                &format!("links[{i}].ends.{host}.vlan_mtu"),
+            );
             if !ends.contains(&host.as_str()) {
                 c.at(
                     at,

@@ -43,6 +43,12 @@ pub struct Step {
         deserialize_with = "super::quantity::nonzero_opt"
     )]
     pub for_: Option<Duration>,
+    /// `false`: the fault is never healed: it stays through the workloads'
+    /// grace and data verification and goes with its namespace at teardown,
+    /// as a configuration change would. `net.*` faults only; not with `for`.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub heal: Option<Spanned<bool>>,
     /// Run a command to completion; its exit code is recorded.
     #[serde(default)]
     pub exec: Option<Exec>,

@@ -8,6 +8,7 @@ use std::fmt;
 
 mod lock_faults;
 mod nfs_faults;
+mod seed_files;
 mod setup;
 mod staging;
 
@@ -226,6 +227,11 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
             if let Some(clients) = &e.clients {
                 c.cidr(clients, format!("nfs_servers.{name}.exports[{i}].clients"));
             }
+            seed_files::check(
+                &mut c,
+                &e.files,
+                &format!("nfs_servers.{name}.exports[{i}]"),
+            );
         }
     }
     c.unique(
@@ -378,6 +384,7 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
                 None,
             );
         }
+        check_heal(c, st, path);
         if st.for_.is_some() && st.fault.is_none() {
             c.at(
                 st.id.referenced,
@@ -508,6 +515,45 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
 /// A `block.*` fault names an image that sits on a dm volume, and asks for
 /// what dm targets can do (sector ranges inside the volume, whole
 /// milliseconds for dm-delay, whole seconds for dm-flakey).
+/// `heal: false` keeps a fault past the run's end, which only a fault
+/// living in the run's namespaces can do without leaving anything behind.
+fn check_heal(c: &mut Checker, st: &Step, path: &str) {
+    const KEEPABLE: [&str; 5] = [
+        "net.block",
+        "net.reject",
+        "net.mtu",
+        "net.delay",
+        "net.loss",
+    ];
+    let Some(heal) = st.heal.as_ref().filter(|h| !h.value) else {
+        return;
+    };
+    let at = |c: &mut Checker, message: String, hint: String| {
+        c.at(heal.referenced, format!("{path}.heal"), message, Some(hint));
+    };
+    match &st.fault {
+        None => at(
+            c,
+            "`heal` is about a fault; this step has none".into(),
+            "leave `heal` out".into(),
+        ),
+        Some(f) if !KEEPABLE.contains(&f.value.kind()) => at(
+            c,
+            format!("{} cannot be left unhealed", f.value.kind()),
+            format!(
+                "only faults inside the run's namespaces go with them at teardown: {}",
+                KEEPABLE.join(", ")
+            ),
+        ),
+        Some(_) if st.for_.is_some() => at(
+            c,
+            "`heal: false` and `for` contradict each other".into(),
+            "`for` heals the fault after that long; leave one out".into(),
+        ),
+        Some(_) => {}
+    }
+}
+
 fn check_block_fault(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
     let Some(image) = fault.block_image() else {
         return;
@@ -622,8 +668,15 @@ fn check_workloads(c: &mut Checker, s: &Scenario, hosts: &[&str]) {
             .map(|(i, w)| (&w.id, format!("workloads[{i}].id"))),
     );
     let mounts: Vec<&str> = mount_ids(s);
+    let all = flatten_steps(&s.steps);
+    let steps: Vec<&str> = all.iter().map(|(_, st)| st.id.value.as_str()).collect();
     for (i, w) in s.workloads.iter().enumerate() {
         let path = format!("workloads[{i}]");
+        for (edge, field) in [(&w.start, "start"), (&w.stop, "stop")] {
+            if let Some(step) = edge {
+                c.reference(step, format!("{path}.{field}"), "step", steps.clone());
+            }
+        }
         c.reference(
             &w.host,
             format!("{path}.host"),

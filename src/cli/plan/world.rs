@@ -4,8 +4,8 @@
 
 use super::super::out::out;
 use crate::plan::{
-    Action, Fault, Link, Plan, SWITCH_BRIDGE, ServerKind, Statd, size_text, veth_ifname,
-    vlan_ifname,
+    Action, Fault, Link, Plan, SWITCH_BRIDGE, SeedContent, ServerKind, Statd, size_text,
+    veth_ifname, vlan_ifname,
 };
 
 pub(super) fn print_world(s: &Plan) {
@@ -71,6 +71,19 @@ pub(super) fn print_world(s: &Plan) {
             srv.host,
             exports.join(", ")
         );
+        for e in &srv.exports {
+            for f in &e.files {
+                let content = match &f.content {
+                    SeedContent::Zeros(n) => format!("{} of zeros", size_text(*n)),
+                    SeedContent::Text(t) => format!("{} bytes of text", t.len()),
+                };
+                out!(
+                    "    file {}/{} ({content}), before any mount",
+                    e.path,
+                    f.path
+                );
+            }
+        }
     }
     for m in &s.mounts {
         // The engine adds vers=3 when no version is given.
@@ -99,7 +112,24 @@ pub(super) fn print_world(s: &Plan) {
         );
     }
     for w in &s.workloads {
-        out!("    workload {} ({}) on {}", w.id, w.op.name(), w.host);
+        let start = w
+            .start
+            .as_ref()
+            .map_or("with the timeline".to_string(), |s| {
+                format!("when step {s} begins")
+            });
+        let stop = w
+            .stop
+            .as_ref()
+            .map_or("at the end of the run".to_string(), |s| {
+                format!("when step {s} ends")
+            });
+        out!(
+            "    workload {} ({}) on {}: starts {start}, stops {stop}",
+            w.id,
+            w.op.name(),
+            w.host
+        );
     }
 }
 
@@ -140,6 +170,14 @@ fn print_ends(s: &Plan, l: &Link, ends: &[(&str, &str)]) {
     for &(host, peer) in ends {
         let mut chain = vec![veth_ifname(peer)];
         chain.extend(l.vlans.iter().map(|&id| vlan_ifname(peer, id)));
+        let shown: Vec<String> = chain
+            .iter()
+            .zip(std::iter::once(None).chain(l.vlans.iter().map(|&id| l.vlan_mtu_of(host, id))))
+            .map(|(name, mtu)| match mtu {
+                Some(m) => format!("{name} (mtu {m})"),
+                None => name.clone(),
+            })
+            .collect();
         // The link's MTU is on its line; an end of its own says so here.
         let mtu = l
             .ends
@@ -151,7 +189,7 @@ fn print_ends(s: &Plan, l: &Link, ends: &[(&str, &str)]) {
             .addr
             .map(|a| format!(", {a} on {}", chain.last().expect("the veth end")))
             .unwrap_or_default();
-        out!("      in {host}: {}{mtu}{addr}", chain.join(" > "));
+        out!("      in {host}: {}{mtu}{addr}", shown.join(" > "));
     }
 }
 

@@ -57,6 +57,7 @@ impl World {
                     .join(format!("server-{name}"))
                     .join(e.path.trim_start_matches('/'));
                 std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+                super::seed::seed(&dir, &e.files)?;
                 let rw = if e.read_only { "ro" } else { "rw" };
                 let squash = match e.squash {
                     Squash::Root => "root_squash",

@@ -11,6 +11,7 @@ mod knfsd;
 mod locking;
 mod net;
 mod nfs;
+mod seed;
 
 use crate::block::{DmVolume, ImageFile, LoopDevice, Mount};
 use crate::fault::{FaultError, NetGuards, Targets};

@@ -173,6 +173,9 @@ impl World {
             let name = vlan_ifname(peer, id);
             let vlan = Vlan::create(ns, &top, &name, id, ledger).map_err(net_err(host))?;
             self.net.vlans.push(vlan);
+            if let Some(m) = link.vlan_mtu_of(host, id) {
+                net::set_mtu(ns, &name, m).map_err(net_err(host))?;
+            }
             net::set_up(ns, &name).map_err(net_err(host))?;
             self.net
                 .ifaces
@@ -313,6 +316,14 @@ fn link_note(link: &crate::plan::Link) -> String {
         let vlans: Vec<String> = link.vlans.iter().map(u16::to_string).collect();
         parts.push(format!("vlans {} outermost first", vlans.join("/")));
     }
+    for (id, m) in &link.vlan_mtu {
+        parts.push(format!("vlan {id} mtu {m}"));
+    }
+    for (host, end) in &link.ends {
+        for (id, m) in &end.vlan_mtu {
+            parts.push(format!("{host}'s vlan {id} mtu {m}"));
+        }
+    }
     if link.offloads == Some(false) {
         parts.push("offloads off".into());
     }
@@ -339,14 +350,20 @@ mod tests {
             vlans: Vec::new(),
             offloads: None,
             ends: Default::default(),
+            vlan_mtu: Default::default(),
         };
         assert_eq!(link_note(&link), "link server <-> client (default mtu)");
         link.mtu = Some(1500);
         link.vlans = vec![20, 100];
         link.offloads = Some(false);
         link.switch = Some("sw".into());
-        link.ends
-            .insert("client".into(), LinkEnd { mtu: Some(1400) });
+        link.ends.insert(
+            "client".into(),
+            LinkEnd {
+                mtu: Some(1400),
+                vlan_mtu: Default::default(),
+            },
+        );
         assert_eq!(
             link_note(&link),
             "link server <-> client via switch sw (mtu 1500, client's end mtu 1400, \

@@ -33,6 +33,7 @@ impl World {
                     .join(format!("server-{name}"))
                     .join(e.path.trim_start_matches('/'));
                 std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+                super::seed::seed(&dir, &e.files)?;
                 exports.push(ExportSpec {
                     name: e.path.clone(),
                     dir,
