@@ -374,7 +374,20 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 fn suite(root: &Path) -> Observations {
     let mut obs: Observations = Vec::new();
-    let mut note = |step: &str, what: String| obs.push((step.to_string(), what));
+    // A step that takes seconds is named on stderr: what a slow server
+    // spends its time on, visible in the guest's output.
+    let mut last = Instant::now();
+    let mut note = |step: &str, what: String| {
+        if last.elapsed() > Duration::from_secs(2) {
+            eprintln!(
+                "slow step on {}: {step} took {:?}",
+                root.display(),
+                last.elapsed()
+            );
+        }
+        last = Instant::now();
+        obs.push((step.to_string(), what))
+    };
     let p = |n: &str| root.join(n);
 
     // create (O_EXCL) and write
@@ -958,7 +971,8 @@ fn same_results_from_both_servers(vers: &str) {
         "guest_suite",
         out.path(),
         &[(VERS_ENV, vers.into())],
-        Duration::from_secs(900),
+        // TCG runs the v4 suites slower: ours took 381 s on vers=4.1.
+        Duration::from_secs(if vers == "3" { 900 } else { 1800 }),
         1024,
     );
     let text = fs::read_to_string(out.path().join("observations.json")).unwrap();

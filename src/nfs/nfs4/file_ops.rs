@@ -290,7 +290,7 @@ impl Nfs4 {
                     seqid: 1,
                     access,
                     deny,
-                }),
+                })?,
             }
         };
         put_stateid(w, &sid);

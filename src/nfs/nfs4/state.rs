@@ -16,6 +16,13 @@ pub const MAX_SLOTS: u32 = 64;
 /// Largest reply a slot keeps for replay; an OPEN reply fits easily.
 pub const MAX_CACHED_REPLY: u32 = 8 * 1024;
 
+/// Bounds on what clients can make us keep: a hostile client must not
+/// grow the server without limit (expired clients are purged first).
+pub const MAX_CLIENTS: usize = 4096;
+pub const MAX_SESSIONS_PER_CLIENT: usize = 16;
+pub const MAX_OPENS: usize = 65536;
+const RESOURCE: Nfs4Status = Nfs4Status(10018);
+
 pub type SessionId = [u8; 16];
 /// RFC 8881 §3.3.12 stateid4's `other`.
 pub type StateOther = [u8; 12];
@@ -138,13 +145,27 @@ impl State {
         verifier: [u8; 8],
         minor: u32,
         now: Instant,
-    ) -> u64 {
+    ) -> Result<u64, Nfs4Status> {
         let existing = self
             .clients
             .values()
             .find(|c| c.owner == owner)
             .map(|c| (c.id, c.verifier));
-        match existing {
+        if existing.is_none() && self.clients.len() >= MAX_CLIENTS {
+            let expired: Vec<u64> = self
+                .clients
+                .values()
+                .filter(|c| now.duration_since(c.renewed) > LEASE)
+                .map(|c| c.id)
+                .collect();
+            for id in expired {
+                self.forget_client(id);
+            }
+            if self.clients.len() >= MAX_CLIENTS {
+                return Err(RESOURCE);
+            }
+        }
+        Ok(match existing {
             Some((id, v)) if v == verifier => id,
             other => {
                 if let Some((old, _)) = other {
@@ -169,7 +190,7 @@ impl State {
                 );
                 id
             }
-        }
+        })
     }
 
     /// Drops a client with its sessions and opens.
@@ -216,7 +237,11 @@ impl State {
         slots: u32,
         max_cached: u32,
         max_ops: u32,
-    ) -> SessionId {
+    ) -> Result<SessionId, Nfs4Status> {
+        let open_sessions = self.sessions.values().filter(|s| s.client == client);
+        if open_sessions.count() >= MAX_SESSIONS_PER_CLIENT {
+            return Err(RESOURCE);
+        }
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&client.to_be_bytes());
         id[8..].copy_from_slice(&self.next_id().to_be_bytes());
@@ -229,16 +254,19 @@ impl State {
                 max_ops,
             },
         );
-        id
+        Ok(id)
     }
 
-    pub fn new_open(&mut self, open: Open) -> StateId {
+    pub fn new_open(&mut self, open: Open) -> Result<StateId, Nfs4Status> {
+        if self.opens.len() >= MAX_OPENS {
+            return Err(RESOURCE);
+        }
         let mut other = [0u8; 12];
         other[..4].copy_from_slice(&self.boot.to_be_bytes());
         other[4..].copy_from_slice(&self.next_id().to_be_bytes());
         let seqid = open.seqid;
         self.opens.insert(other, open);
-        StateId { seqid, other }
+        Ok(StateId { seqid, other })
     }
 
     /// The open of `owner` on `file`, if it has one: a second OPEN of the
@@ -302,10 +330,10 @@ mod tests {
     fn exchange_id_is_idempotent_until_the_client_reboots() {
         let now = Instant::now();
         let mut s = State::new(7);
-        let a = s.exchange_id(b"host-a", [1; 8], 1, now);
+        let a = s.exchange_id(b"host-a", [1; 8], 1, now).unwrap();
         assert_eq!(s.exchange_id(b"host-a", [1; 8], 1, now), a);
-        let sess = s.new_session(a, 4, 1024, 8);
-        let b = s.exchange_id(b"host-a", [2; 8], 1, now);
+        let sess = s.new_session(a, 4, 1024, 8).unwrap();
+        let b = s.exchange_id(b"host-a", [2; 8], 1, now).unwrap();
         assert_ne!(a, b);
         assert!(
             !s.sessions.contains_key(&sess),
@@ -318,7 +346,7 @@ mod tests {
     fn leases_expire_and_an_expired_client_is_gone() {
         let now = Instant::now();
         let mut s = State::new(1);
-        let id = s.exchange_id(b"c", [0; 8], 1, now);
+        let id = s.exchange_id(b"c", [0; 8], 1, now).unwrap();
         assert!(s.live_client(id, now + LEASE / 2).is_ok());
         // Renewed at LEASE/2, so still alive just before LEASE*3/2.
         assert!(s.live_client(id, now + LEASE).is_ok());
@@ -334,8 +362,8 @@ mod tests {
     fn expire_now_by_owner() {
         let now = Instant::now();
         let mut s = State::new(1);
-        s.exchange_id(b"linux host-a", [0; 8], 1, now);
-        let b = s.exchange_id(b"linux host-b", [0; 8], 1, now);
+        s.exchange_id(b"linux host-a", [0; 8], 1, now).unwrap();
+        let b = s.exchange_id(b"linux host-b", [0; 8], 1, now).unwrap();
         assert_eq!(s.expire(b"host-a"), 1);
         assert!(s.clients.contains_key(&b));
         assert_eq!(s.expire(b""), 1);
@@ -346,22 +374,24 @@ mod tests {
     fn grace_after_reboot_and_reclaim_only_by_old_owners() {
         let now = Instant::now();
         let mut s = State::new(1);
-        let old = s.exchange_id(b"old", [0; 8], 1, now);
-        let sid = s.new_open(Open {
-            client: old,
-            owner: b"o".to_vec(),
-            file: (1, vec![1]),
-            seqid: 1,
-            access: 1,
-            deny: 0,
-        });
+        let old = s.exchange_id(b"old", [0; 8], 1, now).unwrap();
+        let sid = s
+            .new_open(Open {
+                client: old,
+                owner: b"o".to_vec(),
+                file: (1, vec![1]),
+                seqid: 1,
+                access: 1,
+                deny: 0,
+            })
+            .unwrap();
         assert!(!s.in_grace(now));
         s.reboot(2, Duration::from_secs(10), now);
         assert!(s.in_grace(now + Duration::from_secs(5)));
         assert!(!s.in_grace(now + Duration::from_secs(11)));
         assert_eq!(s.open_of(&sid).err(), Some(Nfs4Status::STALE_STATEID));
-        let again = s.exchange_id(b"old", [0; 8], 1, now);
-        let new = s.exchange_id(b"new", [0; 8], 1, now);
+        let again = s.exchange_id(b"old", [0; 8], 1, now).unwrap();
+        let new = s.exchange_id(b"new", [0; 8], 1, now).unwrap();
         assert!(s.may_reclaim(again));
         assert!(!s.may_reclaim(new));
     }
@@ -370,15 +400,17 @@ mod tests {
     fn stateid_seqids() {
         let now = Instant::now();
         let mut s = State::new(1);
-        let c = s.exchange_id(b"c", [0; 8], 1, now);
-        let mut sid = s.new_open(Open {
-            client: c,
-            owner: b"o".to_vec(),
-            file: (1, vec![1]),
-            seqid: 1,
-            access: 1,
-            deny: 0,
-        });
+        let c = s.exchange_id(b"c", [0; 8], 1, now).unwrap();
+        let mut sid = s
+            .new_open(Open {
+                client: c,
+                owner: b"o".to_vec(),
+                file: (1, vec![1]),
+                seqid: 1,
+                access: 1,
+                deny: 0,
+            })
+            .unwrap();
         s.open_of(&sid).unwrap().seqid = 2;
         assert_eq!(s.open_of(&sid).err(), Some(Nfs4Status::OLD_STATEID));
         sid.seqid = 0;
