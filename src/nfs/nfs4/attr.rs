@@ -274,7 +274,7 @@ impl Attrs {
 
     fn put_one(&self, a: u32, v: &mut XdrWriter) {
         let sf = self.statfs.as_ref();
-        let frsize = sf.map_or(0, |s| s.fragment_size() as u64);
+        let frsize = sf.map_or(0, |s| s.fragment_size());
         match a {
             SUPPORTED_ATTRS => put_bitmap(v, &SUPPORTED),
             TYPE => {
@@ -314,13 +314,13 @@ impl Attrs {
                 v.u64(self.fileid);
             }
             FILES_AVAIL => {
-                v.u64(sf.map_or(0, |s| s.files_available() as u64));
+                v.u64(sf.map_or(0, |s| s.files_available()));
             }
             FILES_FREE => {
-                v.u64(sf.map_or(0, |s| s.files_free() as u64));
+                v.u64(sf.map_or(0, |s| s.files_free()));
             }
             FILES_TOTAL => {
-                v.u64(sf.map_or(0, |s| s.files() as u64));
+                v.u64(sf.map_or(0, |s| s.files()));
             }
             MAXFILESIZE => {
                 v.u64(i64::MAX as u64);
@@ -352,13 +352,13 @@ impl Attrs {
                     .u32(nix::sys::stat::minor(self.rdev) as u32);
             }
             SPACE_AVAIL => {
-                v.u64(sf.map_or(0, |s| s.blocks_available() as u64 * frsize));
+                v.u64(sf.map_or(0, |s| s.blocks_available() * frsize));
             }
             SPACE_FREE => {
-                v.u64(sf.map_or(0, |s| s.blocks_free() as u64 * frsize));
+                v.u64(sf.map_or(0, |s| s.blocks_free() * frsize));
             }
             SPACE_TOTAL => {
-                v.u64(sf.map_or(0, |s| s.blocks() as u64 * frsize));
+                v.u64(sf.map_or(0, |s| s.blocks() * frsize));
             }
             SPACE_USED => {
                 v.u64(self.used);

@@ -350,7 +350,7 @@ impl Nfs4 {
             }
         }
         entries.retain(|(k, _, _)| *k > cookie);
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_by_key(|a| a.0);
         w.opaque_fixed(&[0u8; 8]);
         let mut used = 8 + 8 + 16;
         let mut sent = 0;

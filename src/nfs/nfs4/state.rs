@@ -331,7 +331,7 @@ mod tests {
         let now = Instant::now();
         let mut s = State::new(7);
         let a = s.exchange_id(b"host-a", [1; 8], 1, now).unwrap();
-        assert_eq!(s.exchange_id(b"host-a", [1; 8], 1, now), a);
+        assert_eq!(s.exchange_id(b"host-a", [1; 8], 1, now), Ok(a));
         let sess = s.new_session(a, 4, 1024, 8).unwrap();
         let b = s.exchange_id(b"host-a", [2; 8], 1, now).unwrap();
         assert_ne!(a, b);
