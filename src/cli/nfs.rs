@@ -112,8 +112,12 @@ pub struct MatchArgs {
     /// Program: nfs, mount, portmap, nlm, nsm or a number.
     #[arg(long)]
     pub prog: Option<String>,
+    /// Program version: with 4, --proc names an NFSv4 operation.
+    #[arg(long)]
+    pub vers: Option<u32>,
     /// Procedure name (WRITE, MNT, …), NFSv3's or else MOUNT's without
-    /// --prog; a number needs --prog.
+    /// --prog, else an NFSv4 operation a COMPOUND contains (EXCHANGE_ID,
+    /// OPEN, OP_WRITE); a number needs --prog.
     #[arg(long = "proc")]
     pub proc_: Option<String>,
     /// Only calls on this export.
@@ -395,11 +399,13 @@ fn raise_descriptor_limit() {
 }
 
 fn rule(m: &MatchArgs, action: ActionSpec) -> Result<RuleSpec, String> {
-    let (prog, proc_) =
-        names::call_target(m.prog.as_deref(), m.proc_.as_deref()).map_err(|e| e.to_string())?;
+    let target = names::call_target(m.prog.as_deref(), m.vers, m.proc_.as_deref())
+        .map_err(|e| e.to_string())?;
     Ok(RuleSpec {
-        prog,
-        proc_,
+        prog: target.prog,
+        vers: target.vers,
+        proc_: target.proc_,
+        op: target.op,
         export: m.export.clone(),
         client: m.client.clone(),
         action,

@@ -13,6 +13,7 @@ use super::hook::{CallInfo, FaultHook, HookDecision};
 use super::mount::Mount;
 use super::names;
 use super::nfs3::Nfs3;
+use super::nfs4::{self, Nfs4};
 use super::nlm::Nlm;
 use super::nsm::Nsm;
 use super::portmap::{PortRegistry, Portmap};
@@ -37,6 +38,7 @@ pub struct Dispatcher {
     /// Typed handles on programs the server also drives from outside a call
     /// (a restart's new write verifier, grace periods, reboots).
     nfs3: Arc<Nfs3>,
+    nfs4: Arc<Nfs4>,
     nlm: Option<Arc<Nlm>>,
     nsm: Option<Arc<Nsm>>,
     hook: Arc<FaultHook>,
@@ -51,13 +53,16 @@ impl Dispatcher {
         registry: Arc<PortRegistry>,
     ) -> Dispatcher {
         let nfs3 = Arc::new(Nfs3::new(exports.clone()));
+        let nfs4 = Arc::new(Nfs4::new(exports.clone()));
         Dispatcher {
             programs: vec![
                 nfs3.clone(),
+                nfs4.clone(),
                 Arc::new(Mount::new(exports.clone())),
                 Arc::new(Portmap::new(registry)),
             ],
             nfs3,
+            nfs4,
             nlm: None,
             nsm: None,
             exports,
@@ -92,6 +97,10 @@ impl Dispatcher {
 
     pub fn nfs3(&self) -> &Nfs3 {
         &self.nfs3
+    }
+
+    pub fn nfs4(&self) -> &Nfs4 {
+        &self.nfs4
     }
 
     /// The duplicate-request cache (cleared by a server restart).
@@ -147,12 +156,18 @@ impl Dispatcher {
             proc_: call.proc_,
         });
         let export_name = self.call_export(call.prog, call.proc_, r.rest());
+        let ops = if (call.prog, call.vers, call.proc_) == (nfs4::PROGRAM, nfs4::VERSION, 1) {
+            nfs4::peek_ops(r.rest())
+        } else {
+            Vec::new()
+        };
         let info = CallInfo {
             prog: call.prog,
             vers: call.vers,
             proc_: call.proc_,
             export: export_name.as_deref(),
             client,
+            ops: &ops,
         };
         let decision = self.hook.check(&info);
         if decision == HookDecision::CloseConnection {
@@ -162,8 +177,8 @@ impl Dispatcher {
             rpc::accepted_reply(&mut w, call.xid, AcceptStat::Success);
             // The table's row, served or not: a rule may answer for a
             // program this server does not run.
-            let reply: StatusReply =
-                program_table::by_number(call.prog).map_or(status_word_reply, |p| p.status_reply);
+            let reply: StatusReply = program_table::by_number_version(call.prog, call.vers)
+                .map_or(status_word_reply, |p| p.status_reply);
             reply(call.vers, call.proc_, r.rest(), status, &mut w);
             return Outcome::Reply(w.into_bytes());
         }
@@ -294,7 +309,9 @@ mod tests {
             Err(_) => Err(None),
         };
         assert_eq!(version(&d, nfs3::PROGRAM, 3), Ok(nfs3::PROGRAM));
-        assert_eq!(version(&d, nfs3::PROGRAM, 2), Err(Some((3, 3))));
+        // NFS's two rows together cover 3 to 4.
+        assert_eq!(version(&d, nfs3::PROGRAM, 2), Err(Some((3, 4))));
+        assert_eq!(version(&d, nfs3::PROGRAM, 4), Ok(nfs3::PROGRAM));
         assert_eq!(version(&d, mount::PROGRAM, 1), Err(Some((3, 3))));
         assert_eq!(version(&d, portmap::PROGRAM, 3), Ok(portmap::PROGRAM));
         assert_eq!(version(&d, portmap::PROGRAM, 5), Err(Some((2, 4))));

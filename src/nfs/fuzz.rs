@@ -98,6 +98,13 @@ pub fn dispatch(d: &Dispatcher, data: &[u8]) {
     }
 }
 
+/// Feeds `data` to the dispatcher as the arguments of an NFSv4 COMPOUND:
+/// the operation loop and every operation's decoding, past the RPC header.
+pub fn nfs4_compound(d: &Dispatcher, data: &[u8]) {
+    let call = call_with_args(0x4444, super::nfs4::PROGRAM, super::nfs4::VERSION, 1, data);
+    dispatch(d, &call);
+}
+
 /// A call header for `prog`/`vers`/`proc_` followed by `args`: lets a
 /// generator reach the procedures instead of failing at the header.
 pub fn call_with_args(xid: u32, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {

@@ -21,6 +21,8 @@ pub struct CallInfo<'a> {
     /// The export the call's file handle or mount path names, if any.
     pub export: Option<&'a str>,
     pub client: SocketAddr,
+    /// An NFSv4 COMPOUND's operations (empty for any other call).
+    pub ops: &'a [u32],
 }
 
 /// Which calls a rule applies to; `None` fields match anything.
@@ -31,6 +33,8 @@ pub struct CallMatch {
     pub proc_: Option<u32>,
     pub export: Option<String>,
     pub client: Option<Cidr>,
+    /// An NFSv4 operation the COMPOUND must contain.
+    pub op: Option<u32>,
 }
 
 impl CallMatch {
@@ -43,6 +47,7 @@ impl CallMatch {
                 .as_deref()
                 .is_none_or(|e| Some(e) == call.export)
             && self.client.is_none_or(|c| c.contains(call.client.ip()))
+            && self.op.is_none_or(|op| call.ops.contains(&op))
     }
 }
 
@@ -285,6 +290,7 @@ mod tests {
             proc_,
             export,
             client: "127.0.0.1:700".parse().unwrap(),
+            ops: &[],
         }
     }
 

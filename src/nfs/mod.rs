@@ -1,7 +1,7 @@
 //! The in-process NFS server: XDR, ONC RPC, MOUNT v3, NFSv3, a portmapper
 //! and the fault hook in front of dispatch.
 //!
-//! One module per RPC program (`mount`, `nfs3`, `portmap`, `nlm`, `nsm`),
+//! One module per RPC program (`mount`, `nfs3`, `nfs4`, `portmap`, `nlm`, `nsm`),
 //! each a `program::Program` with a row in `program_table`; `call` is what
 //! a procedure gets and returns; `rpc` and `xdr` are the wire layers;
 //! `dispatch` routes a record through the `hook` to a program; `names`
@@ -24,6 +24,7 @@ pub mod knfsd;
 pub mod mount;
 pub mod names;
 pub mod nfs3;
+pub mod nfs4;
 pub mod nlm;
 pub mod nsm;
 pub mod open_files;

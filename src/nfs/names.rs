@@ -5,7 +5,7 @@
 //! what the fault hook's "reply with a status" sends.
 
 use super::program_table::{self, PROGRAMS};
-use super::{mount, nfs3};
+use super::{mount, nfs3, nfs4};
 
 /// Programs whose procedures a scenario may name without the program, in
 /// the order tried: NFSv3 first, so `NULL` is NFS's.
@@ -89,27 +89,76 @@ pub fn procedure_any(name: &str) -> Option<(u32, u32)> {
         .find_map(|prog| procedure(prog, name).map(|p| (prog, p)))
 }
 
-/// The program and procedure numbers a call match names, the one way a
-/// scenario's `match:` and `stackquake nfs fault` resolve them: a program
-/// by name or number; a procedure by name or (with its program) number; a
-/// procedure without a program is NFSv3's or MOUNT's (see
-/// [`procedure_any`]). The error says which name did not resolve.
+/// What a call match names; `None` fields match anything. `op` is an
+/// NFSv4 operation the COMPOUND must contain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTarget {
+    pub prog: Option<u32>,
+    pub vers: Option<u32>,
+    pub proc_: Option<u32>,
+    pub op: Option<u32>,
+}
+
+/// An NFSv4 procedure ("NULL", "COMPOUND") or operation ("OPEN",
+/// "op_exchange_id") by name: a COMPOUND containing it.
+fn nfs4_target(name: &str) -> Option<CallTarget> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("NFSPROC4_").unwrap_or(&upper);
+    let (proc_, op) = match bare {
+        "NULL" => (0, None),
+        "COMPOUND" => (1, None),
+        _ => (1, Some(nfs4::ops::by_name(bare)?)),
+    };
+    Some(CallTarget {
+        prog: Some(nfs4::PROGRAM),
+        vers: Some(nfs4::VERSION),
+        proc_: Some(proc_),
+        op,
+    })
+}
+
+/// The call a match names, the one way a scenario's `match:` and
+/// `stackquake nfs fault` resolve it: a program by name or number; a
+/// procedure by name or (with its program) number; a procedure without a
+/// program is NFSv3's or MOUNT's (see [`procedure_any`]), else an NFSv4
+/// operation ("EXCHANGE_ID", "OP_WRITE"), which `version: 4` always
+/// means. The error says which name did not resolve.
 pub fn call_target(
     program: Option<&str>,
+    version: Option<u32>,
     procedure: Option<&str>,
-) -> Result<(Option<u32>, Option<u32>), UnknownName> {
+) -> Result<CallTarget, UnknownName> {
     let prog = program
         .map(|p| self::program(p).ok_or(UnknownName::Program(p.to_string())))
         .transpose()?;
-    match (procedure, prog) {
-        (None, prog) => Ok((prog, None)),
-        (Some(name), Some(prog)) => self::procedure(prog, name)
-            .map(|p| (Some(prog), Some(p)))
-            .ok_or(UnknownName::Procedure(name.to_string())),
-        (Some(name), None) => procedure_any(name)
-            .map(|(prog, p)| (Some(prog), Some(p)))
-            .ok_or(UnknownName::Procedure(name.to_string())),
+    let unknown = |name: &str| UnknownName::Procedure(name.to_string());
+    let Some(name) = procedure else {
+        return Ok(CallTarget {
+            prog,
+            vers: version,
+            ..CallTarget::default()
+        });
+    };
+    let nfs = prog.is_none_or(|p| p == nfs4::PROGRAM);
+    if version == Some(nfs4::VERSION) && nfs {
+        return nfs4_target(name).ok_or_else(|| unknown(name));
     }
+    let v3 = match prog {
+        Some(prog) => self::procedure(prog, name).map(|p| (prog, p)),
+        None => procedure_any(name),
+    };
+    if let Some((prog, p)) = v3 {
+        return Ok(CallTarget {
+            prog: Some(prog),
+            vers: version,
+            proc_: Some(p),
+            op: None,
+        });
+    }
+    if nfs && version.is_none() {
+        return nfs4_target(name).ok_or_else(|| unknown(name));
+    }
+    Err(unknown(name))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,9 +169,15 @@ pub enum UnknownName {
     Procedure(String),
 }
 
-/// Every nfsstat3 name, for validation hints.
+/// Every nfsstat3 and nfsstat4 name, for validation hints.
 pub fn status_names() -> impl Iterator<Item = &'static str> {
-    NFS3_STATUSES.iter().map(|(n, _)| *n)
+    all_statuses().map(|(n, _)| *n)
+}
+
+/// nfsstat3 first: a bare name shared by both ("IO") is its NFSv3 one,
+/// which has the same number anyway.
+fn all_statuses() -> impl Iterator<Item = &'static (&'static str, u32)> {
+    NFS3_STATUSES.iter().chain(nfs4::status::NAMES.iter())
 }
 
 pub fn procedure_name(prog: u32, proc_: u32) -> String {
@@ -131,15 +186,19 @@ pub fn procedure_name(prog: u32, proc_: u32) -> String {
         .map_or_else(|| proc_.to_string(), |s| s.to_string())
 }
 
-/// An nfsstat3 by name ("NFS3ERR_IO", "IO", "jukebox") or number.
+/// An nfsstat3 or nfsstat4 by name ("NFS3ERR_IO", "IO", "jukebox",
+/// "NFS4ERR_BADSESSION", "grace") or number.
 pub fn status(name: &str) -> Option<u32> {
     if let Ok(n) = name.parse() {
         return Some(n);
     }
     let upper = name.to_ascii_uppercase();
-    NFS3_STATUSES
-        .iter()
-        .find(|(n, _)| *n == upper || n.strip_prefix("NFS3ERR_") == Some(upper.as_str()))
+    all_statuses()
+        .find(|(n, _)| {
+            *n == upper
+                || n.strip_prefix("NFS3ERR_") == Some(upper.as_str())
+                || n.strip_prefix("NFS4ERR_") == Some(upper.as_str())
+        })
         .map(|(_, v)| *v)
 }
 
@@ -156,30 +215,73 @@ mod tests {
 
     #[test]
     fn a_call_target_resolves_program_and_procedure_together() {
-        assert_eq!(call_target(None, Some("MNT")), Ok((Some(100005), Some(1))));
+        let t = |prog: Option<u32>, proc_: Option<u32>| CallTarget {
+            prog,
+            proc_,
+            ..CallTarget::default()
+        };
         assert_eq!(
-            call_target(None, Some("getattr")),
-            Ok((Some(100003), Some(1)))
+            call_target(None, None, Some("MNT")),
+            Ok(t(Some(100005), Some(1)))
         );
         assert_eq!(
-            call_target(Some("mount"), Some("NULL")),
-            Ok((Some(100005), Some(0)))
+            call_target(None, None, Some("getattr")),
+            Ok(t(Some(100003), Some(1)))
         );
         assert_eq!(
-            call_target(Some("nfs"), Some("7")),
-            Ok((Some(100003), Some(7)))
+            call_target(Some("mount"), None, Some("NULL")),
+            Ok(t(Some(100005), Some(0)))
         );
-        assert_eq!(call_target(Some("nlm"), None), Ok((Some(100021), None)));
-        assert_eq!(call_target(None, None), Ok((None, None)));
+        assert_eq!(
+            call_target(Some("nfs"), None, Some("7")),
+            Ok(t(Some(100003), Some(7)))
+        );
+        assert_eq!(
+            call_target(Some("nlm"), None, None),
+            Ok(t(Some(100021), None))
+        );
+        assert_eq!(call_target(None, None, None), Ok(t(None, None)));
         // A bare number names no procedure: whose would it be?
         assert_eq!(
-            call_target(None, Some("7")),
+            call_target(None, None, Some("7")),
             Err(UnknownName::Procedure("7".into()))
         );
         assert_eq!(
-            call_target(Some("nfsx"), Some("READ")),
+            call_target(Some("nfsx"), None, Some("READ")),
             Err(UnknownName::Program("nfsx".into()))
         );
+    }
+
+    #[test]
+    fn nfs4_operations_are_matched_inside_a_compound() {
+        let op = |op: u32| CallTarget {
+            prog: Some(100003),
+            vers: Some(4),
+            proc_: Some(1),
+            op: Some(op),
+        };
+        // Only v4 has it: no version needed.
+        assert_eq!(call_target(None, None, Some("exchange_id")), Ok(op(42)));
+        assert_eq!(call_target(Some("nfs"), None, Some("OPEN")), Ok(op(18)));
+        // Both have it: NFSv3's unless version 4 or the OP_ prefix says so.
+        assert_eq!(call_target(None, None, Some("WRITE")).unwrap().vers, None);
+        assert_eq!(call_target(None, Some(4), Some("WRITE")), Ok(op(38)));
+        assert_eq!(call_target(None, None, Some("OP_WRITE")), Ok(op(38)));
+        assert_eq!(
+            call_target(None, Some(4), Some("compound")).unwrap().proc_,
+            Some(1)
+        );
+        assert_eq!(
+            call_target(None, Some(3), Some("OPEN")),
+            Err(UnknownName::Procedure("OPEN".into()))
+        );
+        assert_eq!(
+            call_target(None, None, Some("EXCHANGE_IDD")),
+            Err(UnknownName::Procedure("EXCHANGE_IDD".into()))
+        );
+        assert_eq!(status("NFS4ERR_BADSESSION"), Some(10052));
+        assert_eq!(status("grace"), Some(10013));
+        assert_eq!(status("io"), Some(5));
     }
 
     #[test]

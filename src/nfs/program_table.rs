@@ -5,12 +5,13 @@
 //! `program::Program`.
 
 use super::program::ProgramInfo;
-use super::{mount, nfs3, nlm, nsm, portmap};
+use super::{mount, nfs3, nfs4, nlm, nsm, portmap};
 
 /// Every known program, in the order names are looked up: a program number
 /// that has rows for several versions is named by its first row.
-pub static PROGRAMS: [&ProgramInfo; 5] = [
+pub static PROGRAMS: [&ProgramInfo; 6] = [
     &nfs3::INFO,
+    &nfs4::INFO,
     &mount::INFO,
     &portmap::INFO,
     &nlm::INFO,
@@ -20,6 +21,15 @@ pub static PROGRAMS: [&ProgramInfo; 5] = [
 /// The first row of program `number`, if it is known.
 pub fn by_number(number: u32) -> Option<&'static ProgramInfo> {
     PROGRAMS.iter().copied().find(|p| p.number == number)
+}
+
+/// The row serving version `vers` of program `number`, else its first row.
+pub fn by_number_version(number: u32, vers: u32) -> Option<&'static ProgramInfo> {
+    PROGRAMS
+        .iter()
+        .copied()
+        .find(|p| p.number == number && p.versions.contains(&vers))
+        .or_else(|| by_number(number))
 }
 
 /// The program a person names ("mount", "rpcbind"; any case).

@@ -31,7 +31,7 @@ mod accept;
 mod conns;
 mod tcp_conn;
 mod throttle;
-use super::{mount, nfs3, rpc};
+use super::{mount, nfs3, nfs4, rpc};
 use conns::ConnTable;
 pub use conns::{
     ConnectionLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -445,6 +445,9 @@ impl NfsServer {
             }
         }
         let verf = shared.dispatcher.nfs3().new_write_verf();
+        // NFSv4 keeps no state on disk: every client reclaims in the grace
+        // period that starts now (RFC 8881 §8.4.2).
+        shared.dispatcher.nfs4().restarted(false);
         // A rebooted lock manager remembers nothing but whom to notify
         // (statd's list is on disk); the grace period starts with the reboot.
         if let Some(n) = shared.dispatcher.nlm() {
@@ -608,6 +611,7 @@ fn register_programs(
         let netid = portmap::netid(proto, &served);
         let services = [
             (nfs3::PROGRAM, nfs3::VERSION),
+            (nfs4::PROGRAM, nfs4::VERSION),
             (mount::PROGRAM, mount::VERSION),
         ];
         for (prog, vers) in services {

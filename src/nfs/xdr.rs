@@ -161,6 +161,12 @@ impl XdrWriter {
         self.buf
     }
 
+    /// Overwrites the word at byte `at`, written earlier as a placeholder
+    /// (a count or status known only once what follows is encoded).
+    pub fn patch_u32(&mut self, at: usize, v: u32) {
+        self.buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
     /// Drops everything after `len`, used to undo a partly encoded body.
     pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);

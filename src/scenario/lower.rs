@@ -529,8 +529,9 @@ impl NfsCallMatch {
     /// The hook's matcher and `nth`; None if a name does not resolve (the
     /// validator reports which, with the valid choices).
     pub(super) fn resolve(&self) -> Option<(CallMatch, Option<u64>)> {
-        let (prog, proc_) = names::call_target(
+        let target = names::call_target(
             self.program.as_ref().map(|p| p.value.as_str()),
+            self.version.as_ref().map(|v| v.value),
             self.procedure.as_ref().map(|p| p.value.as_str()),
         )
         .ok()?;
@@ -539,9 +540,10 @@ impl NfsCallMatch {
             None => None,
         };
         let matcher = CallMatch {
-            prog,
-            vers: self.version.as_ref().map(|v| v.value),
-            proc_,
+            prog: target.prog,
+            vers: target.vers,
+            proc_: target.proc_,
+            op: target.op,
             export: self
                 .export
                 .as_ref()

@@ -93,8 +93,13 @@ pub struct LockStatus {
 pub struct RuleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prog: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vers: Option<u32>,
     #[serde(default, rename = "proc", skip_serializing_if = "Option::is_none")]
     pub proc_: Option<u32>,
+    /// An NFSv4 operation the COMPOUND must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,10 +130,11 @@ impl RuleSpec {
         Ok(FaultRule {
             matcher: CallMatch {
                 prog: self.prog,
-                vers: None,
+                vers: self.vers,
                 proc_: self.proc_,
                 export: self.export.clone(),
                 client,
+                op: self.op,
             },
             action: match self.action {
                 ActionSpec::Delay { ms } => FaultAction::Delay(Duration::from_millis(ms)),
@@ -144,7 +150,9 @@ impl RuleSpec {
     pub fn from_rule(rule: &FaultRule) -> RuleSpec {
         RuleSpec {
             prog: rule.matcher.prog,
+            vers: rule.matcher.vers,
             proc_: rule.matcher.proc_,
+            op: rule.matcher.op,
             export: rule.matcher.export.clone(),
             client: rule.matcher.client.map(|c| c.to_string()),
             action: match rule.action {

@@ -1,7 +1,7 @@
 //! The NFS version 3 program (RFC 1813): procedure dispatch, status codes and
 //! file-handle resolution; the procedures live in the submodules.
 
-mod attr;
+pub mod attr;
 mod dir;
 mod file;
 mod fsinfo;

@@ -80,8 +80,10 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
 fn check_match(c: &mut Checker, m: &NfsCallMatch, exports: Option<Vec<&str>>, path: &str) {
     // Resolved as the lowering will (names::call_target); the checks here
     // only explain a name that does not resolve.
+    let version = m.version.as_ref().map(|v| v.value);
     let resolved = names::call_target(
         m.program.as_ref().map(|p| p.value.as_str()),
+        version,
         m.procedure.as_ref().map(|p| p.value.as_str()),
     );
     match resolved {
@@ -106,20 +108,30 @@ fn check_match(c: &mut Checker, m: &NfsCallMatch, exports: Option<Vec<&str>>, pa
                 .as_ref()
                 .expect("only a named procedure is unknown");
             let program = m.program.as_ref().and_then(|p| names::program(&p.value));
-            let choices: Vec<&str> = match program {
-                Some(prog) => names::procedure_names(prog).to_vec(),
-                None => names::procedure_names(crate::nfs::nfs3::PROGRAM)
+            let v4_ops = crate::nfs::nfs4::ops::NAMES
+                .iter()
+                .filter(|n| !n.is_empty());
+            let nfs = crate::nfs::nfs3::PROGRAM;
+            let choices: Vec<&str> = match (program, version) {
+                (None | Some(100003), Some(4)) => v4_ops.copied().collect(),
+                (Some(prog), _) if prog != nfs => names::procedure_names(prog).to_vec(),
+                (Some(_), _) => names::procedure_names(nfs)
+                    .iter()
+                    .chain(v4_ops)
+                    .copied()
+                    .collect(),
+                (None, _) => names::procedure_names(nfs)
                     .iter()
                     .chain(&names::procedure_names(crate::nfs::mount::PROGRAM)[1..])
+                    .chain(v4_ops)
                     .copied()
                     .collect(),
             };
-            let of = m
-                .program
-                .as_ref()
-                .map_or("NFSv3 or MOUNT".to_string(), |p| {
-                    format!("program {}", p.value)
-                });
+            let of = match (&m.program, version) {
+                (_, Some(4)) => "NFSv4 (COMPOUND operations)".to_string(),
+                (Some(p), _) => format!("program {}", p.value),
+                (None, _) => "NFSv3, MOUNT or NFSv4".to_string(),
+            };
             let hint = match closest(&p.value, choices.iter().copied()) {
                 Some(n) => format!("did you mean `{n}`?"),
                 None if choices.is_empty() => "give this program's procedures by number".into(),
