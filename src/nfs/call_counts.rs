@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{names, program_table};
+use super::program_table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CallKey {
@@ -19,13 +19,18 @@ impl CallKey {
     /// The call as people name it: `nfsv3 WRITE`, `mountv3 MNT`; a
     /// program the table does not know goes by its number.
     pub fn label(&self) -> String {
-        let program = program_table::by_number(self.prog)
-            .map_or_else(|| self.prog.to_string(), |p| p.names[0].to_string());
-        format!(
-            "{program}v{} {}",
-            self.vers,
-            names::procedure_name(self.prog, self.proc_)
-        )
+        // The row of this version: NFSv3 and NFSv4 share a program number
+        // but not their procedures.
+        match program_table::by_number_version(self.prog, self.vers) {
+            Some(row) => {
+                let procedure = row
+                    .procedures
+                    .get(self.proc_ as usize)
+                    .map_or_else(|| self.proc_.to_string(), |p| p.to_string());
+                format!("{}v{} {procedure}", row.names[0], self.vers)
+            }
+            None => format!("{}v{} {}", self.prog, self.vers, self.proc_),
+        }
     }
 }
 
@@ -83,6 +88,12 @@ mod tests {
     fn calls_are_named_as_the_protocol_documents_do() {
         assert_eq!(WRITE.label(), "nfsv3 WRITE");
         assert_eq!(MNT.label(), "mountv3 MNT");
+        let compound = CallKey {
+            prog: 100003,
+            vers: 4,
+            proc_: 1,
+        };
+        assert_eq!(compound.label(), "nfsv4 COMPOUND");
         let unknown = CallKey {
             prog: 400_000,
             vers: 1,
