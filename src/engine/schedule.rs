@@ -81,6 +81,34 @@ impl<'t> Scheduler<'t> {
         })
     }
 
+    /// Every step that may begin at run time `now`, in the order written
+    /// (the members of a `parallel` group with the same offset come due
+    /// together once their group has begun).
+    pub fn begins_due(&self, now: u64) -> Vec<usize> {
+        (0..self.state.len())
+            .filter(|&i| self.state[i] == State::Pending)
+            .filter(|&i| self.planned_begin(i).is_some_and(|t| now >= t))
+            .collect()
+    }
+
+    /// Every running step that has done what it does at run time `now`.
+    pub fn ends_due(&self, now: u64) -> Vec<usize> {
+        (0..self.state.len())
+            .filter(|&i| match self.state[i] {
+                State::Running { began, exited } => self.finished(i, began, exited, now),
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// When step `i` is planned to begin, once its anchor is known: the
+    /// run records a step as begun then, not when it got round to it, so a
+    /// slow injection does not push the step's end (a `for:` heal) later.
+    pub fn planned_begin(&self, i: usize) -> Option<u64> {
+        let planned = &self.timeline.steps[i];
+        Some(self.base(planned.anchor)? + planned.step.offset.as_nanos() as u64)
+    }
+
     /// When the anchor allows a step to begin, if it already does.
     fn base(&self, anchor: Anchor) -> Option<u64> {
         match anchor {
