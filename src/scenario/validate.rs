@@ -9,6 +9,7 @@ use std::fmt;
 mod lock_faults;
 mod nfs_faults;
 mod setup;
+mod shared_kernel;
 
 /// One thing wrong with a scenario, pinned to where it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +277,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
         c.absolute(&img.at, format!("images[{i}].at"));
     }
     setup::check(&mut c, s);
+    shared_kernel::check(&mut c, s);
     super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
@@ -863,6 +865,23 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
             }
             _ => {}
         }
+    }
+    if let Some(when) = &s.data_check
+        && !s
+            .expect
+            .iter()
+            .any(|e| matches!(e.value, Expectation::Data { .. }))
+    {
+        c.at(
+            when.referenced,
+            "data_check".into(),
+            "`data_check` says when `data` expectations read files back, but there is none".into(),
+            Some(
+                "add `- data: { workload: …, verify: all_acknowledged }` to `expect`, \
+                 or leave `data_check` out"
+                    .into(),
+            ),
+        );
     }
 }
 
