@@ -12,8 +12,13 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-10}
 out=${OUT:-target/bench/parallel-skew}
 mkdir -p "$out"
-cargo build --release --quiet
-sq="$PWD/target/release/stackquake"
+# BIN=target/debug/stackquake skips the release build (the figures below
+# in bench/README.md say which was used).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN="$PWD/target/release/stackquake"
+fi
+sq="$BIN"
 
 for i in $(seq 1 "$runs"); do
   "$sq" run --target host --output "$out/$i" tests/scenarios/net/parallel-blocks.yaml >/dev/null 2>&1 || {
