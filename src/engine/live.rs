@@ -270,8 +270,10 @@ impl<'a> Live<'a> {
     pub fn timeline(&mut self, ledger: &Ledger) -> Result<(), Abort> {
         let timeline = Timeline::resolve(self.plan);
         let mut schedule = Scheduler::new(&timeline, self.plan.timeout);
-        // Run time counts from before setup; no step is planned earlier
-        // than the timeline's own start.
+        // A fault step counts as begun at its planned time, so its `for:`
+        // heal comes when planned however long the injection took. Run
+        // time counts from before setup; no step is planned earlier than
+        // the timeline's own start.
         let start = self.now();
         let planned = |schedule: &Scheduler, i: usize, now: u64| {
             schedule.planned_begin(i).unwrap_or(now).clamp(start, now)
@@ -292,9 +294,11 @@ impl<'a> Live<'a> {
                             due.into_iter().partition(|&i| {
                                 matches!(timeline.steps[i].step.action, Action::Fault { .. })
                             });
+                        // A wait or a command counts from when it really
+                        // began (a step `timeout` bounds the command's run).
                         for i in others {
                             self.begin(i, timeline.steps[i].step, ledger)?;
-                            schedule.began(i, planned(&schedule, i, now));
+                            schedule.began(i, self.now());
                         }
                         if !faults.is_empty() {
                             let steps: Vec<&Step> =
