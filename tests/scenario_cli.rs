@@ -242,3 +242,49 @@ fn a_run_whose_partition_holds_no_case_runs_nothing_and_says_so() {
     );
     assert!(!out_dir.exists());
 }
+
+/// Issue 13: hosts share one kernel log, so a `kmsg` matcher in a world
+/// where several client hosts mount one server cannot tell which host
+/// logged its line. `plan` warns (it cannot know whether the pattern
+/// assumes one host); a world with one client host gets no warning.
+#[test]
+fn plan_warns_of_a_kmsg_matcher_when_several_hosts_mount_one_server() {
+    let world = |clients: &[&str]| {
+        let mut hosts = String::from("  server: { addr: 10.77.0.1/24 }\n");
+        let mut links = String::new();
+        let mut mounts = String::new();
+        for (i, c) in clients.iter().enumerate() {
+            hosts += &format!("  {c}: {{ addr: 10.77.0.{}/24 }}\n", i + 2);
+            links += &format!("  - {{ between: [server, {c}] }}\n");
+            mounts += &format!(
+                "  - {{ id: m{i}, host: {c}, server: fs1, export: /export, at: /mnt/{c}, \
+                 options: 'vers=3,nolock' }}\n"
+            );
+        }
+        format!(
+            "schema_version: 1\nid: k\ntitle: t\nhosts:\n{hosts}links:\n{links}\
+             nfs_servers:\n  fs1:\n    host: server\n    exports:\n      \
+             - {{ path: /export, clients: 10.77.0.0/24 }}\nmounts:\n{mounts}\
+             steps:\n  - {{ id: s, wait: 1s }}\nexpect:\n  \
+             - kmsg: {{ pattern: 'nfs: server .* not responding' }}\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (code, out, err) = stackquake(&["plan", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let two = plan("two.yaml", world(&["web1", "web2"]));
+    assert!(
+        two.contains(
+            "  WARNING: kmsg `nfs: server .* not responding` may match a line logged for \
+             any of hosts web1, web2"
+        ),
+        "{two}"
+    );
+    let one = plan("one.yaml", world(&["web1"]));
+    assert!(!one.contains("WARNING"), "{one}");
+}

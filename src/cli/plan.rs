@@ -101,8 +101,51 @@ pub fn plan(
         for e in &s.expect {
             out!("    {}", expectation_text(e));
         }
+        for w in shared_kernel_log(s) {
+            out!("  WARNING: {w}");
+        }
     }
     code
+}
+
+/// A `kmsg` expectation in a world where several client hosts mount one
+/// server: hosts share one kernel log, and the client's lines (`nfs:
+/// server … not responding`, `lockd: server …`) name the server, not the
+/// client, so such a matcher cannot tell which host logged the line.
+/// Warned of, not refused: whether a pattern assumes one host cannot be
+/// read from it (an XFS line names its loop device, a server-side line
+/// its server), and "some client logged it" is a fair expectation.
+fn shared_kernel_log(s: &crate::plan::Plan) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for server in s.nfs_servers.keys() {
+        let mut clients: Vec<&str> = s
+            .mounts
+            .iter()
+            .filter(|m| &m.server == server)
+            .map(|m| m.host.as_str())
+            .collect();
+        clients.sort();
+        clients.dedup();
+        if clients.len() < 2 {
+            continue;
+        }
+        for e in &s.expect {
+            if let Expectation::Kmsg {
+                pattern,
+                absent: false,
+                ..
+            } = e
+            {
+                warnings.push(format!(
+                    "kmsg `{pattern}` may match a line logged for any of hosts {} (they all \
+                     mount {server} and share one kernel log): it cannot tell which host \
+                     logged it (docs/scenarios.md, \"What hosts share\")",
+                    clients.join(", ")
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// An expectation with what it is about and when: `no_errors writer

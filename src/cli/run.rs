@@ -7,7 +7,7 @@ use super::partition::Partition;
 use crate::engine::{self, RunOptions};
 use crate::journal::Observer;
 use crate::plan::{Plan, Target};
-use crate::report::Progress;
+use crate::report::{Progress, Stream};
 use crate::report::{RunReport, ScenarioResult, Verdict};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -257,21 +257,34 @@ fn run_here(
     args: &RunArgs,
 ) -> RunReport {
     crate::sys::install_termination_handler();
+    let kernel = engine::kernel_release();
+    // In the guest, results also go out as they happen (report::stream):
+    // the host keeps them if it has to kill the guest.
+    if args.in_guest {
+        Stream::begin_run(out, &kernel);
+    }
     let mut results = Vec::new();
     let rounds = (0..args.repeat.max(1)).flat_map(|_| scenarios.iter());
     for (file, s) in rounds {
+        let observer: Box<dyn Observer> = if args.in_guest {
+            Box::new(vec![
+                Box::new(Progress::relayed(&s.id)) as Box<dyn Observer>,
+                Box::new(Stream::scenario(out, &s.id, &s.title, file)),
+            ])
+        } else {
+            Box::new(Progress::stderr(&s.id))
+        };
         let opts = RunOptions {
             target,
             scratch: std::env::temp_dir().join("stackquake"),
             artifacts: Some(out.join(&s.id)),
-            observer: Some(if args.in_guest {
-                Box::new(Progress::relayed(&s.id)) as Box<dyn Observer>
-            } else {
-                Box::new(Progress::stderr(&s.id))
-            }),
+            observer: Some(observer),
         };
         eprintln!("running {} ({})", s.id, file.display());
         let r = engine::run_scenario(file, s, opts);
+        if args.in_guest {
+            Stream::result(out, &r);
+        }
         eprintln!("{} {}", r.verdict, s.id);
         let failed = matches!(r.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass);
         let stop = crate::sys::termination_requested() || (args.until_fail && failed);
@@ -284,7 +297,7 @@ fn run_here(
         run_id: run_id.into(),
         stackquake: env!("CARGO_PKG_VERSION").into(),
         target: label,
-        kernel: engine::kernel_release(),
+        kernel,
         results,
     }
 }
@@ -377,11 +390,10 @@ fn run_in_vm(
             let why = problem
                 .or_else(|| read.err().map(|e| format!("guest left no report: {e}")))
                 .unwrap_or_default();
-            errored(
-                run_id,
-                scenarios,
-                &format!("{why}; console: {}", console.display()),
-            )
+            let why = format!("{why} (console: {})", console.display());
+            // What the guest streamed before it stopped is kept.
+            crate::report::stream::recover(&out, scenarios, &why)
+                .unwrap_or_else(|| errored(run_id, scenarios, &why))
         }
     };
     // One run, one id: the guest's own id would not match the output directory.

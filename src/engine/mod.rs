@@ -128,6 +128,7 @@ fn run(
         opts.artifacts.clone(),
     );
     live.observer = opts.observer.take();
+    live.stage("setup");
     let setup = live
         .world
         .build(s, &run, &scratch, &ledger, &mut live.journal.events)
@@ -137,19 +138,22 @@ fn run(
             live.start_workloads(&ledger).map_err(StartError::from)
         });
     let timeline = match setup {
-        Ok(()) => live.timeline(&ledger),
+        Ok(()) => {
+            live.stage("timeline");
+            live.timeline(&ledger)
+        }
         Err(e) => Err(Abort::Setup(e)),
     };
-    let aborted = timeline.err();
+    let mut aborted = timeline.err();
     if let Some(a) = &aborted {
-        let t_ns = live.now();
-        live.journal.push(Event::Aborted {
-            reason: a.to_string(),
-            t_ns,
-        });
+        live.aborted(a);
     }
-    live.finish();
-    let (world, mut journal) = live.into_parts();
+    if let Some(late) = live.finish() {
+        live.aborted(&late);
+        aborted = aborted.or(Some(late));
+    }
+    live.stage("teardown");
+    let (world, mut journal, mut observer) = live.into_parts();
     world.teardown(&mut journal.events);
     match std::fs::remove_dir_all(&scratch) {
         Ok(()) => {
@@ -173,6 +177,9 @@ fn run(
         .collect();
     if leaks.is_empty() {
         ledger.finish()?;
+    }
+    if let Some(o) = &mut observer {
+        o.stage(&journal, "evaluating");
     }
     result.outcomes = expect::evaluate(s, &journal);
     result.journal = journal;

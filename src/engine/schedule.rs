@@ -81,6 +81,34 @@ impl<'t> Scheduler<'t> {
         })
     }
 
+    /// Every step that may begin at run time `now`, in the order written
+    /// (the members of a `parallel` group with the same offset come due
+    /// together once their group has begun).
+    pub fn begins_due(&self, now: u64) -> Vec<usize> {
+        (0..self.state.len())
+            .filter(|&i| self.state[i] == State::Pending)
+            .filter(|&i| self.planned_begin(i).is_some_and(|t| now >= t))
+            .collect()
+    }
+
+    /// Every running step that has done what it does at run time `now`.
+    pub fn ends_due(&self, now: u64) -> Vec<usize> {
+        (0..self.state.len())
+            .filter(|&i| match self.state[i] {
+                State::Running { began, exited } => self.finished(i, began, exited, now),
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// When step `i` is planned to begin, once its anchor is known: the
+    /// run records a fault step as begun then, not when it got round to
+    /// it, so a slow injection does not push its `for:` heal later.
+    pub fn planned_begin(&self, i: usize) -> Option<u64> {
+        let planned = &self.timeline.steps[i];
+        Some(self.base(planned.anchor)? + planned.step.offset.as_nanos() as u64)
+    }
+
     /// When the anchor allows a step to begin, if it already does.
     fn base(&self, anchor: Anchor) -> Option<u64> {
         match anchor {
@@ -338,5 +366,36 @@ mod tests {
         let log = simulate(&p, &[]);
         assert_eq!(log.last().unwrap(), &(5000, "scenario timeout".to_string()));
         assert!(!log.iter().any(|(_, l)| l == "end long"), "{log:?}");
+    }
+
+    #[test]
+    fn a_groups_members_come_due_together_at_their_planned_times() {
+        let p = plan_with(
+            "nfs_servers:\n  fs1: { host: a, exports: [{ path: /e }, { path: /f }] }\n",
+            "  - { id: steady, wait: 1s }
+  - id: cut
+    parallel:
+      - { id: a, fault: { nfs.unexport: { server: fs1, export: /e } }, for: 2s }
+      - { id: b, fault: { nfs.unexport: { server: fs1, export: /f } }, for: 3s }
+      - { id: late, offset: 500ms, wait: 1s }
+",
+        );
+        let t = Timeline::resolve(&p);
+        let idx = |id: &str| t.steps.iter().position(|s| s.step.id == id).unwrap();
+        let mut s = Scheduler::new(&t, p.timeout);
+        s.began(idx("steady"), 0);
+        assert_eq!(s.planned_begin(idx("a")), None, "its group has not begun");
+        s.ended(idx("steady"), 1000 * MS);
+        s.began(idx("cut"), 1010 * MS);
+        // Checked 20 ms late: both members are due, planned at the group's begin.
+        assert_eq!(s.begins_due(1030 * MS), vec![idx("a"), idx("b")]);
+        assert_eq!(s.planned_begin(idx("a")), Some(1010 * MS));
+        assert_eq!(s.planned_begin(idx("late")), Some(1510 * MS));
+        s.began(idx("a"), 1010 * MS);
+        s.began(idx("b"), 1010 * MS);
+        // Each heals at its planned begin + for, the shorter alone first.
+        assert_eq!(s.ends_due(3009 * MS), Vec::<usize>::new());
+        assert_eq!(s.ends_due(3010 * MS), vec![idx("a")]);
+        assert_eq!(s.ends_due(4010 * MS), vec![idx("a"), idx("b")]);
     }
 }

@@ -17,9 +17,8 @@ use crate::block::DmVolume;
 use crate::net::{Firewall, Netns, RuleId};
 use crate::nfs::NfsServer;
 use crate::plan::{Daemon, Fault};
-use std::cell::RefMut;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use net::NetGuards;
 
@@ -38,7 +37,7 @@ pub trait Targets {
         None
     }
     /// The run's firewall in `host`'s namespace, created on first use.
-    fn firewall(&self, host: &str) -> Result<RefMut<'_, Firewall>, FaultError> {
+    fn firewall(&self, host: &str) -> Result<Arc<Mutex<Firewall>>, FaultError> {
         Err(FaultError::UnknownTarget {
             fault: "net.block",
             what: "firewall of host",
@@ -46,7 +45,7 @@ pub trait Targets {
         })
     }
     /// Where `net.*` faults keep their undo guards.
-    fn net_guards(&self) -> Option<RefMut<'_, NetGuards>> {
+    fn net_guards(&self) -> Option<MutexGuard<'_, NetGuards>> {
         None
     }
     /// The dm volume under an image's filesystem (`dm: true`), if any.

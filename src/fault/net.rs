@@ -70,7 +70,12 @@ pub(super) fn cut(
         matching: matching.clone(),
         action,
     };
-    let id = world.firewall(host)?.add(&rule).map_err(net_err(kind))?;
+    let fw = world.firewall(host)?;
+    let id = fw
+        .lock()
+        .expect("firewall lock")
+        .add(&rule)
+        .map_err(net_err(kind))?;
     Ok(Active::NetRule {
         kind,
         host: host.to_string(),
@@ -93,7 +98,7 @@ fn iface(
 fn guards<'w>(
     world: &'w dyn Targets,
     fault: &'static str,
-) -> Result<std::cell::RefMut<'w, NetGuards>, FaultError> {
+) -> Result<std::sync::MutexGuard<'w, NetGuards>, FaultError> {
     world
         .net_guards()
         .ok_or_else(|| unknown(fault, "network", "world"))
@@ -169,17 +174,20 @@ pub(super) fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultErro
     match active {
         Active::NetRule { kind, host, rule } => world
             .firewall(host)?
+            .lock()
+            .expect("firewall lock")
             .remove(*rule)
             .map(drop)
             .map_err(net_err(kind)),
-        Active::NetMtu { guard, .. } => match guards(world, MTU)?.mtu.remove(guard) {
-            Some(change) => change.restore().map_err(net_err(MTU)),
-            None => Ok(()),
-        },
-        Active::Netem { kind, guard, .. } => match guards(world, kind)?.netem.remove(guard) {
-            Some(q) => q.remove().map_err(net_err(kind)),
-            None => Ok(()),
-        },
+        // Taken out first, so the lock is not held while `ip` runs.
+        Active::NetMtu { guard, .. } => {
+            let change = guards(world, MTU)?.mtu.remove(guard);
+            change.map_or(Ok(()), |c| c.restore().map_err(net_err(MTU)))
+        }
+        Active::Netem { kind, guard, .. } => {
+            let qdisc = guards(world, kind)?.netem.remove(guard);
+            qdisc.map_or(Ok(()), |q| q.remove().map_err(net_err(kind)))
+        }
         _ => Ok(()),
     }
 }
@@ -189,11 +197,10 @@ pub(super) fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultErro
 /// whose effect (a frame too big) no counter of ours attributes to it.
 pub(super) fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultError>> {
     match active {
-        Active::NetRule { kind, host, rule } => Some(
-            world
-                .firewall(host)
-                .and_then(|fw| fw.packets(*rule).map_err(net_err(kind))),
-        ),
+        Active::NetRule { kind, host, rule } => Some(world.firewall(host).and_then(|fw| {
+            let fw = fw.lock().expect("firewall lock");
+            fw.packets(*rule).map_err(net_err(kind))
+        })),
         Active::Netem { kind, guard, .. } => Some((|| {
             let g = guards(world, kind)?;
             let q = g

@@ -263,6 +263,30 @@ pub trait Observer {
     fn waiting(&mut self, t_ns: u64);
     /// The timeline is over: leave the output clean for the verdict.
     fn finished(&mut self);
+    /// The run moves on to `what` ("setup", "timeline", "verifying data",
+    /// "teardown"…); `journal` is everything so far.
+    fn stage(&mut self, journal: &Journal, _what: &str) {
+        self.catch_up(&journal.events);
+    }
+}
+
+/// Several observers watching one run, each told everything in turn.
+impl Observer for Vec<Box<dyn Observer>> {
+    fn catch_up(&mut self, events: &[Event]) {
+        self.iter_mut().for_each(|o| o.catch_up(events));
+    }
+
+    fn waiting(&mut self, t_ns: u64) {
+        self.iter_mut().for_each(|o| o.waiting(t_ns));
+    }
+
+    fn finished(&mut self) {
+        self.iter_mut().for_each(|o| o.finished());
+    }
+
+    fn stage(&mut self, journal: &Journal, what: &str) {
+        self.iter_mut().for_each(|o| o.stage(journal, what));
+    }
 }
 
 #[cfg(test)]

@@ -114,3 +114,18 @@ pub enum Verify {
     /// Every record whose op was acknowledged is present and intact.
     AllAcknowledged,
 }
+
+/// When `data` expectations read the workloads' files back, relative to
+/// the heal of the faults still in force when the timeline ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataCheck {
+    /// Heal, give workloads their grace, stop them, then read back: the
+    /// file is final, but a heal that breaks the path (restoring a broken
+    /// MTU) leaves the read to the scenario timeout.
+    #[default]
+    AfterHeal,
+    /// Read back first, over the world as the timeline left it (workloads
+    /// still running), then heal.
+    BeforeHeal,
+}

@@ -12,7 +12,7 @@ mod staging;
 mod steps;
 mod world;
 
-pub use expect::{Expectation, FsStateName, TaskState, Verify, Window};
+pub use expect::{DataCheck, Expectation, FsStateName, TaskState, Verify, Window};
 pub use fault::{Daemon, Fault, LockDownMode, NetLink};
 pub use staging::Cut;
 pub use steps::{Action, Step};
@@ -48,6 +48,8 @@ pub struct Plan {
     /// Every step, groups before their members, in the order written.
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
+    /// When `data` expectations read files back.
+    pub data_check: DataCheck,
     /// Kernel log lines the deny-list lets pass.
     pub kmsg_allow: Vec<Regex>,
     pub xfail: Option<Xfail>,

@@ -5,9 +5,11 @@ mod html;
 mod human;
 mod junit;
 mod progress;
+pub mod stream;
 
 pub use human::{print_histogram, print_result, print_slowest, print_summary};
 pub use progress::Progress;
+pub use stream::Stream;
 
 use crate::expect::Outcome;
 use crate::journal::Journal;

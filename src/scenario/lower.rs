@@ -57,6 +57,10 @@ pub(super) fn lower(s: &Scenario) -> Plan {
         workloads: s.workloads.iter().map(workload).collect(),
         steps: Vec::new(),
         expect: s.expect.iter().map(|e| expectation(&e.value)).collect(),
+        data_check: s
+            .data_check
+            .as_ref()
+            .map_or_else(Default::default, |d| d.value),
         kmsg_allow: s.kmsg_allow.iter().map(|p| regex(&p.value)).collect(),
         xfail: s.xfail.as_ref().map(xfail),
     };

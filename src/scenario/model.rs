@@ -23,7 +23,7 @@ pub use super::network::*;
 use super::quantity::{ByteSize, Duration};
 pub use super::steps::*;
 pub use crate::plan::{
-    ExportOption, KernelFeature, LockMode, Mkfs, ServerKind, Statd, Target, WorkloadOp,
+    DataCheck, ExportOption, KernelFeature, LockMode, Mkfs, ServerKind, Statd, Target, WorkloadOp,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -76,6 +76,12 @@ pub struct Scenario {
     #[serde(default)]
     #[schemars(with = "Vec<Expectation>")]
     pub expect: Vec<Spanned<Expectation>>,
+    /// When `data` expectations read the files back: `after_heal`
+    /// (default: heal, grace, stop workloads, read) or `before_heal`
+    /// (read as the timeline left the world, then heal).
+    #[serde(default)]
+    #[schemars(with = "Option<DataCheck>")]
+    pub data_check: Option<Spanned<DataCheck>>,
     /// Kernel log lines matching one of these are not held against the run
     /// by the default deny-list (BUG, Oops, WARNING, lockdep, hung tasks).
     #[serde(default)]

@@ -10,6 +10,7 @@ mod lock_faults;
 mod nfs_faults;
 mod seed_files;
 mod setup;
+mod shared_kernel;
 mod staging;
 
 /// One thing wrong with a scenario, pinned to where it is written.
@@ -274,6 +275,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     }
     setup::check(&mut c, s);
     staging::check(&mut c, s);
+    shared_kernel::check(&mut c, s);
     super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
@@ -908,6 +910,23 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
             }
             _ => {}
         }
+    }
+    if let Some(when) = &s.data_check
+        && !s
+            .expect
+            .iter()
+            .any(|e| matches!(e.value, Expectation::Data { .. }))
+    {
+        c.at(
+            when.referenced,
+            "data_check".into(),
+            "`data_check` says when `data` expectations read files back, but there is none".into(),
+            Some(
+                "add `- data: { workload: …, verify: all_acknowledged }` to `expect`, \
+                 or leave `data_check` out"
+                    .into(),
+            ),
+        );
     }
 }
 

@@ -20,9 +20,9 @@ use crate::ledger::{Ledger, RunId};
 use crate::net::{Firewall, Netns, VethPair};
 use crate::nfs::NfsServer;
 use crate::plan::Plan;
-use std::cell::RefMut;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// An error for a failed filesystem call on `what`.
 fn io(what: String) -> impl FnOnce(std::io::Error) -> SetupError {
@@ -122,11 +122,11 @@ impl Targets for World {
         self.link_iface_of(host, peer, vlan)
     }
 
-    fn firewall(&self, host: &str) -> Result<RefMut<'_, Firewall>, FaultError> {
+    fn firewall(&self, host: &str) -> Result<Arc<Mutex<Firewall>>, FaultError> {
         self.firewall_of(host)
     }
 
-    fn net_guards(&self) -> Option<RefMut<'_, NetGuards>> {
+    fn net_guards(&self) -> Option<MutexGuard<'_, NetGuards>> {
         Some(self.net_guards_of())
     }
 

@@ -8,8 +8,8 @@ use crate::fault::{FaultError, NetGuards};
 use crate::ledger::{Ledger, RunId};
 use crate::net::{self, Bridge, Firewall, Netns, VethPair, Vlan};
 use crate::plan::{Link, Plan, veth_ifname, vlan_ifname};
-use std::cell::{RefCell, RefMut};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The bridge's name inside every switch namespace.
 const BRIDGE: &str = crate::plan::SWITCH_BRIDGE;
@@ -24,8 +24,10 @@ pub(super) struct NetParts {
     /// (host, peer, vlan) → interface name; vlan None is the veth end.
     ifaces: BTreeMap<(String, String, Option<u16>), String>,
     /// One firewall per host namespace that needed one, created lazily.
-    firewalls: RefCell<BTreeMap<String, Firewall>>,
-    guards: RefCell<NetGuards>,
+    /// Behind locks: a `parallel` group's faults go in from threads of
+    /// their own (engine::live).
+    firewalls: Mutex<BTreeMap<String, Arc<Mutex<Firewall>>>>,
+    guards: Mutex<NetGuards>,
     ledger: Option<Ledger>,
 }
 
@@ -200,13 +202,13 @@ impl World {
             .cloned()
     }
 
-    pub(super) fn firewall_of(&self, host: &str) -> Result<RefMut<'_, Firewall>, FaultError> {
+    pub(super) fn firewall_of(&self, host: &str) -> Result<Arc<Mutex<Firewall>>, FaultError> {
         let unknown = || FaultError::UnknownTarget {
             fault: "net.block",
             what: "host",
             name: host.to_string(),
         };
-        let mut all = self.net.firewalls.borrow_mut();
+        let mut all = self.net.firewalls.lock().expect("firewall map lock");
         if !all.contains_key(host) {
             let ns = self.netns.get(host).ok_or_else(unknown)?;
             let ledger = self.net.ledger.as_ref().ok_or_else(unknown)?;
@@ -215,27 +217,31 @@ impl World {
                     fault: "net.block",
                     source,
                 })?;
-            all.insert(host.to_string(), fw);
+            all.insert(host.to_string(), Arc::new(Mutex::new(fw)));
         }
-        Ok(RefMut::map(all, |m| {
-            m.get_mut(host).expect("inserted above")
-        }))
+        Ok(Arc::clone(&all[host]))
     }
 
-    pub(super) fn net_guards_of(&self) -> RefMut<'_, NetGuards> {
-        self.net.guards.borrow_mut()
+    pub(super) fn net_guards_of(&self) -> MutexGuard<'_, NetGuards> {
+        self.net.guards.lock().expect("network guards lock")
     }
 
     /// Undoes leftover MTU/netem changes, deletes firewalls and VLANs
     /// (innermost first): everything that must go before the veth links.
     pub(super) fn teardown_net_before_links(&mut self, log: &mut super::TeardownLog) {
-        let guards = std::mem::take(self.net.guards.get_mut());
+        let guards = std::mem::take(self.net.guards.get_mut().expect("network guards lock"));
         if guards.active() > 0 {
             // Their Drop restores and logs; healing normally emptied them.
             log.done(format!("undo {} network change(s)", guards.active()));
         }
         drop(guards);
-        for (host, fw) in std::mem::take(self.net.firewalls.get_mut()) {
+        let firewalls = self.net.firewalls.get_mut().expect("firewall map lock");
+        for (host, fw) in std::mem::take(firewalls) {
+            // The faults that used it are healed; theirs were the only clones.
+            let fw = Arc::into_inner(fw)
+                .expect("no fault holds a firewall at teardown")
+                .into_inner()
+                .expect("firewall lock");
             let what = format!("delete firewall {} of {host}", fw.name());
             log.record(what, fw.delete());
         }

@@ -60,7 +60,7 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
 /// and v3 lock over NLM unless `nolock` (the last of `lock`/`nolock`
 /// wins) or `local_lock=all` keeps every lock local. No `vers=` means 3:
 /// that is what the engine mounts (engine::world::nfs).
-fn takes_nlm_locks(options: Option<&str>) -> bool {
+pub(super) fn takes_nlm_locks(options: Option<&str>) -> bool {
     let mut nlm = true;
     let mut v4 = false;
     for o in options.unwrap_or("").split(',').map(str::trim) {

@@ -1,0 +1,107 @@
+//! Issue 13: a scenario whose end-of-run heal breaks the path its data
+//! check then reads over (tests/scenarios/vm/heal-breaks-verify.yaml) hung
+//! the guest until the host killed it, and every result was lost: journal
+//! `"events": []`, `"kernel": "unknown"`. Now the scenario timeout holds
+//! for the read back too — the run ends in ERROR saying so, with its
+//! events, the kernel and its outcomes, long before the host's limit —
+//! and the events were streamed out as they happened (stream.jsonl), so a
+//! killed guest would have left them too. With `data_check: before_heal`
+//! the same world passes. Fails loudly where QEMU or a kernel is missing.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_data_check_hung_by_the_final_heal_ends_at_the_scenario_timeout_with_its_results() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "vm tests need root on the host that boots the guest"
+    );
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/vm/heal-breaks-verify.yaml");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--vm", "--output"])
+        .arg(out.path())
+        .arg(&file)
+        .output()
+        .unwrap();
+    let ctx = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // The guest finished by itself: it was not killed.
+    let target = j["target"].as_str().unwrap();
+    assert!(target.starts_with("vm (booted in"), "{target}\n{ctx}");
+    assert_ne!(j["kernel"], "unknown", "{ctx}");
+
+    let case = |check: &str| {
+        let id = format!("heal-breaks-verify[check={check}]");
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no result {id}\n{ctx}"))
+            .clone()
+    };
+    let after = case("after_heal");
+    assert_eq!(after["verdict"], "ERROR", "{after:#}");
+    let reason = after["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("scenario timeout reached while reading back the file of workload big"),
+        "{reason}"
+    );
+    let events = after["journal"]["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "step_begin",
+        "fault_injected",
+        "fault_healed",
+        "op",
+        "verified",
+        "aborted",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} event in {kinds:?}");
+    }
+    let verified = events.iter().find(|e| e["event"] == "verified").unwrap();
+    assert!(
+        verified["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not return"),
+        "{verified}"
+    );
+    // Writes over the lowered MTU worked; the data check is the one FAIL.
+    let outcomes = after["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes[0]["passed"], true, "{outcomes:#?}");
+    assert_eq!(outcomes[1]["passed"], false, "{outcomes:#?}");
+
+    let before = case("before_heal");
+    assert_eq!(before["verdict"], "PASS", "{before:#}");
+
+    // Both scenarios' events went out as they happened.
+    let stream = std::fs::read_to_string(out.path().join("stream.jsonl")).expect(&ctx);
+    let records: Vec<serde_json::Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records[0]["record"], "run", "{}", records[0]);
+    assert_eq!(records[0]["kernel"], j["kernel"]);
+    let streamed = |record: &str| records.iter().filter(|r| r["record"] == record).count();
+    assert_eq!(streamed("scenario"), 2);
+    assert_eq!(streamed("result"), 2);
+    assert!(streamed("event") >= events.len(), "{stream}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["record"] == "stage" && r["stage"] == "verifying data"),
+        "{stream}"
+    );
+}
