@@ -160,8 +160,11 @@ impl<'a> Live<'a> {
                 );
             }
         }
-        for running in &mut self.workloads {
-            running.go();
+        // A workload with `start:` waits for its step (see `begin`).
+        for (running, w) in self.workloads.iter_mut().zip(&self.plan.workloads) {
+            if w.start.is_none() {
+                running.go();
+            }
         }
         Ok(())
     }
@@ -334,6 +337,13 @@ impl<'a> Live<'a> {
                 self.execs.push((i, child));
             }
             Action::Wait(_) | Action::Parallel(_) => {}
+        }
+        // Workloads that start with this step go once its fault is in
+        // force: a mount started into a firewall must meet the rule.
+        for (running, w) in self.workloads.iter_mut().zip(&self.plan.workloads) {
+            if w.start.as_deref() == Some(id.as_str()) {
+                running.go();
+            }
         }
         Ok(())
     }

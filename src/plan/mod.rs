@@ -16,8 +16,8 @@ pub use fault::{Daemon, Fault, LockDownMode, NetLink};
 pub use steps::{Action, Step};
 pub use world::{
     ExportOption, Host, Image, Link, LinkEnd, LockMode, MTU_RANGE, Mkfs, NfsExport, NfsMount,
-    NfsServer, SWITCH_BRIDGE, ServerKind, Statd, Workload, WorkloadOp, size_text, veth_ifname,
-    vlan_ifname,
+    NfsServer, NfsVersion, SWITCH_BRIDGE, ServerKind, Statd, Workload, WorkloadOp, size_text,
+    veth_ifname, vlan_ifname,
 };
 
 use regex::Regex;

@@ -13,8 +13,8 @@ use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
     Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
-    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, Step, Window, Workload,
-    Xfail,
+    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, NfsVersion, Plan, Requires, Step, Window,
+    Workload, Xfail,
 };
 use regex::Regex;
 use std::net::IpAddr;
@@ -147,6 +147,8 @@ fn mount(m: &model::NfsMount) -> NfsMount {
         export: m.export.value.clone(),
         at: m.at.value.clone(),
         options: m.options.as_ref().map(|o| o.value.clone()),
+        version: NfsVersion::from_options(m.options.as_ref().map(|o| o.value.as_str()))
+            .expect("validated: the mount's NFS version"),
     }
 }
 
@@ -179,6 +181,7 @@ fn workload(w: &model::Workload) -> Workload {
         mount: w.mount.as_ref().map(|m| m.value.clone()),
         parallel: w.parallel.unwrap_or(4),
         hold_open: w.hold_open,
+        start: w.start.as_ref().map(|s| s.value.clone()),
     }
 }
 
@@ -390,6 +393,7 @@ fn net_cut(cut: &model::NetCut, reject: bool, plan: &Plan) -> Fault {
                 addr,
                 protocol,
                 port: cut.port.as_ref().map(|p| p.value),
+                min_size: cut.min_size.as_ref().map(|n| n.value),
             };
             (host.value.clone(), matching)
         }
@@ -447,12 +451,14 @@ fn expectation(e: &model::Expectation) -> Expectation {
             workload,
             state,
             wchan,
+            stack,
             during,
             after,
         } => Expectation::Hang {
             workload: s(workload),
             state: *state,
             wchan: wchan.as_ref().map(|w| regex(&w.value)),
+            stack: stack.as_ref().map(|k| regex(&k.value)),
             window: window(during, after),
         },
         E::NoHang {

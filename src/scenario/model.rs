@@ -289,6 +289,11 @@ pub struct Workload {
     /// anew each op.
     #[serde(default)]
     pub hold_open: bool,
+    /// The step whose beginning starts the workload's first op; absent:
+    /// the timeline's start, together with the other workloads.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub start: Option<Ref>,
 }
 
 fn default_deadline() -> Duration {

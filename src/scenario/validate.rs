@@ -630,6 +630,11 @@ fn check_workloads(c: &mut Checker, s: &Scenario, hosts: &[&str]) {
             .map(|(i, w)| (&w.id, format!("workloads[{i}].id"))),
     );
     let mounts: Vec<&str> = mount_ids(s);
+    let all_steps = flatten_steps(&s.steps);
+    let steps: Vec<&str> = all_steps
+        .iter()
+        .map(|(_, st)| st.id.value.as_str())
+        .collect();
     for (i, w) in s.workloads.iter().enumerate() {
         let path = format!("workloads[{i}]");
         c.reference(
@@ -717,6 +722,14 @@ fn check_workloads(c: &mut Checker, s: &Scenario, hosts: &[&str]) {
         }
         if let Some(m) = &w.mount {
             c.reference(m, format!("{path}.mount"), "mount or image", mounts.clone());
+        }
+        if let Some(start) = &w.start {
+            c.reference(
+                start,
+                format!("{path}.start"),
+                "step",
+                steps.iter().copied(),
+            );
         }
     }
 }
@@ -815,7 +828,14 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
                 );
             }
             Expectation::Kmsg { pattern, .. } => check_regex(c, pattern, format!("{path}.pattern")),
-            Expectation::Hang { wchan: Some(w), .. } => check_regex(c, w, format!("{path}.wchan")),
+            Expectation::Hang { wchan, stack, .. } => {
+                if let Some(w) = wchan {
+                    check_regex(c, w, format!("{path}.wchan"));
+                }
+                if let Some(k) = stack {
+                    check_regex(c, k, format!("{path}.stack"));
+                }
+            }
             Expectation::ResumesWithin { after, .. } => {
                 c.reference(after, format!("{path}.after"), "step", steps.clone());
             }
