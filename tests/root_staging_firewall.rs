@@ -69,6 +69,7 @@ fn toward(addr: IpAddr, port: Option<u16>, action: Action) -> Rule {
             addr,
             protocol: port.map(|_| Protocol::Tcp),
             port,
+            min_size: None,
         },
         action,
     }

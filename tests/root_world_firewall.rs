@@ -129,6 +129,7 @@ fn block_heal_reject(backend: FirewallBackend, subnet: u8) {
                 addr: p.ip_b,
                 protocol: Some(Protocol::Udp),
                 port: Some(7051),
+                min_size: None,
             },
             action: Action::Reject,
         })

@@ -423,7 +423,6 @@ impl<'a> Live<'a> {
         });
         tracing::info!(step = %id, "begin");
         self.step_calls.began(id, &self.world);
-        self.release_workloads(Some(id));
         if let Some(dir) = &self.artifacts {
             super::artifacts::step_began(dir, id);
         }
@@ -441,6 +440,7 @@ impl<'a> Live<'a> {
                 .map_err(Abort::Exec)?;
             self.execs.push((i, child));
         }
+        self.release_workloads(Some(&id));
         Ok(())
     }
 
@@ -494,6 +494,11 @@ impl<'a> Live<'a> {
                 }
                 Err(e) => failed = failed.or(Some(e)),
             }
+        }
+        // Workloads that start with these steps go once the faults are in
+        // force: a mount started into a firewall must meet the rule.
+        for step in steps {
+            self.release_workloads(Some(&step.id));
         }
         failed.map_or(Ok(()), |e| Err(Abort::Fault(e)))
     }

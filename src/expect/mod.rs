@@ -146,12 +146,16 @@ fn judge(e: &Expectation, journal: &Journal, last_step: &str) -> Outcome {
             workload,
             state,
             wchan,
+            stack,
             window,
         } => workload::hang(
             journal,
             workload,
-            *state,
-            wchan.as_ref(),
+            workload::HungAs {
+                state: *state,
+                wchan: wchan.as_ref(),
+                stack: stack.as_ref(),
+            },
             &Window::new(window),
         ),
         Expectation::NoHang { workload, window } => {

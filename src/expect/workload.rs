@@ -119,13 +119,21 @@ pub fn no_errors(journal: &Journal, workload: &str, win: &Window) -> Outcome {
     }
 }
 
-/// Ops of `workload` past their deadline inside the window: seq, started,
-/// sampled at, state, wchan.
+/// An op of `workload` past its deadline inside the window.
+struct Hung<'j> {
+    seq: u64,
+    started: u64,
+    sampled: u64,
+    state: &'j str,
+    wchan: &'j str,
+    stack: Option<&'j str>,
+}
+
 fn hung<'j>(
     journal: &'j Journal,
     workload: &'j str,
     (start, end): (u64, u64),
-) -> impl Iterator<Item = (u64, u64, u64, &'j str, &'j str)> + 'j {
+) -> impl Iterator<Item = Hung<'j>> + 'j {
     journal.events.iter().filter_map(move |e| match e {
         Event::Indeterminate {
             workload: w,
@@ -134,45 +142,72 @@ fn hung<'j>(
             t_ns,
             state,
             wchan,
-            ..
-        } if w == workload && *t_ns >= start && *start_ns < end => {
-            Some((*seq, *start_ns, *t_ns, state.as_str(), wchan.as_str()))
-        }
+            stack,
+        } if w == workload && *t_ns >= start && *start_ns < end => Some(Hung {
+            seq: *seq,
+            started: *start_ns,
+            sampled: *t_ns,
+            state,
+            wchan,
+            stack: stack.as_deref(),
+        }),
         _ => None,
     })
 }
 
-pub fn hang(
-    journal: &Journal,
-    workload: &str,
-    state: Option<TaskState>,
-    wchan: Option<&Regex>,
-    win: &Window,
-) -> Outcome {
-    let mut want = String::new();
-    if let Some(s) = state {
-        want.push_str(&format!(" in state {s:?}"));
+/// What a `hang` expectation asks of the hung task's sample.
+pub struct HungAs<'e> {
+    pub state: Option<TaskState>,
+    pub wchan: Option<&'e Regex>,
+    pub stack: Option<&'e Regex>,
+}
+
+pub fn hang(journal: &Journal, workload: &str, want: HungAs, win: &Window) -> Outcome {
+    let mut wanted = String::new();
+    if let Some(s) = want.state {
+        wanted.push_str(&format!(" in state {s:?}"));
     }
-    if let Some(w) = wchan {
-        want.push_str(&format!(" sleeping in /{w}/"));
+    if let Some(w) = want.wchan {
+        wanted.push_str(&format!(" sleeping in /{w}/"));
     }
-    let expectation = format!("{workload} hangs{want} {}", win.describe());
+    if let Some(k) = want.stack {
+        wanted.push_str(&format!(" with /{k}/ on its kernel stack"));
+    }
+    let expectation = format!("{workload} hangs{wanted} {}", win.describe());
     let Some(span) = win.span(journal) else {
         return Outcome::new(expectation, false, NEVER_RAN.into());
     };
     let mut seen = Vec::new();
-    for (seq, started, t, st, wc) in hung(journal, workload, span) {
-        let state_ok = state.is_none_or(|s| st.starts_with(&format!("{s:?}")));
-        let wchan_ok = wchan.is_none_or(|re| re.is_match(wc));
-        let what = format!(
-            "op {seq} past its deadline at +{}: state {st} in {wc}",
-            secs(t)
+    for h in hung(journal, workload, span) {
+        let state_ok = want
+            .state
+            .is_none_or(|s| h.state.starts_with(&format!("{s:?}")));
+        let wchan_ok = want.wchan.is_none_or(|re| re.is_match(h.wchan));
+        let stack_ok = want
+            .stack
+            .is_none_or(|re| h.stack.is_some_and(|k| re.is_match(k)));
+        let mut what = format!(
+            "op {} past its deadline at +{}: state {} in {}",
+            h.seq,
+            secs(h.sampled),
+            h.state,
+            h.wchan
         );
-        if state_ok && wchan_ok {
+        if want.stack.is_some() {
+            // The functions, not their offsets: `nfs_match_client+0x1d2/0x2a0`.
+            let functions: Vec<&str> = h
+                .stack
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1)?.split('+').next())
+                .collect();
+            what.push_str(&format!(", stack [{}]", functions.join(" < ")));
+        }
+        if state_ok && wchan_ok && stack_ok {
             return Outcome::new(
                 expectation,
                 true,
-                format!("{what} (started +{})", secs(started)),
+                format!("{what} (started +{})", secs(h.started)),
             );
         }
         seen.push(what);
@@ -191,12 +226,15 @@ pub fn no_hang(journal: &Journal, workload: &str, win: &Window) -> Outcome {
         return Outcome::new(expectation, false, NEVER_RAN.into());
     };
     match hung(journal, workload, span).next() {
-        Some((seq, _, t, st, wc)) => Outcome::new(
+        Some(h) => Outcome::new(
             expectation,
             false,
             format!(
-                "op {seq} past its deadline at +{}: state {st} in {wc}",
-                secs(t)
+                "op {} past its deadline at +{}: state {} in {}",
+                h.seq,
+                secs(h.sampled),
+                h.state,
+                h.wchan
             ),
         ),
         None => Outcome::new(
@@ -320,5 +358,59 @@ pub fn data(journal: &Journal, workload: &str) -> Outcome {
                 )
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_with_hung_mount() -> Journal {
+        Journal {
+            run_id: "r".into(),
+            events: vec![Event::Indeterminate {
+                workload: "mounts".into(),
+                seq: 0,
+                start_ns: 1_000_000_000,
+                t_ns: 6_000_000_000,
+                state: "D".into(),
+                wchan: "nfs_wait_client_init_complete".into(),
+                stack: Some(
+                    "[<0>] nfs_wait_client_init_complete+0x5b/0xa0 [nfs]\n\
+                     [<0>] nfs_match_client+0x1d2/0x2a0 [nfs]\n\
+                     [<0>] nfs_get_client+0x60/0x3b0 [nfs]\n"
+                        .into(),
+                ),
+            }],
+        }
+    }
+
+    #[test]
+    fn hang_matches_the_kernel_stack_and_names_its_functions() {
+        let j = journal_with_hung_mount();
+        let whole = crate::plan::Window {
+            during: None,
+            after: None,
+        };
+        let wchan = Regex::new("nfs_wait_client_init").unwrap();
+        let on_stack = Regex::new("nfs_match_client").unwrap();
+        let want = |stack| HungAs {
+            state: Some(TaskState::D),
+            wchan: Some(&wchan),
+            stack,
+        };
+        let o = hang(&j, "mounts", want(Some(&on_stack)), &Window::new(&whole));
+        assert!(o.passed, "{o:?}");
+        assert!(
+            o.detail.contains(
+                "stack [nfs_wait_client_init_complete < nfs_match_client < nfs_get_client]"
+            ),
+            "{}",
+            o.detail
+        );
+        let absent = Regex::new("nfs4_discover_server_trunking").unwrap();
+        let o = hang(&j, "mounts", want(Some(&absent)), &Window::new(&whole));
+        assert!(!o.passed, "{o:?}");
+        assert!(o.detail.contains("not as expected"), "{}", o.detail);
     }
 }

@@ -16,6 +16,7 @@ pub use block::io_count;
 use crate::block::DmVolume;
 use crate::net::{Firewall, Netns, RuleId};
 use crate::nfs::NfsServer;
+use crate::nfs::knfsd::KnfsdError;
 use crate::plan::{Daemon, Fault};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +26,10 @@ pub use net::NetGuards;
 /// What faults may reach in the world; the engine implements it.
 pub trait Targets {
     fn nfs_server(&self, name: &str) -> Option<&NfsServer>;
+    /// A `kind: knfsd` server.
+    fn knfsd(&self, _name: &str) -> Option<&dyn KernelNfsd> {
+        None
+    }
     /// Where an image's filesystem is mounted.
     fn image_mountpoint(&self, image: &str) -> Option<&Path>;
     /// The network namespace of a host.
@@ -56,6 +61,16 @@ pub trait Targets {
     fn host_daemons(&self, _host: &str) -> Option<&dyn HostDaemons> {
         None
     }
+}
+
+/// What `nfs.unexport` and `nfs.restart` can do to the guest kernel's nfsd
+/// (`kind: knfsd`), which has no fault hook for the call faults.
+pub trait KernelNfsd {
+    /// `exportfs -u` the scenario export `export`, or export it again with
+    /// its options.
+    fn set_exported(&self, export: &str, exported: bool) -> Result<(), KnfsdError>;
+    /// Stop every nfsd thread and start them again (`Knfsd::restart`).
+    fn restart(&self) -> Result<(), KnfsdError>;
 }
 
 /// The daemons of one host that `proc.kill` can kill and heal restarts.
@@ -193,6 +208,11 @@ pub enum FaultError {
     Net {
         fault: &'static str,
         source: crate::net::NetError,
+    },
+    #[error("{fault}: {source}")]
+    Knfsd {
+        fault: &'static str,
+        source: KnfsdError,
     },
     #[error("{fault}: {detail}")]
     Lock { fault: &'static str, detail: String },

@@ -10,12 +10,7 @@ pub(super) fn unexport(
     name: &str,
     export: &str,
 ) -> Result<Active, FaultError> {
-    server(world, KIND, name)?
-        .set_exported(export, false)
-        .map_err(|source| FaultError::Nfs {
-            fault: KIND,
-            source,
-        })?;
+    set_exported(world, name, export, false)?;
     Ok(Active::NfsUnexport {
         server: name.to_string(),
         export: export.to_string(),
@@ -23,8 +18,26 @@ pub(super) fn unexport(
 }
 
 pub(super) fn reexport(world: &dyn Targets, name: &str, export: &str) -> Result<(), FaultError> {
+    set_exported(world, name, export, true)
+}
+
+/// knfsd: `exportfs -u` and back; ours: its handles answer STALE and back.
+fn set_exported(
+    world: &dyn Targets,
+    name: &str,
+    export: &str,
+    exported: bool,
+) -> Result<(), FaultError> {
+    if let Some(knfsd) = world.knfsd(name) {
+        return knfsd
+            .set_exported(export, exported)
+            .map_err(|source| FaultError::Knfsd {
+                fault: KIND,
+                source,
+            });
+    }
     server(world, KIND, name)?
-        .set_exported(export, true)
+        .set_exported(export, exported)
         .map_err(|source| FaultError::Nfs {
             fault: KIND,
             source,

@@ -53,6 +53,16 @@ pub(super) fn restart(
     name: &str,
     lose_handles: bool,
 ) -> Result<Active, FaultError> {
+    if let Some(knfsd) = world.knfsd(name) {
+        // Validation refuses `lose_handles` here: knfsd's handles name the
+        // export's fsid and the inode, which a restart keeps.
+        knfsd.restart().map_err(|source| FaultError::Knfsd {
+            fault: RESTART,
+            source,
+        })?;
+        tracing::info!(server = %name, "knfsd restarted by fault");
+        return Ok(Active::Permanent { kind: RESTART });
+    }
     let verf = server(world, RESTART, name)?.restart(RestartOptions {
         keep_handles: !lose_handles,
         downtime: Duration::ZERO,

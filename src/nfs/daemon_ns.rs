@@ -220,6 +220,37 @@ impl DaemonNs {
         Ok(d)
     }
 
+    /// nfsdcld in the foreground, once it watches its rpc_pipefs for the
+    /// pipe nfsd opens at start. In a network namespace other than the
+    /// first, nfsd keeps its NFSv4 client records (what makes reclaim after
+    /// a restart possible) only through nfsdcld: the legacy recovery
+    /// directory and the nfsdcltrack upcall refuse containers
+    /// (fs/nfsd/nfs4recover.c), and nfsd waits only about a second for the
+    /// daemon when it starts. rpc_pipefs is per network namespace; it is
+    /// mounted here, in this mount namespace, and goes with it.
+    pub fn start_nfsdcld(&self) -> Result<DaemonProcess, DaemonError> {
+        require_tools(&[("nfsdcld", "nfs-kernel-server")])?;
+        self.run(
+            "mount",
+            &["-t", "rpc_pipefs", "rpc_pipefs", "/var/lib/nfs/rpc_pipefs"],
+        )?;
+        self.run("mkdir", &["-p", "/var/lib/nfs/nfsdcld"])?;
+        let d = self.spawn(
+            "nfsdcld",
+            &[
+                "nfsdcld",
+                "-F",
+                "-p",
+                "/var/lib/nfs/rpc_pipefs",
+                "-s",
+                "/var/lib/nfs/nfsdcld",
+            ],
+        )?;
+        let pid = d.pid();
+        self.wait_until("nfsdcld", || watches_inotify(pid))?;
+        Ok(d)
+    }
+
     /// Whether `prog` answers a NULL call at the port that the rpcbind on
     /// 127.0.0.1:111 here gives for it over TCP: the lookup the kernel's
     /// lockd makes before each SM_MON (fs/lockd/mon.c nsm_create). A daemon
@@ -275,6 +306,17 @@ impl DaemonNs {
         }
         Ok(())
     }
+}
+
+/// Whether process `pid` holds an inotify descriptor: nfsdcld opens one on
+/// rpc_pipefs' `nfsd` directory before it waits for nfsd's pipe.
+fn watches_inotify(pid: u32) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == "anon_inode:inotify")
+    })
 }
 
 /// Fails with the package to install for the first tool not on PATH.

@@ -98,6 +98,9 @@ pub struct Knfsd {
     ns: DaemonNs,
     exports: Vec<KnfsdExport>,
     stopped: bool,
+    /// For `restart`, which brings nfsd (and lockd) up as `start` did.
+    config: KnfsdConfig,
+    ledger: Option<Ledger>,
 }
 
 const TOOLS: &[(&str, &str)] = &[
@@ -125,6 +128,8 @@ impl Knfsd {
             ns,
             exports: Vec::new(),
             stopped: false,
+            config: config.clone(),
+            ledger: ledger.cloned(),
         };
         // exportfs refuses to run without them (the package creates them).
         for table in ["var/lib/nfs/etab", "var/lib/nfs/rmtab"] {
@@ -133,6 +138,8 @@ impl Knfsd {
         me.ns
             .run("mount", &["-t", "nfsd", "nfsd", "/proc/fs/nfsd"])?;
         let grace = config.grace_secs.max(10).to_string();
+        // Per network namespace (struct nfsd_net), read when nfsd starts
+        // here: they die with the namespace, so there is nothing to put back.
         me.ns.write("proc/fs/nfsd/nfsv4gracetime", &grace)?;
         me.ns.write("proc/fs/nfsd/nfsv4leasetime", &grace)?;
         me.daemons.push(me.ns.start_rpcbind()?);
@@ -142,6 +149,19 @@ impl Knfsd {
             mountd.extend(["-N", "4"]);
         }
         me.daemons.push(me.ns.spawn("rpc.mountd", &mountd)?);
+        if config.nfsv4 {
+            me.daemons.push(me.ns.start_nfsdcld()?);
+        }
+        me.start_threads()?;
+        tracing::info!(netns = %me.ns.netns(), grace = %grace, "knfsd started");
+        Ok(me)
+    }
+
+    /// `rpc.nfsd <threads>`: nfsd and lockd come up in this netns.
+    fn start_threads(&self) -> Result<(), KnfsdError> {
+        let config = &self.config;
+        let ledger = self.ledger.as_ref();
+        let grace = config.grace_secs.max(10).to_string();
         let threads = config.threads.to_string();
         let mut nfsd_args = vec![];
         if !config.nfsv4 {
@@ -157,14 +177,25 @@ impl Knfsd {
                 lockd.push(Changed::set(Path::new(path), &port.to_string(), ledger)?);
             }
         }
-        let started = me.ns.run("rpc.nfsd", &nfsd_args);
+        let started = self.ns.run("rpc.nfsd", &nfsd_args);
         // Last changed, first put back: the ledger's order too.
         while let Some(setting) = lockd.pop() {
             setting.restore()?;
         }
-        started?;
-        tracing::info!(netns = %me.ns.netns(), grace = %grace, "knfsd started");
-        Ok(me)
+        Ok(started?)
+    }
+
+    /// A server reboot as far as clients can tell: every nfsd and lockd
+    /// thread stops (`rpc.nfsd 0`: NFSv4 clients, opens, locks and
+    /// sessions, and NLM locks, are gone) and starts again at once. The
+    /// exports stay, and so do nfsdcld's client records: NFSv4 clients
+    /// that held state may reclaim it during the grace period that
+    /// follows (`grace_secs`), NLM clients after lockd's.
+    pub fn restart(&mut self) -> Result<(), KnfsdError> {
+        self.ns.run("rpc.nfsd", &["0"])?;
+        self.start_threads()?;
+        tracing::info!(netns = %self.netns(), "knfsd restarted");
+        Ok(())
     }
 
     pub fn netns(&self) -> &str {
@@ -198,6 +229,16 @@ impl Knfsd {
         self.exports.push(export.clone());
         tracing::info!(netns = %self.netns(), %target, options = %export.options, "knfsd export");
         Ok(())
+    }
+
+    /// Makes `dir` a mount point of its own (a bind mount onto itself) in
+    /// nfsd's private mount namespace, so that an NFSv4 lookup from the
+    /// root export crosses into `dir`'s own export (`crossmnt` follows
+    /// mount points only, fs/nfsd/vfs.c nfsd_cross_mnt). It goes with the
+    /// namespace.
+    pub fn make_mount_point(&self, dir: &Path) -> Result<(), KnfsdError> {
+        let dir = dir.display().to_string();
+        Ok(self.ns.run("mount", &["--bind", &dir, &dir])?)
     }
 
     /// `exportfs -u` then a cache flush: clients get ESTALE/EACCES now.

@@ -36,6 +36,8 @@ pub enum Expectation {
         workload: String,
         state: Option<TaskState>,
         wchan: Option<Regex>,
+        /// Matched against the hung task's kernel stack.
+        stack: Option<Regex>,
         window: Window,
     },
     NoHang {

@@ -18,8 +18,8 @@ pub use staging::Cut;
 pub use steps::{Action, Step};
 pub use world::{
     ExportOption, Host, Image, Link, LinkEnd, LockMode, MTU_RANGE, Mkfs, NfsExport, NfsMount,
-    NfsServer, SEED_MAX_BYTES, SWITCH_BRIDGE, SeedContent, SeedFile, ServerKind, Statd, Workload,
-    WorkloadOp, size_text, veth_ifname, vlan_ifname,
+    NfsServer, NfsVersion, SEED_MAX_BYTES, SWITCH_BRIDGE, SeedContent, SeedFile, ServerKind, Statd,
+    Workload, WorkloadOp, size_text, veth_ifname, vlan_ifname,
 };
 
 use regex::Regex;

@@ -187,6 +187,64 @@ pub struct NfsMount {
     pub at: String,
     /// `mount -o` options as written; stackquake adds addr and port.
     pub options: Option<String>,
+    /// The protocol the options ask for (`vers=3` when they name none).
+    pub version: NfsVersion,
+}
+
+/// The NFS protocol version a mount asks for with `vers=` (or `nfsvers=`)
+/// and `minorversion=`, as the kernel's fs/nfs/fs_context.c reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NfsVersion {
+    V3,
+    /// NFSv4 with a minor version; `None` (plain `vers=4`) lets the client
+    /// try 4.2, then 4.1, then 4.0.
+    V4(Option<u8>),
+}
+
+impl NfsVersion {
+    /// What `vers=` and `minorversion=` accept here. The guest kernel
+    /// (Debian) has no NFSv2.
+    pub const CHOICES: &str =
+        "vers=3, vers=4, vers=4.0, vers=4.1, vers=4.2; minorversion=0, 1 or 2 with vers=4";
+
+    /// Reads the version out of a mount's option string; the error says
+    /// what is wrong, for the validator to place. Like the kernel, the last
+    /// `vers=` wins; `minorversion=` needs `vers=4` without a minor of its own.
+    pub fn from_options(options: Option<&str>) -> Result<NfsVersion, String> {
+        let mut vers = None;
+        let mut minor = None;
+        for o in options.unwrap_or("").split(',').map(str::trim) {
+            match o.split_once('=') {
+                Some(("vers" | "nfsvers", v)) => vers = Some(v),
+                Some(("minorversion", m)) => minor = Some(m),
+                _ => {}
+            }
+        }
+        let version = match vers {
+            None | Some("3") => NfsVersion::V3,
+            Some("4") => NfsVersion::V4(None),
+            Some("4.0") => NfsVersion::V4(Some(0)),
+            Some("4.1") => NfsVersion::V4(Some(1)),
+            Some("4.2") => NfsVersion::V4(Some(2)),
+            Some(v) => {
+                return Err(format!("unknown NFS version `vers={v}`"));
+            }
+        };
+        match (version, minor) {
+            (_, None) => Ok(version),
+            (NfsVersion::V4(None), Some(m @ ("0" | "1" | "2"))) => {
+                Ok(NfsVersion::V4(Some(m.parse().expect("a digit"))))
+            }
+            (NfsVersion::V4(None), Some(m)) => Err(format!("unknown `minorversion={m}`")),
+            (_, Some(m)) => Err(format!(
+                "`minorversion={m}` goes with `vers=4` only; write `vers=4.{m}` instead"
+            )),
+        }
+    }
+
+    pub fn is_v4(self) -> bool {
+        matches!(self, NfsVersion::V4(_))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -310,4 +368,33 @@ pub fn veth_ifname(peer: &str) -> String {
 /// (at most 1 + 8 + 1 + 4 = 14 bytes, under IFNAMSIZ).
 pub fn vlan_ifname(peer: &str, id: u16) -> String {
     format!("v{peer}.{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NfsVersion;
+
+    #[test]
+    fn nfs_version_from_mount_options() {
+        let v = |o| NfsVersion::from_options(Some(o));
+        assert_eq!(NfsVersion::from_options(None), Ok(NfsVersion::V3));
+        assert_eq!(v("proto=tcp,hard"), Ok(NfsVersion::V3));
+        assert_eq!(v("vers=3"), Ok(NfsVersion::V3));
+        assert_eq!(v("nfsvers=4"), Ok(NfsVersion::V4(None)));
+        assert_eq!(v("vers=4.0"), Ok(NfsVersion::V4(Some(0))));
+        assert_eq!(v("vers=4.1,hard"), Ok(NfsVersion::V4(Some(1))));
+        assert_eq!(v("vers=4.2"), Ok(NfsVersion::V4(Some(2))));
+        assert_eq!(v("vers=4,minorversion=1"), Ok(NfsVersion::V4(Some(1))));
+        assert_eq!(v("vers=3,vers=4.1"), Ok(NfsVersion::V4(Some(1))));
+        let e = v("vers=4.3").unwrap_err();
+        assert!(e.contains("vers=4.3"), "{e}");
+        assert!(v("vers=2").is_err());
+        assert!(
+            v("vers=4,minorversion=7")
+                .unwrap_err()
+                .contains("minorversion=7")
+        );
+        assert!(v("vers=4.1,minorversion=1").unwrap_err().contains("vers=4"));
+        assert!(v("minorversion=1").is_err());
+    }
 }

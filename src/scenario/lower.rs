@@ -13,8 +13,8 @@ use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
     Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
-    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, SeedContent, SeedFile, Step,
-    Window, Workload, Xfail,
+    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, NfsVersion, Plan, Requires, SeedContent,
+    SeedFile, Step, Window, Workload, Xfail,
 };
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -170,6 +170,8 @@ fn mount(m: &model::NfsMount) -> NfsMount {
         export: m.export.value.clone(),
         at: m.at.value.clone(),
         options: m.options.as_ref().map(|o| o.value.clone()),
+        version: NfsVersion::from_options(m.options.as_ref().map(|o| o.value.as_str()))
+            .expect("validated: the mount's NFS version"),
     }
 }
 
@@ -416,6 +418,7 @@ fn net_cut(cut: &model::NetCut, reject: bool, plan: &Plan) -> Fault {
                 addr,
                 protocol,
                 port: cut.port.as_ref().map(|p| p.value),
+                min_size: cut.min_size.as_ref().map(|n| n.value),
             };
             (host.value.clone(), matching)
         }
@@ -473,12 +476,14 @@ fn expectation(e: &model::Expectation) -> Expectation {
             workload,
             state,
             wchan,
+            stack,
             during,
             after,
         } => Expectation::Hang {
             workload: s(workload),
             state: *state,
             wchan: wchan.as_ref().map(|w| regex(&w.value)),
+            stack: stack.as_ref().map(|k| regex(&k.value)),
             window: window(during, after),
         },
         E::NoHang {

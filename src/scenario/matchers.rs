@@ -64,6 +64,11 @@ pub enum Expectation {
         #[serde(default)]
         #[schemars(with = "Option<String>")]
         wchan: Option<Spanned<String>>,
+        /// A regex the hung task's kernel stack (/proc/PID/stack, one
+        /// function a line) must match somewhere, e.g. `nfs_match_client`.
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        stack: Option<Spanned<String>>,
         #[serde(default)]
         #[schemars(with = "Option<Vec<String>>")]
         during: During,

@@ -48,6 +48,12 @@ pub struct NetCut {
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub port: Option<Spanned<u16>>,
+    /// Only packets of at least this many bytes, IP header included (20 to
+    /// 65535): connections open and small calls (an RPC NULL ping) pass
+    /// while larger ones (an NFSv4 EXCHANGE_ID) are dropped.
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub min_size: Option<Spanned<u16>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -341,11 +347,11 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
                     None,
                 );
             }
-            if cut.protocol.is_some() || cut.port.is_some() {
+            if cut.protocol.is_some() || cut.port.is_some() || cut.min_size.is_some() {
                 c.at(
                     at,
                     path.to_string(),
-                    "`protocol` and `port` go with `host` and `toward`".into(),
+                    "`protocol`, `port` and `min_size` go with `host` and `toward`".into(),
                     Some("between: [a, b] cuts everything in both directions".into()),
                 );
             }
@@ -375,6 +381,16 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
                     format!("{path}.port"),
                     "a port needs `protocol: tcp` or `protocol: udp`".into(),
                     None,
+                );
+            }
+            if let Some(size) = &cut.min_size
+                && size.value < 20
+            {
+                c.at(
+                    size.referenced,
+                    format!("{path}.min_size"),
+                    format!("{} bytes is less than an IP header", size.value),
+                    Some("min_size counts the whole IP packet: 20 to 65535".into()),
                 );
             }
         }

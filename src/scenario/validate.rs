@@ -862,7 +862,14 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
                 );
             }
             Expectation::Kmsg { pattern, .. } => check_regex(c, pattern, format!("{path}.pattern")),
-            Expectation::Hang { wchan: Some(w), .. } => check_regex(c, w, format!("{path}.wchan")),
+            Expectation::Hang { wchan, stack, .. } => {
+                if let Some(w) = wchan {
+                    check_regex(c, w, format!("{path}.wchan"));
+                }
+                if let Some(k) = stack {
+                    check_regex(c, k, format!("{path}.stack"));
+                }
+            }
             Expectation::ResumesWithin { after, .. } => {
                 c.reference(after, format!("{path}.after"), "step", steps.clone());
             }

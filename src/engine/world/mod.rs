@@ -110,6 +110,12 @@ impl Targets for World {
         self.servers.get(name)
     }
 
+    fn knfsd(&self, name: &str) -> Option<&dyn crate::fault::KernelNfsd> {
+        self.knfsds
+            .get(name)
+            .map(|k| k as &dyn crate::fault::KernelNfsd)
+    }
+
     fn image_mountpoint(&self, image: &str) -> Option<&Path> {
         self.image_mounts.get(image).map(Mount::target)
     }

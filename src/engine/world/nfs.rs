@@ -5,7 +5,7 @@ use super::{SetupError, World, io};
 use crate::block::Mount;
 use crate::ledger::Ledger;
 use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
-use crate::plan::{Plan, ServerKind};
+use crate::plan::{NfsVersion, Plan, ServerKind};
 use nix::mount::MsFlags;
 use std::path::Path;
 
@@ -85,9 +85,11 @@ impl World {
                 })?;
             let target = self.path(&m.at);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let mut data = nfs_mount_data(m.options.as_deref(), addr, NFS_PORT);
+            let mut data = nfs_mount_data(m.options.as_deref(), m.version, addr, NFS_PORT);
             let mut source = format!("{addr}:{}", m.export);
-            if let Some((dir, mountd)) = self.knfsd_target(&m.server, &m.export) {
+            if !m.version.is_v4()
+                && let Some((dir, mountd)) = self.knfsd_target(&m.server, &m.export)
+            {
                 // knfsd exports the directory itself; its mountd has a port of its own.
                 source = format!("{addr}:{dir}");
                 data = data.replace(
@@ -118,8 +120,13 @@ impl World {
 
 /// The option string for the kernel's NFS mount(2): no mount.nfs helper runs,
 /// so the address and ports it would have found through the portmapper are
-/// spelled out.
-fn nfs_mount_data(options: Option<&str>, addr: std::net::Ipv4Addr, port: u16) -> String {
+/// spelled out. NFSv4 has no MOUNT protocol: only its address and port.
+fn nfs_mount_data(
+    options: Option<&str>,
+    version: NfsVersion,
+    addr: std::net::Ipv4Addr,
+    port: u16,
+) -> String {
     let mut parts: Vec<String> = options
         .unwrap_or("")
         .split(',')
@@ -132,9 +139,11 @@ fn nfs_mount_data(options: Option<&str>, addr: std::net::Ipv4Addr, port: u16) ->
     {
         parts.push("vers=3".into());
     }
+    parts.extend([format!("addr={addr}"), format!("port={port}")]);
+    if version.is_v4() {
+        return parts.join(",");
+    }
     parts.extend([
-        format!("addr={addr}"),
-        format!("port={port}"),
         format!("mountaddr={addr}"),
         format!("mountport={port}"),
         "mountproto=tcp".into(),
@@ -151,6 +160,7 @@ mod tests {
     fn nfs_mount_data_names_address_and_ports() {
         let d = nfs_mount_data(
             Some("vers=3,proto=tcp,hard"),
+            NfsVersion::V3,
             "10.77.0.1".parse().unwrap(),
             2049,
         );
@@ -159,6 +169,20 @@ mod tests {
             "vers=3,proto=tcp,hard,addr=10.77.0.1,port=2049,mountaddr=10.77.0.1,\
              mountport=2049,mountproto=tcp,mountvers=3"
         );
-        assert!(nfs_mount_data(None, "10.0.0.1".parse().unwrap(), 2049).starts_with("vers=3,"));
+        assert!(
+            nfs_mount_data(None, NfsVersion::V3, "10.0.0.1".parse().unwrap(), 2049)
+                .starts_with("vers=3,")
+        );
+    }
+
+    #[test]
+    fn nfs4_mount_data_has_no_mount_protocol() {
+        let d = nfs_mount_data(
+            Some("vers=4.1,hard"),
+            NfsVersion::V4(Some(1)),
+            "10.77.0.1".parse().unwrap(),
+            2049,
+        );
+        assert_eq!(d, "vers=4.1,hard,addr=10.77.0.1,port=2049");
     }
 }

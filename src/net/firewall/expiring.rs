@@ -45,10 +45,16 @@ fn element(rule: &Rule) -> Result<(String, String), NetError> {
         addr,
         protocol,
         port,
+        min_size,
     } = rule.matching
     else {
         return Err(bad("an expiring rule names one remote address (toward)"));
     };
+    if min_size.is_some() {
+        // A set element cannot carry a length match; the run's fixed rules
+        // would need one per size.
+        return Err(bad("an expiring rule cannot match packets by size"));
+    }
     match (protocol, port) {
         (None, None) => Ok((
             set_name(rule.action, false, addr.is_ipv6()),
@@ -349,6 +355,7 @@ mod tests {
                 addr: addr.parse().unwrap(),
                 protocol: port.map(|p| p.0),
                 port: port.map(|p| p.1),
+                min_size: None,
             },
             action,
         }
@@ -378,10 +385,21 @@ mod tests {
                 addr: a,
                 protocol: Some(Protocol::Icmp),
                 port: None,
+                min_size: None,
             },
             action: Action::Drop,
         };
         assert!(element(&icmp).is_err());
+        let sized = Rule {
+            matching: Match::Toward {
+                addr: a,
+                protocol: None,
+                port: None,
+                min_size: Some(1400),
+            },
+            action: Action::Drop,
+        };
+        assert!(element(&sized).is_err());
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub(super) fn rule_specs(id: RuleId, action: Action, sel: &Selector) -> Vec<Stri
     if let Some(p) = sel.port {
         m.push(format!("--dport {p}"));
     }
+    if let Some(n) = sel.min_size {
+        m.push(format!("-m length --length {n}:65535"));
+    }
     m.push(format!("-m comment --comment {}", id.comment()));
     let matched = m.join(" ");
     let unreachable = if sel.v6 {
@@ -221,6 +224,7 @@ mod tests {
             daddr: Some("10.0.0.2".parse().unwrap()),
             protocol: None,
             port: None,
+            min_size: None,
         };
         let specs = rule_specs(RuleId(2), Action::Reject, &sel);
         assert_eq!(

@@ -71,6 +71,10 @@ pub(super) fn rule_bodies(id: RuleId, action: Action, sel: &Selector) -> Vec<Str
         ),
         (None, _) => {}
     }
+    if let Some(n) = sel.min_size {
+        // skb length at the hooks of an IP family: the IP packet.
+        m.push(format!("meta length >= {n}"));
+    }
     let matched = m.join(" ");
     let comment = format!("comment \"{}\"", id.comment());
     // RSTs are exempt from reject: the reset that the output hook fakes
@@ -167,7 +171,22 @@ mod tests {
             daddr: Some("10.0.0.2".parse().unwrap()),
             protocol,
             port,
+            min_size: None,
         }
+    }
+
+    #[test]
+    fn min_size_matches_the_ip_packet_length() {
+        let sel = Selector {
+            min_size: Some(200),
+            ..sel(Some(Protocol::Tcp), Some(2049))
+        };
+        assert_eq!(
+            rule_bodies(RuleId(3), Action::Drop, &sel),
+            [
+                "ip saddr 10.0.0.1 ip daddr 10.0.0.2 tcp dport 2049 meta length >= 200 counter drop comment \"sq:3\""
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum Match {
         protocol: Option<Protocol>,
         /// Requires `protocol` Tcp or Udp.
         port: Option<u16>,
+        /// Only packets of at least this many bytes (IP header included):
+        /// a connection opens and small calls pass while larger ones vanish.
+        min_size: Option<u16>,
     },
 }
 
@@ -81,6 +84,8 @@ pub(super) struct Selector {
     pub daddr: Option<IpAddr>,
     pub protocol: Option<Protocol>,
     pub port: Option<u16>,
+    /// Packets of at least this many bytes, IP header included.
+    pub min_size: Option<u16>,
 }
 
 impl Rule {
@@ -103,6 +108,7 @@ impl Rule {
                     daddr: Some(d),
                     protocol: None,
                     port: None,
+                    min_size: None,
                 };
                 Ok(vec![one(a, b), one(b, a)])
             }
@@ -110,6 +116,7 @@ impl Rule {
                 addr,
                 protocol,
                 port,
+                min_size,
             } => {
                 if port.is_some() && !matches!(protocol, Some(Protocol::Tcp | Protocol::Udp)) {
                     return Err(bad("a port needs protocol tcp or udp"));
@@ -120,6 +127,7 @@ impl Rule {
                     daddr: Some(addr),
                     protocol,
                     port,
+                    min_size,
                 }])
             }
         }
@@ -151,6 +159,7 @@ mod tests {
                 addr: v4,
                 protocol: None,
                 port: Some(2049),
+                min_size: None,
             },
             action: Action::Drop,
         };

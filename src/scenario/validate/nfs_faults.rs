@@ -25,19 +25,42 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
         "nfs server",
         s.nfs_servers.keys().map(String::as_str),
     );
+    // knfsd restarts (Knfsd::restart) but keeps its handles: they name
+    // the export's fsid and the inode.
+    let knfsd_can = matches!(
+        fault,
+        Fault::NfsRestart {
+            lose_handles: false,
+            ..
+        }
+    );
     if known
         && let Some(kind) = &s.nfs_servers[&server.value].kind
         && kind.value != ServerKind::Inproc
+        && !(kind.value == ServerKind::Knfsd && knfsd_can)
     {
+        let hint = if kind.value == ServerKind::Knfsd {
+            if matches!(fault, Fault::NfsRestart { .. }) {
+                "knfsd keeps its file handles across a restart: drop `lose_handles`".to_string()
+            } else {
+                format!(
+                    "{} acts in stackquake's own server (kind: inproc); knfsd takes \
+                     nfs.unexport, nfs.restart and network faults",
+                    fault.kind()
+                )
+            }
+        } else {
+            format!(
+                "{} acts in stackquake's own server (kind: inproc); a `{}` server has no fault hook",
+                fault.kind(),
+                kind.value.name()
+            )
+        };
         c.at(
             server.referenced,
             format!("{path}.server"),
             format!("`{}` is not an inproc server", server.value),
-            Some(format!(
-                "{} acts in stackquake's own server (kind: inproc); a `{}` server has no fault hook",
-                fault.kind(),
-                kind.value.name()
-            )),
+            Some(hint),
         );
     }
     if let Some((_, m)) = fault.nfs_call() {

@@ -3,6 +3,7 @@
 
 use super::Checker;
 use crate::block::MKFS_XFS_MIN_BYTES;
+use crate::plan::NfsVersion;
 use crate::scenario::model::*;
 
 pub(super) fn check(c: &mut Checker, s: &Scenario) {
@@ -22,6 +23,19 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
         }
     }
     for (i, m) in s.mounts.iter().enumerate() {
+        if let Some(o) = &m.options
+            && let Err(e) = NfsVersion::from_options(Some(&o.value))
+        {
+            c.at(
+                o.referenced,
+                format!("mounts[{i}].options"),
+                e,
+                Some(format!(
+                    "valid: {} (vers=4 alone tries 4.2, then 4.1, then 4.0)",
+                    NfsVersion::CHOICES
+                )),
+            );
+        }
         let Some(host) = s.hosts.get(&m.host.value) else {
             continue; // an unknown host is reported by the reference check
         };
@@ -62,18 +76,17 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
 /// that is what the engine mounts (engine::world::nfs).
 pub(super) fn takes_nlm_locks(options: Option<&str>) -> bool {
     let mut nlm = true;
-    let mut v4 = false;
     for o in options.unwrap_or("").split(',').map(str::trim) {
         match o.split_once('=') {
             None if o == "nolock" => nlm = false,
             None if o == "lock" => nlm = true,
             Some(("local_lock", "all")) => nlm = false,
             Some(("local_lock", _)) => nlm = true,
-            Some(("vers" | "nfsvers", v)) => v4 = v.starts_with('4'),
             _ => {}
         }
     }
-    nlm && !v4
+    // An unreadable version is reported on its own, not as a lock problem.
+    nlm && NfsVersion::from_options(options) == Ok(NfsVersion::V3)
 }
 
 #[cfg(test)]
