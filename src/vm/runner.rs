@@ -35,8 +35,8 @@ pub fn run_with_guest_command(
 ) -> Result<GuestOutcome, VmError> {
     let qemu = find_qemu()?;
     let kernel = match &job.kernel {
-        Some(image) => GuestKernel::from_image(image)?,
-        None => GuestKernel::newest_in(Path::new("/boot"))?,
+        Some(spec) => GuestKernel::resolve(spec, Path::new("/boot"))?,
+        None => GuestKernel::default_in(Path::new("/boot"))?,
     };
     let init_args = guest_cmd
         .iter()
