@@ -27,9 +27,11 @@ pub struct RunArgs {
     /// Directory for journal.json, junit.xml and report.html [default: stackquake-out/<run id>].
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Guest kernel for the vm target [default: newest /boot/vmlinuz-* with modules].
-    #[arg(long)]
-    kernel: Option<PathBuf>,
+    /// Guest kernel for the vm target: an image path, or a series ("6.12":
+    /// the newest /boot/vmlinuz-6.12.* with modules). Give it more than once
+    /// to run every case on each kernel in turn [default: the newest 6.1].
+    #[arg(long, value_name = "IMAGE|SERIES")]
+    kernel: Vec<PathBuf>,
     /// Guest accelerator: auto probes KVM and falls back to TCG.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
@@ -171,7 +173,7 @@ pub fn run(args: RunArgs) -> u8 {
     let report = if args.in_guest {
         run_here(&run_id, &scenarios, Target::Vm, "vm".into(), &out, &args)
     } else if args.vm || args.target == TargetArg::Vm {
-        match run_in_vm(&args, &run_id, &scenarios, &files, &out) {
+        match run_on_kernels(&args, &run_id, &scenarios, &files, &out) {
             Ok(r) => r,
             Err(code) => return code,
         }
@@ -199,8 +201,9 @@ pub fn run(args: RunArgs) -> u8 {
             return exit_code(&report);
         }
         let mut stdout = std::io::stdout();
+        let matrix = report.is_kernel_matrix();
         for r in &report.results {
-            let _ = crate::report::print_result(&mut stdout, r);
+            let _ = crate::report::print_result(&mut stdout, r, matrix);
         }
         let _ = crate::report::print_summary(&mut stdout, &report);
         let _ = crate::report::print_slowest(&mut stdout, &report);
@@ -289,10 +292,64 @@ fn run_here(
     }
 }
 
-/// Boots a guest that runs the same binary on the same files (the host root
-/// is shared read-only), then reads its report back.
+/// Runs every case on each `--kernel` in turn, one guest per kernel, and
+/// merges their reports into one. With one kernel (or none: the default)
+/// the guest writes straight into `out`; with several, each guest's files
+/// (console, per-step artifacts) go to `out/kernel-<spec>/` and the merged
+/// journal, JUnit and timeline to `out`.
+fn run_on_kernels(
+    args: &RunArgs,
+    run_id: &str,
+    scenarios: &[(PathBuf, Plan)],
+    files: &[PathBuf],
+    out: &Path,
+) -> Result<RunReport, u8> {
+    let [_, _, ..] = args.kernel.as_slice() else {
+        let kernel = args.kernel.first().map(PathBuf::as_path);
+        return run_in_vm(args, kernel, run_id, scenarios, files, out);
+    };
+    let mut merged: Option<RunReport> = None;
+    for (i, kernel) in args.kernel.iter().enumerate() {
+        if args.kernel[..i].contains(kernel) {
+            eprintln!("error: --kernel {} is given twice", kernel.display());
+            return Err(exit::INVALID_INPUT);
+        }
+        let dir = out.join(format!("kernel-{}", kernel_dir_name(kernel)));
+        eprintln!("kernel {}: booting a guest", kernel.display());
+        let report = run_in_vm(args, Some(kernel), run_id, scenarios, files, &dir)?;
+        merged = Some(match merged {
+            None => report,
+            Some(mut all) => {
+                all.kernel = format!("{}, {}", all.kernel, report.kernel);
+                all.target = format!("{}; {}", all.target, report.target);
+                all.results.extend(report.results);
+                all
+            }
+        });
+        if crate::sys::termination_requested() {
+            break;
+        }
+    }
+    Ok(merged.expect("at least two kernels"))
+}
+
+/// A directory name for a `--kernel` spec: its file name for an image
+/// ("vmlinuz-6.12.118+deb12-amd64"), the series as given ("6.12").
+fn kernel_dir_name(spec: &Path) -> String {
+    spec.file_name()
+        .unwrap_or(spec.as_os_str())
+        .to_string_lossy()
+        .replace(
+            |c: char| !(c.is_ascii_alphanumeric() || "._+-".contains(c)),
+            "_",
+        )
+}
+
+/// Boots a guest with `kernel` that runs the same binary on the same files
+/// (the host root is shared read-only), then reads its report back.
 fn run_in_vm(
     args: &RunArgs,
+    kernel: Option<&Path>,
     run_id: &str,
     scenarios: &[(PathBuf, Plan)],
     files: &[PathBuf],
@@ -347,7 +404,7 @@ fn run_in_vm(
         )],
         cwd: "/".into(),
         timeout: budget + Duration::from_secs(60),
-        kernel: args.kernel.clone(),
+        kernel: kernel.map(Path::to_path_buf),
         accel: match args.accel {
             AccelArg::Auto => crate::vm::Accel::Auto,
             AccelArg::Kvm => crate::vm::Accel::Kvm,
@@ -377,9 +434,11 @@ fn run_in_vm(
             let why = problem
                 .or_else(|| read.err().map(|e| format!("guest left no report: {e}")))
                 .unwrap_or_default();
+            let kernel = kernel.map_or("default".into(), |k| k.display().to_string());
             errored(
                 run_id,
                 scenarios,
+                &kernel,
                 &format!("{why}; console: {}", console.display()),
             )
         }
@@ -404,13 +463,14 @@ fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
     }
 }
 
-/// A report in which every scenario is ERROR for the same reason.
-fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], why: &str) -> RunReport {
+/// A report in which every scenario is ERROR for the same reason, on the
+/// kernel `--kernel` named (the guest never said which it was).
+fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], kernel: &str, why: &str) -> RunReport {
     RunReport {
         run_id: run_id.into(),
         stackquake: env!("CARGO_PKG_VERSION").into(),
         target: "vm".into(),
-        kernel: "unknown".into(),
+        kernel: kernel.into(),
         results: scenarios
             .iter()
             .map(|(file, s)| ScenarioResult {
@@ -418,6 +478,7 @@ fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], why: &str) -> RunReport 
                 title: s.title.clone(),
                 file: file.display().to_string(),
                 verdict: Verdict::Error,
+                kernel: kernel.into(),
                 reason: Some(why.to_string()),
                 duration_s: 0.0,
                 outcomes: Vec::new(),

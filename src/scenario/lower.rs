@@ -12,9 +12,9 @@ use crate::net::{Match, Protocol};
 use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
-    Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
-    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, Step, Window, Workload,
-    Xfail,
+    Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelRange,
+    KernelVersion, Link, LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, Plan, Requires, Step,
+    Window, Workload, Xfail,
 };
 use regex::Regex;
 use std::net::IpAddr;
@@ -183,13 +183,19 @@ fn workload(w: &model::Workload) -> Workload {
 }
 
 fn xfail(x: &model::Xfail) -> Xfail {
-    let version =
-        |v: &Option<serde_saphyr::Spanned<String>>| v.as_ref().map(|v| KernelVersion::of(&v.value));
     Xfail {
         reason: x.reason.clone(),
         link: x.link.clone(),
-        from: x.kernel.as_ref().and_then(|k| version(&k.from)),
-        until: x.kernel.as_ref().and_then(|k| version(&k.until)),
+        kernel: x.kernel.as_ref().map(kernel_range).unwrap_or_default(),
+    }
+}
+
+fn kernel_range(k: &model::KernelRange) -> KernelRange {
+    let version =
+        |v: &Option<serde_saphyr::Spanned<String>>| v.as_ref().map(|v| KernelVersion::of(&v.value));
+    KernelRange {
+        from: version(&k.from),
+        until: version(&k.until),
     }
 }
 
@@ -447,6 +453,7 @@ fn expectation(e: &model::Expectation) -> Expectation {
             workload,
             state,
             wchan,
+            kernel,
             during,
             after,
         } => Expectation::Hang {
@@ -454,6 +461,7 @@ fn expectation(e: &model::Expectation) -> Expectation {
             state: *state,
             wchan: wchan.as_ref().map(|w| regex(&w.value)),
             window: window(during, after),
+            kernel: kernel.as_ref().map(kernel_range).unwrap_or_default(),
         },
         E::NoHang {
             workload,
