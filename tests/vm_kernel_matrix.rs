@@ -3,7 +3,9 @@
 //! initramfs gets the 9p stack decompressed, and its scenarios pass only if
 //! the guest's later loads (xfs, loop, nfs, lockd from the shared root,
 //! through kmod) work on compressed modules too. Each result names its
-//! kernel in the journal, the JUnit file and the terminal report.
+//! kernel in the journal, the JUnit file and the terminal report. With
+//! `--jobs 1`: one guest per kernel runs both cases (vm_scenarios covers
+//! the default, a guest per case).
 //! Needs both kernels (ci/setup installs them); fails loudly without.
 
 use std::path::Path;
@@ -19,7 +21,7 @@ fn the_same_scenarios_pass_on_6_1_and_on_6_12_with_compressed_modules() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
         .args([
-            "run", "--vm", "--kernel", "6.1", "--kernel", "6.12", "--output",
+            "run", "--vm", "--jobs", "1", "--kernel", "6.1", "--kernel", "6.12", "--output",
         ])
         .arg(out.path())
         // XFS on a loop image (xfs, loop) and an NFS mount with a server
