@@ -118,6 +118,7 @@ fn synthetic_run() -> RunReport {
             title: "10,000 operations, one fault window".into(),
             file: "bench/report_html_10k.rs".into(),
             verdict: Verdict::Pass,
+            kernel: "6.1.0-57-amd64".into(),
             reason: None,
             duration_s: 5.0,
             outcomes: vec![Outcome {

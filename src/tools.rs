@@ -60,7 +60,13 @@ pub fn run(cmd: Command) -> Result<(), CommandError> {
 }
 
 /// Runs `cmd` to completion with `input`; its stdout, or why not.
-pub fn output_with(mut cmd: Command, input: Input<'_>) -> Result<String, CommandError> {
+pub fn output_with(cmd: Command, input: Input<'_>) -> Result<String, CommandError> {
+    output_bytes(cmd, input).map(|out| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Like [`output_with`], for a program whose stdout is binary (a
+/// decompressor): its bytes as they came.
+pub fn output_bytes(mut cmd: Command, input: Input<'_>) -> Result<Vec<u8>, CommandError> {
     let mut command = command_line(&cmd);
     if let Some(place) = input.place {
         command = format!("{command} (in {place})");
@@ -93,7 +99,7 @@ pub fn output_with(mut cmd: Command, input: Input<'_>) -> Result<String, Command
     }
     let out = child.wait_with_output().map_err(spawn)?;
     if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        return Ok(out.stdout);
     }
     let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     if let Some(text) = input.stdin {

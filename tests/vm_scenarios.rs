@@ -1,6 +1,8 @@
-//! Every scenario under scenarios/ passes in a QEMU guest booted from the
-//! host's kernel: one boot runs them all, as the README's main job does.
-//! Fails loudly where QEMU or a kernel is missing.
+//! Every scenario under scenarios/ passes in QEMU guests booted from the
+//! host's default kernel (6.1), as the README's main job runs them: at the
+//! default `--jobs`, each case in a guest of its own, several at once
+//! (guests/<n>-<case>/console.log holds each console). Fails loudly where
+//! QEMU or a kernel is missing.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +23,7 @@ fn every_seed_scenario_passes_in_the_vm() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
+    // With --jobs 1 (one core, little memory) one guest runs them all.
     let console = std::fs::read_to_string(out.path().join("console.log")).unwrap_or_default();
     let tail: String = console
         .lines()

@@ -2,6 +2,7 @@
 //! exit code (0 all passed, 1 a scenario failed, 2 invalid input, 69
 //! environment unavailable, 70 internal error).
 
+mod guests;
 mod nfs;
 mod out;
 mod partition;

@@ -2,6 +2,7 @@
 //! then run them on the chosen target and write the reports.
 
 use super::exit;
+use super::guests::{GuestTask, fan_out};
 use super::out::out;
 use super::partition::Partition;
 use crate::engine::{self, RunOptions};
@@ -27,9 +28,11 @@ pub struct RunArgs {
     /// Directory for journal.json, junit.xml and report.html [default: stackquake-out/<run id>].
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Guest kernel for the vm target [default: newest /boot/vmlinuz-* with modules].
-    #[arg(long)]
-    kernel: Option<PathBuf>,
+    /// Guest kernel for the vm target: an image path, or a series ("6.12":
+    /// the newest /boot/vmlinuz-6.12.* with modules). Give it more than once
+    /// to run every case on each kernel in turn [default: the newest 6.1].
+    #[arg(long, value_name = "IMAGE|SERIES")]
+    kernel: Vec<PathBuf>,
     /// Guest accelerator: auto probes KVM and falls back to TCG.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
@@ -53,9 +56,18 @@ pub struct RunArgs {
     /// round-robin in load order), for N CI jobs that split a suite.
     #[arg(long, value_name = "K/N")]
     partition: Option<Partition>,
+    /// vm target: boot up to N guests at once, each running one case (on
+    /// one kernel); results come as each guest ends [default: from cores
+    /// and memory, see `default_jobs`]. 1 runs every case in one guest per
+    /// kernel.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
     /// Internal: we are the guest side of a vm run.
     #[arg(long, hide = true)]
     in_guest: bool,
+    /// Internal (guest side): run only the case with this id.
+    #[arg(long, hide = true)]
+    case: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,10 +155,13 @@ pub fn run(args: RunArgs) -> u8 {
     // The guest loads every file and takes the same share of the cases.
     let mut files: Vec<PathBuf> = all.iter().map(|(f, _)| f.clone()).collect();
     files.dedup();
-    let scenarios = match args.partition {
+    let mut scenarios = match args.partition {
         Some(p) => p.select(all),
         None => all,
     };
+    if let Some(id) = &args.case {
+        scenarios.retain(|(_, s)| &s.id == id);
+    }
     if scenarios.is_empty() {
         let share = args
             .partition
@@ -171,7 +186,7 @@ pub fn run(args: RunArgs) -> u8 {
     let report = if args.in_guest {
         run_here(&run_id, &scenarios, Target::Vm, "vm".into(), &out, &args)
     } else if args.vm || args.target == TargetArg::Vm {
-        match run_in_vm(&args, &run_id, &scenarios, &files, &out) {
+        match run_on_kernels(&args, &run_id, &scenarios, &files, &out) {
             Ok(r) => r,
             Err(code) => return code,
         }
@@ -199,8 +214,9 @@ pub fn run(args: RunArgs) -> u8 {
             return exit_code(&report);
         }
         let mut stdout = std::io::stdout();
+        let matrix = report.is_kernel_matrix();
         for r in &report.results {
-            let _ = crate::report::print_result(&mut stdout, r);
+            let _ = crate::report::print_result(&mut stdout, r, matrix);
         }
         let _ = crate::report::print_summary(&mut stdout, &report);
         let _ = crate::report::print_slowest(&mut stdout, &report);
@@ -302,13 +318,165 @@ fn run_here(
     }
 }
 
-/// Boots a guest that runs the same binary on the same files (the host root
-/// is shared read-only), then reads its report back.
-fn run_in_vm(
+/// Runs every case on each `--kernel` in turn, one guest per kernel, and
+/// merges their reports into one. With one kernel (or none: the default)
+/// the guest writes straight into `out`; with several, each guest's files
+/// (console, per-step artifacts) go to `out/kernel-<spec>/` and the merged
+/// journal, JUnit and timeline to `out`.
+fn run_on_kernels(
     args: &RunArgs,
     run_id: &str,
     scenarios: &[(PathBuf, Plan)],
     files: &[PathBuf],
+    out: &Path,
+) -> Result<RunReport, u8> {
+    for (i, kernel) in args.kernel.iter().enumerate() {
+        if args.kernel[..i].contains(kernel) {
+            eprintln!("error: --kernel {} is given twice", kernel.display());
+            return Err(exit::INVALID_INPUT);
+        }
+    }
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(args.vm_memory));
+    if jobs > 1 && scenarios.len() * args.kernel.len().max(1) > 1 {
+        return run_fanned_out(args, jobs as usize, run_id, scenarios, out);
+    }
+    let [_, _, ..] = args.kernel.as_slice() else {
+        let kernel = args.kernel.first().map(PathBuf::as_path);
+        return run_in_vm(args, kernel, run_id, scenarios, files, None, out);
+    };
+    let mut merged: Option<RunReport> = None;
+    for kernel in &args.kernel {
+        let dir = out.join(format!("kernel-{}", kernel_dir_name(kernel)));
+        eprintln!("kernel {}: booting a guest", kernel.display());
+        let report = run_in_vm(args, Some(kernel), run_id, scenarios, files, None, &dir)?;
+        merged = Some(match merged {
+            None => report,
+            Some(mut all) => {
+                all.kernel = format!("{}, {}", all.kernel, report.kernel);
+                all.target = format!("{}; {}", all.target, report.target);
+                all.results.extend(report.results);
+                all
+            }
+        });
+        if crate::sys::termination_requested() {
+            break;
+        }
+    }
+    Ok(merged.expect("at least two kernels"))
+}
+
+/// Every case on every kernel in a guest of its own, up to `jobs` at once
+/// (`guests::fan_out`); each guest's files go to
+/// `out/guests/<n>-<case>[-<kernel>]/`, the merged reports to `out`.
+fn run_fanned_out(
+    args: &RunArgs,
+    jobs: usize,
+    run_id: &str,
+    scenarios: &[(PathBuf, Plan)],
+    out: &Path,
+) -> Result<RunReport, u8> {
+    let kernels: Vec<Option<&Path>> = if args.kernel.is_empty() {
+        vec![None]
+    } else {
+        args.kernel.iter().map(|k| Some(k.as_path())).collect()
+    };
+    let tasks: Vec<GuestTask> = kernels
+        .iter()
+        .flat_map(|k| scenarios.iter().map(move |case| (*k, case)))
+        .enumerate()
+        .map(|(i, (kernel, (file, plan)))| {
+            let mut name = format!("{:03}-{}", i + 1, safe_name(&plan.id));
+            if let Some(k) = kernel.filter(|_| kernels.len() > 1) {
+                name = format!("{name}-{}", kernel_dir_name(k));
+            }
+            GuestTask {
+                kernel,
+                file,
+                plan,
+                dir: out.join("guests").join(name),
+            }
+        })
+        .collect();
+    eprintln!("{} cases, up to {jobs} guests at once", tasks.len());
+    let results = fan_out(jobs, &tasks, |t| {
+        let case = [(t.file.to_path_buf(), t.plan.clone())];
+        run_in_vm(
+            args,
+            t.kernel,
+            run_id,
+            &case,
+            &[t.file.to_path_buf()],
+            Some(&t.plan.id),
+            &t.dir,
+        )
+    })?;
+    let mut kernels_seen: Vec<String> = Vec::new();
+    for r in &results {
+        if !kernels_seen.contains(&r.kernel) {
+            kernels_seen.push(r.kernel.clone());
+        }
+    }
+    Ok(RunReport {
+        run_id: run_id.into(),
+        stackquake: env!("CARGO_PKG_VERSION").into(),
+        target: format!("vm ({} guests, up to {jobs} at once)", tasks.len()),
+        kernel: kernels_seen.join(", "),
+        results,
+    })
+}
+
+/// How many guests run at once when `--jobs` is not given. Under TCG a
+/// guest needs a core only while it computes, and the seed scenarios spend
+/// most of their time waiting on kernel timers (lockd, statd, grace
+/// periods), so two guests per core; never more than the available memory
+/// holds at `--vm-memory` each plus QEMU's own ~256 MiB.
+fn default_jobs(vm_memory_mib: u32) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    jobs_for(cores, available_memory_mib().unwrap_or(0), vm_memory_mib)
+}
+
+fn jobs_for(cores: u32, available_mib: u64, vm_memory_mib: u32) -> u32 {
+    let fit = available_mib / (u64::from(vm_memory_mib) + 256);
+    (2 * cores).min(fit.min(u64::from(u32::MAX)) as u32).max(1)
+}
+
+/// MemAvailable from /proc/meminfo, in MiB.
+fn available_memory_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// A directory name for a `--kernel` spec: its file name for an image
+/// ("vmlinuz-6.12.118+deb12-amd64"), the series as given ("6.12").
+pub(super) fn kernel_dir_name(spec: &Path) -> String {
+    safe_name(
+        &spec
+            .file_name()
+            .unwrap_or(spec.as_os_str())
+            .to_string_lossy(),
+    )
+}
+
+/// `name` with everything but letters, digits and `._+-` as `_`.
+pub(super) fn safe_name(name: &str) -> String {
+    name.replace(
+        |c: char| !(c.is_ascii_alphanumeric() || "._+-".contains(c)),
+        "_",
+    )
+}
+
+/// Boots a guest with `kernel` that runs the same binary on the same files
+/// (the host root is shared read-only), only the case `case` when given,
+/// then reads its report back.
+pub(super) fn run_in_vm(
+    args: &RunArgs,
+    kernel: Option<&Path>,
+    run_id: &str,
+    scenarios: &[(PathBuf, Plan)],
+    files: &[PathBuf],
+    case: Option<&str>,
     out: &Path,
 ) -> Result<RunReport, u8> {
     let fail = |e: String| {
@@ -335,8 +503,13 @@ fn run_in_vm(
     for (k, v) in &args.vars {
         argv.push(format!("--var={k}={v}").into());
     }
-    if let Some(p) = args.partition {
-        argv.push(format!("--partition={p}").into());
+    match case {
+        Some(id) => argv.push(format!("--case={id}").into()),
+        None => {
+            if let Some(p) = args.partition {
+                argv.push(format!("--partition={p}").into());
+            }
+        }
     }
     // Matrix cases share a file; the guest expands it again.
     for file in files {
@@ -360,7 +533,7 @@ fn run_in_vm(
         )],
         cwd: "/".into(),
         timeout: budget + Duration::from_secs(60),
-        kernel: args.kernel.clone(),
+        kernel: kernel.map(Path::to_path_buf),
         accel: match args.accel {
             AccelArg::Auto => crate::vm::Accel::Auto,
             AccelArg::Kvm => crate::vm::Accel::Kvm,
@@ -390,10 +563,11 @@ fn run_in_vm(
             let why = problem
                 .or_else(|| read.err().map(|e| format!("guest left no report: {e}")))
                 .unwrap_or_default();
+            let kernel = kernel.map_or("default".into(), |k| k.display().to_string());
             let why = format!("{why} (console: {})", console.display());
             // What the guest streamed before it stopped is kept.
             crate::report::stream::recover(&out, scenarios, &why)
-                .unwrap_or_else(|| errored(run_id, scenarios, &why))
+                .unwrap_or_else(|| errored(run_id, scenarios, &kernel, &why))
         }
     };
     // One run, one id: the guest's own id would not match the output directory.
@@ -416,13 +590,14 @@ fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
     }
 }
 
-/// A report in which every scenario is ERROR for the same reason.
-fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], why: &str) -> RunReport {
+/// A report in which every scenario is ERROR for the same reason, on the
+/// kernel `--kernel` named (the guest never said which it was).
+fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], kernel: &str, why: &str) -> RunReport {
     RunReport {
         run_id: run_id.into(),
         stackquake: env!("CARGO_PKG_VERSION").into(),
         target: "vm".into(),
-        kernel: "unknown".into(),
+        kernel: kernel.into(),
         results: scenarios
             .iter()
             .map(|(file, s)| ScenarioResult {
@@ -430,11 +605,27 @@ fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], why: &str) -> RunReport 
                 title: s.title.clone(),
                 file: file.display().to_string(),
                 verdict: Verdict::Error,
+                kernel: kernel.into(),
                 reason: Some(why.to_string()),
                 duration_s: 0.0,
                 outcomes: Vec::new(),
                 journal: Default::default(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_jobs_are_two_per_core_within_memory() {
+        // This machine: 2 cores, ~20 GiB available, 2 GiB guests.
+        assert_eq!(jobs_for(2, 20_000, 2048), 4);
+        // Memory for three guests only.
+        assert_eq!(jobs_for(8, 3 * 2304, 2048), 3);
+        // Never none, even without /proc/meminfo.
+        assert_eq!(jobs_for(2, 0, 2048), 1);
     }
 }

@@ -76,6 +76,7 @@ pub fn run_scenario(file: &Path, s: &Plan, mut opts: RunOptions) -> ScenarioResu
         title: s.title.clone(),
         file: file.display().to_string(),
         verdict: Verdict::Error,
+        kernel: kernel_release(),
         reason: None,
         duration_s: 0.0,
         outcomes: Vec::new(),
@@ -181,7 +182,7 @@ fn run(
     if let Some(o) = &mut observer {
         o.stage(&journal, "evaluating");
     }
-    result.outcomes = expect::evaluate(s, &journal);
+    result.outcomes = expect::evaluate(s, &journal, &KernelVersion::of(&kernel_release()));
     result.journal = journal;
     (result.verdict, result.reason) = if let Some(abort) = aborted {
         // A step that never ends is the system's behaviour, not the harness's.

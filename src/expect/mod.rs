@@ -14,7 +14,7 @@ mod workload;
 pub use kmsg::{DENY_LIST, deny_list};
 
 use crate::journal::{Event, Journal};
-use crate::plan::{Expectation, FsStateName, Plan};
+use crate::plan::{Expectation, FsStateName, KernelVersion, Plan};
 use serde::{Deserialize, Serialize};
 use window::Window;
 
@@ -103,8 +103,9 @@ pub fn probes_at(plan: &Plan, step: &str, last: bool) -> Vec<Probe> {
     probes
 }
 
-/// Every expectation's outcome, then the kernel log deny-list's.
-pub fn evaluate(plan: &Plan, journal: &Journal) -> Vec<Outcome> {
+/// Every outcome of an expectation that applies on `kernel` (the release
+/// the run ran on), then the kernel log deny-list's.
+pub fn evaluate(plan: &Plan, journal: &Journal, kernel: &KernelVersion) -> Vec<Outcome> {
     // State probes without `at:` were taken when the last step ended.
     let last_step = journal
         .events
@@ -122,6 +123,7 @@ pub fn evaluate(plan: &Plan, journal: &Journal) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = plan
         .expect
         .iter()
+        .filter(|e| e.applies_on(kernel))
         .map(|e| (e, judge(e, journal, last_step)))
         .map(|(e, o)| match reached::unreached(e, journal, last_step) {
             Some(before) if aborted => o.not_evaluated(&before),
@@ -148,16 +150,23 @@ fn judge(e: &Expectation, journal: &Journal, last_step: &str) -> Outcome {
             wchan,
             stack,
             window,
-        } => workload::hang(
-            journal,
-            workload,
-            workload::HungAs {
-                state: *state,
-                wchan: wchan.as_ref(),
-                stack: stack.as_ref(),
-            },
-            &Window::new(window),
-        ),
+            kernel,
+        } => {
+            let mut o = workload::hang(
+                journal,
+                workload,
+                workload::HungAs {
+                    state: *state,
+                    wchan: wchan.as_ref(),
+                    stack: stack.as_ref(),
+                },
+                &Window::new(window),
+            );
+            if !kernel.is_every_kernel() {
+                o.expectation.push_str(&format!(" (on {kernel})"));
+            }
+            o
+        }
         Expectation::NoHang { workload, window } => {
             workload::no_hang(journal, workload, &Window::new(window))
         }
@@ -280,5 +289,75 @@ pub fn fs_state_word(state: FsStateName) -> &'static str {
         FsStateName::Ok => "ok",
         FsStateName::ReadOnly => "read_only",
         FsStateName::Shutdown => "shutdown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// client-crash-lock-freed-by-notify's shape: a blocked flock sleeps in
+    /// nlmclnt_block on 6.1 and in nlmclnt_wait on 6.12.
+    fn plan() -> Plan {
+        let text = "schema_version: 1\nid: t\ntitle: t\nhosts: { a: {} }
+workloads:
+  - { id: w, host: a, op: append, path: /f, every: 20ms }
+steps:
+  - { id: held, wait: 1s }
+expect:
+  - hang: { workload: w, state: S, wchan: nlmclnt_block, kernel: { until: '6.12' } }
+  - hang: { workload: w, state: S, wchan: nlmclnt_wait, kernel: { from: '6.12' } }
+";
+        crate::scenario::load_str(text, "t.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn hung_in(wchan: &str) -> Journal {
+        Journal {
+            run_id: "r".into(),
+            events: vec![
+                Event::StepBegin {
+                    step: "held".into(),
+                    t_ns: 1,
+                },
+                Event::Indeterminate {
+                    workload: "w".into(),
+                    seq: 1,
+                    start_ns: 2,
+                    t_ns: 3,
+                    state: "S".into(),
+                    wchan: wchan.into(),
+                    stack: None,
+                },
+                Event::StepEnd {
+                    step: "held".into(),
+                    t_ns: 4,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_hang_expectation_is_judged_only_on_its_kernels() {
+        let (v61, v612) = (
+            KernelVersion::of("6.1.0-57-amd64"),
+            KernelVersion::of("6.12.118+deb12-amd64"),
+        );
+        for (kernel, wchan, other) in [
+            (&v61, "nlmclnt_block", "nlmclnt_wait"),
+            (&v612, "nlmclnt_wait", "nlmclnt_block"),
+        ] {
+            let outcomes = evaluate(&plan(), &hung_in(wchan), kernel);
+            // One hang expectation, then the deny-list.
+            assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+            assert!(outcomes[0].passed, "{outcomes:?}");
+            assert!(outcomes[0].expectation.contains(wchan), "{outcomes:?}");
+            assert!(
+                outcomes[0].expectation.contains("(on kernel"),
+                "{outcomes:?}"
+            );
+            // The other kernel's behaviour on this kernel is a failure.
+            let wrong = evaluate(&plan(), &hung_in(other), kernel);
+            assert!(!wrong[0].passed, "{wrong:?}");
+        }
     }
 }

@@ -70,6 +70,7 @@ pub(super) fn unreached(e: &Expectation, journal: &Journal, last_step: &str) -> 
 mod tests {
     use crate::expect::evaluate;
     use crate::journal::{Event, Journal};
+    use crate::plan::KernelVersion;
 
     fn plan() -> crate::plan::Plan {
         let text = "schema_version: 1\nid: t\ntitle: t\nhosts: { a: {} }
@@ -102,7 +103,11 @@ expect:
 
     #[test]
     fn a_run_stopped_at_setup_evaluates_nothing() {
-        let outcomes = evaluate(&plan(), &journal(vec![aborted()]));
+        let outcomes = evaluate(
+            &plan(),
+            &journal(vec![aborted()]),
+            &KernelVersion::of("6.1"),
+        );
         for o in &outcomes[..3] {
             assert!(!o.evaluated && !o.passed, "{o:?}");
         }
@@ -135,7 +140,7 @@ expect:
             step(false, "first", 2),
             aborted(),
         ]);
-        let outcomes = evaluate(&plan(), &j);
+        let outcomes = evaluate(&plan(), &j, &KernelVersion::of("6.1"));
         assert!(outcomes[0].evaluated && outcomes[0].passed);
         assert!(!outcomes[1].evaluated, "{:?}", outcomes[1]);
         assert!(outcomes[2].evaluated);
@@ -143,7 +148,7 @@ expect:
 
     #[test]
     fn without_an_abort_missing_evidence_still_fails() {
-        let outcomes = evaluate(&plan(), &journal(Vec::new()));
+        let outcomes = evaluate(&plan(), &journal(Vec::new()), &KernelVersion::of("6.1"));
         assert!(outcomes[1].evaluated && !outcomes[1].passed);
         assert_eq!(outcomes[1].detail, "the command never ended");
     }

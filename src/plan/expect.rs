@@ -2,6 +2,7 @@
 //! named by id, errnos as numbers, patterns compiled, each event matcher
 //! with its window.
 
+use super::{KernelRange, KernelVersion};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -39,6 +40,9 @@ pub enum Expectation {
         /// Matched against the hung task's kernel stack.
         stack: Option<Regex>,
         window: Window,
+        /// Where a task sleeps is a kernel function's name, which changes
+        /// between kernels: the expectation is judged only on these.
+        kernel: KernelRange,
     },
     NoHang {
         workload: String,
@@ -76,6 +80,14 @@ pub enum Expectation {
 }
 
 impl Expectation {
+    /// Whether it is judged on `kernel` (only `hang` names kernel internals).
+    pub fn applies_on(&self, kernel: &KernelVersion) -> bool {
+        match self {
+            Expectation::Hang { kernel: range, .. } => range.covers(kernel),
+            _ => true,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Expectation::Errno { .. } => "errno",

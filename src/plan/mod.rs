@@ -77,15 +77,43 @@ pub struct Requires {
 pub struct Xfail {
     pub reason: String,
     pub link: Option<String>,
-    /// `from` inclusive, `until` exclusive; absent means every kernel.
-    pub from: Option<KernelVersion>,
-    pub until: Option<KernelVersion>,
+    pub kernel: KernelRange,
 }
 
 impl Xfail {
     pub fn covers(&self, kernel: &KernelVersion) -> bool {
+        self.kernel.covers(kernel)
+    }
+}
+
+/// Kernels something holds on: `from` inclusive, `until` exclusive; an
+/// absent bound is open (the default range is every kernel).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelRange {
+    pub from: Option<KernelVersion>,
+    pub until: Option<KernelVersion>,
+}
+
+impl KernelRange {
+    pub fn covers(&self, kernel: &KernelVersion) -> bool {
         self.from.as_ref().is_none_or(|f| kernel >= f)
             && self.until.as_ref().is_none_or(|u| kernel < u)
+    }
+
+    pub fn is_every_kernel(&self) -> bool {
+        self.from.is_none() && self.until.is_none()
+    }
+}
+
+impl std::fmt::Display for KernelRange {
+    /// "6.12 and later", "before 6.12", "6.1 up to 6.12".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.from, &self.until) {
+            (None, None) => write!(f, "every kernel"),
+            (Some(a), None) => write!(f, "kernel {a} and later"),
+            (None, Some(b)) => write!(f, "kernels before {b}"),
+            (Some(a), Some(b)) => write!(f, "kernels {a} up to {b}"),
+        }
     }
 }
 
@@ -93,6 +121,13 @@ impl Xfail {
 /// (`6.1` ≤ `6.1.0-56-amd64` < `6.10`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KernelVersion(pub Vec<u64>);
+
+impl std::fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        f.write_str(&parts.join("."))
+    }
+}
 
 impl KernelVersion {
     /// The numbers of `6.1.0-56-amd64`: [6, 1, 0]; empty if it has none.

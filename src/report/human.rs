@@ -3,11 +3,22 @@
 use super::{RunReport, ScenarioResult, Verdict};
 use std::io::Write;
 
-pub fn print_result(out: &mut impl Write, r: &ScenarioResult) -> std::io::Result<()> {
+/// One scenario's block; `name_kernel` for a run over several kernels,
+/// where the id alone does not say which result is which.
+pub fn print_result(
+    out: &mut impl Write,
+    r: &ScenarioResult,
+    name_kernel: bool,
+) -> std::io::Result<()> {
+    let name = if name_kernel {
+        r.name_with_kernel()
+    } else {
+        r.id.clone()
+    };
     writeln!(
         out,
-        "{:<6} {}  ({:.1}s)  {}",
-        r.verdict, r.id, r.duration_s, r.file
+        "{:<6} {name}  ({:.1}s)  {}",
+        r.verdict, r.duration_s, r.file
     )?;
     for o in &r.outcomes {
         // An expectation the run stopped before is neither ok nor FAIL;
@@ -68,23 +79,38 @@ pub fn print_slowest(out: &mut impl Write, report: &RunReport) -> std::io::Resul
         "slowest (of {} scenarios, {total:.1}s in all):",
         report.results.len()
     )?;
+    let matrix = report.is_kernel_matrix();
     for r in by_time.into_iter().take(SLOWEST) {
         let verdict = r.verdict.to_string();
-        writeln!(out, "  {:>7.1}s  {verdict:<6} {}", r.duration_s, r.id)?;
+        let name = if matrix {
+            r.name_with_kernel()
+        } else {
+            r.id.clone()
+        };
+        writeln!(out, "  {:>7.1}s  {verdict:<6} {name}", r.duration_s)?;
     }
     Ok(())
 }
 
 /// Per scenario, how many runs ended with each verdict (for --repeat).
 pub fn print_histogram(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
-    let mut ids: Vec<&str> = Vec::new();
+    // Per kernel too in a matrix: the same case may do differently on each.
+    let matrix = report.is_kernel_matrix();
+    let key = |r: &ScenarioResult| {
+        if matrix {
+            r.name_with_kernel()
+        } else {
+            r.id.clone()
+        }
+    };
+    let mut ids: Vec<String> = Vec::new();
     for r in &report.results {
-        if !ids.contains(&r.id.as_str()) {
-            ids.push(&r.id);
+        if !ids.contains(&key(r)) {
+            ids.push(key(r));
         }
     }
     for id in ids {
-        let runs: Vec<&ScenarioResult> = report.results.iter().filter(|r| r.id == id).collect();
+        let runs: Vec<&ScenarioResult> = report.results.iter().filter(|r| key(r) == id).collect();
         let mut parts = Vec::new();
         for v in Verdict::ALL {
             let n = runs.iter().filter(|r| r.verdict == v).count();
@@ -118,6 +144,7 @@ mod tests {
             title: "t".into(),
             file: "s.yaml".into(),
             verdict: Verdict::Error,
+            kernel: "6.18".into(),
             reason: Some("setup: cannot mount".into()),
             duration_s: 0.5,
             outcomes: vec![
@@ -131,7 +158,7 @@ mod tests {
             journal: Default::default(),
         };
         let mut out = Vec::new();
-        print_result(&mut out, &r).unwrap();
+        print_result(&mut out, &r, false).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "ERROR s  (0.5s)  s.yaml\n\
@@ -149,6 +176,7 @@ mod tests {
             title: String::new(),
             file: String::new(),
             verdict: Verdict::Pass,
+            kernel: "6.18".into(),
             reason: None,
             duration_s,
             outcomes: Vec::new(),

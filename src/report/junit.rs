@@ -1,5 +1,7 @@
-//! JUnit XML for CI systems: one testsuite per run, one testcase per scenario,
-//! with each step's kernel log slice and the stacks of hung ops in system-out.
+//! JUnit XML for CI systems: one testsuite per run, one testcase per scenario
+//! and kernel ("<id> on <uname -r>", so that the same case from the jobs of
+//! a kernel matrix stays apart when a CI system merges their files), with
+//! each step's kernel log slice and the stacks of hung ops in system-out.
 
 use super::{RunReport, Verdict};
 use crate::journal::{Event, Journal};
@@ -37,7 +39,7 @@ pub fn render(run: &RunReport) -> String {
                 s
             }
         };
-        let mut case = TestCase::new(r.id.as_str(), status);
+        let mut case = TestCase::new(r.name_with_kernel(), status);
         case.set_classname(r.file.as_str());
         case.set_time(Duration::from_secs_f64(r.duration_s.max(0.0)));
         case.set_system_out(system_out(&r.journal));
@@ -152,6 +154,7 @@ mod tests {
                 title: "t".into(),
                 file: "f.yaml".into(),
                 verdict: Verdict::Fail,
+                kernel: "6.18".into(),
                 reason: Some("no & good".into()),
                 duration_s: 1.5,
                 outcomes: Vec::new(),
@@ -161,7 +164,7 @@ mod tests {
         let xml = render(&report);
         let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("valid junit");
         let case = &parsed.test_suites[0].test_cases[0];
-        assert_eq!(case.name.as_str(), "s<1>");
+        assert_eq!(case.name.as_str(), "s<1> on 6.18");
         let out = case.system_out.as_ref().expect("system-out").to_string();
         let out = out.trim_end();
         assert_eq!(
@@ -186,6 +189,7 @@ mod tests {
                 title: "t".into(),
                 file: "f.yaml".into(),
                 verdict: Verdict::Error,
+                kernel: "6.18".into(),
                 reason: Some("setup failed".into()),
                 duration_s: 0.1,
                 outcomes: vec![crate::expect::Outcome {

@@ -59,6 +59,10 @@ pub struct ScenarioResult {
     pub title: String,
     pub file: String,
     pub verdict: Verdict,
+    /// `uname -r` of the kernel it ran on: one run may boot several
+    /// (`--kernel` given more than once). Empty in journals from before.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kernel: String,
     /// Why the verdict is not PASS (first failed expectation, skip reason, error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -74,12 +78,34 @@ pub struct RunReport {
     pub stackquake: String,
     /// Where the scenarios ran: `host`, or `vm (kernel …)`.
     pub target: String,
-    /// `uname -r` of the kernel the scenarios ran on.
+    /// `uname -r` of the kernel the scenarios ran on; with several
+    /// (`--kernel` more than once), each, in the order they ran, joined
+    /// by ", ". Each result names its own.
     pub kernel: String,
     pub results: Vec<ScenarioResult>,
 }
 
+impl ScenarioResult {
+    /// The case's id and the kernel it ran on ("id on 6.12.118+deb12-amd64"):
+    /// what tells the same case on two kernels apart.
+    pub fn name_with_kernel(&self) -> String {
+        if self.kernel.is_empty() {
+            self.id.clone()
+        } else {
+            format!("{} on {}", self.id, self.kernel)
+        }
+    }
+}
+
 impl RunReport {
+    /// Whether its results come from more than one kernel (`--kernel`
+    /// given more than once).
+    pub fn is_kernel_matrix(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| r.kernel != self.results[0].kernel)
+    }
+
     pub fn count(&self, v: Verdict) -> usize {
         self.results.iter().filter(|r| r.verdict == v).count()
     }

@@ -153,6 +153,7 @@ pub fn recover(dir: &Path, planned: &[(PathBuf, Plan)], why: &str) -> Option<Run
                     id,
                     title,
                     file,
+                    kernel: kernel.clone(),
                     verdict: Verdict::Error,
                     reason: None,
                     duration_s: 0.0,
@@ -187,6 +188,7 @@ pub fn recover(dir: &Path, planned: &[(PathBuf, Plan)], why: &str) -> Option<Run
                 id: plan.id.clone(),
                 title: plan.title.clone(),
                 file: file.display().to_string(),
+                kernel: kernel.clone(),
                 verdict: Verdict::Error,
                 reason: Some(format!("not run: {why} before it began")),
                 duration_s: 0.0,
@@ -222,7 +224,8 @@ fn stopped(
         t_ns: t,
     });
     if let Some((_, plan)) = planned.iter().find(|(_, p)| p.id == result.id) {
-        result.outcomes = crate::expect::evaluate(plan, &result.journal);
+        let kernel = crate::plan::KernelVersion::of(&result.kernel);
+        result.outcomes = crate::expect::evaluate(plan, &result.journal, &kernel);
     }
     result.duration_s = t as f64 / 1e9;
     result.reason = Some(reason);
@@ -279,6 +282,7 @@ expect:
             id: "done".into(),
             title: "t".into(),
             file: "done.yaml".into(),
+            kernel: "6.1.0-57-amd64".into(),
             verdict: Verdict::Pass,
             reason: None,
             duration_s: 1.0,

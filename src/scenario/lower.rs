@@ -12,9 +12,9 @@ use crate::net::{Match, Protocol};
 use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
-    Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelVersion, Link,
-    LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, NfsVersion, Plan, Requires, SeedContent,
-    SeedFile, Step, Window, Workload, Xfail,
+    Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelRange,
+    KernelVersion, Link, LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, NfsVersion, Plan,
+    Requires, SeedContent, SeedFile, Step, Window, Workload, Xfail,
 };
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -210,13 +210,19 @@ fn workload(w: &model::Workload) -> Workload {
 }
 
 fn xfail(x: &model::Xfail) -> Xfail {
-    let version =
-        |v: &Option<serde_saphyr::Spanned<String>>| v.as_ref().map(|v| KernelVersion::of(&v.value));
     Xfail {
         reason: x.reason.clone(),
         link: x.link.clone(),
-        from: x.kernel.as_ref().and_then(|k| version(&k.from)),
-        until: x.kernel.as_ref().and_then(|k| version(&k.until)),
+        kernel: x.kernel.as_ref().map(kernel_range).unwrap_or_default(),
+    }
+}
+
+fn kernel_range(k: &model::KernelRange) -> KernelRange {
+    let version =
+        |v: &Option<serde_saphyr::Spanned<String>>| v.as_ref().map(|v| KernelVersion::of(&v.value));
+    KernelRange {
+        from: version(&k.from),
+        until: version(&k.until),
     }
 }
 
@@ -477,6 +483,7 @@ fn expectation(e: &model::Expectation) -> Expectation {
             state,
             wchan,
             stack,
+            kernel,
             during,
             after,
         } => Expectation::Hang {
@@ -485,6 +492,7 @@ fn expectation(e: &model::Expectation) -> Expectation {
             wchan: wchan.as_ref().map(|w| regex(&w.value)),
             stack: stack.as_ref().map(|k| regex(&k.value)),
             window: window(during, after),
+            kernel: kernel.as_ref().map(kernel_range).unwrap_or_default(),
         },
         E::NoHang {
             workload,

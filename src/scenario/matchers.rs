@@ -55,7 +55,11 @@ pub enum Expectation {
         after: Option<Ref>,
     },
     /// An op of the workload outlived its deadline, its task in this state
-    /// and sleeping in a kernel function matching `wchan`.
+    /// and sleeping in a kernel function matching `wchan`. A kernel
+    /// function's name is the kernel's own business and changes between
+    /// versions: with `kernel:` the expectation is judged only on kernels
+    /// in that range (write one per kernel range, each saying what that
+    /// kernel does).
     Hang {
         #[schemars(with = "String")]
         workload: Ref,
@@ -69,6 +73,8 @@ pub enum Expectation {
         #[serde(default)]
         #[schemars(with = "Option<String>")]
         stack: Option<Spanned<String>>,
+        #[serde(default)]
+        kernel: Option<super::model::KernelRange>,
         #[serde(default)]
         #[schemars(with = "Option<Vec<String>>")]
         during: During,

@@ -359,7 +359,7 @@ pub struct Xfail {
 
 /// `from` inclusive, `until` exclusive, compared numerically part by part
 /// (`6.1` ≤ `6.1.0-56-amd64` < `6.10`).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelRange {
     #[serde(default)]

@@ -794,16 +794,19 @@ fn check_xfail(c: &mut Checker, s: &Scenario) {
     for (i, p) in s.kmsg_allow.iter().enumerate() {
         check_regex(c, p, format!("kmsg_allow[{i}]"));
     }
-    let Some(range) = s.xfail.as_ref().and_then(|x| x.kernel.as_ref()) else {
-        return;
-    };
+    if let Some(range) = s.xfail.as_ref().and_then(|x| x.kernel.as_ref()) {
+        check_kernel_range(c, range, "xfail.kernel");
+    }
+}
+
+fn check_kernel_range(c: &mut Checker, range: &crate::scenario::model::KernelRange, path: &str) {
     for (v, field) in [(&range.from, "from"), (&range.until, "until")] {
         if let Some(v) = v
             && crate::plan::KernelVersion::of(&v.value).0.is_empty()
         {
             c.at(
                 v.referenced,
-                format!("xfail.kernel.{field}"),
+                format!("{path}.{field}"),
                 format!("`{}` is not a kernel version", v.value),
                 Some("write e.g. \"6.1\" or \"6.9.2\"".into()),
             );
@@ -862,12 +865,20 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
                 );
             }
             Expectation::Kmsg { pattern, .. } => check_regex(c, pattern, format!("{path}.pattern")),
-            Expectation::Hang { wchan, stack, .. } => {
+            Expectation::Hang {
+                wchan,
+                stack,
+                kernel,
+                ..
+            } => {
                 if let Some(w) = wchan {
                     check_regex(c, w, format!("{path}.wchan"));
                 }
                 if let Some(k) = stack {
                     check_regex(c, k, format!("{path}.stack"));
+                }
+                if let Some(range) = kernel {
+                    check_kernel_range(c, range, &format!("{path}.kernel"));
                 }
             }
             Expectation::ResumesWithin { after, .. } => {

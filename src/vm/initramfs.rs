@@ -1,6 +1,7 @@
 //! Building the guest's initramfs: busybox, the 9p/virtio-mmio modules in
-//! load order and vm/init.sh, as an uncompressed newc cpio (the kernel takes
-//! it as is), cached per kernel version and input content.
+//! load order (decompressed: busybox insmod takes ELF images only) and
+//! vm/init.sh, as an uncompressed newc cpio (the kernel takes it as is),
+//! cached per kernel version and input content.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use super::VmError;
 use super::cache::ContentHash;
 use super::cpio::NewcArchive;
 use super::kernel::GuestKernel;
-use super::moddep::{ModuleDeps, module_name, modules_dir};
+use super::moddep::{ModuleDeps, module_image, module_name, modules_dir};
 use super::qemu::NINEP_MSIZE;
 
 /// The initramfs /init, with @MSIZE@ filled in at build time.
@@ -82,19 +83,14 @@ impl Inputs {
             })?;
         let mut modules = Vec::new();
         for rel in order {
-            if !rel.ends_with(".ko") {
-                // busybox insmod hands the bytes to init_module(2), which
-                // takes no compressed modules on the kernels we target.
-                return Err(VmError::CompressedModule {
-                    path: dir.join(&rel),
+            let path = dir.join(&rel);
+            if !path.is_file() {
+                return Err(VmError::ModuleMissing {
+                    module: module_name(&rel),
+                    dir: dir.clone(),
                 });
             }
-            let path = dir.join(&rel);
-            let bytes = fs::read(&path).map_err(|_| VmError::ModuleMissing {
-                module: module_name(&rel),
-                dir: dir.clone(),
-            })?;
-            modules.push((module_name(&rel), bytes));
+            modules.push((module_name(&rel), module_image(&path)?));
         }
         Ok(Self {
             version: kernel.version.clone(),

@@ -46,7 +46,8 @@ pub struct GuestJob {
     /// From the moment the guest's userspace is up; QEMU is SIGKILLed after
     /// it (plus a few seconds to power off).
     pub timeout: Duration,
-    /// None = newest /boot/vmlinuz-* that has /lib/modules/<version>.
+    /// An image path or a series ("6.12"); None = the newest 6.1
+    /// (`kernel::DEFAULT_SERIES`). Either must have /lib/modules/<version>.
     pub kernel: Option<PathBuf>,
     pub accel: Accel,
     pub memory_mib: u32,
@@ -90,9 +91,13 @@ pub enum VmError {
     #[error("qemu-system-x86_64 not found in PATH: apt-get install qemu-system-x86")]
     QemuMissing,
     #[error(
-        "no kernel image with modules under {dir}: apt-get install linux-image-amd64 or pass --kernel"
+        "no kernel image{} with modules under {dir}: apt-get install linux-image-amd64 or pass --kernel",
+        series.as_ref().map(|s| format!(" of series {s}")).unwrap_or_default()
     )]
-    NoKernel { dir: PathBuf },
+    NoKernel {
+        dir: PathBuf,
+        series: Option<String>,
+    },
     #[error(
         "kernel image {path} does not exist: apt-get install linux-image-amd64 or pass another --kernel"
     )]
@@ -107,8 +112,8 @@ pub enum VmError {
         "module {module} not found in {dir}/modules.dep: the guest needs it to mount the host root over 9p"
     )]
     ModuleMissing { module: String, dir: PathBuf },
-    #[error("module {path} is compressed: the initramfs loads only uncompressed .ko files")]
-    CompressedModule { path: PathBuf },
+    #[error(transparent)]
+    BootModule(#[from] moddep::ModuleReadError),
     #[error("busybox not found at {path}: apt-get install busybox-static")]
     BusyboxMissing { path: PathBuf },
     #[error("kvm requested but /dev/kvm cannot be opened: use --accel tcg or auto")]

@@ -1,8 +1,12 @@
 //! Resolving kernel modules and their dependencies from `modules.dep`, so the
-//! initramfs can insmod them in an order where every symbol already exists.
+//! initramfs can insmod them in an order where every symbol already exists,
+//! and reading a module's ELF image whatever compression depmod lists it with.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::{self, CommandError};
 
 /// The parsed `modules.dep` of one kernel: module path (relative to
 /// /lib/modules/<version>) → the paths it depends on, transitively complete
@@ -68,6 +72,67 @@ pub fn module_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
     let stem = file.split(".ko").next().unwrap_or(file);
     stem.replace('-', "_")
+}
+
+/// The suffixes a module may carry in modules.dep (the compressions kmod
+/// knows) and the command that writes the ELF image of such a file to
+/// stdout. Debian compresses its modules with xz since 6.12.
+const COMPRESSIONS: &[(&str, &[&str])] = &[
+    (".ko.xz", &["xz", "-dc", "--"]),
+    (".ko.zst", &["zstd", "-dcq", "--"]),
+    (".ko.gz", &["gzip", "-dc", "--"]),
+];
+
+/// Why a module's image could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleReadError {
+    #[error("reading module {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("decompressing module {path}")]
+    Decompress {
+        path: PathBuf,
+        #[source]
+        source: CommandError,
+    },
+    #[error("module {path} has no ELF image inside (unknown compression?)")]
+    NotElf { path: PathBuf },
+}
+
+/// The uncompressed ELF image of the module at `path`. busybox insmod hands
+/// the bytes to init_module(2), which takes no compressed image, so a
+/// `.ko.xz`/`.ko.zst`/`.ko.gz` is decompressed here; the guest's own later
+/// loads go through kmod's modprobe, which reads them itself.
+pub fn module_image(path: &Path) -> Result<Vec<u8>, ModuleReadError> {
+    let name = path.to_string_lossy();
+    let bytes = match COMPRESSIONS
+        .iter()
+        .find(|(suffix, _)| name.ends_with(suffix))
+    {
+        Some((_, argv)) => {
+            let mut cmd = Command::new(argv[0]);
+            cmd.args(&argv[1..]).arg(path);
+            tools::output_bytes(cmd, tools::Input::default()).map_err(|source| {
+                ModuleReadError::Decompress {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?
+        }
+        None => std::fs::read(path).map_err(|source| ModuleReadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?,
+    };
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(ModuleReadError::NotElf {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The directory of a kernel version's modules.
@@ -138,5 +203,56 @@ kernel/lib/libcrc32c.ko:
             ["kernel/lib/libcrc32c.ko", "kernel/fs/xfs/xfs.ko.xz"]
         );
         assert_eq!(deps.load_order(&["nosuch"]).unwrap_err(), "nosuch");
+    }
+
+    /// `tool args… < input`, for making compressed fixtures.
+    fn pipe(argv: &[&str], input: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{argv:?} (ci/setup installs it): {e}"));
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{argv:?}");
+        out.stdout
+    }
+
+    #[test]
+    fn compressed_modules_are_read_as_their_elf_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let elf = b"\x7fELF\x02\x01 module bytes".repeat(100);
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("plain.ko", elf.clone()),
+            ("xz.ko.xz", pipe(&["xz", "-c"], &elf)),
+            ("zst.ko.zst", pipe(&["zstd", "-cq"], &elf)),
+            ("gz.ko.gz", pipe(&["gzip", "-c"], &elf)),
+        ];
+        for (name, bytes) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(module_image(&path).unwrap(), elf, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_module_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad_xz = dir.path().join("bad.ko.xz");
+        std::fs::write(&bad_xz, b"not xz at all").unwrap();
+        let err = module_image(&bad_xz).unwrap_err();
+        assert!(
+            matches!(err, ModuleReadError::Decompress { .. })
+                && err.to_string().contains("bad.ko.xz"),
+            "{err}"
+        );
+        let lz4 = dir.path().join("odd.ko.lz4");
+        std::fs::write(&lz4, b"\x04\x22\x4d\x18").unwrap();
+        assert!(matches!(
+            module_image(&lz4).unwrap_err(),
+            ModuleReadError::NotElf { .. }
+        ));
     }
 }

@@ -35,8 +35,8 @@ pub fn run_with_guest_command(
 ) -> Result<GuestOutcome, VmError> {
     let qemu = find_qemu()?;
     let kernel = match &job.kernel {
-        Some(image) => GuestKernel::from_image(image)?,
-        None => GuestKernel::newest_in(Path::new("/boot"))?,
+        Some(spec) => GuestKernel::resolve(spec, Path::new("/boot"))?,
+        None => GuestKernel::default_in(Path::new("/boot"))?,
     };
     let init_args = guest_cmd
         .iter()
@@ -90,6 +90,9 @@ pub fn run_with_guest_command(
 
 const NO_USERSPACE: &str = "guest did not reach userspace";
 
+/// Held from QEMU's start until its guest reaches userspace (or fails to).
+static BOOT_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn boot_and_watch(
     qemu: &Path,
     args: &QemuArgs,
@@ -98,6 +101,11 @@ fn boot_and_watch(
     console: &Path,
 ) -> Result<GuestOutcome, VmError> {
     let _ = fs::remove_file(out_dir.join(EXIT_FILE));
+    // One guest boots at a time in this process (`run --jobs`): four TCG
+    // guests started together on a loaded 2-core host all hung before
+    // userspace (last console line at 3-6 s guest time, then nothing for
+    // 40 s) and all four booted on the retry. Running guests overlap freely.
+    let mut boot_gate = Some(BOOT_GATE.lock().unwrap_or_else(|e| e.into_inner()));
     let start = Instant::now();
     let mut vm = QemuProcess::spawn(qemu, args, false)?;
     let mut booted: Option<Instant> = None;
@@ -110,6 +118,7 @@ fn boot_and_watch(
             }
             if booted.is_none() && line.contains(BOOT_MARKER) {
                 booted = Some(Instant::now());
+                drop(boot_gate.take());
                 tracing::info!(boot = ?start.elapsed(), "guest userspace up");
             }
             last_lines.push(line);

@@ -185,6 +185,7 @@ mod tests {
             title: "t".into(),
             file: "f.yaml".into(),
             verdict,
+            kernel: "6.1.0-57-amd64".into(),
             reason: None,
             duration_s: 1.5,
             outcomes: Vec::new(),
