@@ -492,7 +492,7 @@ fn expectation(e: &model::Expectation) -> Expectation {
             wchan: wchan.as_ref().map(|w| regex(&w.value)),
             stack: stack.as_ref().map(|k| regex(&k.value)),
             window: window(during, after),
-            kernel: kernel.as_ref().map(kernel_range).unwrap_or_default(),
+            kernel: kernel.as_deref().map(kernel_range).unwrap_or_default(),
         },
         E::NoHang {
             workload,

@@ -74,7 +74,7 @@ pub enum Expectation {
         #[schemars(with = "Option<String>")]
         stack: Option<Spanned<String>>,
         #[serde(default)]
-        kernel: Option<super::model::KernelRange>,
+        kernel: Option<Box<super::model::KernelRange>>,
         #[serde(default)]
         #[schemars(with = "Option<Vec<String>>")]
         during: During,
