@@ -367,7 +367,8 @@ fn run_on_kernels(
 
 /// Every case on every kernel in a guest of its own, up to `jobs` at once
 /// (`guests::fan_out`); each guest's files go to
-/// `out/guests/<n>-<case>[-<kernel>]/`, the merged reports to `out`.
+/// `out/guests/<n>-<case>[-<kernel>]/`, the merged reports to `out`, and
+/// with one kernel each case's own files to `out/<case>/`.
 fn run_fanned_out(
     args: &RunArgs,
     jobs: usize,
@@ -400,7 +401,7 @@ fn run_fanned_out(
     eprintln!("{} cases, up to {jobs} guests at once", tasks.len());
     let results = fan_out(jobs, &tasks, |t| {
         let case = [(t.file.to_path_buf(), t.plan.clone())];
-        run_in_vm(
+        let report = run_in_vm(
             args,
             t.kernel,
             run_id,
@@ -408,7 +409,11 @@ fn run_fanned_out(
             &[t.file.to_path_buf()],
             Some(&t.plan.id),
             &t.dir,
-        )
+        );
+        if kernels.len() == 1 {
+            lift_case_files(&t.dir, out, &t.plan.id);
+        }
+        report
     })?;
     let mut kernels_seen: Vec<String> = Vec::new();
     for r in &results {
@@ -423,6 +428,19 @@ fn run_fanned_out(
         kernel: kernels_seen.join(", "),
         results,
     })
+}
+
+/// Moves a case's files (per-step artifacts, server captures) from its
+/// guest's directory up to `out/<case>/`, where they lie when one guest
+/// runs every case, so the timeline page links them alike. With several
+/// kernels a case id would name one directory per kernel: they stay put.
+fn lift_case_files(guest_dir: &Path, out: &Path, case: &str) {
+    let from = guest_dir.join(case);
+    if from.is_dir()
+        && let Err(e) = std::fs::rename(&from, out.join(case))
+    {
+        tracing::warn!("cannot move {} to {}: {e}", from.display(), out.display());
+    }
 }
 
 /// How many guests run at once when `--jobs` is not given. Under TCG a
