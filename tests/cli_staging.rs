@@ -59,7 +59,9 @@ fn plan_shows_every_change_with_its_expiry_once_every_remote_is_allowed() {
 #[test]
 fn plan_refuses_while_a_remote_address_is_not_allowed() {
     for allow in [None, Some("198.51.100.1")] {
-        let mut args = vec!["plan", "--target", "staging"];
+        // `stackquake plan …`: the subcommand first, then its flags.
+        let mut args = vec!["plan"];
+        args.extend(["--target", "staging"]);
         if let Some(a) = allow {
             args.extend(["--allow-external", a]);
         }

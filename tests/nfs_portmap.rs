@@ -76,8 +76,13 @@ fn registry_over_v2_v3_v4_on_a_separate_portmap_listener() {
         one_string(&c.call(PMAP, 4, 3, &rpcb(NFS, 3, "udp", "")).unwrap()),
         uaddr(nfs_udp)
     );
+    // NFSv4 is served on the same TCP port; NFSv2 is not served at all.
     assert_eq!(
         one_string(&c.call(PMAP, 4, 3, &rpcb(NFS, 4, "tcp", "")).unwrap()),
+        uaddr(nfs_tcp)
+    );
+    assert_eq!(
+        one_string(&c.call(PMAP, 4, 3, &rpcb(NFS, 2, "tcp", "")).unwrap()),
         ""
     );
 

@@ -20,8 +20,9 @@ fn a_data_check_hung_by_the_final_heal_ends_at_the_scenario_timeout_with_its_res
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/vm/heal-breaks-verify.yaml");
     let out = tempfile::tempdir().unwrap();
+    // One guest runs both cases (`--jobs 1`): its stream must hold both.
     let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--vm", "--output"])
+        .args(["run", "--vm", "--jobs", "1", "--output"])
         .arg(out.path())
         .arg(&file)
         .output()
