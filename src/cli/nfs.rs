@@ -477,7 +477,7 @@ fn print_response(resp: &Response) {
     for r in resp.rules.iter().flatten() {
         let prog = r.rule.prog.unwrap_or(0);
         let what = match r.rule.proc_ {
-            Some(p) => names::procedure_name(prog, p),
+            Some(p) => names::procedure_name(prog, r.rule.vers, p),
             None => "*".into(),
         };
         let action = match &r.rule.action {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::program_table;
+use super::{names, program_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CallKey {
@@ -19,16 +19,13 @@ impl CallKey {
     /// The call as people name it: `nfsv3 WRITE`, `mountv3 MNT`; a
     /// program the table does not know goes by its number.
     pub fn label(&self) -> String {
-        // The row of this version: NFSv3 and NFSv4 share a program number
-        // but not their procedures.
         match program_table::by_number_version(self.prog, self.vers) {
-            Some(row) => {
-                let procedure = row
-                    .procedures
-                    .get(self.proc_ as usize)
-                    .map_or_else(|| self.proc_.to_string(), |p| p.to_string());
-                format!("{}v{} {procedure}", row.names[0], self.vers)
-            }
+            Some(row) => format!(
+                "{}v{} {}",
+                row.names[0],
+                self.vers,
+                names::procedure_name(self.prog, Some(self.vers), self.proc_)
+            ),
             None => format!("{}v{} {}", self.prog, self.vers, self.proc_),
         }
     }

@@ -218,7 +218,7 @@ impl Dispatcher {
         .map_err(|e| match e {
             Mismatch::Call(CallError::ProcUnavail) => AcceptStat::ProcUnavail,
             Mismatch::Call(CallError::Garbage(err)) => {
-                let procedure = names::procedure_name(call.prog, call.proc_);
+                let procedure = names::procedure_name(call.prog, Some(call.vers), call.proc_);
                 tracing::debug!(%client, prog = call.prog, %procedure, error = %err, "garbage args");
                 AcceptStat::GarbageArgs
             }

@@ -247,7 +247,7 @@ impl FaultHook {
         let Some((id, action)) = chosen else {
             return HookDecision::Pass;
         };
-        let procedure = names::procedure_name(call.prog, call.proc_);
+        let procedure = names::procedure_name(call.prog, Some(call.vers), call.proc_);
         tracing::info!(prog = call.prog, %procedure, client = %call.client, ?action, "fault hook acts");
         match action {
             FaultAction::Delay(d) => {

@@ -180,8 +180,12 @@ fn all_statuses() -> impl Iterator<Item = &'static (&'static str, u32)> {
     NFS3_STATUSES.iter().chain(nfs4::status::NAMES.iter())
 }
 
-pub fn procedure_name(prog: u32, proc_: u32) -> String {
-    procs(prog)
+/// Procedure `proc_` of `prog` as the protocol document names it, from the
+/// row of version `vers` (NFSv3 and NFSv4 share a program number, not their
+/// procedures); without a version, or for one no row serves, the first row.
+pub fn procedure_name(prog: u32, vers: Option<u32>, proc_: u32) -> String {
+    vers.and_then(|v| program_table::by_number_version(prog, v))
+        .map_or_else(|| procs(prog), |row| row.procedures)
         .get(proc_ as usize)
         .map_or_else(|| proc_.to_string(), |s| s.to_string())
 }
@@ -291,7 +295,9 @@ mod tests {
         assert_eq!(procedure(100005, "MNT"), Some(1));
         assert_eq!(procedure(100003, "12"), Some(12));
         assert_eq!(procedure(100003, "FROB"), None);
-        assert_eq!(procedure_name(100003, 17), "READDIRPLUS");
+        assert_eq!(procedure_name(100003, None, 17), "READDIRPLUS");
+        assert_eq!(procedure_name(100003, Some(3), 1), "GETATTR");
+        assert_eq!(procedure_name(100003, Some(4), 1), "COMPOUND");
         assert_eq!(status("NFS3ERR_IO"), Some(5));
         assert_eq!(status("jukebox"), Some(10008));
         assert_eq!(status_name(70), "NFS3ERR_STALE");
@@ -300,7 +306,7 @@ mod tests {
         assert_eq!(procedure(100021, "nlmproc4_lock"), Some(2));
         assert_eq!(procedure(100021, "FREE_ALL"), Some(23));
         assert_eq!(procedure(100024, "sm_notify"), Some(6));
-        assert_eq!(procedure_name(100024, 2), "SM_MON");
+        assert_eq!(procedure_name(100024, Some(1), 2), "SM_MON");
         assert_eq!(procedure_any("MNT"), Some((100005, 1)));
         assert_eq!(procedure_any("write"), Some((100003, 7)));
         assert_eq!(procedure_any("NULL"), Some((100003, 0)));
