@@ -6,7 +6,10 @@
 //! events, the kernel and its outcomes, long before the host's limit —
 //! and the events were streamed out as they happened (stream.jsonl), so a
 //! killed guest would have left them too. With `data_check: before_heal`
-//! the same world passes. Fails loudly where QEMU or a kernel is missing.
+//! the same world passes. The hung read is a child process the engine
+//! kills, and the NFS mount comes off with MNT_FORCE first, so no task of
+//! the engine waits in the kernel and the guest powers off by itself.
+//! Fails loudly where QEMU or a kernel is missing.
 
 use std::path::Path;
 use std::process::Command;
@@ -78,6 +81,18 @@ fn a_data_check_hung_by_the_final_heal_ends_at_the_scenario_timeout_with_its_res
             .unwrap()
             .contains("did not return"),
         "{verified}"
+    );
+    // The hung read was killed and its pending RPC with it: the mount came
+    // off whole (umount -f), not detached with a superblock left hanging,
+    // which is what kept the guest from powering off (CI, 2026-12-04).
+    let teardown: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "teardown")
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert!(
+        teardown.contains(&"unmount bulkshare (umount -f)"),
+        "{teardown:?}"
     );
     // Writes over the lowered MTU worked; the data check is the one FAIL.
     let outcomes = after["outcomes"].as_array().unwrap();

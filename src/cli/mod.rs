@@ -96,6 +96,9 @@ enum Command {
     /// Internal: a workload child (started by the engine).
     #[command(hide = true)]
     Workload { spec: String },
+    /// Internal: a data check's read back (started by the engine).
+    #[command(hide = true)]
+    Verify,
     /// Internal: the guest side of the vm target.
     #[command(hide = true, subcommand)]
     Vm(VmCommand),
@@ -145,6 +148,10 @@ pub fn main() -> ExitCode {
         Command::Cleanup { force, run } => cleanup(force, run),
         Command::Nfs(args) => nfs::run(args),
         Command::Workload { spec } => workload(&spec),
+        Command::Verify => match crate::workload::verify::run_child() {
+            Ok(()) => exit::OK,
+            Err(_) => exit::INTERNAL,
+        },
         Command::Vm(VmCommand::GuestInit) => crate::vm::guest_init(),
     };
     ExitCode::from(code)

@@ -8,6 +8,7 @@ use super::in_force::InForce;
 use super::rpc_calls::StepCalls;
 use super::schedule::{Due, Scheduler};
 use super::timeline::Timeline;
+use super::verify;
 use super::workloads::{self, Running};
 use super::world::World;
 use crate::block::FsState;
@@ -17,9 +18,9 @@ use crate::journal::{Event, Journal, Observer};
 use crate::ledger::{EntryId, Ledger, LedgerObject};
 use crate::observe::{KernelClock, Kmsg};
 use crate::plan::{Action, DataCheck, Expectation, FsStateName, Plan, Step};
+use crate::workload::verify::Request;
 use crate::workload::{Spec, Storm, monotonic_ns};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How often the engine looks at workloads and the kernel log while waiting.
@@ -698,13 +699,12 @@ impl<'a> Live<'a> {
         }
     }
 
-    /// Reads every `data` workload's file back, each on a thread of its
-    /// own, waiting for them until the scenario timeout (at least
-    /// [`VERIFY_FLOOR`]). A read that has not returned by then is recorded
-    /// as such and left behind: the thread sits in the kernel on the mount,
-    /// which teardown then forces off (or detaches), and the engine moves on.
+    /// Reads every `data` workload's file back, each in a child process
+    /// of its own (see `engine::verify`), waiting for them until the
+    /// scenario timeout (at least [`VERIFY_FLOOR`]). A read that has not
+    /// returned by then is recorded as such and its reader killed.
     fn verify_data(&mut self) -> Option<Abort> {
-        let checks: Vec<(String, mpsc::Receiver<Event>)> = self
+        let requests: Vec<Request> = self
             .plan
             .expect
             .iter()
@@ -714,44 +714,64 @@ impl<'a> Live<'a> {
             })
             .map(|workload| {
                 let w = self.plan.workload(workload).expect("validated workload");
-                let acknowledged = self.acknowledged(&w.id);
-                let path = w
-                    .path
-                    .as_ref()
-                    .map(|p| self.world.path(p))
-                    .unwrap_or_default();
-                let (tx, rx) = mpsc::channel();
-                let (id, op, size) = (w.id.clone(), w.op, w.record_size as usize);
-                std::thread::spawn(move || {
-                    let _ = tx.send(verified(&path, op, &id, size, &acknowledged));
-                });
-                (w.id.clone(), rx)
+                Request {
+                    path: w
+                        .path
+                        .as_ref()
+                        .map(|p| self.world.path(p))
+                        .unwrap_or_default(),
+                    op: w.op,
+                    workload: w.id.clone(),
+                    record_size: w.record_size as usize,
+                    acknowledged: self.acknowledged(&w.id),
+                }
             })
             .collect();
-        if checks.is_empty() {
+        if requests.is_empty() {
             return None;
         }
         self.stage("verifying data");
+        let readings: Vec<_> = requests
+            .iter()
+            .map(|r| verify::start(r, self.ledger.as_ref()))
+            .collect();
         let until = Instant::now() + self.time_left().max(VERIFY_FLOOR);
         let mut hung = Vec::new();
-        for (workload, rx) in checks {
-            let event = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(event) => event,
-                Err(_) => {
-                    let acknowledged = self.acknowledged(&workload).len() as u64;
+        for (request, reading) in requests.into_iter().zip(readings) {
+            let answer = match reading {
+                Ok(reading) => reading.finish(until),
+                Err(e) => Some(Err(e)),
+            };
+            let Request {
+                workload,
+                acknowledged,
+                ..
+            } = request;
+            let acknowledged = acknowledged.len() as u64;
+            let failed = |error: String| Event::Verified {
+                workload: workload.clone(),
+                acknowledged,
+                intact: 0,
+                missing: Vec::new(),
+                corrupt: 0,
+                error: Some(error),
+            };
+            let event = match answer {
+                Some(Ok(v)) => Event::Verified {
+                    workload: workload.clone(),
+                    acknowledged: v.acknowledged,
+                    intact: v.intact,
+                    missing: v.missing.into_iter().take(20).collect(),
+                    corrupt: v.corrupt,
+                    error: None,
+                },
+                Some(Err(e)) => failed(e),
+                None => {
                     hung.push(workload.clone());
-                    Event::Verified {
-                        workload,
-                        acknowledged,
-                        intact: 0,
-                        missing: Vec::new(),
-                        corrupt: 0,
-                        error: Some(format!(
-                            "reading the file back did not return within the scenario \
-                             timeout ({})",
-                            humantime::format_duration(self.plan.timeout)
-                        )),
-                    }
+                    failed(format!(
+                        "reading the file back did not return within the scenario timeout ({})",
+                        humantime::format_duration(self.plan.timeout)
+                    ))
                 }
             };
             self.journal.push(event);
@@ -774,35 +794,6 @@ impl<'a> Live<'a> {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// One `data` check's result: the file at `path` read back against the
-/// acknowledged records.
-fn verified(
-    path: &std::path::Path,
-    op: crate::plan::WorkloadOp,
-    workload: &str,
-    record_size: usize,
-    acknowledged: &[u64],
-) -> Event {
-    match crate::workload::verify::verify(path, op, workload, record_size, acknowledged) {
-        Ok(v) => Event::Verified {
-            workload: workload.to_string(),
-            acknowledged: v.acknowledged,
-            intact: v.intact,
-            missing: v.missing.into_iter().take(20).collect(),
-            corrupt: v.corrupt,
-            error: None,
-        },
-        Err(err) => Event::Verified {
-            workload: workload.to_string(),
-            acknowledged: acknowledged.len() as u64,
-            intact: 0,
-            missing: Vec::new(),
-            corrupt: 0,
-            error: Some(format!("read {}: {err}", path.display())),
-        },
     }
 }
 

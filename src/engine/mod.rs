@@ -15,6 +15,7 @@ mod require;
 mod rpc_calls;
 mod schedule;
 mod timeline;
+mod verify;
 mod workloads;
 mod world;
 

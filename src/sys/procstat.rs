@@ -10,6 +10,9 @@ pub struct ProcStat {
     /// Field 22: start time in clock ticks after boot. Together with the pid
     /// it names one process; a reused pid has a later start time.
     pub starttime: u64,
+    /// Field 52: the exit status as waitpid(2) reports it, once the task
+    /// has exited (a zombie); None on a live task or a kernel before 3.5.
+    pub exit_code: Option<i32>,
 }
 
 pub fn read(pid: u32) -> io::Result<ProcStat> {
@@ -30,7 +33,15 @@ pub fn parse(text: &str) -> Option<ProcStat> {
     // fields[0] is field 3 (state); field 22 is fields[19].
     let state = fields.first()?.chars().next()?;
     let starttime = fields.get(19)?.parse().ok()?;
-    Some(ProcStat { state, starttime })
+    let exit_code = match state {
+        'Z' | 'X' => fields.get(49).and_then(|f| f.parse().ok()),
+        _ => None,
+    };
+    Some(ProcStat {
+        state,
+        starttime,
+        exit_code,
+    })
 }
 
 /// True when `pid` is alive and is the same process that had `starttime`.
@@ -51,6 +62,47 @@ mod tests {
         let s = parse(line).unwrap();
         assert_eq!(s.state, 'S');
         assert_eq!(s.starttime, 987654);
+        assert_eq!(s.exit_code, None);
+    }
+
+    #[test]
+    fn a_main_thread_gone_before_its_threads_shows_its_status_unreaped() {
+        // The state the guest's PID 1 meets when a thread of the job is
+        // stuck in the kernel: the main thread exited (exit(2), not
+        // exit_group), another thread lives on, and wait(2) cannot reap.
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import ctypes, threading, time\n\
+                 threading.Thread(target=time.sleep, args=(60,)).start()\n\
+                 ctypes.CDLL(None).syscall(60, 7)",
+            ])
+            .spawn()
+            .expect("python3 (ci/setup installs it)");
+        let pid = child.id();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let stat = loop {
+            let s = read(pid).unwrap();
+            if s.state == 'Z' || std::time::Instant::now() > until {
+                break s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(child.try_wait().unwrap(), None, "not reapable yet");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!((stat.state, stat.exit_code), ('Z', Some(7 << 8)));
+    }
+
+    #[test]
+    fn a_zombie_carries_its_wait_status() {
+        let tail = (23..=51).map(|_| "0").collect::<Vec<_>>().join(" ");
+        let line = format!("7 (job) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 {tail} 17920");
+        let s = parse(&line).unwrap();
+        assert_eq!(
+            (s.state, s.starttime, s.exit_code),
+            ('Z', 55, Some(70 << 8))
+        );
     }
 
     #[test]

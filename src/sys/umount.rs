@@ -1,14 +1,25 @@
-//! umount with escalation: plain → MNT_FORCE → MNT_DETACH, each attempt on a
-//! helper thread with a deadline, because an NFS umount under a stalled
-//! server can sleep in D state forever and teardown must not.
+//! umount with escalation: plain → MNT_FORCE → MNT_DETACH (NFS: MNT_FORCE
+//! first), each attempt in a child process of its own with a deadline,
+//! because an NFS umount under a stalled server can sleep in D state
+//! forever, and teardown must not — nor may the engine's own exit.
+//!
+//! Why a process and not a thread: the last reference to a mount tears its
+//! superblock down in the task that drops it. For a hard NFS mount whose
+//! server is gone, with a READ still pending, that task waits for the
+//! locked page for ever, uninterruptibly. A thread of ours stuck there
+//! keeps our whole process from exiting (a guest then never powers off);
+//! a child stuck there is left to the kernel and we go on.
 
+use std::ffi::CString;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::mount::{MntFlags, umount2};
+use nix::mount::MntFlags;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UmountStep {
@@ -74,9 +85,21 @@ impl UmountOutcome {
     }
 }
 
-/// Unmounts `target`, escalating until one step succeeds. Each step gets
-/// `deadline`. EINVAL ("not a mount point") on the plain step ends the
-/// escalation: there is nothing left to unmount.
+/// The escalation for a filesystem type. NFS starts with MNT_FORCE: its
+/// umount_begin kills the mount's pending RPCs (a READ a hard mount retries
+/// for ever would otherwise hold a page locked through the teardown), then
+/// the umount goes on as a plain one. Elsewhere MNT_FORCE means more (FUSE
+/// aborts its connection), so it stays the second step.
+pub fn escalation(fstype: Option<&str>) -> &'static [UmountStep] {
+    match fstype {
+        Some("nfs" | "nfs4") => &[UmountStep::Force, UmountStep::Detach],
+        _ => &[UmountStep::Plain, UmountStep::Force, UmountStep::Detach],
+    }
+}
+
+/// Unmounts `target`, escalating (see [`escalation`]) until one step
+/// succeeds. Each step gets `deadline`. EINVAL ("not a mount point") on the
+/// first step ends the escalation: there is nothing left to unmount.
 pub fn umount_escalating(target: &Path, deadline: Duration) -> UmountOutcome {
     let mut outcome = UmountOutcome {
         target: target.to_path_buf(),
@@ -84,14 +107,15 @@ pub fn umount_escalating(target: &Path, deadline: Duration) -> UmountOutcome {
         not_mounted: false,
         failures: Vec::new(),
     };
-    for step in [UmountStep::Plain, UmountStep::Force, UmountStep::Detach] {
+    let steps = escalation(crate::sys::mountinfo::fstype(target).as_deref());
+    for (i, &step) in steps.iter().enumerate() {
         match attempt(target, step, deadline) {
             Ok(()) => {
                 tracing::info!(target = %target.display(), %step, "unmounted");
                 outcome.unmounted_by = Some(step);
                 return outcome;
             }
-            Err(StepFailure::Errno(Errno::EINVAL)) if step == UmountStep::Plain => {
+            Err(StepFailure::Errno(Errno::EINVAL)) if i == 0 => {
                 tracing::debug!(target = %target.display(), "not mounted");
                 outcome.not_mounted = true;
                 return outcome;
@@ -106,22 +130,41 @@ pub fn umount_escalating(target: &Path, deadline: Duration) -> UmountOutcome {
     outcome
 }
 
+/// One umount2 in a child process, waited for until `deadline`. A child
+/// still blocked then is left behind: it sits in the kernel, where no
+/// signal reaches it, and is reaped by init whenever it ends.
 fn attempt(target: &Path, step: UmountStep, deadline: Duration) -> Result<(), StepFailure> {
-    let (tx, rx) = mpsc::channel();
-    let path = target.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name("sq-umount".into())
-        .spawn(move || {
-            let _ = tx.send(umount2(&path, step.flags()));
-        });
-    if let Err(e) = spawned {
-        return Err(StepFailure::Errno(Errno::from_raw(
-            e.raw_os_error().unwrap_or(libc::EAGAIN),
-        )));
-    }
-    match rx.recv_timeout(deadline) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(StepFailure::Errno(e)),
-        Err(_) => Err(StepFailure::TimedOut(deadline)),
+    let errno = |e: Errno| StepFailure::Errno(e);
+    let path = CString::new(target.as_os_str().as_bytes()).map_err(|_| errno(Errno::EINVAL))?;
+    let flags = step.flags().bits();
+    // SAFETY: the child runs only umount2(2) and _exit(2), both
+    // async-signal-safe, on memory prepared before the fork: safe in a
+    // child of a multi-threaded process.
+    let child = match unsafe { fork() }.map_err(errno)? {
+        // SAFETY: as above; the pointer is the CString's, alive in the copy.
+        ForkResult::Child => unsafe {
+            let code = if libc::umount2(path.as_ptr(), flags) == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            };
+            libc::_exit(code)
+        },
+        ForkResult::Parent { child } => child,
+    };
+    let until = Instant::now() + deadline;
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+            Ok(WaitStatus::Exited(_, code)) => return Err(errno(Errno::from_raw(code))),
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return Err(errno(Errno::ECHILD)),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(errno(e)),
+        }
+        if Instant::now() >= until {
+            return Err(StepFailure::TimedOut(deadline));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

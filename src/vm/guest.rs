@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::mount::{MsFlags, mount};
 use nix::sys::reboot::{RebootMode, reboot};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::GUEST_OUT_DIR;
@@ -42,7 +42,9 @@ pub fn guest_init() -> ! {
         // No exit file: the host reports BootFailed and keeps this console.
         eprintln!("stackquake-guest: {e}");
     }
-    nix::unistd::sync();
+    // No sync(2): every file the host reads was synced when written, and
+    // a global sync would wait for ever on a hard NFS mount whose server
+    // a scenario left unreachable.
     let err = reboot(RebootMode::RB_POWER_OFF);
     // Unreachable unless reboot(2) failed; PID 1 exiting panics the kernel,
     // and panic=-1 with -no-reboot still ends QEMU.
@@ -261,20 +263,42 @@ fn run_job(job: &JobFile, out: &Path) -> ExitFile {
     }
 }
 
+/// How long the job may be a zombie that cannot be reaped before we take
+/// its exit status from /proc and go on without reaping it.
+const STUCK_THREAD_PATIENCE: Duration = Duration::from_secs(5);
+
 /// As PID 1 we inherit every orphan; reap them all while waiting for ours.
+/// A process is reaped only once all its threads have exited; one thread
+/// stuck in the kernel (D state on a hard NFS mount a scenario left
+/// unreachable) would keep the guest up until the host kills it, and its
+/// results with it. Its status is in /proc as soon as its main thread exits.
 fn reap_until(pid: Pid) -> Option<std::process::ExitStatus> {
+    let mut zombie_since: Option<Instant> = None;
     loop {
-        match waitpid(Pid::from_raw(-1), None) {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p == pid => {
                 return Some(std::process::ExitStatus::from_raw((code & 0xff) << 8));
             }
             Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
                 return Some(std::process::ExitStatus::from_raw(sig as i32));
             }
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return None,
         }
+        if let Ok(stat) = crate::sys::procstat::read(pid.as_raw() as u32)
+            && stat.state == 'Z'
+        {
+            let since = *zombie_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STUCK_THREAD_PATIENCE {
+                eprintln!(
+                    "stackquake-guest: the job exited but a thread of it is stuck in the \
+                     kernel; its exit status comes from /proc/{pid}/stat"
+                );
+                return stat.exit_code.map(std::process::ExitStatus::from_raw);
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

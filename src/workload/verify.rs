@@ -2,11 +2,44 @@
 
 use super::{Record, RecordError};
 use crate::plan::WorkloadOp;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// What the engine asks a `stackquake verify` child to read back. It comes
+/// on stdin: the acknowledged records may outgrow an argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub path: PathBuf,
+    pub op: WorkloadOp,
+    pub workload: String,
+    pub record_size: usize,
+    pub acknowledged: Vec<u64>,
+}
+
+/// The child's one line on stdout: the verification, or why the file could
+/// not be read.
+pub type Answer = Result<Verification, String>;
+
+/// `stackquake verify`: answers the request on stdin. The read back runs in
+/// a process of its own because it may never return (a hard NFS mount whose
+/// server is gone): the engine kills it then, and nothing of the engine's
+/// own is left waiting in the kernel.
+pub fn run_child() -> std::io::Result<()> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text)?;
+    let answer: Answer = match serde_json::from_str::<Request>(&text) {
+        Ok(r) => verify(&r.path, r.op, &r.workload, r.record_size, &r.acknowledged)
+            .map_err(|e| format!("read {}: {e}", r.path.display())),
+        Err(e) => Err(format!("bad verify request: {e}")),
+    };
+    let line = serde_json::to_string(&answer).map_err(std::io::Error::other)?;
+    writeln!(std::io::stdout(), "{line}")
+}
 
 /// How many acknowledged records the file holds intact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
     pub acknowledged: u64,
     pub intact: u64,
