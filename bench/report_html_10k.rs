@@ -68,6 +68,7 @@ fn synthetic_run() -> RunReport {
                 errno: in_fault.then_some(5),
                 stage: in_fault.then(|| "fsync".into()),
                 exit_code: None,
+                mounts: Vec::new(),
             });
         }
     }
@@ -79,6 +80,7 @@ fn synthetic_run() -> RunReport {
         state: "D".into(),
         wchan: "rpc_wait_bit_killable".into(),
         stack: None,
+        mounts: Vec::new(),
     });
     for i in 0..200u64 {
         let text = if i == 100 {

@@ -108,6 +108,41 @@ fn every_seed_scenario_passes_in_the_vm() {
         )
     );
 
+    // A storm's mounts each have their own time. While `stalled` holds
+    // every new client, none of the 8 mounts of `good` has returned when the
+    // op is sampled; each returns after the heal.
+    let storm = results
+        .iter()
+        .find(|r| r["id"] == "nfs4-slow-server-holds-mounts[vers=4.1]")
+        .expect("the slow-server storm ran");
+    let events = storm["journal"]["events"].as_array().unwrap();
+    let of_fastmounts = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind && e["workload"] == "fastmounts")
+            .unwrap_or_else(|| panic!("no {kind} of fastmounts\n{storm:#}"))["mounts"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let sampled = of_fastmounts("indeterminate");
+    assert_eq!(sampled.len(), 8, "{sampled:?}");
+    assert!(sampled.iter().all(|m| m["end_ns"].is_null()), "{sampled:?}");
+    let healed = events
+        .iter()
+        .find(|e| e["event"] == "fault_healed" && e["step"] == "blackhole")
+        .unwrap()["t_ns"]
+        .as_u64()
+        .unwrap();
+    let done = of_fastmounts("op");
+    let indexes: Vec<u64> = done.iter().map(|m| m["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, (0..8).collect::<Vec<_>>(), "{done:?}");
+    assert!(
+        done.iter()
+            .all(|m| m["end_ns"].as_u64().unwrap() > healed && m["errno"].is_null()),
+        "healed at {healed}: {done:?}"
+    );
+
     // The guest ran the real 6.1 kernel, not this machine's.
     assert_ne!(
         j["kernel"].as_str().unwrap(),

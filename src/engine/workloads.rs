@@ -2,7 +2,7 @@
 //! netns, read line by line on reader threads, watched against deadlines,
 //! and stopped without ever blocking on a task stuck in the kernel.
 
-use crate::journal::Event;
+use crate::journal::{Event, MountCall};
 use crate::ledger::Ledger;
 use crate::net::Netns;
 use crate::process::Recorded;
@@ -23,6 +23,10 @@ pub struct Running {
     in_flight: Option<(u64, u64, bool)>,
     /// Sent SIGTERM at its `stop` step; reaped at the end of the run.
     terminated: bool,
+    /// mount_storm: how many mounts an op makes, and the op in flight's
+    /// mounts so far (see `Report::Mounted`).
+    storm_parallel: u32,
+    mounts: Vec<MountCall>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,8 @@ pub fn spawn(
         deadline,
         in_flight: None,
         terminated: false,
+        storm_parallel: spec.storm.as_ref().map_or(0, |s| s.parallel),
+        mounts: Vec::new(),
     })
 }
 
@@ -123,7 +129,29 @@ impl Running {
         while let Ok(r) = self.reports.try_recv() {
             match r {
                 Report::Ready => {}
-                Report::Start { seq, mono_ns } => self.in_flight = Some((seq, mono_ns, false)),
+                Report::Start { seq, mono_ns } => {
+                    self.in_flight = Some((seq, mono_ns, false));
+                    self.mounts = (0..self.storm_parallel)
+                        .map(|index| MountCall {
+                            index,
+                            end_ns: None,
+                            errno: None,
+                        })
+                        .collect();
+                }
+                Report::Mounted {
+                    seq,
+                    index,
+                    mono_ns,
+                    errno,
+                } => {
+                    if self.in_flight.is_some_and(|(s, ..)| s == seq)
+                        && let Some(m) = self.mounts.get_mut(index as usize)
+                    {
+                        m.end_ns = Some(mono_ns.saturating_sub(t0));
+                        m.errno = errno;
+                    }
+                }
                 Report::End {
                     seq,
                     mono_ns,
@@ -143,6 +171,7 @@ impl Running {
                         errno,
                         stage,
                         exit_code,
+                        mounts: std::mem::take(&mut self.mounts),
                     });
                 }
             }
@@ -170,6 +199,7 @@ impl Running {
                 state,
                 wchan,
                 stack,
+                mounts: self.mounts.clone(),
             });
         }
     }

@@ -327,6 +327,7 @@ expect:
                     state: "S".into(),
                     wchan: wchan.into(),
                     stack: None,
+                    mounts: Vec::new(),
                 },
                 Event::StepEnd {
                     step: "held".into(),

@@ -40,6 +40,7 @@ fn ops<'j>(journal: &'j Journal, workload: &'j str) -> impl Iterator<Item = Op<'
             errno,
             stage,
             exit_code,
+            ..
         } if w == workload => Some(Op {
             seq: *seq,
             end: *end_ns,
@@ -127,6 +128,8 @@ struct Hung<'j> {
     state: &'j str,
     wchan: &'j str,
     stack: Option<&'j str>,
+    /// mount_storm: which mounts had returned ("; 3 of 8 mounts returned …").
+    mounts: String,
 }
 
 fn hung<'j>(
@@ -143,6 +146,7 @@ fn hung<'j>(
             state,
             wchan,
             stack,
+            mounts,
         } if w == workload && *t_ns >= start && *start_ns < end => Some(Hung {
             seq: *seq,
             started: *start_ns,
@@ -150,6 +154,9 @@ fn hung<'j>(
             state,
             wchan,
             stack: stack.as_deref(),
+            mounts: crate::journal::mount_summary(mounts)
+                .map(|s| format!("; {s}"))
+                .unwrap_or_default(),
         }),
         _ => None,
     })
@@ -187,11 +194,12 @@ pub fn hang(journal: &Journal, workload: &str, want: HungAs, win: &Window) -> Ou
             .stack
             .is_none_or(|re| h.stack.is_some_and(|k| re.is_match(k)));
         let mut what = format!(
-            "op {} past its deadline at +{}: state {} in {}",
+            "op {} past its deadline at +{}: state {} in {}{}",
             h.seq,
             secs(h.sampled),
             h.state,
-            h.wchan
+            h.wchan,
+            h.mounts
         );
         if want.stack.is_some() {
             // The functions, not their offsets: `nfs_match_client+0x1d2/0x2a0`.
@@ -230,11 +238,12 @@ pub fn no_hang(journal: &Journal, workload: &str, win: &Window) -> Outcome {
             expectation,
             false,
             format!(
-                "op {} past its deadline at +{}: state {} in {}",
+                "op {} past its deadline at +{}: state {} in {}{}",
                 h.seq,
                 secs(h.sampled),
                 h.state,
-                h.wchan
+                h.wchan,
+                h.mounts
             ),
         ),
         None => Outcome::new(
@@ -381,6 +390,7 @@ mod tests {
                      [<0>] nfs_get_client+0x60/0x3b0 [nfs]\n"
                         .into(),
                 ),
+                mounts: Vec::new(),
             }],
         }
     }

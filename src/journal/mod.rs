@@ -58,6 +58,9 @@ pub enum Event {
         /// exec ops: the command's exit code (non-zero is a failed op).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
+        /// mount_storm ops: each mount(2), when it returned and how.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mounts: Vec<MountCall>,
     },
     /// An `exec` step's command ended: its exit code, or the signal that killed it.
     Exec {
@@ -106,6 +109,10 @@ pub enum Event {
         wchan: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stack: Option<String>,
+        /// mount_storm ops: each mount(2); those without an end were still
+        /// in the kernel when the op was sampled.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mounts: Vec<MountCall>,
     },
     /// A kernel log record; stackquake's own step markers are among them.
     Kmsg {
@@ -241,10 +248,14 @@ impl Journal {
                     state,
                     wchan,
                     stack,
+                    mounts,
                     ..
                 } if span.contains(t_ns) => Some(format!(
-                    "{workload} op {seq} at +{:.2}s: state {state} in {wchan}\n{}",
+                    "{workload} op {seq} at +{:.2}s: state {state} in {wchan}{}\n{}",
                     *t_ns as f64 / 1e9,
+                    mount_summary(mounts)
+                        .map(|s| format!("; {s}"))
+                        .unwrap_or_default(),
                     stack.as_deref().unwrap_or("(no stack)").trim_end()
                 )),
                 _ => None,
@@ -289,9 +300,78 @@ impl Observer for Vec<Box<dyn Observer>> {
     }
 }
 
+/// One mount(2) of a `mount_storm` op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountCall {
+    /// Which of the op's `parallel` mounts (its mount point is `storm-<index>`).
+    pub index: u32,
+    /// When it returned (run time); None: still in mount(2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+}
+
+/// "3 of 8 mounts returned (+0.21s..+0.25s), 1 failed (EACCES); 5 still in
+/// mount(2)": a storm's mounts in one line, None for other ops.
+pub fn mount_summary(mounts: &[MountCall]) -> Option<String> {
+    if mounts.is_empty() {
+        return None;
+    }
+    let ends: Vec<u64> = mounts.iter().filter_map(|m| m.end_ns).collect();
+    let mut text = format!("{} of {} mounts returned", ends.len(), mounts.len());
+    if let (Some(first), Some(last)) = (ends.iter().min(), ends.iter().max()) {
+        text += &format!(
+            " (+{:.2}s..+{:.2}s)",
+            *first as f64 / 1e9,
+            *last as f64 / 1e9
+        );
+    }
+    let failed: Vec<String> = mounts
+        .iter()
+        .filter_map(|m| {
+            m.errno
+                .map(|e| format!("#{} {}", m.index, crate::errno::name(e)))
+        })
+        .collect();
+    if !failed.is_empty() {
+        text += &format!(", {} failed ({})", failed.len(), failed.join(", "));
+    }
+    let pending: Vec<String> = mounts
+        .iter()
+        .filter(|m| m.end_ns.is_none())
+        .map(|m| format!("#{}", m.index))
+        .collect();
+    if !pending.is_empty() {
+        text += &format!("; still in mount(2): {}", pending.join(" "));
+    }
+    Some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storms_mounts_read_as_one_line() {
+        let call = |index, end_ns, errno| MountCall {
+            index,
+            end_ns,
+            errno,
+        };
+        assert_eq!(mount_summary(&[]), None);
+        let mounts = [
+            call(0, Some(210_000_000), None),
+            call(1, None, None),
+            call(2, Some(250_000_000), Some(libc::EACCES)),
+            call(3, None, None),
+        ];
+        assert_eq!(
+            mount_summary(&mounts).unwrap(),
+            "2 of 4 mounts returned (+0.21s..+0.25s), 1 failed (#2 EACCES); \
+             still in mount(2): #1 #3"
+        );
+    }
 
     fn kmsg(text: &str) -> Event {
         Event::Kmsg {

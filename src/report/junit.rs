@@ -143,6 +143,7 @@ mod tests {
             state: "D".into(),
             wchan: "rpc_wait_bit_killable".into(),
             stack: Some("[<0>] rpc_wait_bit_killable+0x1e/0x90\n".into()),
+            mounts: Vec::new(),
         });
         let report = RunReport {
             run_id: "r1".into(),

@@ -260,6 +260,7 @@ mod tests {
             errno,
             stage: Some("fsync".into()),
             exit_code: None,
+            mounts: Vec::new(),
         };
         vec![
             Event::StepBegin {

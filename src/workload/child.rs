@@ -9,8 +9,8 @@ use std::time::Duration;
 
 /// Runs the workload described by `spec`; returns when done or if stdout is gone.
 pub fn run(spec: &Spec) -> std::io::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Locked per line, not for the run: a mount_storm's threads report too.
+    let mut out = std::io::stdout();
     let mut state = OpState::default();
     prepare(spec, &mut state);
     emit(&mut out, &Report::Ready)?;
@@ -52,8 +52,10 @@ pub fn run(spec: &Spec) -> std::io::Result<()> {
     Ok(())
 }
 
-fn emit(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+/// Writes one report as one line; `Stdout`'s lock keeps lines whole.
+pub fn emit(out: &mut std::io::Stdout, report: &Report) -> std::io::Result<()> {
     let line = serde_json::to_string(report).map_err(std::io::Error::other)?;
+    let mut out = out.lock();
     writeln!(out, "{line}")?;
     out.flush()
 }

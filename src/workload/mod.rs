@@ -80,6 +80,16 @@ pub enum Report {
     Ready,
     /// The op is about to start.
     Start { seq: u64, mono_ns: u64 },
+    /// One mount(2) of a `mount_storm` op returned (`index` of its
+    /// `parallel`), sent as it returns: a storm whose other mounts hang
+    /// still shows which came back, and when.
+    Mounted {
+        seq: u64,
+        index: u32,
+        mono_ns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        errno: Option<i32>,
+    },
     /// The op finished; `errno` is absent on success.
     End {
         seq: u64,

@@ -36,7 +36,7 @@ pub fn perform(spec: &Spec, seq: u64, state: &mut OpState) -> Result<Option<i32>
         WorkloadOp::Readdir => readdir(spec).map(|()| None),
         WorkloadOp::Flock => flock(spec).map(|()| None),
         WorkloadOp::Exec => exec(spec).map(Some),
-        WorkloadOp::MountStorm => mount_storm(spec).map(|()| None),
+        WorkloadOp::MountStorm => mount_storm(spec, seq).map(|()| None),
     }
 }
 
@@ -155,7 +155,7 @@ fn exec(spec: &Spec) -> Result<i32, Failure> {
     }))
 }
 
-fn mount_storm(spec: &Spec) -> Result<(), Failure> {
+fn mount_storm(spec: &Spec, seq: u64) -> Result<(), Failure> {
     use nix::mount::{MntFlags, MsFlags, mount, umount2};
     let storm = spec
         .storm
@@ -170,15 +170,24 @@ fn mount_storm(spec: &Spec) -> Result<(), Failure> {
     let results: Vec<nix::Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(index, t)| {
                 scope.spawn(move || {
-                    mount(
+                    let result = mount(
                         Some(storm.source.as_str()),
                         t,
                         Some(storm.fstype.as_str()),
                         MsFlags::empty(),
                         Some(storm.data.as_str()),
-                    )
+                    );
+                    let report = super::Report::Mounted {
+                        seq,
+                        index: index as u32,
+                        mono_ns: super::monotonic_ns(),
+                        errno: result.err().map(|e| e as i32),
+                    };
+                    let _ = super::child::emit(&mut std::io::stdout(), &report);
+                    result
                 })
             })
             .collect();

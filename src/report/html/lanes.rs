@@ -67,7 +67,7 @@ pub fn lane(out: &mut String, lane: &Lane, top: f64, time: &TimeScale, max_laten
         let (x1, x2) = (time.x(h.start_ns), time.x(end));
         let _ = write!(
             out,
-            r#"<g data-kind="hang" data-workload="{workload}" data-seq="{}" data-start-ns="{}" data-end-ns="{end}" data-sampled-ns="{}" data-finished="{}" data-state="{}" data-wchan="{}"><title>{workload} op {} past its deadline: state {} in {}</title><rect class="hang" x="{x1:.1}" y="{:.1}" width="{:.1}" height="8"/><text class="hang-label" x="{:.1}" y="{:.1}">{} {}</text></g>"#,
+            r#"<g data-kind="hang" data-workload="{workload}" data-seq="{}" data-start-ns="{}" data-end-ns="{end}" data-sampled-ns="{}" data-finished="{}" data-state="{}" data-wchan="{}"><title>{workload} op {} past its deadline: state {} in {}{}</title><rect class="hang" x="{x1:.1}" y="{:.1}" width="{:.1}" height="8"/><text class="hang-label" x="{:.1}" y="{:.1}">{} {}</text></g>"#,
             h.seq,
             h.start_ns,
             h.sampled_ns,
@@ -77,6 +77,10 @@ pub fn lane(out: &mut String, lane: &Lane, top: f64, time: &TimeScale, max_laten
             h.seq,
             esc(&h.state),
             esc(&h.wchan),
+            h.mounts
+                .as_deref()
+                .map(|m| format!("; {}", esc(m)))
+                .unwrap_or_default(),
             top + 3.0,
             (x2 - x1).max(2.0),
             x1 + 3.0,
@@ -108,6 +112,9 @@ fn mark(out: &mut String, op: &OpMark, time: &TimeScale, latency: &LatencyScale)
     }
     if let Some(code) = op.exit_code {
         let _ = write!(out, r#" data-exit-code="{code}""#);
+    }
+    if let Some(mounts) = &op.mounts {
+        let _ = write!(out, r#" data-mounts="{}""#, esc(mounts));
     }
     if let Some(stage) = &op.stage
         && op.failed()
@@ -152,6 +159,7 @@ mod tests {
             errno,
             stage: Some("write".into()),
             exit_code: None,
+            mounts: None,
         }
     }
 
@@ -204,6 +212,7 @@ mod tests {
                 end_ns: None,
                 state: "D".into(),
                 wchan: "<rpc_wait_bit_killable>".into(),
+                mounts: None,
             }],
         };
         let mut out = String::new();

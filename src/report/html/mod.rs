@@ -158,6 +158,7 @@ if(!m){tip.hidden=true;return}
 var s=m.dataset,lane=m.closest('[data-kind="lane"]'),text=(lane?lane.dataset.workload:'')+' op '+s.seq+' at '+t(s.startNs)+', took '+d(s.latencyNs);
 if(s.errno)text+='\n'+s.errno+(s.stage?' in '+s.stage:'');
 if(s.exitCode)text+='\nexit code '+s.exitCode;
+if(s.mounts)text+='\n'+s.mounts;
 tip.textContent=text;tip.hidden=false;
 });
 document.addEventListener('mousemove',function(e){tip.style.left=(e.clientX+12)+'px';tip.style.top=(e.clientY+12)+'px'});
@@ -232,6 +233,7 @@ mod tests {
                 errno: (seq % 5 == 0).then_some(5),
                 stage: Some("fsync".into()),
                 exit_code: None,
+                mounts: Vec::new(),
             })
             .collect();
         let page = render(

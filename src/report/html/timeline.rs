@@ -33,6 +33,8 @@ pub struct OpMark {
     pub errno: Option<i32>,
     pub stage: Option<String>,
     pub exit_code: Option<i32>,
+    /// mount_storm: its mounts in one line (`journal::mount_summary`).
+    pub mounts: Option<String>,
 }
 
 impl OpMark {
@@ -51,6 +53,8 @@ pub struct HangBar {
     pub end_ns: Option<u64>,
     pub state: String,
     pub wchan: String,
+    /// mount_storm: which of its mounts had returned when it was sampled.
+    pub mounts: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +194,7 @@ impl Timeline {
                     errno,
                     stage,
                     exit_code,
+                    mounts,
                 } => {
                     let lane = lane(&mut t.lanes, workload);
                     lane.ops.push(OpMark {
@@ -199,6 +204,7 @@ impl Timeline {
                         errno: *errno,
                         stage: stage.clone(),
                         exit_code: *exit_code,
+                        mounts: crate::journal::mount_summary(mounts),
                     });
                     if let Some(h) = lane.hangs.iter_mut().find(|h| h.seq == *seq) {
                         h.end_ns = Some(*end_ns);
@@ -211,6 +217,7 @@ impl Timeline {
                     t_ns,
                     state,
                     wchan,
+                    mounts,
                     ..
                 } => {
                     let lane = lane(&mut t.lanes, workload);
@@ -226,6 +233,7 @@ impl Timeline {
                         end_ns,
                         state: state.clone(),
                         wchan: wchan.clone(),
+                        mounts: crate::journal::mount_summary(mounts),
                     });
                 }
                 Event::Kmsg {
@@ -353,6 +361,7 @@ mod tests {
             errno,
             stage: None,
             exit_code: None,
+            mounts: Vec::new(),
         }
     }
 
@@ -485,6 +494,7 @@ mod tests {
                 state: "D".into(),
                 wchan: "folio_wait_bit".into(),
                 stack: None,
+                mounts: Vec::new(),
             },
             op(3, 100, 900, None),
             Event::Indeterminate {
@@ -495,6 +505,7 @@ mod tests {
                 state: "S".into(),
                 wchan: "flock_lock_inode_wait".into(),
                 stack: None,
+                mounts: Vec::new(),
             },
         ]);
         let t = Timeline::of(&j);
