@@ -48,6 +48,9 @@ pub fn plan(
             continue;
         }
         out!("{} ({})", s.id, file.display());
+        if let Some(x) = &s.xfail {
+            out!("  known failure on {}: {}", x.kernel, x.reason);
+        }
         if staging {
             if !staging::print_staging(s, allow_external) {
                 code = exit::INVALID_INPUT;

@@ -95,7 +95,7 @@ pub fn load_cases(path: &Path, overrides: &[(String, String)]) -> Result<Vec<Pla
     let file = path.display().to_string();
     let mut out = Vec::new();
     for case in expand_cases(&text, overrides) {
-        let mut scenario = load_str(&case.text, &file)?;
+        let mut scenario = load_case(&case.text, &file, &case.values)?;
         if !case.values.is_empty() {
             let label: Vec<String> = case
                 .values
@@ -165,6 +165,12 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
 /// every parse error the parser can find (see recover.rs), but no semantic
 /// checks: those would judge a partial model.
 pub fn load_str(text: &str, file: &str) -> Result<Plan, LoadError> {
+    load_case(text, file, &[])
+}
+
+/// [`load_str`] for one `matrix:` case, whose `values` pick the `cases:`
+/// rules that apply.
+pub fn load_case(text: &str, file: &str, values: &[(String, String)]) -> Result<Plan, LoadError> {
     if is_empty(text) {
         return Err(LoadError::Invalid(Problems(vec![Problem {
             file: file.to_string(),
@@ -180,7 +186,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Plan, LoadError> {
         Ok(scenario) => {
             let problems = validate(&scenario, file);
             if problems.is_empty() {
-                return Ok(super::lower::lower(&scenario));
+                return Ok(super::lower::lower(&scenario, values));
             }
             let located = problems
                 .0
@@ -418,6 +424,44 @@ mod tests {
         assert_eq!(wait(&cases[0]), std::time::Duration::from_secs(1));
         let over = load_cases(&path, &[("pause".into(), "250ms".into())]).unwrap();
         assert_eq!(wait(&over[0]), std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_case_rule_applies_to_its_cases_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yaml");
+        let text = "schema_version: 1\nid: m\ntitle: t\n\
+                    requires: { kernel_features: [nfs], tools: [flock] }\n\
+                    xfail: { reason: everywhere }\n\
+                    matrix: { proto: [tcp, udp], vers: ['3', '4.1'] }\n\
+                    cases:\n\
+                    \x20 - when: { proto: udp }\n\
+                    \x20   requires: { kernel_features: [netns], tools: [flock, rpcinfo], target: [vm] }\n\
+                    \x20 - when: { proto: udp, vers: '3' }\n\
+                    \x20   xfail: { reason: udp v3, kernel: { from: '6.12' } }\n\
+                    steps:\n  - { id: s, wait: 1s }\n";
+        std::fs::write(&path, text).unwrap();
+        let cases = load_cases(&path, &[]).unwrap();
+        let case = |id: &str| cases.iter().find(|c| c.id == id).unwrap();
+        let tcp = case("m[proto=tcp,vers=3]");
+        assert_eq!(tcp.requires.tools, ["flock"]);
+        assert!(tcp.requires.targets.is_empty());
+        assert_eq!(tcp.xfail.as_ref().unwrap().reason, "everywhere");
+        let udp4 = case("m[proto=udp,vers=4.1]");
+        assert_eq!(udp4.requires.tools, ["flock", "rpcinfo"]);
+        assert_eq!(udp4.requires.targets, [crate::plan::Target::Vm]);
+        assert!(
+            udp4.requires
+                .kernel_features
+                .contains(&crate::plan::KernelFeature::Netns)
+        );
+        assert_eq!(udp4.xfail.as_ref().unwrap().reason, "everywhere");
+        let udp3 = case("m[proto=udp,vers=3]");
+        let x = udp3.xfail.as_ref().unwrap();
+        assert_eq!(
+            (x.reason.as_str(), x.kernel.to_string().as_str()),
+            ("udp v3", "kernel 6.12 and later")
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ use std::net::IpAddr;
 
 const VALIDATED: &str = "checked by validate before lowering";
 
-pub(super) fn lower(s: &Scenario) -> Plan {
+/// Lowers `s` as the matrix case with `values` (empty without a matrix):
+/// the `cases:` rules that match it add their requirements and known failure.
+pub(super) fn lower(s: &Scenario, values: &[(String, String)]) -> Plan {
     let hosts = s
         .hosts
         .iter()
@@ -66,7 +68,41 @@ pub(super) fn lower(s: &Scenario) -> Plan {
     };
     plan.steps = steps(s, &plan);
     plan.requires = requires(s, &plan);
+    for rule in s.cases.iter().filter(|r| r.applies_to(values)) {
+        if let Some(r) = &rule.requires {
+            add_requirements(&mut plan.requires, r);
+        }
+        if let Some(x) = &rule.xfail {
+            plan.xfail = Some(xfail(x));
+        }
+    }
     plan
+}
+
+/// A case rule's `requires:` on top of the file's: features and tools are
+/// added; targets, when given, narrow the file's (or set them, if it has none).
+fn add_requirements(to: &mut Requires, more: &model::Requires) {
+    for f in &more.kernel_features {
+        if !to.kernel_features.contains(f) {
+            to.kernel_features.push(*f);
+        }
+    }
+    for t in &more.tools {
+        if !to.tools.contains(t) {
+            to.tools.push(t.clone());
+        }
+    }
+    if !more.target.is_empty() {
+        to.targets = if to.targets.is_empty() {
+            more.target.clone()
+        } else {
+            to.targets
+                .iter()
+                .copied()
+                .filter(|t| more.target.contains(t))
+                .collect()
+        };
+    }
 }
 
 /// What the scenario asks for, plus what its world and faults imply, so no

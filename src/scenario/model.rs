@@ -98,9 +98,38 @@ pub struct Scenario {
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     /// Named cases: one run per combination, each with its values as vars.
-    #[allow(dead_code)]
     #[serde(default)]
     pub matrix: BTreeMap<String, Vec<String>>,
+    /// What only some `matrix:` cases require, or fail on: each rule adds
+    /// its `requires` to the file's and replaces its `xfail` for the cases
+    /// whose values match its `when`.
+    #[serde(default)]
+    pub cases: Vec<CaseRule>,
+}
+
+/// `cases: [{ when: { proto: udp }, requires: { kernel_features: [nfs_udp] } }]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRule {
+    /// Matrix variable → value; the rule applies to the cases with all of them.
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub when: Spanned<BTreeMap<String, String>>,
+    /// Added to the file's `requires:` for those cases.
+    #[serde(default)]
+    pub requires: Option<Requires>,
+    /// Replaces the file's `xfail:` for those cases.
+    #[serde(default)]
+    pub xfail: Option<Xfail>,
+}
+
+impl CaseRule {
+    /// Whether a case with these matrix values is one of the rule's.
+    pub fn applies_to(&self, values: &[(String, String)]) -> bool {
+        self.when
+            .value
+            .iter()
+            .all(|(k, v)| values.iter().any(|(ck, cv)| ck == k && cv == v))
+    }
 }
 
 fn default_timeout() -> Duration {

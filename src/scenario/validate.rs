@@ -6,6 +6,7 @@ use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeSet;
 use std::fmt;
 
+mod cases;
 mod lock_faults;
 mod nfs_faults;
 mod seed_files;
@@ -275,6 +276,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     }
     setup::check(&mut c, s);
     staging::check(&mut c, s);
+    cases::check(&mut c, s);
     shared_kernel::check(&mut c, s);
     super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);
