@@ -86,8 +86,13 @@ pub fn spec(f: KernelFeature) -> FeatureSpec {
             None,
         ),
         KernelFeature::Fuse => s("fuse", "FUSE", "CONFIG_FUSE_FS", Some("fuse"), Some("fuse")),
+        // Present when the NFS client is and this option is *not* set.
+        KernelFeature::NfsUdp => s("nfs_udp", "NFS over UDP", NFS_NO_UDP, Some("nfs"), None),
     }
 }
+
+/// Set, the NFS client refuses `proto=udp` (mount fails with EPROTONOSUPPORT).
+const NFS_NO_UDP: &str = "CONFIG_NFS_DISABLE_UDP_SUPPORT";
 
 /// A parsed kernel config: option → `y` or `m` (options not set are absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -167,6 +172,9 @@ impl Evidence {
     }
 
     pub fn decide(&self, f: KernelFeature) -> Presence {
+        if f == KernelFeature::NfsUdp {
+            return self.nfs_udp();
+        }
         let s = spec(f);
         let live = s.module.is_some_and(|m| self.module_loaded(m))
             || s.filesystem.is_some_and(|fs| self.has_filesystem(fs));
@@ -222,6 +230,26 @@ impl Evidence {
             s.module.or(s.filesystem).unwrap_or(s.config),
             looked.join(", ")
         ))
+    }
+
+    /// The NFS client first; then only the config can say whether it was
+    /// built without UDP, and without one we do not guess.
+    fn nfs_udp(&self) -> Presence {
+        let nfs = self.decide(KernelFeature::Nfs);
+        if nfs != Presence::Present {
+            return nfs;
+        }
+        match &self.config {
+            Some(cfg) if cfg.get(NFS_NO_UDP) == Some('y') => Presence::Missing(format!(
+                "{NFS_NO_UDP}=y in {}: the NFS client refuses proto=udp",
+                cfg.source
+            )),
+            Some(_) => Presence::Present,
+            None => Presence::Missing(format!(
+                "no /proc/config.gz or /boot/config-{} to tell whether {NFS_NO_UDP} is set",
+                self.release
+            )),
+        }
     }
 
     fn module_loaded(&self, m: &str) -> bool {
@@ -306,6 +334,38 @@ CONFIG_LOCALVERSION=\"-x\"
             config: Some(KernelConfig::parse("/proc/config.gz", config)),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn nfs_over_udp_needs_the_client_and_no_disable_option() {
+        let with = |extra: &str| evidence(&format!("CONFIG_NFS_FS=y\n{extra}"));
+        assert_eq!(with("").decide(KernelFeature::NfsUdp), Presence::Present);
+        assert_eq!(
+            with("CONFIG_NFS_DISABLE_UDP_SUPPORT=y\n").decide(KernelFeature::NfsUdp),
+            Presence::Missing(
+                "CONFIG_NFS_DISABLE_UDP_SUPPORT=y in /proc/config.gz: the NFS client refuses proto=udp"
+                    .into()
+            )
+        );
+        // Without the client, the client is what is missing.
+        assert_eq!(
+            evidence("# CONFIG_NFS_FS is not set\n").decide(KernelFeature::NfsUdp),
+            Presence::Missing("CONFIG_NFS_FS is not set in /proc/config.gz".into())
+        );
+        // A loaded nfs module but no config: no guess.
+        let e = Evidence {
+            release: "6.1.0-x".into(),
+            sys_modules: vec!["nfs".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            e.decide(KernelFeature::NfsUdp),
+            Presence::Missing(
+                "no /proc/config.gz or /boot/config-6.1.0-x to tell whether \
+                 CONFIG_NFS_DISABLE_UDP_SUPPORT is set"
+                    .into()
+            )
+        );
     }
 
     #[test]

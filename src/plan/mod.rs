@@ -180,6 +180,10 @@ pub enum KernelFeature {
     Dm,
     Nftables,
     Fuse,
+    /// NFS over UDP (`proto=udp`): the NFS client without
+    /// CONFIG_NFS_DISABLE_UDP_SUPPORT, which Debian's kernels set.
+    #[serde(rename = "nfs_udp")]
+    NfsUdp,
 }
 
 #[cfg(test)]
