@@ -70,7 +70,7 @@ mod tests {
         // The state the guest's PID 1 meets when a thread of the job is
         // stuck in the kernel: the main thread exited (exit(2), not
         // exit_group), another thread lives on, and wait(2) cannot reap.
-        let mut child = std::process::Command::new("python3")
+        let mut child = std::process::Command::new("/usr/bin/python3")
             .args([
                 "-c",
                 "import ctypes, threading, time\n\
@@ -78,7 +78,7 @@ mod tests {
                  ctypes.CDLL(None).syscall(60, 7)",
             ])
             .spawn()
-            .expect("python3 (ci/setup installs it)");
+            .expect("/usr/bin/python3 (ci/setup installs it)");
         let pid = child.id();
         let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let stat = loop {
