@@ -197,6 +197,10 @@ fn expectation_text(e: &Expectation) -> String {
         } => format!("{workload} {} after {after}", fmt(*duration)),
         Expectation::Data { workload, .. } => workload.clone(),
         Expectation::ExitCode { step, code } => format!("{step} {code}"),
+        Expectation::MountFails { mount, errno } => match errno {
+            Some(e) => format!("{mount} {}", crate::errno::name(*e)),
+            None => mount.clone(),
+        },
         Expectation::Kmsg {
             pattern,
             absent,

@@ -182,6 +182,7 @@ fn judge(e: &Expectation, journal: &Journal, last_step: &str) -> Outcome {
         } => workload::resumes_within(journal, workload, *duration, after),
         Expectation::Data { workload, .. } => workload::data(journal, workload),
         Expectation::ExitCode { step, code } => exit_code(journal, step, *code),
+        Expectation::MountFails { mount, errno } => mount_fails(journal, mount, *errno),
         Expectation::Kmsg {
             pattern,
             absent,
@@ -213,6 +214,29 @@ fn judge(e: &Expectation, journal: &Journal, last_step: &str) -> Outcome {
                 at.as_deref().unwrap_or(last_step),
             )
         }
+    }
+}
+
+fn mount_fails(journal: &Journal, mount: &str, want: Option<i32>) -> Outcome {
+    let name = crate::errno::name;
+    let expectation = match want {
+        Some(e) => format!("mount {mount} is refused with {}", name(e)),
+        None => format!("mount {mount} is refused"),
+    };
+    let refused = journal.events.iter().find_map(|e| match e {
+        Event::MountRefused {
+            mount: m,
+            errno,
+            error,
+        } if m == mount => Some((*errno, error)),
+        _ => None,
+    });
+    match refused {
+        Some((errno, error)) if want.is_none_or(|w| w == errno) => {
+            Outcome::new(expectation, true, format!("refused at setup: {error}"))
+        }
+        Some((_, error)) => Outcome::new(expectation, false, format!("refused otherwise: {error}")),
+        None => Outcome::new(expectation, false, "mounted at setup".into()),
     }
 }
 
@@ -295,6 +319,28 @@ pub fn fs_state_word(state: FsStateName) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_refused_with_another_errno_or_not_at_all_fails() {
+        let refused = |errno| Journal {
+            run_id: "r".into(),
+            events: vec![Event::MountRefused {
+                mount: "m".into(),
+                errno,
+                error: format!("cannot mount …: {}", crate::errno::name(errno)),
+            }],
+        };
+        let o = mount_fails(&refused(libc::EACCES), "m", Some(libc::EACCES));
+        assert!(o.passed, "{o:?}");
+        assert!(mount_fails(&refused(libc::EACCES), "m", None).passed);
+        let o = mount_fails(&refused(libc::ETIMEDOUT), "m", Some(libc::EACCES));
+        assert_eq!(
+            (o.passed, o.detail.as_str()),
+            (false, "refused otherwise: cannot mount …: ETIMEDOUT")
+        );
+        let o = mount_fails(&refused(libc::EACCES), "other", None);
+        assert_eq!((o.passed, o.detail.as_str()), (false, "mounted at setup"));
+    }
 
     /// client-crash-lock-freed-by-notify's shape: a blocked flock sleeps in
     /// nlmclnt_block on 6.1 and in nlmclnt_wait on 6.12.

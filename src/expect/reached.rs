@@ -57,6 +57,7 @@ pub(super) fn unreached(e: &Expectation, journal: &Journal, last_step: &str) -> 
             },
             at,
         ),
+        Expectation::MountFails { .. } => (!timeline_began).then(|| "setup ended".to_string()),
         Expectation::Mounted { mount, at, .. } => observed(
             Probe::Mounted {
                 mount: mount.clone(),

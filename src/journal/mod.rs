@@ -13,6 +13,14 @@ pub enum Event {
         what: String,
         t_ns: u64,
     },
+    /// An NFS mount a `mount_fails` expectation names was refused at
+    /// setup, as expected; the run went on without it.
+    MountRefused {
+        mount: String,
+        errno: i32,
+        /// The whole refusal: source, mount point, options, errno.
+        error: String,
+    },
     StepBegin {
         step: String,
         t_ns: u64,

@@ -77,6 +77,10 @@ pub enum Expectation {
         present: bool,
         at: Option<String>,
     },
+    MountFails {
+        mount: String,
+        errno: Option<i32>,
+    },
 }
 
 impl Expectation {
@@ -101,6 +105,7 @@ impl Expectation {
             Expectation::ExitCode { .. } => "exit_code",
             Expectation::FsState { .. } => "fs_state",
             Expectation::Mounted { .. } => "mounted",
+            Expectation::MountFails { .. } => "mount_fails",
         }
     }
 }

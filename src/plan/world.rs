@@ -189,6 +189,9 @@ pub struct NfsMount {
     pub options: Option<String>,
     /// The protocol the options ask for (`vers=3` when they name none).
     pub version: NfsVersion,
+    /// A `mount_fails` expectation names it: refused at setup, the run goes
+    /// on without it.
+    pub must_fail: bool,
 }
 
 /// The NFS protocol version a mount asks for with `vers=` (or `nfsvers=`)

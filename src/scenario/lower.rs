@@ -68,6 +68,12 @@ pub(super) fn lower(s: &Scenario, values: &[(String, String)]) -> Plan {
     };
     plan.steps = steps(s, &plan);
     plan.requires = requires(s, &plan);
+    for m in &mut plan.mounts {
+        m.must_fail = plan
+            .expect
+            .iter()
+            .any(|e| matches!(e, Expectation::MountFails { mount, .. } if *mount == m.id));
+    }
     for rule in s.cases.iter().filter(|r| r.applies_to(values)) {
         if let Some(r) = &rule.requires {
             add_requirements(&mut plan.requires, r);
@@ -208,6 +214,7 @@ fn mount(m: &model::NfsMount) -> NfsMount {
         options: m.options.as_ref().map(|o| o.value.clone()),
         version: NfsVersion::from_options(m.options.as_ref().map(|o| o.value.as_str()))
             .expect("validated: the mount's NFS version"),
+        must_fail: false,
     }
 }
 
@@ -569,6 +576,12 @@ fn expectation(e: &model::Expectation) -> Expectation {
             image: s(fs),
             state: *state,
             at: at.as_ref().map(s),
+        },
+        E::MountFails { mount, errno } => Expectation::MountFails {
+            mount: s(mount),
+            errno: errno
+                .as_ref()
+                .map(|e| crate::errno::by_name(&e.value).expect(VALIDATED)),
         },
         E::Mounted { mount, present, at } => Expectation::Mounted {
             mount: s(mount),

@@ -138,6 +138,15 @@ pub enum Expectation {
         #[schemars(with = "Option<String>")]
         at: Option<Ref>,
     },
+    /// The NFS mount is refused at setup (with this errno, when given);
+    /// the run goes on without it.
+    MountFails {
+        #[schemars(with = "String")]
+        mount: Ref,
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        errno: Option<Spanned<String>>,
+    },
     /// The mount of this image or NFS mount is (or is not) listed in mountinfo.
     Mounted {
         #[schemars(with = "String")]
@@ -168,6 +177,7 @@ impl Expectation {
             Expectation::ExitCode { .. } => "exit_code",
             Expectation::FsState { .. } => "fs_state",
             Expectation::Mounted { .. } => "mounted",
+            Expectation::MountFails { .. } => "mount_fails",
         }
     }
 

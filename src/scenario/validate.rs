@@ -8,6 +8,7 @@ use std::fmt;
 
 mod cases;
 mod lock_faults;
+mod mount_fails;
 mod nfs_faults;
 mod seed_files;
 mod setup;
@@ -277,6 +278,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     setup::check(&mut c, s);
     staging::check(&mut c, s);
     cases::check(&mut c, s);
+    mount_fails::check(&mut c, s);
     shared_kernel::check(&mut c, s);
     super::network::check_links(&mut c, s);
     check_workloads(&mut c, s, &hosts);

@@ -90,6 +90,9 @@ pub struct World {
     image_mounts: BTreeMap<String, Mount>,
     /// What each mount id mounted: source, filesystem type, options.
     sources: BTreeMap<String, (String, String, String)>,
+    /// Mounts a `mount_fails` expectation names that setup saw refused:
+    /// id, errno, the refusal.
+    refused_mounts: Vec<(String, i32, String)>,
     /// Each host's status monitor (`hosts.<h>.statd`).
     statds: BTreeMap<String, locking::ClientStatd>,
     /// `kind: knfsd` servers.
@@ -196,6 +199,13 @@ impl World {
         self.build_statds(s, ledger, &mut note)?;
         self.build_mounts(s, ledger, &mut note)?;
         self.build_images(s, ledger, &mut note)?;
+        for (mount, errno, error) in &self.refused_mounts {
+            events.push(Event::MountRefused {
+                mount: mount.clone(),
+                errno: *errno,
+                error: error.clone(),
+            });
+        }
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! mounts of them from the clients' namespaces.
 
 use super::{SetupError, World, io};
-use crate::block::Mount;
+use crate::block::{BlockError, Mount};
 use crate::ledger::Ledger;
 use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
 use crate::plan::{NfsVersion, Plan, ServerKind};
@@ -98,12 +98,24 @@ impl World {
                 );
             }
             // The kernel NFS client uses the mounting task's network namespace.
-            let mount = self.netns[&m.host]
+            let mount = match self.netns[&m.host]
                 .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))
-                .map_err(|source| SetupError::Block {
-                    what: format!("mount {} at {}", m.id, target.display()),
-                    source,
-                })?;
+            {
+                Ok(mount) => mount,
+                // Expected (`mount_fails`): recorded, and the run goes on.
+                Err(e @ BlockError::Mount { source: errno, .. }) if m.must_fail => {
+                    note(format!("mount {} refused, as expected: {e}", m.id));
+                    self.refused_mounts
+                        .push((m.id.clone(), errno as i32, e.to_string()));
+                    continue;
+                }
+                Err(source) => {
+                    return Err(SetupError::Block {
+                        what: format!("mount {} at {}", m.id, target.display()),
+                        source,
+                    });
+                }
+            };
             note(format!(
                 "mount {}: {source} at {} ({data})",
                 m.id,
