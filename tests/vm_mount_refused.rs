@@ -5,39 +5,13 @@
 //! `mount_fails` FAILs ("mounted at setup"): that case is a declared
 //! known failure. Fails loudly where QEMU or a kernel is missing.
 
-use std::path::Path;
-use std::process::Command;
+mod vm_run_support;
+use vm_run_support::VmRun;
 
 #[test]
 fn a_refused_mount_is_expected_and_a_mount_that_works_fails_the_expectation() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "vm tests need root on the host that boots the guest"
-    );
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/vm/mount-refused.yaml");
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--vm", "--jobs", "1", "--output"])
-        .arg(out.path())
-        .arg(&file)
-        .output()
-        .unwrap();
-    let ctx = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
-    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let result = |id: &str| {
-        j["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("no result {id}\n{ctx}"))
-            .clone()
-    };
+    let run = VmRun::new(&["--jobs", "1"], "tests/scenarios/vm/mount-refused.yaml");
+    let result = |id: &str| run.result(id).clone();
     let refused = result("mount-refused[clients=10.77.0.2/32]");
     assert_eq!(refused["verdict"], "PASS", "{refused:#}");
     let event = refused["journal"]["events"]
@@ -60,5 +34,5 @@ fn a_refused_mount_is_expected_and_a_mount_that_works_fails_the_expectation() {
     assert_eq!(outcome["passed"], false, "{outcome}");
     assert_eq!(outcome["detail"], "mounted at setup", "{outcome}");
     assert_eq!(open["outcomes"][1]["passed"], true, "{open:#}");
-    assert_eq!(run.status.code(), Some(0), "{ctx}");
+    assert_eq!(run.code, Some(0), "{}", run.ctx);
 }

@@ -7,7 +7,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+mod vm_run_support;
+use vm_run_support::VmRun;
 
 /// 6.12's lockd answers a blocked NLM lock "blocked" and drops it
 /// (scenarios/nlm-blocked-lock-granted.yaml says how we know).
@@ -18,25 +19,9 @@ const KNOWN_ON_6_12: &[&str] = &[
 
 #[test]
 fn every_seed_scenario_passes_on_6_12_or_is_a_known_failure_there() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "vm scenario tests need root on the host that boots the guests"
-    );
+    let run = VmRun::new(&["--kernel", "6.12"], "scenarios");
+    let (j, ctx) = (&run.journal, &run.ctx);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--vm", "--kernel", "6.12", "--output"])
-        .arg(out.path())
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let ctx = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
-    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
     let kernel = j["kernel"].as_str().unwrap();
     assert!(kernel.starts_with("6.12."), "{kernel}\n{ctx}");
     let results = j["results"].as_array().unwrap();
@@ -65,5 +50,5 @@ fn every_seed_scenario_passes_on_6_12_or_is_a_known_failure_there() {
     }
     let known: BTreeSet<&str> = KNOWN_ON_6_12.iter().copied().collect();
     assert_eq!(xfail, known, "{ctx}");
-    assert_eq!(run.status.code(), Some(0), "{ctx}");
+    assert_eq!(run.code, Some(0), "{ctx}");
 }
