@@ -11,32 +11,17 @@
 //! the engine waits in the kernel and the guest powers off by itself.
 //! Fails loudly where QEMU or a kernel is missing.
 
-use std::path::Path;
-use std::process::Command;
+mod vm_run_support;
+use vm_run_support::VmRun;
 
 #[test]
 fn a_data_check_hung_by_the_final_heal_ends_at_the_scenario_timeout_with_its_results() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "vm tests need root on the host that boots the guest"
-    );
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/vm/heal-breaks-verify.yaml");
-    let out = tempfile::tempdir().unwrap();
     // One guest runs both cases (`--jobs 1`): its stream must hold both.
-    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--vm", "--jobs", "1", "--output"])
-        .arg(out.path())
-        .arg(&file)
-        .output()
-        .unwrap();
-    let ctx = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    let run = VmRun::new(
+        &["--jobs", "1"],
+        "tests/scenarios/vm/heal-breaks-verify.yaml",
     );
-    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
-    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (j, ctx, out) = (&run.journal, &run.ctx, &run.out);
     // The guest finished by itself: it was not killed.
     let target = j["target"].as_str().unwrap();
     assert!(target.starts_with("vm (booted in"), "{target}\n{ctx}");

@@ -803,6 +803,19 @@ fn check_xfail(c: &mut Checker, s: &Scenario) {
     }
 }
 
+/// An errno named as the kernel's headers spell it (`EIO`, `EACCES`).
+fn check_errno(c: &mut Checker, errno: &Spanned<String>, path: &str) {
+    if crate::errno::by_name(&errno.value).is_none() {
+        c.at(
+            errno.referenced,
+            format!("{path}.errno"),
+            format!("unknown errno `{}`", errno.value),
+            closest(&errno.value, crate::errno::NAMES.iter().copied())
+                .map(|n| format!("did you mean `{n}`?")),
+        );
+    }
+}
+
 fn check_kernel_range(c: &mut Checker, range: &crate::scenario::model::KernelRange, path: &str) {
     for (v, field) in [(&range.from, "from"), (&range.until, "until")] {
         if let Some(v) = v
@@ -859,15 +872,7 @@ fn check_expectations(c: &mut Checker, s: &Scenario) {
             }
         };
         match &e.value {
-            Expectation::Errno { errno, .. } if crate::errno::by_name(&errno.value).is_none() => {
-                c.at(
-                    errno.referenced,
-                    format!("{path}.errno"),
-                    format!("unknown errno `{}`", errno.value),
-                    closest(&errno.value, crate::errno::NAMES.iter().copied())
-                        .map(|n| format!("did you mean `{n}`?")),
-                );
-            }
+            Expectation::Errno { errno, .. } => check_errno(c, errno, &path),
             Expectation::Kmsg { pattern, .. } => check_regex(c, pattern, format!("{path}.pattern")),
             Expectation::Hang {
                 wchan,

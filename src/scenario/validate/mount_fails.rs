@@ -4,7 +4,7 @@
 
 use super::super::matchers::Expectation;
 use super::super::model::Scenario;
-use super::{Checker, closest};
+use super::{Checker, check_errno};
 use std::path::Path;
 
 pub(super) fn check(c: &mut Checker, s: &Scenario) {
@@ -13,16 +13,8 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
             continue;
         };
         let path = format!("expect[{i}].mount_fails");
-        if let Some(errno) = errno
-            && crate::errno::by_name(&errno.value).is_none()
-        {
-            c.at(
-                errno.referenced,
-                format!("{path}.errno"),
-                format!("unknown errno `{}`", errno.value),
-                closest(&errno.value, crate::errno::NAMES.iter().copied())
-                    .map(|n| format!("did you mean `{n}`?")),
-            );
+        if let Some(errno) = errno {
+            check_errno(c, errno, &path);
         }
         let Some(m) = s.mounts.iter().find(|m| m.id.value == mount.value) else {
             let nfs: Vec<&str> = s.mounts.iter().map(|m| m.id.value.as_str()).collect();
