@@ -88,7 +88,7 @@ fn a_data_check_hung_by_the_final_heal_ends_at_the_scenario_timeout_with_its_res
     assert_eq!(before["verdict"], "PASS", "{before:#}");
 
     // Both scenarios' events went out as they happened.
-    let stream = std::fs::read_to_string(out.path().join("stream.jsonl")).expect(&ctx);
+    let stream = std::fs::read_to_string(out.path().join("stream.jsonl")).expect(ctx);
     let records: Vec<serde_json::Value> = stream
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
