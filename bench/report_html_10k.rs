@@ -68,6 +68,7 @@ fn synthetic_run() -> RunReport {
                 errno: in_fault.then_some(5),
                 stage: in_fault.then(|| "fsync".into()),
                 exit_code: None,
+                hold: None,
             });
         }
     }

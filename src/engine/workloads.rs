@@ -130,6 +130,7 @@ impl Running {
                     errno,
                     stage,
                     exit_code,
+                    held,
                 } => {
                     let start = match self.in_flight.take() {
                         Some((s, start, _)) if s == seq => start,
@@ -143,6 +144,10 @@ impl Running {
                         errno,
                         stage,
                         exit_code,
+                        hold: held.map(|(a, r)| crate::journal::Hold {
+                            acquired_ns: a.saturating_sub(t0),
+                            released_ns: r.saturating_sub(t0),
+                        }),
                     });
                 }
             }

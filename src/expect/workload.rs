@@ -40,6 +40,7 @@ fn ops<'j>(journal: &'j Journal, workload: &'j str) -> impl Iterator<Item = Op<'
             errno,
             stage,
             exit_code,
+            ..
         } if w == workload => Some(Op {
             seq: *seq,
             end: *end_ns,

@@ -260,6 +260,7 @@ mod tests {
             errno,
             stage: Some("fsync".into()),
             exit_code: None,
+            hold: None,
         };
         vec![
             Event::StepBegin {

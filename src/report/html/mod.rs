@@ -232,6 +232,7 @@ mod tests {
                 errno: (seq % 5 == 0).then_some(5),
                 stage: Some("fsync".into()),
                 exit_code: None,
+                hold: None,
             })
             .collect();
         let page = render(

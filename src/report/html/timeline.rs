@@ -190,6 +190,7 @@ impl Timeline {
                     errno,
                     stage,
                     exit_code,
+                    ..
                 } => {
                     let lane = lane(&mut t.lanes, workload);
                     lane.ops.push(OpMark {
@@ -353,6 +354,7 @@ mod tests {
             errno,
             stage: None,
             exit_code: None,
+            hold: None,
         }
     }
 
