@@ -6,6 +6,7 @@ use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeSet;
 use std::fmt;
 
+mod history;
 mod lock_faults;
 mod nfs_faults;
 mod seed_files;
@@ -280,6 +281,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
     check_expectations(&mut c, s);
+    history::check(&mut c, s);
     check_xfail(&mut c, s);
     Problems(c.problems)
 }
