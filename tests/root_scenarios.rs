@@ -53,8 +53,7 @@ fn xfs_shutdown_scenario_passes_on_the_host_and_leaves_nothing() {
     assert_eq!(outcomes.len(), 6, "{outcomes:#?}");
     // never_resumes: no write succeeded after the shutdown.
     assert_eq!(
-        outcomes[1]["expectation"],
-        "writer never succeeds again after shutdown",
+        outcomes[1]["expectation"], "writer never succeeds again after shutdown",
         "{outcomes:#?}"
     );
     assert!(
