@@ -69,6 +69,7 @@ fn synthetic_run() -> RunReport {
                 stage: in_fault.then(|| "fsync".into()),
                 exit_code: None,
                 mounts: Vec::new(),
+                hold: None,
             });
         }
     }

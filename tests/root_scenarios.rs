@@ -48,11 +48,16 @@ fn xfs_shutdown_scenario_passes_on_the_host_and_leaves_nothing() {
     let progress = String::from_utf8_lossy(&run.stderr);
     assert!(progress.contains("inject xfs.shutdown"), "{progress}");
     assert!(!progress.contains("heal   xfs.shutdown"), "{progress}");
-    // The four expectations of the file, then the default kmsg deny-list.
+    // The five expectations of the file, then the default kmsg deny-list.
     let outcomes = result["outcomes"].as_array().unwrap();
-    assert_eq!(outcomes.len(), 5, "{outcomes:#?}");
+    assert_eq!(outcomes.len(), 6, "{outcomes:#?}");
+    // never_resumes: no write succeeded after the shutdown.
+    assert_eq!(
+        outcomes[1]["expectation"], "writer never succeeds again after shutdown",
+        "{outcomes:#?}"
+    );
     assert!(
-        outcomes[4]["expectation"]
+        outcomes[5]["expectation"]
             .as_str()
             .unwrap()
             .contains("no BUG/Oops/WARNING"),

@@ -141,6 +141,8 @@ const STRUCTURALLY_BAD: &[(&str, &str)] = &[
     ("workload-count-not-number", "/workloads/0/count"),
     ("expect-unknown-matcher", "/expect/1"),
     ("expect-hang-bad-state", "/expect/1"),
+    ("order-unknown-op", "/expect/0"),
+    ("never-resumes-without-after", "/expect/0"),
     ("mkfs-ext4", "/images/0/mkfs"),
     ("server-kind-unknown", "/nfs_servers/fs1/kind"),
     ("bad-duration", "/timeout"),

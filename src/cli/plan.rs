@@ -225,6 +225,31 @@ fn expectation_text(e: &Expectation) -> String {
             if *present { "listed" } else { "not listed" },
             at(a)
         ),
+        Expectation::MutualExclusion { workloads } => workloads
+            .iter()
+            .map(|(w, mode)| {
+                format!(
+                    "{w} ({})",
+                    if *mode == crate::plan::LockMode::Sh {
+                        "sh"
+                    } else {
+                        "ex"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Expectation::Order {
+            first,
+            then,
+            at_least,
+            at_most,
+        } => format!(
+            "{first} → {then}{}{}",
+            at_least.map_or(String::new(), |d| format!(" at least {}", fmt(d))),
+            at_most.map_or(String::new(), |d| format!(" at most {}", fmt(d)))
+        ),
+        Expectation::NeverResumes { workload, after } => format!("{workload} after {after}"),
     };
     format!("{} {what}", e.name())
 }
@@ -303,4 +328,39 @@ pub fn list(
         );
     }
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expectation_text;
+
+    #[test]
+    fn history_checkers_print_what_they_relate() {
+        let text = "schema_version: 1\nid: t\ntitle: t\nhosts: { a: {} }
+workloads:
+  - { id: p1, host: a, op: flock, lock: ex, path: /l, every: 20ms }
+  - { id: p2, host: a, op: flock, lock: sh, path: /l, every: 20ms }
+  - { id: w, host: a, op: append, path: /f, every: 20ms }
+steps:
+  - { id: cut, fault: { xfs.shutdown: { fs: v } } }
+images:
+  - { id: v, host: a, file: /v.img, size: 512M, mkfs: xfs, at: /mnt/v }
+expect:
+  - mutual_exclusion: { workloads: [p1, p2] }
+  - order: { first: { workload: p1, op: released }, then: { workload: p2, op: acquired }, at_least: 8s, at_most: 30s }
+  - order: { first: { fault: cut, at: injected }, then: { step: cut, at: end } }
+  - never_resumes: { workload: w, after: cut }
+";
+        let plan = crate::scenario::load_str(text, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+        let printed: Vec<String> = plan.expect.iter().map(expectation_text).collect();
+        assert_eq!(
+            printed,
+            [
+                "mutual_exclusion p1 (ex), p2 (sh)",
+                "order p1 released → p2 acquired at least 8s at most 30s",
+                "order fault cut injected → step cut end",
+                "never_resumes w after cut",
+            ]
+        );
+    }
 }

@@ -158,6 +158,7 @@ impl Running {
                     errno,
                     stage,
                     exit_code,
+                    held,
                 } => {
                     let start = match self.in_flight.take() {
                         Some((s, start, _)) if s == seq => start,
@@ -172,6 +173,10 @@ impl Running {
                         stage,
                         exit_code,
                         mounts: std::mem::take(&mut self.mounts),
+                        hold: held.map(|(a, r)| crate::journal::Hold {
+                            acquired_ns: a.saturating_sub(t0),
+                            released_ns: r.saturating_sub(t0),
+                        }),
                     });
                 }
             }

@@ -4,8 +4,11 @@
 //! resumes_within, kmsg) look at a window of steps; state matchers
 //! (fs_state, mounted) look at probes the engine took when a step ended —
 //! [`probes_at`] tells the engine which; `data` and `exit_code` look at what
-//! the engine recorded for them. The kernel log deny-list runs always.
+//! the engine recorded for them. History checkers (mutual_exclusion, order,
+//! never_resumes) look at the whole journal. The kernel log deny-list runs
+//! always.
 
+mod history;
 mod kmsg;
 mod reached;
 mod window;
@@ -200,6 +203,16 @@ fn judge(e: &Expectation, journal: &Journal, last_step: &str) -> Outcome {
                 want,
                 at.as_deref().unwrap_or(last_step),
             )
+        }
+        Expectation::MutualExclusion { workloads } => history::mutual_exclusion(journal, workloads),
+        Expectation::Order {
+            first,
+            then,
+            at_least,
+            at_most,
+        } => history::order(journal, first, then, *at_least, *at_most),
+        Expectation::NeverResumes { workload, after } => {
+            history::never_resumes(journal, workload, after)
         }
         Expectation::Mounted { mount, present, at } => {
             let word = if *present { "listed" } else { "not listed" };

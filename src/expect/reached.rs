@@ -44,9 +44,23 @@ pub(super) fn unreached(e: &Expectation, journal: &Journal, last_step: &str) -> 
         | Expectation::Hang { window: w, .. }
         | Expectation::NoHang { window: w, .. }
         | Expectation::StallsAtLeast { window: w, .. } => window(w),
-        Expectation::ResumesWithin { after, .. } => {
+        Expectation::ResumesWithin { after, .. } | Expectation::NeverResumes { after, .. } => {
             (!ended(after)).then(|| format!("step {after} ended"))
         }
+        Expectation::MutualExclusion { .. } => {
+            (!timeline_began).then(|| "the timeline began".to_string())
+        }
+        // A step's or fault's moment that never came is no evidence.
+        Expectation::Order { first, then, .. } => [first, then]
+            .into_iter()
+            .find_map(|r| match r {
+                crate::plan::EventRef::Step { step, .. }
+                | crate::plan::EventRef::Fault { step, .. } => {
+                    (!began(step)).then(|| format!("step {step} began"))
+                }
+                crate::plan::EventRef::Op { .. } => None,
+            })
+            .or_else(|| (!timeline_began).then(|| "the timeline began".to_string())),
         // Workloads start with the timeline; once it ran, a file never
         // read back is a failure of its own.
         Expectation::Data { .. } => (!timeline_began).then(|| "the timeline began".to_string()),

@@ -69,6 +69,9 @@ pub enum Event {
         /// mount_storm ops: each mount(2), when it returned and how.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mounts: Vec<MountCall>,
+        /// flock ops that got their lock: when it is known to have been held.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hold: Option<Hold>,
     },
     /// An `exec` step's command ended: its exit code, or the signal that killed it.
     Exec {
@@ -154,6 +157,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+}
+
+/// What a lock op's own record proves about its lock, in run time: held
+/// from `acquired_ns` (the lock call had returned) until `released_ns` (the
+/// unlock call was about to begin). The kernel granted it somewhat before
+/// the first and let it go somewhat after the second, so this is the part
+/// of the true hold that is certain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub acquired_ns: u64,
+    pub released_ns: u64,
 }
 
 /// The events of one run plus the markers that delimit its steps in the kernel log.

@@ -81,6 +81,86 @@ pub enum Expectation {
         mount: String,
         errno: Option<i32>,
     },
+    /// History checkers (src/expect/history.rs).
+    MutualExclusion {
+        /// Each flock workload with the lock its ops take.
+        workloads: Vec<(String, super::LockMode)>,
+    },
+    Order {
+        first: EventRef,
+        then: EventRef,
+        at_least: Option<Duration>,
+        at_most: Option<Duration>,
+    },
+    NeverResumes {
+        workload: String,
+        after: String,
+    },
+}
+
+/// One kind of moment in the journal, named by what it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRef {
+    Op { workload: String, op: OpEvent },
+    Step { step: String, edge: Edge },
+    Fault { step: String, edge: Edge },
+}
+
+/// What of a workload's ops an event reference means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpEvent {
+    /// A flock op's lock call returned with the lock.
+    Acquired,
+    /// A flock op's unlock call began.
+    Released,
+    /// An op ended without an error.
+    Succeeded,
+    /// An op ended with an errno (or an exec op with a non-zero code).
+    Failed,
+}
+
+/// Which edge of a step (`begin`, `end`) or of its fault (`injected`, `healed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    Begin,
+    End,
+    Injected,
+    Healed,
+}
+
+impl OpEvent {
+    pub fn word(self) -> &'static str {
+        match self {
+            OpEvent::Acquired => "acquired",
+            OpEvent::Released => "released",
+            OpEvent::Succeeded => "succeeded",
+            OpEvent::Failed => "failed",
+        }
+    }
+}
+
+impl Edge {
+    pub fn word(self) -> &'static str {
+        match self {
+            Edge::Begin => "begin",
+            Edge::End => "end",
+            Edge::Injected => "injected",
+            Edge::Healed => "healed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventRef {
+    /// `b acquired`, `step hold end`, `fault crash healed`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventRef::Op { workload, op } => write!(f, "{workload} {}", op.word()),
+            EventRef::Step { step, edge } => write!(f, "step {step} {}", edge.word()),
+            EventRef::Fault { step, edge } => write!(f, "fault {step} {}", edge.word()),
+        }
+    }
 }
 
 impl Expectation {
@@ -106,6 +186,9 @@ impl Expectation {
             Expectation::FsState { .. } => "fs_state",
             Expectation::Mounted { .. } => "mounted",
             Expectation::MountFails { .. } => "mount_fails",
+            Expectation::MutualExclusion { .. } => "mutual_exclusion",
+            Expectation::Order { .. } => "order",
+            Expectation::NeverResumes { .. } => "never_resumes",
         }
     }
 }

@@ -12,7 +12,9 @@ mod staging;
 mod steps;
 mod world;
 
-pub use expect::{DataCheck, Expectation, FsStateName, TaskState, Verify, Window};
+pub use expect::{
+    DataCheck, Edge, EventRef, Expectation, FsStateName, OpEvent, TaskState, Verify, Window,
+};
 pub use fault::{Daemon, Fault, LockDownMode, NetLink};
 pub use staging::Cut;
 pub use steps::{Action, Step};

@@ -261,6 +261,7 @@ mod tests {
             stage: Some("fsync".into()),
             exit_code: None,
             mounts: Vec::new(),
+            hold: None,
         };
         vec![
             Event::StepBegin {

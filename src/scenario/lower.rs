@@ -58,7 +58,7 @@ pub(super) fn lower(s: &Scenario, values: &[(String, String)]) -> Plan {
         images: s.images.iter().map(image).collect(),
         workloads: s.workloads.iter().map(workload).collect(),
         steps: Vec::new(),
-        expect: s.expect.iter().map(|e| expectation(&e.value)).collect(),
+        expect: s.expect.iter().map(|e| expectation(s, &e.value)).collect(),
         data_check: s
             .data_check
             .as_ref()
@@ -489,7 +489,7 @@ fn window(during: &model::During, after: &Option<model::Ref>) -> Window {
     }
 }
 
-fn expectation(e: &model::Expectation) -> Expectation {
+fn expectation(sc: &model::Scenario, e: &model::Expectation) -> Expectation {
     use model::Expectation as E;
     let s = |r: &model::Ref| r.value.clone();
     match e {
@@ -588,6 +588,57 @@ fn expectation(e: &model::Expectation) -> Expectation {
             present: *present,
             at: at.as_ref().map(s),
         },
+        E::MutualExclusion { workloads } => Expectation::MutualExclusion {
+            workloads: workloads
+                .iter()
+                .map(|w| {
+                    let lock = sc
+                        .workloads
+                        .iter()
+                        .find(|d| d.id.value == w.value)
+                        .expect(VALIDATED)
+                        .lock;
+                    (s(w), lock.unwrap_or(crate::plan::LockMode::Ex))
+                })
+                .collect(),
+        },
+        E::Order {
+            first,
+            then,
+            at_least,
+            at_most,
+        } => Expectation::Order {
+            first: event_ref(&first.value),
+            then: event_ref(&then.value),
+            at_least: at_least.as_ref().map(|d| d.value.0),
+            at_most: at_most.as_ref().map(|d| d.value.0),
+        },
+        E::NeverResumes { workload, after } => Expectation::NeverResumes {
+            workload: s(workload),
+            after: s(after),
+        },
+    }
+}
+
+/// A validated reference: exactly one of workload (with op), step or
+/// fault (with at).
+fn event_ref(r: &model::EventRef) -> crate::plan::EventRef {
+    use crate::plan::EventRef as R;
+    let at = || r.at.as_ref().expect(VALIDATED).value;
+    match (&r.workload, &r.step, &r.fault) {
+        (Some(w), None, None) => R::Op {
+            workload: w.value.clone(),
+            op: r.op.as_ref().expect(VALIDATED).value,
+        },
+        (None, Some(st), None) => R::Step {
+            step: st.value.clone(),
+            edge: at(),
+        },
+        (None, None, Some(f)) => R::Fault {
+            step: f.value.clone(),
+            edge: at(),
+        },
+        _ => panic!("{VALIDATED}"),
     }
 }
 

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use super::history::EventRef;
 pub use crate::plan::{FsStateName, TaskState, Verify};
 
 /// Steps a matcher looks at: from the start of the first to the end of the
@@ -157,6 +158,36 @@ pub enum Expectation {
         #[schemars(with = "Option<String>")]
         at: Option<Ref>,
     },
+    /// No two of these flock workloads (one host, one file) are known to
+    /// hold the lock at once; `sh` holds may overlap each other. Judged
+    /// from each op's own record: held from when its flock call returned
+    /// until its unlock call began.
+    MutualExclusion {
+        #[schemars(with = "Vec<String>")]
+        workloads: Vec<Ref>,
+    },
+    /// The first `then` at or after the first `first` comes at least
+    /// `at_least` and at most `at_most` later (neither: just after).
+    Order {
+        #[schemars(with = "EventRef")]
+        first: Box<Spanned<EventRef>>,
+        #[schemars(with = "EventRef")]
+        then: Box<Spanned<EventRef>>,
+        #[serde(default)]
+        #[schemars(with = "Option<Duration>")]
+        at_least: Option<Spanned<Duration>>,
+        #[serde(default)]
+        #[schemars(with = "Option<Duration>")]
+        at_most: Option<Spanned<Duration>>,
+    },
+    /// From the step's end to the end of the timeline, no op of the
+    /// workload succeeds (the opposite of `resumes_within`).
+    NeverResumes {
+        #[schemars(with = "String")]
+        workload: Ref,
+        #[schemars(with = "String")]
+        after: Ref,
+    },
 }
 
 fn yes() -> bool {
@@ -178,6 +209,9 @@ impl Expectation {
             Expectation::FsState { .. } => "fs_state",
             Expectation::Mounted { .. } => "mounted",
             Expectation::MountFails { .. } => "mount_fails",
+            Expectation::MutualExclusion { .. } => "mutual_exclusion",
+            Expectation::Order { .. } => "order",
+            Expectation::NeverResumes { .. } => "never_resumes",
         }
     }
 
@@ -203,6 +237,7 @@ impl Expectation {
             | Expectation::NoHang { workload, .. }
             | Expectation::StallsAtLeast { workload, .. }
             | Expectation::ResumesWithin { workload, .. }
+            | Expectation::NeverResumes { workload, .. }
             | Expectation::Data { workload, .. } => Some(workload),
             _ => None,
         }

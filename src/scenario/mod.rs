@@ -4,6 +4,7 @@
 //! inside this module; what leaves it is a validated [`crate::plan::Plan`].
 
 pub mod fuzz;
+mod history;
 mod load;
 mod lower;
 mod matchers;

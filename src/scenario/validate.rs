@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 mod cases;
+mod history;
 mod lock_faults;
 mod mount_fails;
 mod nfs_faults;
@@ -284,6 +285,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     check_workloads(&mut c, s, &hosts);
     check_steps(&mut c, s);
     check_expectations(&mut c, s);
+    history::check(&mut c, s);
     check_xfail(&mut c, s);
     Problems(c.problems)
 }

@@ -25,7 +25,9 @@ pub fn run(spec: &Spec) -> std::io::Result<()> {
                 mono_ns: monotonic_ns(),
             },
         )?;
-        let (errno, stage, exit_code) = match perform(spec, seq, &mut state) {
+        let result = perform(spec, seq, &mut state);
+        let held = state.held.take();
+        let (errno, stage, exit_code) = match result {
             Ok(code) => (None, None, code),
             Err(Failure::Errno(stage, e)) => {
                 // A failed fd may be dead for good (a shut-down XFS): reopen.
@@ -45,6 +47,7 @@ pub fn run(spec: &Spec) -> std::io::Result<()> {
                 errno,
                 stage,
                 exit_code,
+                held,
             },
         )?;
         std::thread::sleep(Duration::from_millis(spec.every_ms));

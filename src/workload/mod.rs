@@ -102,6 +102,10 @@ pub enum Report {
         /// exec: the command's exit code.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
+        /// flock: CLOCK_MONOTONIC when the lock call returned with the lock
+        /// and when the unlock call began (absent if it never got it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<(u64, u64)>,
     },
 }
 
@@ -124,6 +128,7 @@ mod tests {
             errno: Some(libc::EIO),
             stage: Some("fsync".into()),
             exit_code: None,
+            held: Some((40, 41)),
         };
         let line = serde_json::to_string(&end).unwrap();
         assert!(!line.contains('\n'));
@@ -137,6 +142,7 @@ mod tests {
                 errno: None,
                 stage: None,
                 exit_code: None,
+                held: None,
             }
         );
     }

@@ -8,10 +8,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
-/// What survives between ops: the open file of append/write.
+/// What survives between ops: the open file of append/write; and what
+/// the last op leaves for its report: a flock's hold.
 #[derive(Default)]
 pub struct OpState {
     file: Option<File>,
+    /// CLOCK_MONOTONIC when flock(2) returned with the lock and when
+    /// unlocking began: the span the lock is known held.
+    pub held: Option<(u64, u64)>,
 }
 
 /// An op failed in a syscall (the stage names which).
@@ -34,7 +38,7 @@ pub fn perform(spec: &Spec, seq: u64, state: &mut OpState) -> Result<Option<i32>
             .map_err(at("stat"))
             .map(|()| None),
         WorkloadOp::Readdir => readdir(spec).map(|()| None),
-        WorkloadOp::Flock => flock(spec).map(|()| None),
+        WorkloadOp::Flock => flock(spec, &mut state.held).map(|()| None),
         WorkloadOp::Exec => exec(spec).map(Some),
         WorkloadOp::MountStorm => mount_storm(spec, seq).map(|()| None),
     }
@@ -115,7 +119,7 @@ fn readdir(spec: &Spec) -> Result<(), Failure> {
     Ok(())
 }
 
-fn flock(spec: &Spec) -> Result<(), Failure> {
+fn flock(spec: &Spec, held: &mut Option<(u64, u64)>) -> Result<(), Failure> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -128,7 +132,11 @@ fn flock(spec: &Spec) -> Result<(), Failure> {
         _ => FlockArg::LockExclusive,
     };
     let locked = Flock::lock(f, how).map_err(|(_, e)| Failure::Errno("flock", e.into()))?;
+    // Stamped after the call returned and before unlocking begins, so the
+    // span lies inside the kernel's own hold (mutual_exclusion relies on it).
+    let acquired = super::monotonic_ns();
     std::thread::sleep(Duration::from_millis(spec.hold_ms));
+    *held = Some((acquired, super::monotonic_ns()));
     locked
         .unlock()
         .map(drop)

@@ -234,6 +234,7 @@ mod tests {
                 stage: Some("fsync".into()),
                 exit_code: None,
                 mounts: Vec::new(),
+                hold: None,
             })
             .collect();
         let page = render(

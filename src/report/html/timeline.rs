@@ -195,6 +195,7 @@ impl Timeline {
                     stage,
                     exit_code,
                     mounts,
+                    ..
                 } => {
                     let lane = lane(&mut t.lanes, workload);
                     lane.ops.push(OpMark {
@@ -362,6 +363,7 @@ mod tests {
             stage: None,
             exit_code: None,
             mounts: Vec::new(),
+            hold: None,
         }
     }
 
