@@ -41,13 +41,15 @@ impl Compound<'_, '_> {
 #[derive(Debug)]
 pub enum OpFail {
     Status(Nfs4Status),
+    /// A status whose result still carries a body (LOCK4denied).
+    WithResult(Nfs4Status, Vec<u8>),
     Xdr(XdrError),
 }
 
 impl OpFail {
     pub fn status(&self) -> Nfs4Status {
         match self {
-            OpFail::Status(s) => *s,
+            OpFail::Status(s) | OpFail::WithResult(s, _) => *s,
             OpFail::Xdr(_) => Nfs4Status::BADXDR,
         }
     }
@@ -240,6 +242,9 @@ impl Nfs4 {
                     status = fail.status();
                     out.truncate(status_pos);
                     out.u32(status.0);
+                    if let OpFail::WithResult(_, body) = &fail {
+                        out.opaque_fixed(body);
+                    }
                     // SETATTR4res keeps its attrsset bitmap on failure.
                     if op == ops::SETATTR {
                         out.u32(0);
@@ -298,12 +303,10 @@ impl Nfs4 {
             ops::SETCLIENTID => self.setclientid(c, r, w),
             ops::SETCLIENTID_CONFIRM => self.setclientid_confirm(c, r),
             ops::WRITE => self.write(c, r, w),
-            ops::RELEASE_LOCKOWNER => {
-                // No byte-range locks are granted, so no lock-owner holds any.
-                r.u64()?;
-                r.opaque(1024)?;
-                Ok(Flow::Next)
-            }
+            ops::LOCK => self.lock(c, r, w),
+            ops::LOCKT => self.lockt(c, r),
+            ops::LOCKU => self.locku(c, r, w),
+            ops::RELEASE_LOCKOWNER => self.release_lockowner(c, r),
             ops::BIND_CONN_TO_SESSION => self.bind_conn(r, w),
             ops::EXCHANGE_ID => self.exchange_id(c, r, w),
             ops::CREATE_SESSION => self.create_session(c, r, w),
@@ -313,7 +316,7 @@ impl Nfs4 {
             ops::TEST_STATEID => self.test_stateid(c, r, w),
             ops::DESTROY_CLIENTID => self.destroy_clientid(r),
             ops::RECLAIM_COMPLETE => self.reclaim_complete(c, r),
-            // Delegations, named attributes, locks, pNFS and the 4.2
+            // Delegations, named attributes, pNFS and the 4.2
             // extras are not served; the client falls back.
             _ => Err(Nfs4Status::NOTSUPP.into()),
         }

@@ -75,7 +75,7 @@ pub(super) fn dir_change(dir: &Node) -> u64 {
     change_of(&dir.meta)
 }
 
-fn regular_only(node: &Node) -> Result<(), Nfs4Status> {
+pub(super) fn regular_only(node: &Node) -> Result<(), Nfs4Status> {
     let t = node.meta.file_type();
     if t.is_file() {
         Ok(())
@@ -89,7 +89,7 @@ fn regular_only(node: &Node) -> Result<(), Nfs4Status> {
 }
 
 /// The file an open is of: its export and kernel handle.
-fn file_key(export: u32, node: &Node) -> (u32, Vec<u8>) {
+pub(super) fn file_key(export: u32, node: &Node) -> (u32, Vec<u8>) {
     (export, node.fh.kernel.bytes.clone())
 }
 
@@ -151,11 +151,9 @@ impl Nfs4 {
         if sid.is_special() {
             return Ok(());
         }
-        let any = StateId {
-            seqid: 0,
-            other: sid.other,
-        };
-        self.state().open_of(&any).map(|_| ())
+        // An open's or a lock-owner's (the client sends the latter while
+        // it holds locks on the file).
+        self.state().known(sid)
     }
 
     /// RFC 8881 §18.16
@@ -406,6 +404,7 @@ impl Nfs4 {
         let mut st = self.state();
         let seqid = st.open_of(&sid)?.seqid;
         st.opens.remove(&sid.other);
+        st.locks.drop_open(&sid.other);
         put_stateid(
             w,
             &StateId {

@@ -6,6 +6,8 @@ mod attr;
 mod compound;
 mod fh_ops;
 mod file_ops;
+mod lock_ops;
+pub mod locks;
 mod name_ops;
 pub mod ops;
 mod pseudo;

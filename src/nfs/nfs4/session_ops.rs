@@ -349,26 +349,34 @@ impl Nfs4 {
         for _ in 0..n {
             ids.push(get_stateid(r)?);
         }
-        let mut st = self.state();
+        let st = self.state();
         w.u32(n);
-        for mut sid in ids {
-            sid.seqid = 0;
-            let s = st.open_of(&sid).map_or_else(|e| e, |_| Nfs4Status::OK);
+        for sid in ids {
+            let s = st.known(&sid).map_or_else(|e| e, |()| Nfs4Status::OK);
             w.u32(s.0);
         }
         Ok(Flow::Next)
     }
 
-    /// RFC 8881 §18.38: only lock stateids are freed this way, and we
-    /// grant no locks; an open stateid is freed by CLOSE.
+    /// RFC 8881 §18.38: a lock stateid whose owner holds no locks on its
+    /// file is freed; one that holds any, or an open (CLOSE frees it), is
+    /// LOCKS_HELD.
     pub(super) fn free_stateid(
         &self,
         _c: &mut Compound<'_, '_>,
         r: &mut XdrReader<'_>,
     ) -> OpResult {
         let sid = get_stateid(r)?;
-        self.state().open_of(&sid)?;
-        Err(Nfs4Status(10037).into()) // NFS4ERR_LOCKS_HELD
+        let mut st = self.state();
+        st.known(&sid)?;
+        let Some(l) = st.locks.states.get(&sid.other) else {
+            return Err(Nfs4Status::LOCKS_HELD.into());
+        };
+        if st.locks.holds(&l.owner, Some(&l.file)) {
+            return Err(Nfs4Status::LOCKS_HELD.into());
+        }
+        st.locks.drop_state(&sid.other);
+        Ok(Flow::Next)
     }
 
     /// RFC 7530 §16.33: the callback address is read and ignored; no

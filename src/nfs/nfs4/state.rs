@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::locks::{LockState, Locks, MAX_LOCK_STATES};
 use super::slots::SlotTable;
 use super::status::Nfs4Status;
 
@@ -21,7 +22,7 @@ pub const MAX_CACHED_REPLY: u32 = 8 * 1024;
 pub const MAX_CLIENTS: usize = 4096;
 pub const MAX_SESSIONS_PER_CLIENT: usize = 16;
 pub const MAX_OPENS: usize = 65536;
-const RESOURCE: Nfs4Status = Nfs4Status(10018);
+const RESOURCE: Nfs4Status = Nfs4Status::RESOURCE;
 
 pub type SessionId = [u8; 16];
 /// RFC 8881 §3.3.12 stateid4's `other`.
@@ -88,6 +89,7 @@ pub struct State {
     pub clients: HashMap<u64, Client>,
     pub sessions: HashMap<SessionId, Session>,
     pub opens: HashMap<StateOther, Open>,
+    pub locks: Locks,
     /// Owners that held state before a restart and may reclaim it.
     reclaimable: Vec<Vec<u8>>,
     grace_until: Option<Instant>,
@@ -101,6 +103,7 @@ impl State {
             clients: HashMap::new(),
             sessions: HashMap::new(),
             opens: HashMap::new(),
+            locks: Locks::default(),
             reclaimable: Vec::new(),
             grace_until: None,
         }
@@ -127,6 +130,7 @@ impl State {
         self.clients.clear();
         self.sessions.clear();
         self.opens.clear();
+        self.locks.clear();
         self.grace_until = Some(now + grace);
     }
 
@@ -198,6 +202,7 @@ impl State {
         self.clients.remove(&id);
         self.sessions.retain(|_, s| s.client != id);
         self.opens.retain(|_, o| o.client != id);
+        self.locks.forget_client(id);
     }
 
     /// The client `id`, current and within its lease; an expired one is
@@ -261,12 +266,28 @@ impl State {
         if self.opens.len() >= MAX_OPENS {
             return Err(RESOURCE);
         }
-        let mut other = [0u8; 12];
-        other[..4].copy_from_slice(&self.boot.to_be_bytes());
-        other[4..].copy_from_slice(&self.next_id().to_be_bytes());
+        let other = self.new_other();
         let seqid = open.seqid;
         self.opens.insert(other, open);
         Ok(StateId { seqid, other })
+    }
+
+    pub fn new_lock_state(&mut self, lock: LockState) -> Result<StateId, Nfs4Status> {
+        if self.locks.states.len() >= MAX_LOCK_STATES {
+            return Err(RESOURCE);
+        }
+        let other = self.new_other();
+        let seqid = lock.seqid;
+        self.locks.states.insert(other, lock);
+        Ok(StateId { seqid, other })
+    }
+
+    /// A stateid's `other` of this boot: the boot, then a fresh number.
+    fn new_other(&mut self) -> StateOther {
+        let mut other = [0u8; 12];
+        other[..4].copy_from_slice(&self.boot.to_be_bytes());
+        other[4..].copy_from_slice(&self.next_id().to_be_bytes());
+        other
     }
 
     /// The open of `owner` on `file`, if it has one: a second OPEN of the
@@ -304,22 +325,50 @@ impl State {
     /// from an earlier boot, OLD_STATEID if superseded (seqid 0 means
     /// "the current one" in 4.1, §8.2.2).
     pub fn open_of(&mut self, sid: &StateId) -> Result<&mut Open, Nfs4Status> {
-        let boot = u32::from_be_bytes([sid.other[0], sid.other[1], sid.other[2], sid.other[3]]);
-        let Some(open) = self.opens.get_mut(&sid.other) else {
-            return Err(if boot != self.boot {
-                Nfs4Status::STALE_STATEID
-            } else {
-                Nfs4Status::BAD_STATEID
-            });
-        };
-        if sid.seqid != 0 && sid.seqid < open.seqid {
-            return Err(Nfs4Status::OLD_STATEID);
-        }
-        if sid.seqid > open.seqid {
-            return Err(Nfs4Status::BAD_STATEID);
-        }
+        let unknown = self.unknown(sid);
+        let open = self.opens.get_mut(&sid.other).ok_or(unknown)?;
+        current(sid, open.seqid)?;
         Ok(open)
     }
+
+    /// The lock stateid `sid` names, checked as `open_of` checks opens.
+    pub fn lock_state_of(&mut self, sid: &StateId) -> Result<&mut LockState, Nfs4Status> {
+        let unknown = self.unknown(sid);
+        let lock = self.locks.states.get_mut(&sid.other).ok_or(unknown)?;
+        current(sid, lock.seqid)?;
+        Ok(lock)
+    }
+
+    /// Whether `sid` names an open or a lock state of this boot, whatever
+    /// its seqid: what READ, WRITE, SETATTR and TEST_STATEID accept.
+    pub fn known(&self, sid: &StateId) -> Result<(), Nfs4Status> {
+        if self.opens.contains_key(&sid.other) || self.locks.states.contains_key(&sid.other) {
+            Ok(())
+        } else {
+            Err(self.unknown(sid))
+        }
+    }
+
+    /// What a stateid found nowhere is: STALE from an earlier boot, else BAD.
+    fn unknown(&self, sid: &StateId) -> Nfs4Status {
+        let boot = u32::from_be_bytes([sid.other[0], sid.other[1], sid.other[2], sid.other[3]]);
+        if boot != self.boot {
+            Nfs4Status::STALE_STATEID
+        } else {
+            Nfs4Status::BAD_STATEID
+        }
+    }
+}
+
+/// A stateid's seqid against the state's current one (0 is "current").
+fn current(sid: &StateId, seqid: u32) -> Result<(), Nfs4Status> {
+    if sid.seqid != 0 && sid.seqid < seqid {
+        return Err(Nfs4Status::OLD_STATEID);
+    }
+    if sid.seqid > seqid {
+        return Err(Nfs4Status::BAD_STATEID);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

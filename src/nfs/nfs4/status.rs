@@ -39,6 +39,7 @@ impl Nfs4Status {
     pub const GRACE: Self = Self(10013);
     pub const SHARE_DENIED: Self = Self(10015);
     pub const CLID_INUSE: Self = Self(10017);
+    pub const RESOURCE: Self = Self(10018);
     pub const NOFILEHANDLE: Self = Self(10020);
     pub const MINOR_VERS_MISMATCH: Self = Self(10021);
     pub const STALE_CLIENTID: Self = Self(10022);
@@ -53,6 +54,7 @@ impl Nfs4Status {
     pub const NO_GRACE: Self = Self(10033);
     pub const RECLAIM_BAD: Self = Self(10034);
     pub const BADXDR: Self = Self(10036);
+    pub const LOCKS_HELD: Self = Self(10037);
     pub const OPENMODE: Self = Self(10038);
     pub const BADNAME: Self = Self(10041);
     pub const OP_ILLEGAL: Self = Self(10044);

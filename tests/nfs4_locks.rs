@@ -1,0 +1,261 @@
+//! NFSv4 byte-range locks on the wire, as two NFSv4.0 clients see them:
+//! LOCK, its DENIED answer naming the holder, LOCKT, LOCKU, and
+//! RELEASE_LOCKOWNER while locks are held. (The kernel client's flock over
+//! 4.0, 4.1 and 4.2 is scenarios/nfs4-flock-contention.yaml, in the guest.)
+
+use stackquake::nfs::dispatch::{Dispatcher, Outcome};
+use stackquake::nfs::fuzz;
+use stackquake::nfs::xdr::{XdrReader, XdrWriter};
+
+const PUTFH: u32 = 22;
+const PUTROOTFH: u32 = 24;
+const LOOKUP: u32 = 15;
+const OPEN: u32 = 18;
+const GETFH: u32 = 10;
+const LOCK: u32 = 12;
+const LOCKT: u32 = 13;
+const LOCKU: u32 = 14;
+const SETCLIENTID: u32 = 35;
+const SETCLIENTID_CONFIRM: u32 = 36;
+const RELEASE_LOCKOWNER: u32 = 39;
+const WRITE_LT: u32 = 2;
+const READ_LT: u32 = 1;
+const DENIED: u32 = 10010;
+const LOCKS_HELD: u32 = 10037;
+const ALL: u64 = u64::MAX;
+
+/// One operation's result: its status and the bytes after it.
+struct OpResult {
+    status: u32,
+    body: Vec<u8>,
+}
+
+/// Sends a 4.0 COMPOUND of `ops` (each built by a closure on the writer)
+/// and returns the results, the last one's body running to the end.
+fn compound(d: &Dispatcher, ops: &[(u32, &dyn Fn(&mut XdrWriter))]) -> Vec<OpResult> {
+    let mut w = XdrWriter::new();
+    w.opaque(b"").u32(0).u32(ops.len() as u32);
+    for (op, args) in ops {
+        w.u32(*op);
+        args(&mut w);
+    }
+    let call = fuzz::call_with_args(7, 100003, 4, 1, w.as_bytes());
+    let Outcome::Reply(reply) = d.handle(
+        &call,
+        "127.0.0.1:700".parse().unwrap(),
+        stackquake::nfs::Transport::Tcp,
+    ) else {
+        panic!("no reply");
+    };
+    // RPC reply header (24 bytes), then COMPOUND4res.
+    let mut r = XdrReader::new(&reply[24..]);
+    let _status = r.u32().unwrap();
+    r.opaque(1024).unwrap();
+    let n = r.u32().unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        assert_eq!(r.u32().unwrap(), ops[i as usize].0, "result order");
+        let status = r.u32().unwrap();
+        let rest = &reply[24 + r.position()..];
+        out.push(OpResult {
+            status,
+            body: rest.to_vec(),
+        });
+        if i + 1 < n {
+            // Only the operations this test puts first have fixed results.
+            skip_result(ops[i as usize].0, status, &mut r);
+        }
+    }
+    out
+}
+
+fn skip_result(op: u32, status: u32, r: &mut XdrReader<'_>) {
+    if status != 0 {
+        return;
+    }
+    match op {
+        PUTFH | PUTROOTFH | LOOKUP => {}
+        OPEN => {
+            r.opaque_fixed(16 + 4 + 8 + 8 + 4).unwrap();
+            let words = r.u32().unwrap();
+            r.opaque_fixed(4 * words as usize + 4).unwrap();
+        }
+        other => panic!("no skip for op {other}"),
+    }
+}
+
+/// A confirmed 4.0 client id for `name`.
+fn client(d: &Dispatcher, name: &str) -> u64 {
+    let owner = name.as_bytes().to_vec();
+    let res = compound(
+        d,
+        &[(SETCLIENTID, &|w: &mut XdrWriter| {
+            w.opaque_fixed(&[1; 8])
+                .opaque(&owner)
+                .u32(0x4000_0000)
+                .string(b"tcp")
+                .string(b"127.0.0.1.3.0")
+                .u32(1);
+        })],
+    );
+    assert_eq!(res[0].status, 0);
+    let mut r = XdrReader::new(&res[0].body);
+    let id = r.u64().unwrap();
+    let confirm = r.opaque_fixed(8).unwrap().to_vec();
+    let res = compound(
+        d,
+        &[(SETCLIENTID_CONFIRM, &|w: &mut XdrWriter| {
+            w.u64(id).opaque_fixed(&confirm);
+        })],
+    );
+    assert_eq!(res[0].status, 0);
+    id
+}
+
+/// Opens (creating) /export/f read-write for `client`: its stateid and
+/// the file's handle.
+fn open(d: &Dispatcher, client: u64) -> ([u8; 16], Vec<u8>) {
+    let res = compound(
+        d,
+        &[
+            (PUTROOTFH, &|_: &mut XdrWriter| {}),
+            (LOOKUP, &|w: &mut XdrWriter| {
+                w.string(b"export");
+            }),
+            (OPEN, &|w: &mut XdrWriter| {
+                w.u32(0).u32(3).u32(0).u64(client).opaque(b"open-owner");
+                w.u32(1).u32(0).u32(0).u32(0); // CREATE, UNCHECKED, no attrs
+                w.u32(0).string(b"f"); // CLAIM_NULL
+            }),
+            (GETFH, &|_: &mut XdrWriter| {}),
+        ],
+    );
+    assert!(res.iter().all(|r| r.status == 0), "open failed");
+    let mut stateid = [0u8; 16];
+    stateid.copy_from_slice(&res[2].body[..16]);
+    let fh = XdrReader::new(&res[3].body).opaque(128).unwrap().to_vec();
+    (stateid, fh)
+}
+
+/// LOCK of [offset, offset+len) by a new lock-owner `owner` of `client`.
+fn lock_new(
+    d: &Dispatcher,
+    fh: &[u8],
+    open: &[u8; 16],
+    client: u64,
+    owner: &[u8],
+    write: bool,
+    offset: u64,
+    len: u64,
+) -> OpResult {
+    let mut res = compound(
+        d,
+        &[
+            (PUTFH, &|w: &mut XdrWriter| {
+                w.opaque(fh);
+            }),
+            (LOCK, &|w: &mut XdrWriter| {
+                w.u32(if write { WRITE_LT } else { READ_LT })
+                    .bool(false)
+                    .u64(offset)
+                    .u64(len);
+                w.bool(true).u32(1).opaque_fixed(open).u32(0);
+                w.u64(client).opaque(owner);
+            }),
+        ],
+    );
+    res.remove(1)
+}
+
+/// LOCK4denied: offset, length, type, owner's client and name.
+fn denied(body: &[u8]) -> (u64, u64, u32, u64, Vec<u8>) {
+    let mut r = XdrReader::new(body);
+    (
+        r.u64().unwrap(),
+        r.u64().unwrap(),
+        r.u32().unwrap(),
+        r.u64().unwrap(),
+        r.opaque(1024).unwrap().to_vec(),
+    )
+}
+
+#[test]
+fn two_clients_contend_for_a_byte_range_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fuzz::dispatcher_for(dir.path()).unwrap();
+    let (a, b) = (client(&d, "client-a"), client(&d, "client-b"));
+    assert_ne!(a, b);
+    let (open_a, fh) = open(&d, a);
+    let (open_b, _) = open(&d, b);
+
+    // a write-locks bytes 0..100; b cannot write-lock byte 50.
+    let got = lock_new(&d, &fh, &open_a, a, b"php-a", true, 0, 100);
+    assert_eq!(got.status, 0);
+    let mut lock_a = [0u8; 16];
+    lock_a.copy_from_slice(&got.body[..16]);
+    let refused = lock_new(&d, &fh, &open_b, b, b"php-b", true, 50, 1);
+    assert_eq!(refused.status, DENIED);
+    assert_eq!(
+        denied(&refused.body),
+        (0, 100, WRITE_LT, a, b"php-a".to_vec()),
+        "DENIED names the holder's range, type and owner"
+    );
+    // Past a's range b may lock; a read lock over a's write lock is denied.
+    assert_eq!(lock_new(&d, &fh, &open_b, b, b"php-b", true, 100, ALL).status, 0);
+    assert_eq!(lock_new(&d, &fh, &open_b, b, b"php-b2", false, 99, 1).status, DENIED);
+
+    // LOCKT says the same without taking anything.
+    let lockt = |owner: &'static [u8], client: u64| {
+        compound(
+            &d,
+            &[
+                (PUTFH, &|w: &mut XdrWriter| {
+                    w.opaque(&fh);
+                }),
+                (LOCKT, &move |w: &mut XdrWriter| {
+                    w.u32(WRITE_LT).u64(10).u64(5).u64(client).opaque(owner);
+                }),
+            ],
+        )
+        .remove(1)
+        .status
+    };
+    assert_eq!(lockt(b"someone", b), DENIED);
+    assert_eq!(lockt(b"php-a", a), 0, "an owner never conflicts with itself");
+
+    // a cannot release its lock-owner while it holds the lock...
+    let release = || {
+        compound(
+            &d,
+            &[(RELEASE_LOCKOWNER, &|w: &mut XdrWriter| {
+                w.u64(a).opaque(b"php-a");
+            })],
+        )
+        .remove(0)
+        .status
+    };
+    assert_eq!(release(), LOCKS_HELD);
+    // ...LOCKU frees the range with a new seqid, and b gets it.
+    let unlocked = compound(
+        &d,
+        &[
+            (PUTFH, &|w: &mut XdrWriter| {
+                w.opaque(&fh);
+            }),
+            (LOCKU, &|w: &mut XdrWriter| {
+                w.u32(WRITE_LT)
+                    .u32(2)
+                    .opaque_fixed(&lock_a)
+                    .u64(0)
+                    .u64(100);
+            }),
+        ],
+    )
+    .remove(1);
+    assert_eq!(unlocked.status, 0);
+    assert_eq!(&unlocked.body[..4], &2u32.to_be_bytes(), "seqid 1 → 2");
+    assert_eq!(&unlocked.body[4..16], &lock_a[4..16], "same lock state");
+    assert_eq!(lockt(b"someone", b), 0);
+    assert_eq!(release(), 0);
+    assert_eq!(lock_new(&d, &fh, &open_b, b, b"php-b2", true, 0, 100).status, 0);
+}
