@@ -38,6 +38,11 @@ pub enum SetupError {
     },
     #[error("nfs server {server}: {detail}")]
     Nfs { server: String, detail: String },
+    #[error("host {host}: cannot name its NFS client: {source}")]
+    NfsClientName {
+        host: String,
+        source: crate::tools::CommandError,
+    },
     #[error("{what}: {source}")]
     Block {
         what: String,
@@ -192,6 +197,7 @@ impl World {
 
         self.build_kernel(s, ledger, &mut note)?;
         self.build_hosts(s, run, ledger, &mut note)?;
+        self.name_nfs_clients(&mut note)?;
         self.build_links(s, ledger, &mut note)?;
         self.build_peer_routes(s, &mut note)?;
         self.build_servers(s, scratch, &mut note)?;

@@ -6,8 +6,13 @@ use crate::block::{BlockError, Mount};
 use crate::ledger::Ledger;
 use crate::nfs::{ExportSpec, NfsServer, ServerConfig};
 use crate::plan::{NfsVersion, Plan, ServerKind};
+use crate::tools::Input;
 use nix::mount::MsFlags;
 use std::path::Path;
+use std::process::Command;
+
+/// Where a network namespace's NFS client takes its uniquifier from.
+const NFS_CLIENT_IDENTIFIER: &str = "/sys/fs/nfs/net/nfs_client/identifier";
 
 /// The port the in-process server listens on inside its own namespace.
 const NFS_PORT: u16 = 2049;
@@ -65,6 +70,42 @@ impl World {
             self.servers.insert(name.clone(), srv);
         }
 
+        Ok(())
+    }
+
+    /// Gives each host's NFS client an identity of its own. Hosts share
+    /// the kernel, and with it the UTS nodename that NFSv4.1+ builds its
+    /// client owner from ("Linux NFSv4.1 <uniquifier>/<nodename>"), so two
+    /// hosts mounting one server would present one client owner with two
+    /// boot verifiers: the server takes each EXCHANGE_ID as the other
+    /// client rebooting and drops its opens and locks. The kernel takes
+    /// the uniquifier from the mounting network namespace's
+    /// /sys/fs/nfs/net/nfs_client/identifier (fs/nfs/nfs4proc.c
+    /// nfs4_get_uniquifier), which is what nfs-utils sets per container;
+    /// `ip netns exec` mounts that namespace's own sysfs to write it. It
+    /// ends with the namespace. Without the nfs module there is no NFS
+    /// client to name (host-target worlds without mounts).
+    pub(super) fn name_nfs_clients(&self, note: &mut dyn FnMut(String)) -> Result<(), SetupError> {
+        if !Path::new(NFS_CLIENT_IDENTIFIER).exists() {
+            return Ok(());
+        }
+        for (host, ns) in &self.netns {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns.name(), "tee", NFS_CLIENT_IDENTIFIER]);
+            let id = format!("stackquake-{}", ns.name());
+            crate::tools::output_with(
+                cmd,
+                Input {
+                    stdin: Some(&id),
+                    place: None,
+                },
+            )
+            .map_err(|source| SetupError::NfsClientName {
+                host: host.clone(),
+                source,
+            })?;
+            note(format!("host {host}: NFS client identifier {id}"));
+        }
         Ok(())
     }
 
