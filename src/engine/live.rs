@@ -459,11 +459,14 @@ impl<'a> Live<'a> {
             let threads: Vec<_> = steps
                 .iter()
                 .map(|step| {
-                    let Action::Fault { fault, .. } = &step.action else {
+                    let Action::Fault {
+                        fault, heal_after, ..
+                    } = &step.action
+                    else {
                         unreachable!("only fault steps are injected")
                     };
                     s.spawn(move || {
-                        let r = fault::inject(fault, world);
+                        let r = fault::inject_for(fault, *heal_after, world);
                         (r, monotonic_ns().saturating_sub(t0))
                     })
                 })
