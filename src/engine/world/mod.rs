@@ -46,8 +46,6 @@ pub enum SetupError {
         what: String,
         source: crate::block::BlockError,
     },
-    #[error("host {host}: {why}")]
-    Staging { host: String, why: String },
     #[error("kernel.{setting}: {detail}")]
     Kernel { setting: String, detail: String },
     #[error("{what}: {source}")]

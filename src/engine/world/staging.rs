@@ -20,18 +20,11 @@ pub(super) struct StagingParts {
     firewall: Option<ExpiringFirewall>,
 }
 
-fn refuse(host: &str, why: &str) -> SetupError {
-    SetupError::Staging {
-        host: host.to_string(),
-        why: why.to_string(),
-    }
-}
-
 impl World {
     /// Takes the rehearsal's one local host as this namespace, and creates
-    /// the expiring firewall there if any step cuts. Refuses what would
-    /// need a world of ours on a real client (links, a second host, a
-    /// statd of our own).
+    /// the expiring firewall there if any step cuts. Validation made sure
+    /// nothing needs a world of ours on the client: one local host, no
+    /// links, no statd of our own (scenario/validate/staging.rs).
     pub(super) fn build_staging(
         &mut self,
         s: &Plan,
@@ -46,26 +39,8 @@ impl World {
             .filter(|h| !remote.contains(h.as_str()))
             .collect();
         let [client] = local.as_slice() else {
-            let names: Vec<&str> = local.iter().map(|h| h.as_str()).collect();
-            return Err(refuse(
-                &names.join(", "),
-                "a rehearsal runs on one client, the machine stackquake runs on: \
-                 name exactly one host besides the external servers' hosts",
-            ));
+            panic!("validation lets a rehearsal have one local host, not {local:?}");
         };
-        if let Some(link) = s.links.first() {
-            return Err(refuse(
-                &link.between[0],
-                "a rehearsal builds no links: the client reaches the server over its real network",
-            ));
-        }
-        if s.hosts[*client].statd.is_some() {
-            return Err(refuse(
-                client,
-                "a rehearsal starts no status monitor of its own on the client \
-                 (statd:); the client's own statd is the one that counts",
-            ));
-        }
         self.staging.here.insert((*client).clone());
         note(format!(
             "host {client}: the namespace stackquake runs in (staging client)"

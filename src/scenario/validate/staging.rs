@@ -74,6 +74,38 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
             );
         }
     }
+    // The client is the machine stackquake runs on, not a namespace of
+    // ours: there is exactly one, and the run starts no daemon on it.
+    let local: Vec<&str> = s
+        .hosts
+        .keys()
+        .map(String::as_str)
+        .filter(|h| !remotes.contains(h))
+        .collect();
+    if local.len() != 1 {
+        c.at(
+            s.id.referenced,
+            "hosts".into(),
+            format!(
+                "a rehearsal runs on one client, the machine stackquake runs on; the hosts \
+                 besides the external servers' are [{}]",
+                local.join(", ")
+            ),
+            Some("name exactly one client host, e.g. `client: {}`".into()),
+        );
+    }
+    for name in &local {
+        if let Some(statd) = &s.hosts[*name].statd {
+            c.at(
+                statd.referenced,
+                format!("hosts.{name}.statd"),
+                "a rehearsal starts no status monitor on the client: the client's own statd \
+                 is the one the failover meets"
+                    .into(),
+                Some("drop `statd:`; mount with `nolock` or rely on the client's own statd".into()),
+            );
+        }
+    }
     let remote = |r: &Ref| remotes.contains(r.value.as_str());
     let not_here = |c: &mut Checker, r: &Ref, path: String, what: &str| {
         if remote(r) {
