@@ -1,7 +1,8 @@
 //! `plan --target staging` and `--allow-external` on the shipped rehearsal
 //! (staging/failover-rehearsal.yaml): what it would change on the client,
 //! each with its expiry, and a refusal (exit 2) while a remote address it
-//! touches is not named. No privileges, no side effects.
+//! touches is not named, and `run --target staging` refusing alike. No
+//! privileges, no side effects.
 
 use std::process::Command;
 
@@ -85,4 +86,51 @@ fn rehearsals_and_worlds_are_not_mixed_up() {
     let (code, out, err) = stackquake(&["plan", "--target", "staging", world]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("no `kind: external` server"), "{err}");
+}
+
+// The same rail on `run`: a rehearsal that touches an address the operator
+// did not name runs nothing (no reports either), with plan's words;
+// `--allow-external` means nothing on another target and is refused.
+#[test]
+fn run_refuses_before_anything_while_a_remote_address_is_not_allowed() {
+    let out_dir = std::env::temp_dir().join(format!("sq-cli-staging-{}", std::process::id()));
+    let out_arg = out_dir.to_str().unwrap();
+    for allow in [None, Some("198.51.100.1")] {
+        let mut args = vec!["run", "--target", "staging", "--output", out_arg];
+        if let Some(a) = allow {
+            args.extend(["--allow-external", a]);
+        }
+        args.push(REHEARSAL);
+        let (code, out, err) = stackquake(&args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains(
+                "refused: 192.0.2.10 not named by --allow-external; \
+                 a rehearsal touches no address the operator did not name"
+            ),
+            "{err}"
+        );
+        assert!(
+            !out_dir.exists(),
+            "a refused run wrote {}",
+            out_dir.display()
+        );
+    }
+    let world = "scenarios/blackhole-failover.yaml";
+    let (code, out, err) = stackquake(&["run", "--target", "staging", world]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("no `kind: external` server"), "{err}");
+    let (code, out, err) = stackquake(&[
+        "run",
+        "--target",
+        "host",
+        "--allow-external",
+        "192.0.2.10",
+        world,
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("--allow-external is for --target staging only"),
+        "{err}"
+    );
 }

@@ -1,7 +1,7 @@
 //! `stackquake plan` and `stackquake list`: what a run would do, and what
 //! scenarios there are, without touching the machine.
 
-mod staging;
+pub(super) mod staging;
 mod world;
 
 use super::exit;
@@ -37,12 +37,7 @@ pub fn plan(
     let staging = target == Some(PlanTarget::Staging);
     let mut code = exit::OK;
     for (file, s) in &scenarios {
-        if s.is_rehearsal() != staging {
-            let why = if staging {
-                "has no `kind: external` server, so it is no staging rehearsal"
-            } else {
-                "is a staging rehearsal (an `external` server): show it with --target staging"
-            };
+        if let Some(why) = staging::mismatch(s.is_rehearsal(), staging) {
             eprintln!("{}: scenario {} {why}", file.display(), s.id);
             code = exit::INVALID_INPUT;
             continue;

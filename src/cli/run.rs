@@ -19,9 +19,15 @@ pub struct RunArgs {
     /// Scenario files, or directories whose *.yaml files are all run.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Where to run: a throwaway QEMU guest (vm) or this machine (host).
+    /// Where to run: a throwaway QEMU guest (vm), this machine (host), or
+    /// this machine as the client of a real staging server (staging: the
+    /// scenarios must be rehearsals, with `kind: external` servers).
     #[arg(long, value_enum, default_value_t = TargetArg::Vm)]
     target: TargetArg,
+    /// staging: the remote addresses the rehearsal may touch; it must name
+    /// every one, or nothing runs.
+    #[arg(long, value_name = "ADDR[,ADDR…]", value_delimiter = ',')]
+    allow_external: Vec<std::net::IpAddr>,
     /// Short for --target vm.
     #[arg(long, conflicts_with = "target")]
     vm: bool,
@@ -74,6 +80,7 @@ pub struct RunArgs {
 enum TargetArg {
     Vm,
     Host,
+    Staging,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,8 +177,20 @@ pub fn run(args: RunArgs) -> u8 {
         eprintln!("{share}no scenario cases to run");
         return exit::OK;
     }
-    let on_host = !args.in_guest && !args.vm && args.target == TargetArg::Host;
-    if on_host && let Err(e) = engine::preflight(Target::Host) {
+    let staging = !args.vm && args.target == TargetArg::Staging;
+    if let Err(code) = check_staging(&scenarios, staging, &args.allow_external) {
+        eprintln!("nothing was run");
+        return code;
+    }
+    let here = match args.target {
+        _ if args.in_guest || args.vm => None,
+        TargetArg::Host => Some(Target::Host),
+        TargetArg::Staging => Some(Target::Staging),
+        TargetArg::Vm => None,
+    };
+    if let Some(target) = here
+        && let Err(e) = engine::preflight(target)
+    {
         eprintln!("error: {e}");
         return exit::UNAVAILABLE;
     }
@@ -191,14 +210,8 @@ pub fn run(args: RunArgs) -> u8 {
             Err(code) => return code,
         }
     } else {
-        run_here(
-            &run_id,
-            &scenarios,
-            Target::Host,
-            "host".into(),
-            &out,
-            &args,
-        )
+        let target = here.expect("vm and guest runs are handled above");
+        run_here(&run_id, &scenarios, target, target.to_string(), &out, &args)
     };
     if let Err(e) = report.write(&out) {
         eprintln!("error: {e}");
@@ -230,6 +243,41 @@ pub fn run(args: RunArgs) -> u8 {
         );
     }
     exit_code(&report)
+}
+
+/// The safety rail of a rehearsal, before anything is touched: on staging
+/// every scenario must be one (a world of namespaces has no business on a
+/// real client) and `--allow-external` must name every remote address it
+/// touches; elsewhere `--allow-external` means nothing and is refused
+/// rather than ignored.
+fn check_staging(
+    scenarios: &[(PathBuf, Plan)],
+    staging: bool,
+    allowed: &[std::net::IpAddr],
+) -> Result<(), u8> {
+    if !staging {
+        if !allowed.is_empty() {
+            eprintln!("error: --allow-external is for --target staging only");
+            return Err(exit::INVALID_INPUT);
+        }
+        return Ok(());
+    }
+    let mut ok = true;
+    for (file, s) in scenarios {
+        let why = match super::plan::staging::mismatch(s.is_rehearsal(), true) {
+            Some(why) => why.to_string(),
+            None => {
+                let unallowed = s.unallowed(allowed);
+                if unallowed.is_empty() {
+                    continue;
+                }
+                super::plan::staging::refusal(&unallowed)
+            }
+        };
+        eprintln!("{}: scenario {} {why}", file.display(), s.id);
+        ok = false;
+    }
+    if ok { Ok(()) } else { Err(exit::INVALID_INPUT) }
 }
 
 /// A killed run's namespaces, mounts, firewall tables and changed kernel

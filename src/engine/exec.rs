@@ -39,7 +39,7 @@ pub struct ExecChild {
 
 pub fn spawn(
     step: &str,
-    ns: &Netns,
+    ns: Option<&Netns>,
     command: &[String],
     root: &std::path::Path,
     output: PathBuf,
@@ -54,7 +54,7 @@ pub fn spawn(
     };
     let out = std::fs::File::create(&output).map_err(output_err)?;
     let err = out.try_clone().map_err(output_err)?;
-    let mut cmd = crate::net::command_in(ns, program);
+    let mut cmd = crate::net::command_at(ns, program);
     cmd.args(args)
         // Relative paths name the scenario's paths: `mnt/vol/x` is /mnt/vol/x.
         .current_dir(root)

@@ -186,7 +186,7 @@ impl<'a> Live<'a> {
                     self.storm_mounts.push((target, entry));
                 }
             }
-            let ns = self.world.netns(&w.host).expect("validated host");
+            let ns = self.world.place(&w.host);
             let running = workloads::spawn(&spec, ns, w.deadline, ledger)?;
             self.workloads.push(running);
         }
@@ -435,7 +435,7 @@ impl<'a> Live<'a> {
         let id = step.id.clone();
         self.mark_begin(&id);
         if let Action::Exec { host, command } = &step.action {
-            let ns = self.world.netns(host).expect("validated host");
+            let ns = self.world.place(host);
             let out = self.scratch.join(format!("exec-{id}.out"));
             let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
                 .map_err(Abort::Exec)?;
@@ -459,11 +459,14 @@ impl<'a> Live<'a> {
             let threads: Vec<_> = steps
                 .iter()
                 .map(|step| {
-                    let Action::Fault { fault, .. } = &step.action else {
+                    let Action::Fault {
+                        fault, heal_after, ..
+                    } = &step.action
+                    else {
                         unreachable!("only fault steps are injected")
                     };
                     s.spawn(move || {
-                        let r = fault::inject(fault, world);
+                        let r = fault::inject_for(fault, *heal_after, world);
                         (r, monotonic_ns().saturating_sub(t0))
                     })
                 })

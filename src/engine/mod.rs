@@ -67,6 +67,16 @@ pub fn preflight(target: Target) -> Result<(), Unavailable> {
                 .into(),
         });
     }
+    if target == Target::Staging && !nix::unistd::geteuid().is_root() {
+        return Err(Unavailable {
+            what: "the staging target needs root: a rehearsal adds an nftables table, \
+                   mounts and processes on this client"
+                .into(),
+            hint: "run it as root on the staging client (sudo stackquake run --target staging …); \
+                   `stackquake plan --target staging` shows what it would change"
+                .into(),
+        });
+    }
     Ok(())
 }
 
@@ -133,7 +143,14 @@ fn run(
     live.stage("setup");
     let setup = live
         .world
-        .build(s, &run, &scratch, &ledger, &mut live.journal.events)
+        .build(
+            s,
+            opts.target,
+            &run,
+            &scratch,
+            &ledger,
+            &mut live.journal.events,
+        )
         .map_err(StartError::from)
         .and_then(|()| {
             live.start_captures();

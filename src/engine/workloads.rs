@@ -38,7 +38,7 @@ pub struct SpawnError {
 
 pub fn spawn(
     spec: &Spec,
-    ns: &Netns,
+    ns: Option<&Netns>,
     deadline: Duration,
     ledger: &Ledger,
 ) -> Result<Running, SpawnError> {
@@ -48,7 +48,7 @@ pub fn spawn(
     };
     let exe = std::env::current_exe().map_err(err)?;
     let json = serde_json::to_string(spec).expect("spec serializes");
-    let mut cmd = crate::net::command_in(ns, &exe);
+    let mut cmd = crate::net::command_at(ns, &exe);
     cmd.arg("workload")
         .arg(json)
         // The go barrier: the child starts its ops when this pipe closes.

@@ -14,7 +14,7 @@ mod xfs;
 pub use block::io_count;
 
 use crate::block::DmVolume;
-use crate::net::{Firewall, Netns, RuleId};
+use crate::net::{ExpiringFirewall, Firewall, Netns, Rule, RuleId};
 use crate::nfs::NfsServer;
 use crate::nfs::knfsd::KnfsdError;
 use crate::plan::{Daemon, Fault};
@@ -48,6 +48,12 @@ pub trait Targets {
             what: "firewall of host",
             name: host.to_string(),
         })
+    }
+    /// The staging rehearsal's expiring firewall, when `host` is the
+    /// client a rehearsal runs on: its cuts become timed set elements
+    /// there instead of rules of [`Targets::firewall`].
+    fn expiring_firewall(&self, _host: &str) -> Option<&ExpiringFirewall> {
+        None
     }
     /// Where `net.*` faults keep their undo guards.
     fn net_guards(&self) -> Option<MutexGuard<'_, NetGuards>> {
@@ -122,6 +128,16 @@ pub enum Active {
         host: String,
         rule: RuleId,
     },
+    /// A `net.block` / `net.reject` of a staging rehearsal: an element of
+    /// `host`'s expiring firewall that the kernel removes after the step's
+    /// `for:` if nothing heals it first. `packets_before`: what the rules
+    /// of its set had counted when it went in.
+    ExpiringCut {
+        kind: &'static str,
+        host: String,
+        rule: Rule,
+        packets_before: u64,
+    },
     /// A `net.mtu` change; the guard that restores it is in [`NetGuards`].
     NetMtu {
         host: String,
@@ -163,7 +179,9 @@ impl Active {
     pub fn kind(&self) -> &'static str {
         match self {
             Active::NfsUnexport { .. } => nfs::KIND,
-            Active::NetRule { kind, .. } | Active::Netem { kind, .. } => kind,
+            Active::NetRule { kind, .. }
+            | Active::ExpiringCut { kind, .. }
+            | Active::Netem { kind, .. } => kind,
             Active::NetMtu { .. } => net::MTU,
             Active::NfsRule { kind, .. } => kind,
             Active::Lock(l) => l.kind(),
@@ -174,7 +192,10 @@ impl Active {
     /// What [`fired`] counts for this fault, in the singular ("packet").
     pub fn unit(&self) -> &'static str {
         match self {
-            Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => "packet",
+            Active::NetRule { .. }
+            | Active::ExpiringCut { .. }
+            | Active::Netem { .. }
+            | Active::NetMtu { .. } => "packet",
             // Bios the dm volume completed or held while its table was
             // swapped: a workload's many failed writes may be a few of these
             // (the page cache merges them), so say which layer counts.
@@ -214,6 +235,10 @@ pub enum FaultError {
         fault: &'static str,
         source: KnfsdError,
     },
+    /// A staging cut without a time to live: its element would never
+    /// expire (validation requires `for:`, so this is a caller's bug).
+    #[error("{fault}: a cut on a staging client needs a duration (`for:`)")]
+    Unbounded { fault: &'static str },
     #[error("{fault}: {detail}")]
     Lock { fault: &'static str, detail: String },
     #[error("{fault}: {source}")]
@@ -244,6 +269,16 @@ fn server<'w>(
 }
 
 pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> {
+    inject_for(fault, None, world)
+}
+
+/// Injects `fault` for the step's `for:` (`lasts`), which a staging cut
+/// hands to the kernel as its element's timeout.
+pub fn inject_for(
+    fault: &Fault,
+    lasts: Option<std::time::Duration>,
+    world: &dyn Targets,
+) -> Result<Active, FaultError> {
     match fault {
         Fault::NfsUnexport { server, export } => nfs::unexport(world, server, export),
         Fault::XfsShutdown { image } => xfs::shutdown(world, image),
@@ -251,7 +286,7 @@ pub fn inject(fault: &Fault, world: &dyn Targets) -> Result<Active, FaultError> 
             reject,
             host,
             matching,
-        } => net::cut(world, host, matching, *reject),
+        } => net::cut(world, host, matching, *reject, lasts),
         Fault::NetMtu { link, mtu } => net::mtu(world, link, *mtu),
         Fault::NetDelay {
             link,
@@ -279,9 +314,10 @@ pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
         Active::NfsRule { kind, server, rule } => nfs_call::remove_rule(world, kind, server, *rule),
         Active::Lock(l) => lock::heal(l, world),
         Active::Permanent { .. } => Ok(()),
-        Active::NetRule { .. } | Active::NetMtu { .. } | Active::Netem { .. } => {
-            net::heal(active, world)
-        }
+        Active::NetRule { .. }
+        | Active::ExpiringCut { .. }
+        | Active::NetMtu { .. }
+        | Active::Netem { .. } => net::heal(active, world),
         Active::Block {
             kind,
             image,
@@ -297,9 +333,10 @@ pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
 /// nothing.
 pub fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultError>> {
     match active {
-        Active::NetRule { .. } | Active::Netem { .. } | Active::NetMtu { .. } => {
-            net::fired(active, world)
-        }
+        Active::NetRule { .. }
+        | Active::ExpiringCut { .. }
+        | Active::Netem { .. }
+        | Active::NetMtu { .. } => net::fired(active, world),
         Active::Block {
             device, ios_before, ..
         } => block::fired(device, *ios_before).map(Ok),

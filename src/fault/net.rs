@@ -54,12 +54,14 @@ fn unknown(fault: &'static str, what: &'static str, name: &str) -> FaultError {
 }
 
 /// A firewall rule in `host`'s namespace that drops (or rejects) what
-/// `matching` matches.
+/// `matching` matches; on a staging client, an element of the run's
+/// expiring firewall that lasts `lasts` even if nobody heals it.
 pub(super) fn cut(
     world: &dyn Targets,
     host: &str,
     matching: &Match,
     reject: bool,
+    lasts: Option<Duration>,
 ) -> Result<Active, FaultError> {
     let (kind, action) = if reject {
         (REJECT, Action::Reject)
@@ -70,6 +72,17 @@ pub(super) fn cut(
         matching: matching.clone(),
         action,
     };
+    if let Some(fw) = world.expiring_firewall(host) {
+        let ttl = lasts.ok_or(FaultError::Unbounded { fault: kind })?;
+        let packets_before = fw.packets(&rule).map_err(net_err(kind))?;
+        fw.cut(&rule, ttl).map_err(net_err(kind))?;
+        return Ok(Active::ExpiringCut {
+            kind,
+            host: host.to_string(),
+            rule,
+            packets_before,
+        });
+    }
     let fw = world.firewall(host)?;
     let id = fw
         .lock()
@@ -81,6 +94,16 @@ pub(super) fn cut(
         host: host.to_string(),
         rule: id,
     })
+}
+
+fn expiring<'w>(
+    world: &'w dyn Targets,
+    fault: &'static str,
+    host: &str,
+) -> Result<&'w crate::net::ExpiringFirewall, FaultError> {
+    world
+        .expiring_firewall(host)
+        .ok_or_else(|| unknown(fault, "expiring firewall of host", host))
 }
 
 fn iface(
@@ -179,6 +202,14 @@ pub(super) fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultErro
             .remove(*rule)
             .map(drop)
             .map_err(net_err(kind)),
+        // Already expired (the kernel's timeout and the `for:` end at the
+        // same moment) is healed too.
+        Active::ExpiringCut {
+            kind, host, rule, ..
+        } => expiring(world, kind, host)?
+            .heal(rule)
+            .map(drop)
+            .map_err(net_err(kind)),
         // Taken out first, so the lock is not held while `ip` runs.
         Active::NetMtu { guard, .. } => {
             let change = guards(world, MTU)?.mtu.remove(guard);
@@ -200,6 +231,15 @@ pub(super) fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, 
         Active::NetRule { kind, host, rule } => Some(world.firewall(host).and_then(|fw| {
             let fw = fw.lock().expect("firewall lock");
             fw.packets(*rule).map_err(net_err(kind))
+        })),
+        Active::ExpiringCut {
+            kind,
+            host,
+            rule,
+            packets_before,
+        } => Some(expiring(world, kind, host).and_then(|fw| {
+            let now = fw.packets(rule).map_err(net_err(kind))?;
+            Ok(now.saturating_sub(*packets_before))
         })),
         Active::Netem { kind, guard, .. } => Some((|| {
             let g = guards(world, kind)?;

@@ -23,7 +23,7 @@ pub use ip::{add_address, ip_output, route_via, set_mtu, set_up};
 pub use link::{Bridge, Vlan, delete_link};
 pub use netem::{Netem, NetemSpec, QdiscStats};
 pub use netns::{Netns, delete_netns};
-pub use spawn::{command_in, tcp_listener_in};
+pub use spawn::{command_at, command_in, tcp_listener_in};
 pub use tune::{LinkStats, MtuChange, SIZE_HIDING_OFFLOADS, link_stats, set_offloads};
 pub use veth::{IFNAMSIZ_MAX, VethPair, link_ifname};
 

@@ -22,6 +22,15 @@ pub fn command_in(ns: &Netns, program: impl AsRef<OsStr>) -> Command {
     cmd
 }
 
+/// A `Command` whose child runs in `ns`, or where we run (None: a staging
+/// rehearsal's client, which is the namespace stackquake runs in).
+pub fn command_at(ns: Option<&Netns>, program: impl AsRef<OsStr>) -> Command {
+    match ns {
+        Some(ns) => command_in(ns, program),
+        None => Command::new(program),
+    }
+}
+
 /// Binds a TCP listener inside `ns`; a socket keeps the namespace it was
 /// created in, so the caller may accept on it from any thread.
 pub fn tcp_listener_in(ns: &Netns, addr: SocketAddr) -> Result<TcpListener, NetError> {

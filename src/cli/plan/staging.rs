@@ -86,11 +86,29 @@ pub(super) fn print_staging(s: &Plan, allowed: &[IpAddr]) -> bool {
     }
     out!("  on the server: nothing (kind: external)");
     if !unallowed.is_empty() {
-        let list: Vec<String> = unallowed.iter().map(IpAddr::to_string).collect();
-        out!(
-            "  refused: {} not named by --allow-external; a rehearsal touches no address the operator did not name",
-            list.join(", ")
-        );
+        out!("  {}", refusal(&unallowed));
     }
     unallowed.is_empty()
+}
+
+/// Why a rehearsal may not run: the remote addresses `--allow-external`
+/// did not name. `plan` and `run` say it alike.
+pub(in crate::cli) fn refusal(unallowed: &[IpAddr]) -> String {
+    let list: Vec<String> = unallowed.iter().map(IpAddr::to_string).collect();
+    format!(
+        "refused: {} not named by --allow-external; a rehearsal touches no address the operator did not name",
+        list.join(", ")
+    )
+}
+
+/// Why a scenario is not shown (`plan`) or run (`run`) on the target asked
+/// for: a rehearsal only on staging, and staging only for rehearsals.
+pub(in crate::cli) fn mismatch(is_rehearsal: bool, staging: bool) -> Option<&'static str> {
+    match (is_rehearsal, staging) {
+        (false, true) => Some("has no `kind: external` server, so it is no staging rehearsal"),
+        (true, false) => {
+            Some("is a staging rehearsal (an `external` server): show it with --target staging")
+        }
+        _ => None,
+    }
 }

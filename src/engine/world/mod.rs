@@ -1,6 +1,8 @@
 //! Building a scenario's world from its description, and tearing it down in
 //! the order that copes with hung I/O (architecture.md, "The world inside one
 //! run"): image mounts → loop devices → NFS mounts → servers → links → netns.
+//! On `target: staging` there are no namespaces or links to build
+//! (`staging`): the client is where stackquake runs.
 //! Every object is recorded in the ledger by the layer that creates it,
 //! before it exists, so `stackquake cleanup` can finish a killed run's work.
 
@@ -12,6 +14,7 @@ mod locking;
 mod net;
 mod nfs;
 mod seed;
+mod staging;
 
 use crate::block::{DmVolume, ImageFile, LoopDevice, Mount};
 use crate::fault::{FaultError, NetGuards, Targets};
@@ -19,7 +22,7 @@ use crate::journal::Event;
 use crate::ledger::{Ledger, RunId};
 use crate::net::{Firewall, Netns, VethPair};
 use crate::nfs::NfsServer;
-use crate::plan::Plan;
+use crate::plan::{Plan, Target};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -104,6 +107,8 @@ pub struct World {
     knfsds: BTreeMap<String, knfsd::KnfsdServer>,
     /// `kernel:` settings changed for the run, in the order they were set.
     kernel: Vec<kernel::KernelSetting>,
+    /// A staging rehearsal's client and its expiring firewall.
+    staging: staging::StagingParts,
 }
 
 impl World {
@@ -140,6 +145,10 @@ impl Targets for World {
         self.firewall_of(host)
     }
 
+    fn expiring_firewall(&self, host: &str) -> Option<&crate::net::ExpiringFirewall> {
+        self.expiring_firewall_of(host)
+    }
+
     fn net_guards(&self) -> Option<MutexGuard<'_, NetGuards>> {
         Some(self.net_guards_of())
     }
@@ -155,10 +164,6 @@ impl Targets for World {
 }
 
 impl World {
-    pub fn netns(&self, host: &str) -> Option<&Netns> {
-        self.netns.get(host)
-    }
-
     /// A scenario path (absolute, no `..`; validated) inside the private root.
     pub fn path(&self, scenario_path: &str) -> PathBuf {
         self.root.join(scenario_path.trim_start_matches('/'))
@@ -178,10 +183,12 @@ impl World {
     }
 
     /// Builds the world into `self`; on error, what was built stays in `self`
-    /// for [`World::teardown`].
+    /// for [`World::teardown`]. On `target` staging, hosts and links are
+    /// not built: the client is the namespace stackquake runs in.
     pub fn build(
         &mut self,
         s: &Plan,
+        target: Target,
         run: &RunId,
         scratch: &Path,
         ledger: &Ledger,
@@ -196,10 +203,15 @@ impl World {
         };
 
         self.build_kernel(s, ledger, &mut note)?;
-        self.build_hosts(s, run, ledger, &mut note)?;
-        self.name_nfs_clients(&mut note)?;
-        self.build_links(s, ledger, &mut note)?;
-        self.build_peer_routes(s, &mut note)?;
+        if target == Target::Staging {
+            // The client is this machine, with its own NFS identity.
+            self.build_staging(s, run, ledger, &mut note)?;
+        } else {
+            self.build_hosts(s, run, ledger, &mut note)?;
+            self.name_nfs_clients(&mut note)?;
+            self.build_links(s, ledger, &mut note)?;
+            self.build_peer_routes(s, &mut note)?;
+        }
         self.build_servers(s, scratch, &mut note)?;
         self.build_knfsds(s, scratch, ledger, &mut note)?;
         self.build_statds(s, ledger, &mut note)?;
@@ -223,6 +235,7 @@ impl World {
             Ok(None) => Ok(String::new()),
             Err(e) => Err(e),
         };
+        self.teardown_staging(&mut log);
         for (id, m) in std::mem::take(&mut self.image_mounts).into_iter().rev() {
             match unmount(m) {
                 Ok(how) => log.done(format!("unmount image {id}{how}")),

@@ -25,8 +25,11 @@ impl World {
         note: &mut dyn FnMut(String),
     ) -> Result<(), SetupError> {
         for (name, server) in &s.nfs_servers {
-            if server.kind == ServerKind::Knfsd {
-                continue; // build_knfsds
+            match server.kind {
+                ServerKind::Knfsd => continue, // build_knfsds
+                // Someone's real server: nothing is started for it.
+                ServerKind::External => continue,
+                ServerKind::Inproc => {}
             }
             let nfs_err = |detail: String| SetupError::Nfs {
                 server: name.clone(),
@@ -126,7 +129,11 @@ impl World {
                 })?;
             let target = self.path(&m.at);
             std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-            let mut data = nfs_mount_data(m.options.as_deref(), m.version, addr, NFS_PORT);
+            // A real server's ports are its own business: its rpcbind
+            // says where NFS and MOUNT listen, and the kernel asks it when
+            // no port is given, as for mount.nfs's options.
+            let port = (server.kind != ServerKind::External).then_some(NFS_PORT);
+            let mut data = nfs_mount_data(m.options.as_deref(), m.version, addr, port);
             let mut source = format!("{addr}:{}", m.export);
             if !m.version.is_v4()
                 && let Some((dir, mountd)) = self.knfsd_target(&m.server, &m.export)
@@ -139,9 +146,13 @@ impl World {
                 );
             }
             // The kernel NFS client uses the mounting task's network namespace.
-            let mount = match self.netns[&m.host]
-                .run(|| Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger))
-            {
+            let mount_it =
+                || Mount::mount(&source, &target, "nfs", MsFlags::empty(), &data, ledger);
+            let mounted = match self.place(&m.host) {
+                Some(ns) => ns.run(mount_it),
+                None => mount_it(),
+            };
+            let mount = match mounted {
                 Ok(mount) => mount,
                 // Expected (`mount_fails`): recorded, and the run goes on.
                 Err(e @ BlockError::Mount { source: errno, .. }) if m.must_fail => {
@@ -174,11 +185,13 @@ impl World {
 /// The option string for the kernel's NFS mount(2): no mount.nfs helper runs,
 /// so the address and ports it would have found through the portmapper are
 /// spelled out. NFSv4 has no MOUNT protocol: only its address and port.
+/// Without `port` (an external server) only the address is given and the
+/// kernel asks the server's rpcbind for both ports.
 fn nfs_mount_data(
     options: Option<&str>,
     version: NfsVersion,
     addr: std::net::Ipv4Addr,
-    port: u16,
+    port: Option<u16>,
 ) -> String {
     let mut parts: Vec<String> = options
         .unwrap_or("")
@@ -192,7 +205,11 @@ fn nfs_mount_data(
     {
         parts.push("vers=3".into());
     }
-    parts.extend([format!("addr={addr}"), format!("port={port}")]);
+    parts.push(format!("addr={addr}"));
+    let Some(port) = port else {
+        return parts.join(",");
+    };
+    parts.push(format!("port={port}"));
     if version.is_v4() {
         return parts.join(",");
     }
@@ -215,7 +232,7 @@ mod tests {
             Some("vers=3,proto=tcp,hard"),
             NfsVersion::V3,
             "10.77.0.1".parse().unwrap(),
-            2049,
+            Some(2049),
         );
         assert_eq!(
             d,
@@ -223,8 +240,13 @@ mod tests {
              mountport=2049,mountproto=tcp,mountvers=3"
         );
         assert!(
-            nfs_mount_data(None, NfsVersion::V3, "10.0.0.1".parse().unwrap(), 2049)
-                .starts_with("vers=3,")
+            nfs_mount_data(
+                None,
+                NfsVersion::V3,
+                "10.0.0.1".parse().unwrap(),
+                Some(2049)
+            )
+            .starts_with("vers=3,")
         );
     }
 
@@ -234,8 +256,21 @@ mod tests {
             Some("vers=4.1,hard"),
             NfsVersion::V4(Some(1)),
             "10.77.0.1".parse().unwrap(),
-            2049,
+            Some(2049),
         );
         assert_eq!(d, "vers=4.1,hard,addr=10.77.0.1,port=2049");
+    }
+
+    // A real server's mountd listens wherever its rpcbind says: a fixed
+    // mountport=2049 would send MOUNT calls to nfsd.
+    #[test]
+    fn an_external_servers_ports_are_left_to_its_rpcbind() {
+        let d = nfs_mount_data(
+            Some("vers=3,proto=tcp,hard"),
+            NfsVersion::V3,
+            "192.0.2.10".parse().unwrap(),
+            None,
+        );
+        assert_eq!(d, "vers=3,proto=tcp,hard,addr=192.0.2.10");
     }
 }

@@ -262,6 +262,20 @@ impl ExpiringFirewall {
         self.nft(&["-f", "-"], Some(&script)).map(drop)
     }
 
+    /// Packets the fixed rules consulting `rule`'s set have acted on so
+    /// far, both directions. Elements carry no counters of their own (and
+    /// an expired element would take its count with it), so a cut's count
+    /// is the difference across its life; cuts in the same set at the same
+    /// time share it.
+    pub fn packets(&self, rule: &Rule) -> Result<u64, NetError> {
+        let (set, _) = element(rule)?;
+        let out = self.nft(&["-j", "list", "table", FAMILY, &self.name], None)?;
+        parse_set_packets(&out, &set).map_err(|why| NetError::BadOutput {
+            command: format!("nft -j list table {FAMILY} {}", self.name),
+            why,
+        })
+    }
+
     /// Every element still in force.
     pub fn elements(&self) -> Result<Vec<Element>, NetError> {
         let out = self.nft(&["-j", "list", "table", FAMILY, &self.name], None)?;
@@ -331,6 +345,27 @@ pub fn parse_elements(json: &str) -> Result<Vec<Element>, String> {
         }
     }
     Ok(found)
+}
+
+/// The packets counted by every rule that matches against set `set`, in
+/// `nft -j list table` output.
+pub fn parse_set_packets(json: &str, set: &str) -> Result<u64, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let items = v["nftables"].as_array().ok_or("no \"nftables\" array")?;
+    let reference = format!("@{set}");
+    let mut packets = 0;
+    for rule in items.iter().filter_map(|i| i.get("rule")) {
+        let exprs = rule["expr"].as_array().ok_or("rule without expr")?;
+        let consults = exprs
+            .iter()
+            .any(|e| e["match"]["right"].as_str() == Some(reference.as_str()));
+        if !consults {
+            continue;
+        }
+        let counted = exprs.iter().find_map(|e| e["counter"]["packets"].as_u64());
+        packets += counted.ok_or("a rule of the run's table without counter")?;
+    }
+    Ok(packets)
 }
 
 /// `10.0.0.1` or `10.0.0.1 . tcp . 2049` from an element's JSON value.
@@ -411,6 +446,23 @@ mod tests {
         }
         assert!(t.contains("ip daddr . meta l4proto . th dport @drop_port4 counter drop"));
         assert!(t.contains("ip6 saddr @reject_addr6 tcp flags & rst == 0 counter drop"));
+    }
+
+    #[test]
+    fn a_sets_packets_are_the_sum_of_the_rules_that_consult_it() {
+        let json = r#"{"nftables":[{"metainfo":{}},
+          {"rule":{"chain":"output","expr":[
+            {"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@drop_addr4"}},
+            {"counter":{"packets":5,"bytes":300}},{"drop":null}]}},
+          {"rule":{"chain":"input","expr":[
+            {"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@drop_addr4"}},
+            {"counter":{"packets":2,"bytes":120}},{"drop":null}]}},
+          {"rule":{"chain":"input","expr":[
+            {"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@reject_addr4"}},
+            {"counter":{"packets":9,"bytes":540}},{"drop":null}]}}]}"#;
+        assert_eq!(parse_set_packets(json, "drop_addr4").unwrap(), 7);
+        assert_eq!(parse_set_packets(json, "reject_addr4").unwrap(), 9);
+        assert_eq!(parse_set_packets(json, "drop_port4").unwrap(), 0);
     }
 
     #[test]

@@ -14,8 +14,7 @@ use std::collections::BTreeSet;
 /// What a rehearsal may do, for hints.
 const CLIENT_SIDE: &str = "on an external server use client-side faults: net.block or \
     net.reject from the client `toward` the server's host (optionally protocol and port), \
-    proc.kill of the client's own statd/rpcbind, or an `exec` step running your own \
-    failover command";
+    or an `exec` step running your own failover command";
 
 /// The hosts of `external` servers: remote machines, not namespaces.
 pub(super) fn remote_hosts(s: &Scenario) -> BTreeSet<&str> {
@@ -71,6 +70,38 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                 format!("nfs_servers.{name}.kind"),
                 "an external server is only reached from `target: staging`".into(),
                 Some("add `requires: { target: [staging] }`".into()),
+            );
+        }
+    }
+    // The client is the machine stackquake runs on, not a namespace of
+    // ours: there is exactly one, and the run starts no daemon on it.
+    let local: Vec<&str> = s
+        .hosts
+        .keys()
+        .map(String::as_str)
+        .filter(|h| !remotes.contains(h))
+        .collect();
+    if local.len() != 1 {
+        c.at(
+            s.id.referenced,
+            "hosts".into(),
+            format!(
+                "a rehearsal runs on one client, the machine stackquake runs on; the hosts \
+                 besides the external servers' are [{}]",
+                local.join(", ")
+            ),
+            Some("name exactly one client host, e.g. `client: {}`".into()),
+        );
+    }
+    for name in &local {
+        if let Some(statd) = &s.hosts[*name].statd {
+            c.at(
+                statd.referenced,
+                format!("hosts.{name}.statd"),
+                "a rehearsal starts no status monitor on the client: the client's own statd \
+                 is the one the failover meets"
+                    .into(),
+                Some("drop `statd:`; mount with `nolock` or rely on the client's own statd".into()),
             );
         }
     }
@@ -152,6 +183,17 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
             }
             Fault::ProcKill { host, .. } => {
                 not_here(c, host, format!("{path}.host"), "proc.kill");
+                // It kills a statd of the run's own, and a rehearsal starts
+                // none; the client's own daemons are not ours to restart.
+                c.at(
+                    fault.referenced,
+                    path,
+                    "`proc.kill` is not available on a staging client yet: a rehearsal \
+                     starts no daemon of its own, and killing and restarting the client's \
+                     own statd/rpcbind is not built"
+                        .into(),
+                    Some("kill it with your own command in an `exec` step".into()),
+                );
             }
             other => {
                 let on_remote = server_of(other).is_some_and(|srv| {
@@ -159,7 +201,7 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                         .get(&srv.value)
                         .is_some_and(|d| remote(&d.host))
                 });
-                // Everything but cuts, proc.kill and exec needs the server
+                // Everything but cuts and exec needs the server
                 // to be ours, or a namespace, a link or an image of the run.
                 let why = if on_remote {
                     format!(

@@ -1,0 +1,91 @@
+//! The world of a staging rehearsal (`run --target staging`), which is
+//! not built: the client is the namespace stackquake runs in, the server
+//! is someone's real machine (`kind: external`) where nothing is started.
+//! What the run adds on the client is what `plan --target staging` lists:
+//! one expiring firewall (`net::ExpiringFirewall`) when a step cuts, the
+//! mounts of the server's exports, and the run's processes.
+
+use super::{SetupError, TeardownLog, World};
+use crate::ledger::{Ledger, RunId};
+use crate::net::{ExpiringFirewall, Netns};
+use crate::plan::Plan;
+use std::collections::BTreeSet;
+
+/// What a rehearsal's world holds instead of namespaces and links.
+#[derive(Default)]
+pub(super) struct StagingParts {
+    /// The scenario's local host: it runs here, in no namespace of ours.
+    here: BTreeSet<String>,
+    /// The run's table of timed cuts, on the client (created when a step cuts).
+    firewall: Option<ExpiringFirewall>,
+}
+
+impl World {
+    /// Takes the rehearsal's one local host as this namespace, and creates
+    /// the expiring firewall there if any step cuts. Validation made sure
+    /// nothing needs a world of ours on the client: one local host, no
+    /// links, no statd of our own (scenario/validate/staging.rs).
+    pub(super) fn build_staging(
+        &mut self,
+        s: &Plan,
+        run: &RunId,
+        ledger: &Ledger,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        let remote = s.remote_hosts();
+        let local: Vec<&String> = s
+            .hosts
+            .keys()
+            .filter(|h| !remote.contains(h.as_str()))
+            .collect();
+        let [client] = local.as_slice() else {
+            panic!("validation lets a rehearsal have one local host, not {local:?}");
+        };
+        self.staging.here.insert((*client).clone());
+        note(format!(
+            "host {client}: the namespace stackquake runs in (staging client)"
+        ));
+        if !s.cuts().is_empty() {
+            let fw =
+                ExpiringFirewall::create(None, run, ledger).map_err(|source| SetupError::Net {
+                    host: (*client).clone(),
+                    source,
+                })?;
+            note(format!(
+                "host {client}: nft table inet {} for timed cuts",
+                fw.name()
+            ));
+            self.staging.firewall = Some(fw);
+        }
+        Ok(())
+    }
+
+    /// Where `host` runs: its namespace, or None for the namespace
+    /// stackquake runs in (a rehearsal's client).
+    pub fn place(&self, host: &str) -> Option<&Netns> {
+        if self.staging.here.contains(host) {
+            return None;
+        }
+        Some(
+            self.netns
+                .get(host)
+                .expect("validated host has a namespace"),
+        )
+    }
+
+    pub(super) fn expiring_firewall_of(&self, host: &str) -> Option<&ExpiringFirewall> {
+        self.staging
+            .firewall
+            .as_ref()
+            .filter(|_| self.staging.here.contains(host))
+    }
+
+    /// Deletes the expiring firewall, first of all: a cut still in force (a
+    /// kept one) toward the real server would make its unmount wait on it.
+    pub(super) fn teardown_staging(&mut self, log: &mut TeardownLog) {
+        if let Some(fw) = self.staging.firewall.take() {
+            let what = format!("delete firewall {}", fw.name());
+            log.record(what, fw.delete());
+        }
+    }
+}

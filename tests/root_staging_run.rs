@@ -1,0 +1,244 @@
+//! `stackquake run --target staging` end to end on this host, with real
+//! namespaces and nftables: the test makes a "staging server" namespace
+//! with a TCP listener and a "client" namespace joined by a veth, and runs
+//! stackquake inside the client namespace (`ip netns exec`), as an
+//! operator would on a real client, so the run's table never reaches the
+//! host's own namespace. A 2 s `net.block` toward the server must stop a
+//! TCP connect while it lasts and let it through after, the table must be
+//! gone after the run, and nothing of the run may be left. Without
+//! `--allow-external` naming the server, nothing runs and nothing changes.
+
+mod root_world_support;
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use root_world_support::{TestRun, leftovers, require_root_and};
+use stackquake::journal::Event;
+use stackquake::net::{
+    Netns, VethPair, add_address, command_in, link_ifname, set_up, tcp_listener_in,
+};
+use stackquake::report::{RunReport, Verdict};
+
+const TOOLS: &[&str] = &["ip", "nft", "bash", "timeout"];
+
+/// The client namespace, and the server's namespace with a listener on
+/// `10.99.<subnet>.2:<port>`.
+struct Staging {
+    client: Netns,
+    _server: Netns,
+    _veth: VethPair,
+    server_ip: IpAddr,
+}
+
+fn staging(t: &TestRun, subnet: u8, port: u16) -> Staging {
+    let client = Netns::create(&Netns::name_for(&t.run, "client"), &t.ledger).unwrap();
+    let server = Netns::create(&Netns::name_for(&t.run, "filer"), &t.ledger).unwrap();
+    let (ifa, ifb) = (link_ifname(&t.run, 0, 'a'), link_ifname(&t.run, 0, 'b'));
+    let veth = VethPair::create((&client, &ifa), (&server, &ifb), None, &t.ledger).unwrap();
+    add_address(&client, &ifa, &format!("10.99.{subnet}.1/24")).unwrap();
+    add_address(&server, &ifb, &format!("10.99.{subnet}.2/24")).unwrap();
+    for (ns, ifname) in [(&client, &ifa), (&server, &ifb)] {
+        ns.set_loopback_up().unwrap();
+        set_up(ns, ifname).unwrap();
+    }
+    let listener = tcp_listener_in(&server, ([0, 0, 0, 0], port).into()).unwrap();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    Staging {
+        client,
+        _server: server,
+        _veth: veth,
+        server_ip: format!("10.99.{subnet}.2").parse().unwrap(),
+    }
+}
+
+/// A rehearsal against `server:port` with no mounts: TCP connects before,
+/// during and after a 2 s block, each given 1 s (`timeout` exits 124).
+/// The probe during the cut also lists the element the run added.
+fn rehearsal(server: IpAddr, port: u16) -> String {
+    let probe = format!("timeout 1 bash -c 'exec 3<>/dev/tcp/{server}/{port}'");
+    format!(
+        r#"schema_version: 1
+id: staging-run-cut
+title: A timed cut toward a staging server, from the namespace stackquake runs in
+requires: {{ target: [staging], tools: [nft, bash, timeout] }}
+timeout: 60s
+hosts:
+  client: {{}}
+  filer: {{ addr: {server}/24 }}
+nfs_servers:
+  fs1: {{ host: filer, kind: external, exports: [{{ path: /export }}] }}
+steps:
+  - id: before
+    exec: {{ host: client, command: [bash, -c, "{probe}"] }}
+    timeout: 5s
+  - id: cut
+    fault: {{ net.block: {{ host: client, toward: filer }} }}
+    for: 2s
+  - id: during
+    after: before
+    offset: 300ms
+    exec:
+      host: client
+      command: [bash, -c, "nft list set inet $(nft list tables | awk '/_ttl$/ {{print $3}}') drop_addr4; {probe}"]
+    timeout: 5s
+  - id: after
+    after: cut
+    exec: {{ host: client, command: [bash, -c, "{probe}"] }}
+    timeout: 5s
+expect:
+  - exit_code: {{ step: before, code: 0 }}
+  - exit_code: {{ step: during, code: 124 }}
+  - exit_code: {{ step: after, code: 0 }}
+"#
+    )
+}
+
+/// `stackquake run --target staging` inside the client namespace.
+fn run_in(client: &Netns, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", client.name()])
+        .arg(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--target", "staging"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn tables_in(ns: &Netns) -> String {
+    let out = command_in(ns, "nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn connect(ns: &Netns, to: SocketAddr) -> std::io::Result<()> {
+    ns.run(|| TcpStream::connect_timeout(&to, Duration::from_secs(2)).map(drop))
+}
+
+#[test]
+fn a_timed_cut_blocks_the_server_while_it_lasts_and_leaves_nothing() {
+    require_root_and(TOOLS, &["/proc/self/ns/net"]);
+    let t = TestRun::new("root_staging_run");
+    let port = 7081;
+    let s = staging(&t, 71, port);
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, rehearsal(s.server_ip, port)).unwrap();
+    let out_dir = t.scratch("out");
+    let allow = s.server_ip.to_string();
+    let out = run_in(
+        &s.client,
+        &[
+            "--allow-external",
+            &allow,
+            "--output",
+            out_dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert_eq!(report.target, "staging");
+    let r = &report.results[0];
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}: {said}", r.reason);
+
+    let events = &r.journal.events;
+    // The cut was a set element with the step's `for:` as its timeout.
+    let during = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Exec { step, output, .. } if step == "during" => Some(output.clone()),
+            _ => None,
+        })
+        .expect("the during probe ran");
+    assert!(
+        during.contains(&format!("{} timeout 2s", s.server_ip)),
+        "{during}"
+    );
+    // It fired, and lasted its 2 s (healed on time, not by the kernel
+    // long after, nor early).
+    let injected = events.iter().find_map(|e| match e {
+        Event::FaultInjected { step, t_ns, .. } if step == "cut" => Some(*t_ns),
+        _ => None,
+    });
+    let (healed, matched, error) = events
+        .iter()
+        .find_map(|e| match e {
+            Event::FaultHealed {
+                step,
+                t_ns,
+                matched,
+                error,
+                ..
+            } if step == "cut" => Some((*t_ns, *matched, error.clone())),
+            _ => None,
+        })
+        .expect("the cut was healed");
+    assert_eq!(error, None);
+    assert!(matched.is_some_and(|n| n > 0), "{matched:?}");
+    let lasted = Duration::from_nanos(healed - injected.expect("the cut went in"));
+    assert!(
+        lasted >= Duration::from_millis(1900) && lasted < Duration::from_secs(3),
+        "{lasted:?}"
+    );
+
+    // Nothing left: no table in the client's namespace (where the run
+    // made it) nor anywhere else, no process, mount or scratch directory.
+    let tables = tables_in(&s.client);
+    assert!(!tables.contains("_ttl"), "{tables}");
+    let engine_run = &r.journal.run_id;
+    assert_eq!(leftovers(engine_run), Vec::<String>::new());
+    assert!(
+        !Path::new(stackquake::ledger::DEFAULT_ROOT)
+            .join("ledger")
+            .join(format!("{engine_run}.jsonl"))
+            .exists(),
+        "the run's ledger still has open entries"
+    );
+    connect(&s.client, (s.server_ip, port).into()).unwrap();
+}
+
+#[test]
+fn without_allow_external_nothing_runs_and_nothing_changes() {
+    require_root_and(TOOLS, &["/proc/self/ns/net"]);
+    let t = TestRun::new("root_staging_run");
+    let port = 7082;
+    let s = staging(&t, 72, port);
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, rehearsal(s.server_ip, port)).unwrap();
+    let before = tables_in(&s.client);
+    for allow in [None, Some("10.99.72.9")] {
+        let out_dir = t.scratch("out");
+        let mut args = Vec::new();
+        if let Some(a) = allow {
+            args.extend(["--allow-external", a]);
+        }
+        args.extend([
+            "--output",
+            out_dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        let out = run_in(&s.client, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(
+                "refused: 10.99.72.2 not named by --allow-external; \
+                 a rehearsal touches no address the operator did not name"
+            ),
+            "{err}"
+        );
+        assert!(!out_dir.exists(), "a refused run wrote reports");
+        assert_eq!(tables_in(&s.client), before);
+    }
+    connect(&s.client, (s.server_ip, port).into()).unwrap();
+}
