@@ -30,9 +30,12 @@ struct OpResult {
     body: Vec<u8>,
 }
 
-/// Sends a 4.0 COMPOUND of `ops` (each built by a closure on the writer)
-/// and returns the results, the last one's body running to the end.
-fn compound(d: &Dispatcher, ops: &[(u32, &dyn Fn(&mut XdrWriter))]) -> Vec<OpResult> {
+/// An operation: its number and what writes its arguments.
+type Op<'a> = (u32, &'a dyn Fn(&mut XdrWriter));
+
+/// Sends a 4.0 COMPOUND of `ops` and returns the results, each body
+/// running to the end of the reply.
+fn compound(d: &Dispatcher, ops: &[Op<'_>]) -> Vec<OpResult> {
     let mut w = XdrWriter::new();
     w.opaque(b"").u32(0).u32(ops.len() as u32);
     for (op, args) in ops {
@@ -137,17 +140,27 @@ fn open(d: &Dispatcher, client: u64) -> ([u8; 16], Vec<u8>) {
     (stateid, fh)
 }
 
-/// LOCK of [offset, offset+len) by a new lock-owner `owner` of `client`.
+/// Who asks for a lock: a client, one of its opens, a lock-owner name.
+struct Locker<'a> {
+    client: u64,
+    open: &'a [u8; 16],
+    owner: &'a [u8],
+}
+
+/// LOCK of `len` bytes from `offset` by a new lock-owner.
 fn lock_new(
     d: &Dispatcher,
     fh: &[u8],
-    open: &[u8; 16],
-    client: u64,
-    owner: &[u8],
+    by: Locker<'_>,
     write: bool,
     offset: u64,
     len: u64,
 ) -> OpResult {
+    let Locker {
+        client,
+        open,
+        owner,
+    } = by;
     let mut res = compound(
         d,
         &[
@@ -189,11 +202,33 @@ fn two_clients_contend_for_a_byte_range_lock() {
     let (open_b, _) = open(&d, b);
 
     // a write-locks bytes 0..100; b cannot write-lock byte 50.
-    let got = lock_new(&d, &fh, &open_a, a, b"php-a", true, 0, 100);
+    let got = lock_new(
+        &d,
+        &fh,
+        Locker {
+            client: a,
+            open: &open_a,
+            owner: b"php-a",
+        },
+        true,
+        0,
+        100,
+    );
     assert_eq!(got.status, 0);
     let mut lock_a = [0u8; 16];
     lock_a.copy_from_slice(&got.body[..16]);
-    let refused = lock_new(&d, &fh, &open_b, b, b"php-b", true, 50, 1);
+    let refused = lock_new(
+        &d,
+        &fh,
+        Locker {
+            client: b,
+            open: &open_b,
+            owner: b"php-b",
+        },
+        true,
+        50,
+        1,
+    );
     assert_eq!(refused.status, DENIED);
     assert_eq!(
         denied(&refused.body),
@@ -201,8 +236,38 @@ fn two_clients_contend_for_a_byte_range_lock() {
         "DENIED names the holder's range, type and owner"
     );
     // Past a's range b may lock; a read lock over a's write lock is denied.
-    assert_eq!(lock_new(&d, &fh, &open_b, b, b"php-b", true, 100, ALL).status, 0);
-    assert_eq!(lock_new(&d, &fh, &open_b, b, b"php-b2", false, 99, 1).status, DENIED);
+    assert_eq!(
+        lock_new(
+            &d,
+            &fh,
+            Locker {
+                client: b,
+                open: &open_b,
+                owner: b"php-b"
+            },
+            true,
+            100,
+            ALL
+        )
+        .status,
+        0
+    );
+    assert_eq!(
+        lock_new(
+            &d,
+            &fh,
+            Locker {
+                client: b,
+                open: &open_b,
+                owner: b"php-b2"
+            },
+            false,
+            99,
+            1
+        )
+        .status,
+        DENIED
+    );
 
     // LOCKT says the same without taking anything.
     let lockt = |owner: &'static [u8], client: u64| {
@@ -221,7 +286,11 @@ fn two_clients_contend_for_a_byte_range_lock() {
         .status
     };
     assert_eq!(lockt(b"someone", b), DENIED);
-    assert_eq!(lockt(b"php-a", a), 0, "an owner never conflicts with itself");
+    assert_eq!(
+        lockt(b"php-a", a),
+        0,
+        "an owner never conflicts with itself"
+    );
 
     // a cannot release its lock-owner while it holds the lock...
     let release = || {
@@ -243,11 +312,7 @@ fn two_clients_contend_for_a_byte_range_lock() {
                 w.opaque(&fh);
             }),
             (LOCKU, &|w: &mut XdrWriter| {
-                w.u32(WRITE_LT)
-                    .u32(2)
-                    .opaque_fixed(&lock_a)
-                    .u64(0)
-                    .u64(100);
+                w.u32(WRITE_LT).u32(2).opaque_fixed(&lock_a).u64(0).u64(100);
             }),
         ],
     )
@@ -257,5 +322,20 @@ fn two_clients_contend_for_a_byte_range_lock() {
     assert_eq!(&unlocked.body[4..16], &lock_a[4..16], "same lock state");
     assert_eq!(lockt(b"someone", b), 0);
     assert_eq!(release(), 0);
-    assert_eq!(lock_new(&d, &fh, &open_b, b, b"php-b2", true, 0, 100).status, 0);
+    assert_eq!(
+        lock_new(
+            &d,
+            &fh,
+            Locker {
+                client: b,
+                open: &open_b,
+                owner: b"php-b2"
+            },
+            true,
+            0,
+            100
+        )
+        .status,
+        0
+    );
 }
