@@ -195,6 +195,13 @@ pub enum FaultCommand {
         mode: DownModeArg,
     },
     NsmUp,
+    /// nfs.expire_lease: the NFSv4 leases of the clients that registered
+    /// from this address (every client without one) run out now: their
+    /// opens and locks are released.
+    ExpireLease {
+        #[arg(long)]
+        client: Option<std::net::IpAddr>,
+    },
     /// nlm.grace: force a grace period of this long from now (0s ends one).
     NlmGrace {
         duration: humantime::Duration,
@@ -459,6 +466,7 @@ fn fault_request(cmd: FaultCommand) -> Result<Request, String> {
         FaultCommand::NlmGrace { duration } => Request::NlmGrace {
             ms: duration.as_millis() as u64,
         },
+        FaultCommand::ExpireLease { client } => Request::ExpireLease { client },
         FaultCommand::LockStatus => Request::LockStatus,
         FaultCommand::Shutdown => Request::Shutdown,
     })
@@ -467,6 +475,9 @@ fn fault_request(cmd: FaultCommand) -> Result<Request, String> {
 fn print_response(resp: &Response) {
     if let Some(id) = resp.id {
         println!("rule {id}");
+    }
+    if let Some(n) = resp.expired {
+        println!("expired {n} client(s)");
     }
     if let Some(l) = &resp.locks {
         println!(

@@ -210,7 +210,7 @@ impl Active {
 /// XFS shutdown stays until unmount, a restart happened). The engine still
 /// records the end of their step as `fault_healed`; what people read must
 /// not say they were healed.
-pub const WITHOUT_HEAL: [&str; 2] = [nfs_call::RESTART, xfs::KIND];
+pub const WITHOUT_HEAL: [&str; 3] = [nfs_call::RESTART, nfs_call::EXPIRE_LEASE, xfs::KIND];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
@@ -300,6 +300,7 @@ pub fn inject_for(
             lose_handles,
         } => nfs_call::restart(world, server, *lose_handles),
         Fault::NfsCall { server, rule } => nfs_call::add_rule(world, fault.kind(), server, rule),
+        Fault::NfsExpireLease { server, client } => nfs_call::expire_lease(world, server, *client),
         Fault::NlmDown { .. }
         | Fault::NsmDown { .. }
         | Fault::NlmGrace { .. }

@@ -44,6 +44,27 @@ pub(super) fn acted(world: &dyn Targets, name: &str, rule: crate::nfs::RuleId) -
 }
 
 pub(super) const RESTART: &str = "nfs.restart";
+pub(super) const EXPIRE_LEASE: &str = "nfs.expire_lease";
+
+/// `nfs.expire_lease`: the server forgets the clients' leases now.
+pub(super) fn expire_lease(
+    world: &dyn Targets,
+    name: &str,
+    client: Option<std::net::IpAddr>,
+) -> Result<Active, FaultError> {
+    let expired = server(world, EXPIRE_LEASE, name)?.expire_v4_leases(client);
+    tracing::info!(server = %name, client = ?client, expired, "nfsv4 leases expired by fault");
+    // Like a cut that matched no packet: a fault that did nothing would
+    // make every verdict after it meaningless.
+    if expired == 0 {
+        let from = client.map_or_else(|| "any address".to_string(), |a| a.to_string());
+        return Err(FaultError::Lock {
+            fault: EXPIRE_LEASE,
+            detail: format!("no NFSv4 client holds a lease from {from} (is the mount vers=4.x?)"),
+        });
+    }
+    Ok(Active::Permanent { kind: EXPIRE_LEASE })
+}
 
 /// `nfs.restart`: an immediate reboot (no downtime; the timeline's next
 /// step runs at once). The write verifier changes, so kernel clients resend

@@ -427,6 +427,16 @@ impl NfsServer {
         Ok(())
     }
 
+    /// Expires now the NFSv4 leases of the clients that registered from
+    /// `client` (all with None), as if they had not renewed: their opens
+    /// and locks are released, and their next call finds their session
+    /// or client id gone. Returns how many clients lost their lease.
+    pub fn expire_v4_leases(&self, client: Option<std::net::IpAddr>) -> usize {
+        let n = self.shared.dispatcher.nfs4().expire_leases(client);
+        tracing::info!(client = ?client, expired = n, "nfsv4 leases expired");
+        n
+    }
+
     /// Simulates a server reboot: every connection is closed, the server is
     /// down for `opts.downtime` (this call blocks that long), the write
     /// verifier changes (clients resend uncommitted writes), the

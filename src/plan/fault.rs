@@ -56,6 +56,12 @@ pub enum Fault {
         server: String,
         lose_handles: bool,
     },
+    /// `nfs.expire_lease`: the clients that registered from `client`
+    /// (every client when None).
+    NfsExpireLease {
+        server: String,
+        client: Option<std::net::IpAddr>,
+    },
     NlmDown {
         server: String,
         mode: LockDownMode,
@@ -109,6 +115,7 @@ impl Fault {
                 FaultAction::ReplyStatus(_) => "nfs.error",
             },
             Fault::NfsRestart { .. } => "nfs.restart",
+            Fault::NfsExpireLease { .. } => "nfs.expire_lease",
             Fault::NlmDown { .. } => "nlm.down",
             Fault::NsmDown { .. } => "nsm.down",
             Fault::NlmGrace { .. } => "nlm.grace",

@@ -385,6 +385,15 @@ fn fault(f: &model::Fault, plan: &Plan) -> Fault {
             server: s(server),
             lose_handles: *lose_handles,
         },
+        F::NfsExpireLease { server, client } => Fault::NfsExpireLease {
+            server: s(server),
+            // Validation made sure the host has an address.
+            client: client
+                .as_ref()
+                .and_then(|h| plan.hosts.get(&h.value))
+                .and_then(|h| h.addr.as_ref())
+                .map(Cidr::addr),
+        },
         F::NlmDown { server, mode } => Fault::NlmDown {
             server: s(server),
             mode: *mode,

@@ -204,6 +204,18 @@ pub enum Fault {
         #[serde(default)]
         lose_handles: bool,
     },
+    /// The NFSv4 leases of the clients on host `client` (every client when
+    /// absent) run out now, as if they had stopped renewing: the server
+    /// releases their opens and locks, and their next call finds their
+    /// session or client id gone. Heal: none (a lease cannot come back).
+    #[serde(rename = "nfs.expire_lease")]
+    NfsExpireLease {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        client: Option<Ref>,
+    },
     /// The server's lock manager (NLM) stops answering (`stall`: calls are
     /// held, then answered at heal) or leaves its portmapper (`unregister`).
     #[serde(rename = "nlm.down")]
@@ -267,6 +279,7 @@ impl Fault {
             Fault::NfsClose { .. } => "nfs.close",
             Fault::NfsError { .. } => "nfs.error",
             Fault::NfsRestart { .. } => "nfs.restart",
+            Fault::NfsExpireLease { .. } => "nfs.expire_lease",
             Fault::NlmDown { .. } => "nlm.down",
             Fault::NsmDown { .. } => "nsm.down",
             Fault::NlmGrace { .. } => "nlm.grace",

@@ -510,7 +510,8 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             | Fault::NfsDrop { .. }
             | Fault::NfsClose { .. }
             | Fault::NfsError { .. }
-            | Fault::NfsRestart { .. } => nfs_faults::check(c, s, &fault.value, &path),
+            | Fault::NfsRestart { .. }
+            | Fault::NfsExpireLease { .. } => nfs_faults::check(c, s, &fault.value, &path),
             Fault::NlmDown { .. }
             | Fault::NsmDown { .. }
             | Fault::NlmGrace { .. }

@@ -59,6 +59,12 @@ pub enum Request {
     NlmGrace {
         ms: u64,
     },
+    /// `nfs.expire_lease`: the NFSv4 leases of the clients that registered
+    /// from `client` (every client when absent) run out now.
+    ExpireLease {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<std::net::IpAddr>,
+    },
     /// Lock counts, grace and NSM state.
     LockStatus,
     Shutdown,
@@ -186,6 +192,9 @@ pub struct Response {
     pub rules: Option<Vec<ListedRule>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockStatus>,
+    /// How many NFSv4 clients `expire_lease` expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<usize>,
 }
 
 impl Response {
@@ -259,6 +268,10 @@ pub fn execute(server: &NfsServer, req: &Request, shutdown: &AtomicBool) -> Resp
         Request::NlmUp => done(server.set_registered(nlm::PROGRAM, true)),
         Request::NsmUp => done(server.set_registered(nsm::PROGRAM, true)),
         Request::NlmGrace { ms } => done(server.start_grace(Duration::from_millis(*ms))),
+        Request::ExpireLease { client } => Response {
+            expired: Some(server.expire_v4_leases(*client)),
+            ..Response::ok()
+        },
         Request::LockStatus => {
             let (held, blocked) = server.nlm().map_or((0, 0), |n| n.counts());
             let grace_ms = server

@@ -268,6 +268,7 @@ impl Nfs4 {
         let file = file_key(export_id, &node);
         let sid = {
             let mut st = self.state();
+            st.purge_expired(Instant::now());
             if st.share_conflict(client, &owner, &file, access, deny) {
                 return Err(Nfs4Status::SHARE_DENIED.into());
             }

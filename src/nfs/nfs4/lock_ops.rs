@@ -101,6 +101,7 @@ impl Nfs4 {
         let span = Span::of(offset, length)?;
 
         let mut st = self.state();
+        st.purge_expired(Instant::now());
         // The lock-owner, its state if it has one, and the open behind it.
         let (owner, existing, open) = match locker {
             Locker::New { open, owner } => {
@@ -189,7 +190,9 @@ impl Nfs4 {
             ..owner
         };
         let mut st = self.state();
-        st.live_client(owner.client, Instant::now())?;
+        let now = Instant::now();
+        st.purge_expired(now);
+        st.live_client(owner.client, now)?;
         check_grace(&st, owner.client, false)?;
         match st.locks.conflict(&file, &owner, span, write) {
             Some(d) => Err(denied(d)),

@@ -156,10 +156,10 @@ impl Nfs4 {
         }
     }
 
-    /// Expires now the leases of clients whose owner string contains
-    /// `owner` (all with ""); returns how many.
-    pub fn expire_leases(&self, owner: &str) -> usize {
-        self.state().expire(owner.as_bytes())
+    /// Expires now the leases of the clients that registered from `addr`
+    /// (all with None); returns how many.
+    pub fn expire_leases(&self, addr: Option<IpAddr>) -> usize {
+        self.state().expire(addr)
     }
 
     /// Sets the status flags every SEQUENCE reply carries from now on.

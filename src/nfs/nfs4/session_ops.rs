@@ -160,7 +160,7 @@ impl Nfs4 {
         let mut v = [0u8; 8];
         v.copy_from_slice(verifier);
         let mut st = self.state();
-        let id = st.exchange_id(owner, v, c.minor, Instant::now())?;
+        let id = st.exchange_id(owner, v, c.minor, c.ctx.client.ip(), Instant::now())?;
         let client = st.clients.get(&id).expect("just made");
         let mut flags = EXCHGID4_FLAG_USE_NON_PNFS;
         if client.confirmed {
@@ -396,7 +396,7 @@ impl Nfs4 {
         let mut v = [0u8; 8];
         v.copy_from_slice(verifier);
         let mut st = self.state();
-        let id = st.exchange_id(owner, v, c.minor, Instant::now())?;
+        let id = st.exchange_id(owner, v, c.minor, c.ctx.client.ip(), Instant::now())?;
         let confirm = st.clients.get(&id).expect("just made").confirm;
         w.u64(id).opaque_fixed(&confirm);
         Ok(Flow::Next)

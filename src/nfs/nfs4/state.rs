@@ -3,6 +3,7 @@
 //! a restart (§8.4.2). Pure bookkeeping: no files, no wire.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,9 @@ pub struct Client {
     pub confirm: [u8; 8],
     pub reclaim_complete: bool,
     pub renewed: Instant,
+    /// Where its EXCHANGE_ID or SETCLIENTID came from: how a fault names
+    /// the client whose lease to expire.
+    pub addr: IpAddr,
 }
 
 #[derive(Debug)]
@@ -148,6 +152,7 @@ impl State {
         owner: &[u8],
         verifier: [u8; 8],
         minor: u32,
+        addr: IpAddr,
         now: Instant,
     ) -> Result<u64, Nfs4Status> {
         let existing = self
@@ -156,15 +161,7 @@ impl State {
             .find(|c| c.owner == owner)
             .map(|c| (c.id, c.verifier));
         if existing.is_none() && self.clients.len() >= MAX_CLIENTS {
-            let expired: Vec<u64> = self
-                .clients
-                .values()
-                .filter(|c| now.duration_since(c.renewed) > LEASE)
-                .map(|c| c.id)
-                .collect();
-            for id in expired {
-                self.forget_client(id);
-            }
+            self.purge_expired(now);
             if self.clients.len() >= MAX_CLIENTS {
                 return Err(RESOURCE);
             }
@@ -190,6 +187,7 @@ impl State {
                         confirm,
                         reclaim_complete: false,
                         renewed: now,
+                        addr,
                     },
                 );
                 id
@@ -221,13 +219,32 @@ impl State {
         Ok(c)
     }
 
-    /// Expires the lease of every client whose owner contains `owner` (all
-    /// of them when empty) now: the fault hook's "expire a lease".
-    pub fn expire(&mut self, owner: &[u8]) -> usize {
+    /// Forgets every client whose lease ran out. A client's own calls find
+    /// that out lazily (`live_client`); a request that would conflict
+    /// with its opens or locks calls this first, so a client cut off for
+    /// longer than a lease holds nothing up (as knfsd's courteous server
+    /// expires a lapsed client on conflict).
+    pub fn purge_expired(&mut self, now: Instant) -> usize {
+        let lapsed: Vec<u64> = self
+            .clients
+            .values()
+            .filter(|c| now.duration_since(c.renewed) > LEASE)
+            .map(|c| c.id)
+            .collect();
+        for id in &lapsed {
+            self.forget_client(*id);
+        }
+        lapsed.len()
+    }
+
+    /// Expires now the lease of every client that registered from `addr`
+    /// (every client when None): the `nfs.expire_lease` fault. Its opens
+    /// and locks go; its next call finds its session or client id gone.
+    pub fn expire(&mut self, addr: Option<IpAddr>) -> usize {
         let ids: Vec<u64> = self
             .clients
             .values()
-            .filter(|c| owner.is_empty() || c.owner.windows(owner.len()).any(|w| w == owner))
+            .filter(|c| addr.is_none_or(|a| c.addr == a))
             .map(|c| c.id)
             .collect();
         for id in &ids {
@@ -375,14 +392,16 @@ fn current(sid: &StateId, seqid: u32) -> Result<(), Nfs4Status> {
 mod tests {
     use super::*;
 
+    const HOST_A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+
     #[test]
     fn exchange_id_is_idempotent_until_the_client_reboots() {
         let now = Instant::now();
         let mut s = State::new(7);
-        let a = s.exchange_id(b"host-a", [1; 8], 1, now).unwrap();
-        assert_eq!(s.exchange_id(b"host-a", [1; 8], 1, now), Ok(a));
+        let a = s.exchange_id(b"host-a", [1; 8], 1, HOST_A, now).unwrap();
+        assert_eq!(s.exchange_id(b"host-a", [1; 8], 1, HOST_A, now), Ok(a));
         let sess = s.new_session(a, 4, 1024, 8).unwrap();
-        let b = s.exchange_id(b"host-a", [2; 8], 1, now).unwrap();
+        let b = s.exchange_id(b"host-a", [2; 8], 1, HOST_A, now).unwrap();
         assert_ne!(a, b);
         assert!(
             !s.sessions.contains_key(&sess),
@@ -395,7 +414,7 @@ mod tests {
     fn leases_expire_and_an_expired_client_is_gone() {
         let now = Instant::now();
         let mut s = State::new(1);
-        let id = s.exchange_id(b"c", [0; 8], 1, now).unwrap();
+        let id = s.exchange_id(b"c", [0; 8], 1, HOST_A, now).unwrap();
         assert!(s.live_client(id, now + LEASE / 2).is_ok());
         // Renewed at LEASE/2, so still alive just before LEASE*3/2.
         assert!(s.live_client(id, now + LEASE).is_ok());
@@ -408,14 +427,30 @@ mod tests {
     }
 
     #[test]
-    fn expire_now_by_owner() {
+    fn a_lapsed_client_is_purged_when_another_needs_what_it_held() {
         let now = Instant::now();
         let mut s = State::new(1);
-        s.exchange_id(b"linux host-a", [0; 8], 1, now).unwrap();
-        let b = s.exchange_id(b"linux host-b", [0; 8], 1, now).unwrap();
-        assert_eq!(s.expire(b"host-a"), 1);
+        let a = s.exchange_id(b"a", [0; 8], 1, HOST_A, now).unwrap();
+        let later = now + LEASE / 2;
+        let b = s.exchange_id(b"b", [0; 8], 1, HOST_A, later).unwrap();
+        assert_eq!(s.purge_expired(now + LEASE), 0);
+        assert_eq!(s.purge_expired(now + LEASE + Duration::from_secs(1)), 1);
+        assert!(!s.clients.contains_key(&a) && s.clients.contains_key(&b));
+    }
+
+    #[test]
+    fn expire_now_by_address() {
+        let now = Instant::now();
+        let mut s = State::new(1);
+        let host_b: IpAddr = "10.0.0.2".parse().unwrap();
+        s.exchange_id(b"linux host-a", [0; 8], 1, HOST_A, now)
+            .unwrap();
+        let b = s
+            .exchange_id(b"linux host-b", [0; 8], 1, host_b, now)
+            .unwrap();
+        assert_eq!(s.expire(Some(HOST_A)), 1);
         assert!(s.clients.contains_key(&b));
-        assert_eq!(s.expire(b""), 1);
+        assert_eq!(s.expire(None), 1);
         assert!(s.clients.is_empty());
     }
 
@@ -423,7 +458,7 @@ mod tests {
     fn grace_after_reboot_and_reclaim_only_by_old_owners() {
         let now = Instant::now();
         let mut s = State::new(1);
-        let old = s.exchange_id(b"old", [0; 8], 1, now).unwrap();
+        let old = s.exchange_id(b"old", [0; 8], 1, HOST_A, now).unwrap();
         let sid = s
             .new_open(Open {
                 client: old,
@@ -439,8 +474,8 @@ mod tests {
         assert!(s.in_grace(now + Duration::from_secs(5)));
         assert!(!s.in_grace(now + Duration::from_secs(11)));
         assert_eq!(s.open_of(&sid).err(), Some(Nfs4Status::STALE_STATEID));
-        let again = s.exchange_id(b"old", [0; 8], 1, now).unwrap();
-        let new = s.exchange_id(b"new", [0; 8], 1, now).unwrap();
+        let again = s.exchange_id(b"old", [0; 8], 1, HOST_A, now).unwrap();
+        let new = s.exchange_id(b"new", [0; 8], 1, HOST_A, now).unwrap();
         assert!(s.may_reclaim(again));
         assert!(!s.may_reclaim(new));
     }
@@ -449,7 +484,7 @@ mod tests {
     fn stateid_seqids() {
         let now = Instant::now();
         let mut s = State::new(1);
-        let c = s.exchange_id(b"c", [0; 8], 1, now).unwrap();
+        let c = s.exchange_id(b"c", [0; 8], 1, HOST_A, now).unwrap();
         let mut sid = s
             .new_open(Open {
                 client: c,

@@ -13,7 +13,7 @@ const PROGRAMS: [&str; 5] = ["nfs", "mount", "portmap", "nlm", "nsm"];
 
 pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
     let server = match fault {
-        Fault::NfsRestart { server, .. } => server,
+        Fault::NfsRestart { server, .. } | Fault::NfsExpireLease { server, .. } => server,
         f => match f.nfs_call() {
             Some((server, _)) => server,
             None => return,
@@ -42,6 +42,10 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
         let hint = if kind.value == ServerKind::Knfsd {
             if matches!(fault, Fault::NfsRestart { .. }) {
                 "knfsd keeps its file handles across a restart: drop `lose_handles`".to_string()
+            } else if matches!(fault, Fault::NfsExpireLease { .. }) {
+                "knfsd's leases run out only with time: cut the client off (net.block \
+                 `between` the hosts) for longer than its 90 s lease, or use kind: inproc"
+                    .to_string()
             } else {
                 format!(
                     "{} acts in stackquake's own server (kind: inproc); knfsd takes \
@@ -61,6 +65,24 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
             format!("{path}.server"),
             format!("`{}` is not an inproc server", server.value),
             Some(hint),
+        );
+    }
+    if let Fault::NfsExpireLease {
+        client: Some(host), ..
+    } = fault
+        && c.reference(
+            host,
+            format!("{path}.client"),
+            "host",
+            s.hosts.keys().map(String::as_str),
+        )
+        && s.hosts[&host.value].addr.is_none()
+    {
+        c.at(
+            host.referenced,
+            format!("{path}.client"),
+            format!("host `{}` has no address", host.value),
+            Some("the server knows its clients by the address they registered from: give the host an `addr`".into()),
         );
     }
     if let Some((_, m)) = fault.nfs_call() {

@@ -226,6 +226,7 @@ fn server_of(f: &Fault) -> Option<&Ref> {
         | Fault::NfsClose { server, .. }
         | Fault::NfsError { server, .. }
         | Fault::NfsRestart { server, .. }
+        | Fault::NfsExpireLease { server, .. }
         | Fault::NlmDown { server, .. }
         | Fault::NsmDown { server, .. }
         | Fault::NlmGrace { server } => Some(server),
