@@ -96,7 +96,9 @@ fn run_refuses_before_anything_while_a_remote_address_is_not_allowed() {
     let out_dir = std::env::temp_dir().join(format!("sq-cli-staging-{}", std::process::id()));
     let out_arg = out_dir.to_str().unwrap();
     for allow in [None, Some("198.51.100.1")] {
-        let mut args = vec!["run", "--target", "staging", "--output", out_arg];
+        // `stackquake run …`: the subcommand first, then its flags.
+        let mut args = vec!["run"];
+        args.extend(["--target", "staging", "--output", out_arg]);
         if let Some(a) = allow {
             args.extend(["--allow-external", a]);
         }

@@ -7,13 +7,14 @@
 //! TCP connect while it lasts and let it through after, the table must be
 //! gone after the run, and nothing of the run may be left. Without
 //! `--allow-external` naming the server, nothing runs and nothing changes.
+//! A SIGKILLed run's cut still ends by its timeout.
 
 mod root_world_support;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use root_world_support::{TestRun, leftovers, require_root_and};
 use stackquake::journal::Event;
@@ -241,4 +242,117 @@ fn without_allow_external_nothing_runs_and_nothing_changes() {
         assert_eq!(tables_in(&s.client), before);
     }
     connect(&s.client, (s.server_ip, port).into()).unwrap();
+}
+
+/// A rehearsal whose 3 s cut is followed by a long wait: the test kills
+/// stackquake in between.
+fn killed_rehearsal(server: IpAddr) -> String {
+    format!(
+        r#"schema_version: 1
+id: staging-run-killed
+title: A timed cut outlives the stackquake that made it by its timeout only
+requires: {{ target: [staging], tools: [nft] }}
+timeout: 120s
+hosts:
+  client: {{}}
+  filer: {{ addr: {server}/24 }}
+nfs_servers:
+  fs1: {{ host: filer, kind: external, exports: [{{ path: /export }}] }}
+steps:
+  - id: cut
+    fault: {{ net.block: {{ host: client, toward: filer }} }}
+    for: 3s
+  - {{ id: linger, wait: 60s }}
+"#
+    )
+}
+
+// The point of the expiring firewall, through the whole run: a SIGKILLed
+// `run --target staging` heals nothing, yet its cut ends within its `for:`
+// and only an inert table is left, which `cleanup --run` removes from the
+// run's ledger.
+#[test]
+fn a_sigkilled_staging_run_leaves_a_cut_that_ends_by_itself() {
+    require_root_and(TOOLS, &["/proc/self/ns/net"]);
+    let t = TestRun::new("root_staging_run");
+    let port = 7083;
+    let s = staging(&t, 73, port);
+    let server: SocketAddr = (s.server_ip, port).into();
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, killed_rehearsal(s.server_ip)).unwrap();
+    let allow = s.server_ip.to_string();
+    // `ip netns exec` execs stackquake: the child is stackquake itself.
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", s.client.name()])
+        .arg(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--target", "staging", "--allow-external", &allow])
+        .arg("--output")
+        .arg(t.scratch("out"))
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let element = format!("{} timeout 3s", s.server_ip);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (table, cut_at) = loop {
+        let ruleset = command_in(&s.client, "nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap();
+        let ruleset = String::from_utf8_lossy(&ruleset.stdout).into_owned();
+        if ruleset.contains(&element) {
+            let table = ruleset
+                .lines()
+                .find_map(|l| l.strip_prefix("table inet ")?.strip_suffix(" {"))
+                .expect("the run's table")
+                .to_string();
+            break (table, Instant::now());
+        }
+        assert!(Instant::now() < deadline, "the run never cut: {ruleset}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let e = s
+        .client
+        .run(|| TcpStream::connect_timeout(&server, Duration::from_millis(500)))
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+    let flowing = loop {
+        if connect(&s.client, server).is_ok() {
+            break true;
+        }
+        if cut_at.elapsed() > Duration::from_secs(3 + 3) {
+            break false;
+        }
+    };
+    assert!(flowing, "traffic still blocked past the cut's 3 s");
+    assert!(
+        cut_at.elapsed() >= Duration::from_millis(2500),
+        "the cut ended before its 3 s: something else healed it"
+    );
+    assert!(tables_in(&s.client).contains(&table));
+
+    let run = table
+        .strip_prefix("sq_")
+        .and_then(|r| r.strip_suffix("_ttl"))
+        .expect("sq_<run>_ttl");
+    let out = Command::new("ip")
+        .args(["netns", "exec", s.client.name()])
+        .arg(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["cleanup", "--run", run])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!tables_in(&s.client).contains(&table));
+    assert_eq!(leftovers(run), Vec::<String>::new());
+    assert!(
+        !Path::new(stackquake::ledger::DEFAULT_ROOT)
+            .join("ledger")
+            .join(format!("{run}.jsonl"))
+            .exists(),
+        "cleanup left the run's ledger"
+    );
 }

@@ -159,6 +159,12 @@ impl DaemonNs {
         &self.netns
     }
 
+    /// The anchor's pid: `nsenter -t <pid> -m -n` is inside these
+    /// namespaces, for a program that is not ours (an operator's script).
+    pub fn anchor_pid(&self) -> u32 {
+        self.anchor.pid()
+    }
+
     /// A command that runs inside this netns and mount namespace.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");

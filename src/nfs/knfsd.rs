@@ -202,6 +202,13 @@ impl Knfsd {
         self.ns.netns()
     }
 
+    /// The pid whose mount and network namespaces nfsd's daemons and
+    /// exportfs run in: a failover script outside stackquake reaches them
+    /// with `nsenter -t <pid> -m -n`, as the VM staging rehearsal's does.
+    pub fn anchor_pid(&self) -> u32 {
+        self.ns.anchor_pid()
+    }
+
     /// A command that runs inside this nfsd's netns and mount namespace.
     pub fn command(&self, program: &str) -> Command {
         self.ns.command(program, &[])
