@@ -328,12 +328,7 @@ impl Nfs4 {
     ) -> OpResult {
         let _one_fs = r.bool()?;
         let id = c.client.ok_or(Nfs4Status::OP_NOT_IN_SESSION)?;
-        let mut st = self.state();
-        let client = st.clients.get_mut(&id).ok_or(Nfs4Status::STALE_CLIENTID)?;
-        if client.reclaim_complete {
-            return Err(Nfs4Status::COMPLETE_ALREADY.into());
-        }
-        client.reclaim_complete = true;
+        self.state().reclaim_complete(id)?;
         Ok(Flow::Next)
     }
 

@@ -138,6 +138,32 @@ impl State {
         self.grace_until = Some(now + grace);
     }
 
+    /// RECLAIM_COMPLETE (RFC 8881 §18.51): the client has reclaimed what
+    /// it will. Once every client that held state before the restart has
+    /// said so, the grace period ends early (knfsd: "all clients done
+    /// reclaiming, ending NFSv4 grace period"); 4.0 clients never say it,
+    /// so with any of them the grace period runs its length.
+    pub fn reclaim_complete(&mut self, client: u64) -> Result<(), Nfs4Status> {
+        let c = self
+            .clients
+            .get_mut(&client)
+            .ok_or(Nfs4Status::STALE_CLIENTID)?;
+        if c.reclaim_complete {
+            return Err(Nfs4Status::COMPLETE_ALREADY);
+        }
+        c.reclaim_complete = true;
+        let all_done = self.reclaimable.iter().all(|owner| {
+            self.clients
+                .values()
+                .any(|c| &c.owner == owner && c.reclaim_complete)
+        });
+        if all_done && self.grace_until.is_some() {
+            self.grace_until = None;
+            tracing::info!("nfsv4: all clients done reclaiming, grace period ended");
+        }
+        Ok(())
+    }
+
     pub fn may_reclaim(&self, client: u64) -> bool {
         self.clients
             .get(&client)
@@ -436,6 +462,24 @@ mod tests {
         assert_eq!(s.purge_expired(now + LEASE), 0);
         assert_eq!(s.purge_expired(now + LEASE + Duration::from_secs(1)), 1);
         assert!(!s.clients.contains_key(&a) && s.clients.contains_key(&b));
+    }
+
+    #[test]
+    fn the_grace_period_ends_when_every_old_client_completed_its_reclaim() {
+        let now = Instant::now();
+        let mut s = State::new(1);
+        s.exchange_id(b"a", [0; 8], 1, HOST_A, now).unwrap();
+        s.exchange_id(b"b", [0; 8], 1, HOST_A, now).unwrap();
+        s.reboot(2, LEASE, now);
+        let a = s.exchange_id(b"a", [0; 8], 1, HOST_A, now).unwrap();
+        let b = s.exchange_id(b"b", [0; 8], 1, HOST_A, now).unwrap();
+        let new = s.exchange_id(b"new", [0; 8], 1, HOST_A, now).unwrap();
+        s.reclaim_complete(a).unwrap();
+        s.reclaim_complete(new).unwrap();
+        assert!(s.in_grace(now), "b has not completed its reclaim");
+        assert_eq!(s.reclaim_complete(a), Err(Nfs4Status::COMPLETE_ALREADY));
+        s.reclaim_complete(b).unwrap();
+        assert!(!s.in_grace(now));
     }
 
     #[test]
