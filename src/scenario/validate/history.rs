@@ -4,7 +4,7 @@
 //! step. Workload references in general are checked by the caller.
 
 use super::{Checker, flatten_steps};
-use crate::plan::{Edge, OpEvent};
+use crate::plan::{Edge, NfsVersion, OpEvent};
 use crate::scenario::model::*;
 use serde_saphyr::Spanned;
 
@@ -90,7 +90,7 @@ fn mutual_exclusion(
             continue;
         }
         if let Some((other, o)) = locks.first()
-            && (o.host.value != w.host.value || path_of(o) != path_of(w))
+            && !same_lock(s, o, w)
         {
             c.at(
                 r.referenced,
@@ -105,8 +105,9 @@ fn mutual_exclusion(
                     o.host.value
                 ),
                 Some(
-                    "list workloads of one host that lock one file: hosts share the \
-                     guest's kernel and its lockd (docs/scenarios.md, \"What hosts share\")"
+                    "list workloads that lock one file: on one host, or on several through \
+                     NFSv4 mounts of one export (over NLM, hosts share the guest's kernel \
+                     and its lockd: docs/scenarios.md, \"What hosts share\")"
                         .into(),
                 ),
             );
@@ -122,6 +123,43 @@ fn mutual_exclusion(
             Some("one workload's ops run one after another: they cannot overlap".into()),
         );
     }
+}
+
+/// Whether two flock workloads contend for one lock: the same file on one
+/// host, or one file of one export locked at an NFSv4 server from several
+/// hosts (each host is its own NFSv4 client; over NLM the hosts would
+/// share one lockd, so that is not offered).
+fn same_lock(s: &Scenario, a: &Workload, b: &Workload) -> bool {
+    if a.host.value == b.host.value {
+        return path_of(a) == path_of(b);
+    }
+    match (v4_server_file(s, a), v4_server_file(s, b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// The file a workload locks as an NFSv4 server knows it (server, export,
+/// path below the export), if its path lies on a v4 mount whose locks go
+/// to the server (not `local_lock=all` or `flock`).
+fn v4_server_file<'s>(
+    s: &'s Scenario,
+    w: &Workload,
+) -> Option<(&'s str, &'s str, std::path::PathBuf)> {
+    let path = std::path::Path::new(path_of(w));
+    let m = s
+        .mounts
+        .iter()
+        .filter(|m| m.host.value == w.host.value && path.starts_with(&m.at.value))
+        .max_by_key(|m| m.at.value.len())?;
+    let options = m.options.as_ref().map(|o| o.value.as_str());
+    let local = options
+        .unwrap_or("")
+        .split(',')
+        .any(|o| matches!(o.trim(), "local_lock=all" | "local_lock=flock"));
+    let v4 = NfsVersion::from_options(options).is_ok_and(|v| v.is_v4());
+    let below = path.strip_prefix(&m.at.value).ok()?.to_path_buf();
+    (v4 && !local).then_some((m.server.value.as_str(), m.export.value.as_str(), below))
 }
 
 fn path_of(w: &Workload) -> &str {
