@@ -15,6 +15,12 @@ use super::status::Nfs4Status;
 use crate::nfs::nfs3::MAX_IO;
 use crate::nfs::xdr::{XdrError, XdrReader, XdrWriter};
 
+/// RFC 8881 §18.34 channel_dir_from_client4 and channel_dir_from_server4.
+const CDFC4_FORE: u32 = 1;
+const CDFC4_BACK: u32 = 2;
+const CDFC4_FORE_OR_BOTH: u32 = 3;
+const CDFC4_BACK_OR_BOTH: u32 = 7;
+const CDFS4_BOTH: u32 = 3;
 /// RFC 8881 §18.35.3 EXCHANGE_ID flags we answer with.
 const EXCHGID4_FLAG_USE_NON_PNFS: u32 = 0x0001_0000;
 const EXCHGID4_FLAG_CONFIRMED_R: u32 = 0x8000_0000;
@@ -299,10 +305,16 @@ impl Nfs4 {
         if !self.state().sessions.contains_key(&sid) {
             return Err(Nfs4Status::BADSESSION.into());
         }
-        // CDFC4_BACK (2) is granted as asked; the others get the fore channel.
-        w.opaque_fixed(&sid)
-            .u32(if dir == 2 { 2 } else { 1 })
-            .bool(false);
+        // RFC 8881 §18.34.3: FORE and BACK as asked; FORE_OR_BOTH and
+        // BACK_OR_BOTH both bound, as knfsd answers (a client asking for
+        // the back channel must get it back, even though no callback is
+        // ever sent on it); anything else is INVAL.
+        let granted = match dir {
+            CDFC4_FORE | CDFC4_BACK => dir,
+            CDFC4_FORE_OR_BOTH | CDFC4_BACK_OR_BOTH => CDFS4_BOTH,
+            _ => return Err(Nfs4Status::INVAL.into()),
+        };
+        w.opaque_fixed(&sid).u32(granted).bool(false);
         Ok(Flow::Next)
     }
 
