@@ -200,35 +200,27 @@ fn two_clients_contend_for_a_byte_range_lock() {
     assert_ne!(a, b);
     let (open_a, fh) = open(&d, a);
     let (open_b, _) = open(&d, b);
+    // b's locks: (owner name, write?, offset, length).
+    let lock_b = |owner: &[u8], write: bool, offset: u64, len: u64| {
+        let by = Locker {
+            client: b,
+            open: &open_b,
+            owner,
+        };
+        lock_new(&d, &fh, by, write, offset, len)
+    };
 
     // a write-locks bytes 0..100; b cannot write-lock byte 50.
-    let got = lock_new(
-        &d,
-        &fh,
-        Locker {
-            client: a,
-            open: &open_a,
-            owner: b"php-a",
-        },
-        true,
-        0,
-        100,
-    );
+    let by_a = Locker {
+        client: a,
+        open: &open_a,
+        owner: b"php-a",
+    };
+    let got = lock_new(&d, &fh, by_a, true, 0, 100);
     assert_eq!(got.status, 0);
     let mut lock_a = [0u8; 16];
     lock_a.copy_from_slice(&got.body[..16]);
-    let refused = lock_new(
-        &d,
-        &fh,
-        Locker {
-            client: b,
-            open: &open_b,
-            owner: b"php-b",
-        },
-        true,
-        50,
-        1,
-    );
+    let refused = lock_b(b"php-b", true, 50, 1);
     assert_eq!(refused.status, DENIED);
     assert_eq!(
         denied(&refused.body),
@@ -236,38 +228,8 @@ fn two_clients_contend_for_a_byte_range_lock() {
         "DENIED names the holder's range, type and owner"
     );
     // Past a's range b may lock; a read lock over a's write lock is denied.
-    assert_eq!(
-        lock_new(
-            &d,
-            &fh,
-            Locker {
-                client: b,
-                open: &open_b,
-                owner: b"php-b"
-            },
-            true,
-            100,
-            ALL
-        )
-        .status,
-        0
-    );
-    assert_eq!(
-        lock_new(
-            &d,
-            &fh,
-            Locker {
-                client: b,
-                open: &open_b,
-                owner: b"php-b2"
-            },
-            false,
-            99,
-            1
-        )
-        .status,
-        DENIED
-    );
+    assert_eq!(lock_b(b"php-b", true, 100, ALL).status, 0);
+    assert_eq!(lock_b(b"php-b2", false, 99, 1).status, DENIED);
 
     // LOCKT says the same without taking anything.
     let lockt = |owner: &'static [u8], client: u64| {
@@ -322,20 +284,5 @@ fn two_clients_contend_for_a_byte_range_lock() {
     assert_eq!(&unlocked.body[4..16], &lock_a[4..16], "same lock state");
     assert_eq!(lockt(b"someone", b), 0);
     assert_eq!(release(), 0);
-    assert_eq!(
-        lock_new(
-            &d,
-            &fh,
-            Locker {
-                client: b,
-                open: &open_b,
-                owner: b"php-b2"
-            },
-            true,
-            0,
-            100
-        )
-        .status,
-        0
-    );
+    assert_eq!(lock_b(b"php-b2", true, 0, 100).status, 0);
 }
