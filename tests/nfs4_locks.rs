@@ -3,6 +3,8 @@
 //! RELEASE_LOCKOWNER while locks are held. (The kernel client's flock over
 //! 4.0, 4.1 and 4.2 is scenarios/nfs4-flock-contention.yaml, in the guest.)
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use stackquake::nfs::dispatch::{Dispatcher, Outcome};
 use stackquake::nfs::fuzz;
 use stackquake::nfs::xdr::{XdrReader, XdrWriter};
@@ -18,6 +20,10 @@ const LOCKU: u32 = 14;
 const SETCLIENTID: u32 = 35;
 const SETCLIENTID_CONFIRM: u32 = 36;
 const RELEASE_LOCKOWNER: u32 = 39;
+const EXCHANGE_ID: u32 = 42;
+const CREATE_SESSION: u32 = 43;
+const SEQUENCE: u32 = 53;
+const BAD_STATEID: u32 = 10025;
 const WRITE_LT: u32 = 2;
 const READ_LT: u32 = 1;
 const DENIED: u32 = 10010;
@@ -36,13 +42,20 @@ type Op<'a> = (u32, &'a dyn Fn(&mut XdrWriter));
 /// Sends a 4.0 COMPOUND of `ops` and returns the results, each body
 /// running to the end of the reply.
 fn compound(d: &Dispatcher, ops: &[Op<'_>]) -> Vec<OpResult> {
+    compound_v(d, 0, ops)
+}
+
+/// The same in minor version `minor` (4.1 ops start with SEQUENCE).
+fn compound_v(d: &Dispatcher, minor: u32, ops: &[Op<'_>]) -> Vec<OpResult> {
+    static XID: AtomicU32 = AtomicU32::new(1);
     let mut w = XdrWriter::new();
-    w.opaque(b"").u32(0).u32(ops.len() as u32);
+    w.opaque(b"").u32(minor).u32(ops.len() as u32);
     for (op, args) in ops {
         w.u32(*op);
         args(&mut w);
     }
-    let call = fuzz::call_with_args(7, 100003, 4, 1, w.as_bytes());
+    let xid = XID.fetch_add(1, Ordering::Relaxed);
+    let call = fuzz::call_with_args(xid, 100003, 4, 1, w.as_bytes());
     let Outcome::Reply(reply) = d.handle(
         &call,
         "127.0.0.1:700".parse().unwrap(),
@@ -78,6 +91,9 @@ fn skip_result(op: u32, status: u32, r: &mut XdrReader<'_>) {
     }
     match op {
         PUTFH | PUTROOTFH | LOOKUP => {}
+        SEQUENCE => {
+            r.opaque_fixed(16 + 5 * 4).unwrap();
+        }
         OPEN => {
             r.opaque_fixed(16 + 4 + 8 + 8 + 4).unwrap();
             let words = r.u32().unwrap();
@@ -285,4 +301,148 @@ fn two_clients_contend_for_a_byte_range_lock() {
     assert_eq!(lockt(b"someone", b), 0);
     assert_eq!(release(), 0);
     assert_eq!(lock_b(b"php-b2", true, 0, 100).status, 0);
+}
+
+/// A 4.1 client: its id, session and slot 0's next sequence id.
+struct Session41 {
+    client: u64,
+    id: [u8; 16],
+    seq: std::cell::Cell<u32>,
+}
+
+impl Session41 {
+    fn new(d: &Dispatcher, name: &str) -> Session41 {
+        let owner = name.as_bytes().to_vec();
+        let res = compound_v(
+            d,
+            1,
+            &[(EXCHANGE_ID, &|w: &mut XdrWriter| {
+                // verifier, owner, flags, SP4_NONE, no implementation id
+                w.opaque_fixed(&[1; 8]).opaque(&owner).u32(0).u32(0).u32(0);
+            })],
+        );
+        assert_eq!(res[0].status, 0, "EXCHANGE_ID");
+        let mut r = XdrReader::new(&res[0].body);
+        let (client, seq) = (r.u64().unwrap(), r.u32().unwrap());
+        let channel = |w: &mut XdrWriter| {
+            w.u32(0)
+                .u32(1 << 20)
+                .u32(1 << 20)
+                .u32(8192)
+                .u32(16)
+                .u32(8)
+                .u32(0);
+        };
+        let res = compound_v(
+            d,
+            1,
+            &[(CREATE_SESSION, &|w: &mut XdrWriter| {
+                w.u64(client).u32(seq).u32(0);
+                channel(w);
+                channel(w);
+                w.u32(0x4000_0000).u32(1).u32(0); // cb program, AUTH_NONE
+            })],
+        );
+        assert_eq!(res[0].status, 0, "CREATE_SESSION");
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&res[0].body[..16]);
+        Session41 {
+            client,
+            id,
+            seq: std::cell::Cell::new(1),
+        }
+    }
+
+    /// `ops` after this session's SEQUENCE; their results, SEQUENCE's first.
+    fn call(&self, d: &Dispatcher, ops: &[Op<'_>]) -> Vec<OpResult> {
+        let seq = self.seq.get();
+        self.seq.set(seq + 1);
+        let sequence = |w: &mut XdrWriter| {
+            w.opaque_fixed(&self.id).u32(seq).u32(0).u32(0).bool(false);
+        };
+        let mut all: Vec<Op<'_>> = vec![(SEQUENCE, &sequence)];
+        all.extend_from_slice(ops);
+        let res = compound_v(d, 1, &all);
+        assert_eq!(res[0].status, 0, "SEQUENCE");
+        res
+    }
+}
+
+#[test]
+fn a_41_client_cannot_unlock_or_extend_another_clients_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"").unwrap();
+    let d = fuzz::dispatcher_for(dir.path()).unwrap();
+    let (a, b) = (Session41::new(&d, "host-a"), Session41::new(&d, "host-b"));
+    let open_f = |s: &Session41| {
+        let res = s.call(
+            &d,
+            &[
+                (PUTROOTFH, &|_: &mut XdrWriter| {}),
+                (LOOKUP, &|w: &mut XdrWriter| {
+                    w.string(b"export");
+                }),
+                (OPEN, &|w: &mut XdrWriter| {
+                    w.u32(0).u32(3).u32(0).u64(s.client).opaque(b"open-owner");
+                    w.u32(0).u32(0).string(b"f"); // NOCREATE, CLAIM_NULL
+                }),
+                (GETFH, &|_: &mut XdrWriter| {}),
+            ],
+        );
+        assert!(res.iter().all(|r| r.status == 0), "open failed");
+        let mut stateid = [0u8; 16];
+        stateid.copy_from_slice(&res[3].body[..16]);
+        let fh = XdrReader::new(&res[4].body).opaque(128).unwrap().to_vec();
+        (stateid, fh)
+    };
+    let (open_a, fh) = open_f(&a);
+    let (open_b, _) = open_f(&b);
+    let on_file = |s: &Session41, op: Op<'_>| {
+        s.call(
+            &d,
+            &[
+                (PUTFH, &|w: &mut XdrWriter| {
+                    w.opaque(&fh);
+                }),
+                op,
+            ],
+        )
+        .remove(2)
+    };
+    let got = on_file(
+        &a,
+        (LOCK, &|w: &mut XdrWriter| {
+            w.u32(WRITE_LT).bool(false).u64(0).u64(ALL);
+            w.bool(true).u32(0).opaque_fixed(&open_a).u32(0);
+            w.u64(a.client).opaque(b"php-a");
+        }),
+    );
+    assert_eq!(got.status, 0);
+    let lock_a = got.body[..16].to_vec();
+    // b presents a's lock stateid: to unlock, and to lock more with it.
+    let unlock = on_file(
+        &b,
+        (LOCKU, &|w: &mut XdrWriter| {
+            w.u32(WRITE_LT).u32(0).opaque_fixed(&lock_a).u64(0).u64(ALL);
+        }),
+    );
+    assert_eq!(unlock.status, BAD_STATEID, "b unlocked a's lock");
+    let extend = on_file(
+        &b,
+        (LOCK, &|w: &mut XdrWriter| {
+            w.u32(WRITE_LT).bool(false).u64(0).u64(ALL);
+            w.bool(false).opaque_fixed(&lock_a).u32(0);
+        }),
+    );
+    assert_eq!(extend.status, BAD_STATEID, "b locked through a's stateid");
+    // a's lock still holds b off.
+    let mine = on_file(
+        &b,
+        (LOCK, &|w: &mut XdrWriter| {
+            w.u32(WRITE_LT).bool(false).u64(0).u64(1);
+            w.bool(true).u32(0).opaque_fixed(&open_b).u32(0);
+            w.u64(b.client).opaque(b"php-b");
+        }),
+    );
+    assert_eq!(mine.status, DENIED);
 }

@@ -59,6 +59,13 @@ enum Locker {
     Existing { lock: StateId },
 }
 
+/// Whether lock state `l` may be used here: it is on the current file and,
+/// in 4.1, the session's client's own. Stateids are guessable (a boot and
+/// a counter), so one client must not unlock or extend another's locks.
+fn is_callers(l: &LockState, c: &Compound<'_, '_>, file: &locks::FileKey) -> bool {
+    &l.file == file && c.client.is_none_or(|id| id == l.owner.client)
+}
+
 /// Grace (RFC 8881 §8.4.2): only reclaims during it, none after it.
 fn check_grace(st: &State, client: u64, reclaim: bool) -> Result<(), Nfs4Status> {
     let now = Instant::now();
@@ -123,7 +130,7 @@ impl Nfs4 {
             }
             Locker::Existing { lock } => {
                 let l = st.lock_state_of(&lock)?;
-                if l.file != file {
+                if !is_callers(l, c, &file) {
                     return Err(Nfs4Status::BAD_STATEID.into());
                 }
                 let (owner, from) = (l.owner.clone(), l.open);
@@ -217,7 +224,7 @@ impl Nfs4 {
         let span = Span::of(offset, length)?;
         let mut st = self.state();
         let l = st.lock_state_of(&sid)?;
-        if l.file != file {
+        if !is_callers(l, c, &file) {
             return Err(Nfs4Status::BAD_STATEID.into());
         }
         l.seqid = l.seqid.wrapping_add(1);
