@@ -18,6 +18,11 @@ use stackquake::ledger::{Ledger, RunId};
 use stackquake::net::{Netns, VethPair, add_address, command_in, set_up};
 use stackquake::nfs::knfsd::{Knfsd, KnfsdConfig, KnfsdExport};
 use stackquake::report::{RunReport, Verdict};
+/// The stackquake binary, copied by the host into the guest's output
+/// directory (GUEST_OUT_DIR): a clone's target/debug under /tmp is hidden
+/// from the guest, which gets a tmpfs there.
+const BIN_IN_OUT: &str = "stackquake";
+
 use vm_world_support::{guest_init, require_guest, require_vm_tools, run_in_guest_at};
 
 #[test]
@@ -117,9 +122,12 @@ fn guest_rehearsal() {
     let file = "/tmp/rehearsal.yaml";
     std::fs::write(file, rehearsal(script)).unwrap();
     let out_dir = Path::new(&std::env::var("OUT").unwrap()).join("report");
+    // The host put the binary in the shared output directory: the guest
+    // sees only the test binary's own directory of a clone under /tmp.
+    let bin = Path::new(&std::env::var("OUT").unwrap()).join(BIN_IN_OUT);
     let out = Command::new("ip")
         .args(["netns", "exec", "client"])
-        .arg(env!("CARGO_BIN_EXE_stackquake"))
+        .arg(&bin)
         .args([
             "run",
             "--target",
@@ -173,6 +181,11 @@ fn guest_rehearsal() {
 fn a_failover_rehearsal_against_knfsd() {
     require_vm_tools();
     let out = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_stackquake"),
+        out.path().join(BIN_IN_OUT),
+    )
+    .unwrap();
     let stdout = run_in_guest_at(
         "guest_rehearsal",
         out.path(),
