@@ -45,6 +45,9 @@ fn plan_shows_every_change_with_its_expiry_once_every_remote_is_allowed() {
         "mount 192.0.2.10:/export at <run root>/mnt/share (-o vers=3,proto=tcp,hard,timeo=10,retrans=1,nolock): unmounted at teardown",
         "process: workload writer (append): killed at teardown",
         "process: exec failover at +3s: /usr/local/sbin/filer-failover; killed after 30s (step timeout)",
+        "process: abort probe share-reads every 5s: reads the first 64 KiB of <run root>/mnt/share/journal; killed after 50s",
+        "on abort (a probe fails): every cut's element deleted at once",
+        "writes-stall   an op of workload writer takes longer than 50s",
         "kernel settings: none",
         "on the server: nothing (kind: external)",
     ] {

@@ -368,3 +368,103 @@ fn a_sigkilled_staging_run_leaves_a_cut_that_ends_by_itself() {
         "cleanup left the run's ledger"
     );
 }
+
+/// A rehearsal whose abort probe needs the server to answer: a 20 s cut
+/// makes it fail within about a second.
+fn guarded_rehearsal(server: IpAddr, port: u16) -> String {
+    format!(
+        r#"schema_version: 1
+id: staging-run-guarded
+title: A probe that needs the server stops the cut that broke it
+requires: {{ target: [staging], tools: [nft, bash, timeout] }}
+timeout: 60s
+hosts:
+  client: {{}}
+  filer: {{ addr: {server}/24 }}
+nfs_servers:
+  fs1: {{ host: filer, kind: external, exports: [{{ path: /export }}] }}
+steps:
+  - {{ id: steady, wait: 1s }}
+  - id: cut
+    fault: {{ net.block: {{ host: client, toward: filer }} }}
+    for: 20s
+abort:
+  - id: server-answers
+    exec: {{ host: client, command: [timeout, '1', bash, -c, 'exec 3<>/dev/tcp/{server}/{port}'] }}
+    every: 300ms
+    within: 3s
+"#
+    )
+}
+
+// The abort rail on a real client: the probe fails under the cut, the
+// run deletes the cut's element at once (not at its 20 s timeout), and
+// ends ABORTED with exit 3, leaving nothing.
+#[test]
+fn a_failing_abort_probe_ends_the_cut_at_once_and_the_run_aborted() {
+    require_root_and(TOOLS, &["/proc/self/ns/net"]);
+    let t = TestRun::new("root_staging_run");
+    let port = 7089;
+    let s = staging(&t, 79, port);
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, guarded_rehearsal(s.server_ip, port)).unwrap();
+    let out_dir = t.scratch("out");
+    let allow = s.server_ip.to_string();
+    let started = Instant::now();
+    let out = run_in(
+        &s.client,
+        &[
+            "--allow-external",
+            &allow,
+            "--output",
+            out_dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    );
+    let took = started.elapsed();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let r = &report.results[0];
+    assert_eq!(r.verdict, Verdict::Aborted, "{:?}: {said}", r.reason);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    let reason = r.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("abort probe server-answers failed: `timeout 1 bash -c")
+            && reason.contains("exited 124"),
+        "{reason}"
+    );
+    let events = &r.journal.events;
+    let failed_at = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ProbeFailed { t_ns, .. } => Some(*t_ns),
+            _ => None,
+        })
+        .expect("the probe failed");
+    let (injected, healed) = events.iter().fold((None, None), |(i, h), e| match e {
+        Event::FaultInjected { step, t_ns, .. } if step == "cut" => (Some(*t_ns), h),
+        Event::FaultHealed {
+            step, t_ns, error, ..
+        } if step == "cut" => {
+            assert_eq!(error, &None);
+            (i, Some(*t_ns))
+        }
+        _ => (i, h),
+    });
+    let (injected, healed) = (injected.unwrap(), healed.expect("the cut was healed"));
+    assert!(injected < failed_at && failed_at <= healed, "{events:?}");
+    // Healed by the abort, long before its 20 s: the run did not wait it out.
+    assert!(
+        Duration::from_nanos(healed - injected) < Duration::from_secs(10),
+        "healed {:?} after the cut",
+        Duration::from_nanos(healed - injected)
+    );
+    assert!(took < Duration::from_secs(20), "the run took {took:?}");
+    assert!(!tables_in(&s.client).contains("_ttl"));
+    assert_eq!(left_by(&r.journal.run_id, &t), Vec::<String>::new());
+    connect(&s.client, (s.server_ip, port).into()).unwrap();
+}

@@ -21,6 +21,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const INVALID_INPUT: u8 = 2;
+    /// An abort probe stopped a run.
+    pub const ABORTED: u8 = 3;
     pub const UNAVAILABLE: u8 = 69;
     pub const INTERNAL: u8 = 70;
 }
@@ -99,6 +101,9 @@ enum Command {
     /// Internal: a data check's read back (started by the engine).
     #[command(hide = true)]
     Verify,
+    /// Internal: a `readable` abort probe's read (started by the engine).
+    #[command(hide = true)]
+    ReadProbe { file: PathBuf },
     /// Internal: the guest side of the vm target.
     #[command(hide = true, subcommand)]
     Vm(VmCommand),
@@ -151,6 +156,13 @@ pub fn main() -> ExitCode {
         Command::Verify => match crate::workload::verify::run_child() {
             Ok(()) => exit::OK,
             Err(_) => exit::INTERNAL,
+        },
+        Command::ReadProbe { file } => match crate::engine::read_probe(&file) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                println!("{e}");
+                exit::FAILED
+            }
         },
         Command::Vm(VmCommand::GuestInit) => crate::vm::guest_init(),
     };

@@ -84,6 +84,7 @@ pub fn plan(
                 Action::Wait(w) => format!("wait {}", fmt(*w)),
                 Action::Exec { host, command } => format!("exec on {host}: {}", command.join(" ")),
                 Action::Parallel(_) => "parallel".into(),
+                Action::Pause { message } => format!("pause for the operator: {message}"),
             };
             let timeout = p
                 .step
@@ -94,6 +95,12 @@ pub fn plan(
                 "    {:<14} {span:<16} {when}{offset}: {what}{timeout}",
                 p.step.id
             );
+        }
+        if !s.abort.is_empty() {
+            out!("  abort when (healing everything at once):");
+            for p in &s.abort {
+                out!("    {:<14} {}", p.id, abort_probe_text(p));
+            }
         }
         out!("  expect:");
         for e in &s.expect {
@@ -323,6 +330,25 @@ pub fn list(
         );
     }
     exit::OK
+}
+
+/// What an abort probe checks, and how often.
+fn abort_probe_text(p: &crate::plan::AbortProbe) -> String {
+    use crate::plan::ProbeCheck;
+    let every = humantime::format_duration(p.every);
+    let within = humantime::format_duration(p.within);
+    match &p.check {
+        ProbeCheck::Command { host, command } => format!(
+            "exec on {host} every {every} fails (non-zero, or no exit within {within}): {}",
+            command.join(" ")
+        ),
+        ProbeCheck::Readable { path } => {
+            format!("{path} cannot be read within {within} (checked every {every})")
+        }
+        ProbeCheck::OpLatency { workload } => {
+            format!("an op of workload {workload} takes longer than {within}")
+        }
+    }
 }
 
 #[cfg(test)]

@@ -296,6 +296,8 @@ fn exit_code(report: &RunReport) -> u8 {
         exit::INTERNAL
     } else if report.count(Verdict::Fail) + report.count(Verdict::Xpass) > 0 {
         exit::FAILED
+    } else if report.count(Verdict::Aborted) > 0 {
+        exit::ABORTED
     } else {
         exit::OK
     }
@@ -320,7 +322,7 @@ fn run_here(
     out: &Path,
     args: &RunArgs,
 ) -> RunReport {
-    crate::sys::install_termination_handler();
+    crate::sys::install_signal_handlers();
     let kernel = engine::kernel_release();
     // In the guest, results also go out as they happen (report::stream):
     // the host keeps them if it has to kill the guest.

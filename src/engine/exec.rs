@@ -1,5 +1,6 @@
-//! `exec` steps: a command run to completion in a host's namespace, its
-//! output kept in the scratch directory, killed if the step times out.
+//! `exec` steps (and `exec` abort probes): a command run to completion in a
+//! host's namespace, its output kept in the scratch directory, killed if
+//! the step times out.
 
 use crate::journal::Event;
 use crate::ledger::Ledger;
@@ -76,19 +77,41 @@ pub fn spawn(
     })
 }
 
+/// How a command ended.
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The first KiB of its stdout and stderr.
+    pub output: String,
+}
+
 impl ExecChild {
     /// The exit event once the command has ended.
     pub fn poll(&mut self, t_ns: u64) -> Option<Event> {
+        let Exit {
+            code,
+            signal,
+            output,
+        } = self.try_exit()?;
+        Some(Event::Exec {
+            step: self.step.clone(),
+            code,
+            signal,
+            output,
+            t_ns,
+        })
+    }
+
+    /// How the command ended, once it has.
+    pub fn try_exit(&mut self) -> Option<Exit> {
         let status = self.child.child.try_wait().ok().flatten()?;
         self.child.reaped();
         let mut output = std::fs::read(&self.output).unwrap_or_default();
         output.truncate(OUTPUT_KEPT);
-        Some(Event::Exec {
-            step: self.step.clone(),
+        Some(Exit {
             code: status.code(),
             signal: std::os::unix::process::ExitStatusExt::signal(&status),
             output: String::from_utf8_lossy(&output).into_owned(),
-            t_ns,
         })
     }
 

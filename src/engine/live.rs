@@ -5,6 +5,8 @@
 use super::error::{StartError, WorkloadsError};
 use super::exec::{self, ExecChild};
 use super::in_force::InForce;
+use super::pause::Waiting;
+use super::probes::{Probes, Spawning, Tripped};
 use super::rpc_calls::StepCalls;
 use super::schedule::{Due, Scheduler};
 use super::timeline::Timeline;
@@ -49,6 +51,8 @@ pub enum Abort {
     VerifyTimeout {
         workloads: Vec<String>,
     },
+    /// An abort probe failed: every fault was healed at once.
+    Probe(Tripped),
 }
 
 impl std::fmt::Display for Abort {
@@ -65,6 +69,7 @@ impl std::fmt::Display for Abort {
                  the read did not return (see data_check in docs/scenarios.md)",
                 workloads.join(", ")
             ),
+            Abort::Probe(t) => write!(f, "abort probe {} failed: {}", t.probe, t.why),
             Abort::StepTimeout { step, limit } => write!(
                 f,
                 "step {step} did not end within its timeout of {}",
@@ -86,6 +91,8 @@ pub struct Live<'a> {
     /// Faults in force, and the order they heal in.
     active: InForce<Active>,
     execs: Vec<(usize, ExecChild)>,
+    /// Pause steps waiting for the operator.
+    pauses: Vec<Waiting>,
     /// The timeline's zero on CLOCK_MONOTONIC.
     t0: u64,
     scratch: PathBuf,
@@ -115,6 +122,7 @@ impl<'a> Live<'a> {
             workloads: Vec::new(),
             active: InForce::default(),
             execs: Vec::new(),
+            pauses: Vec::new(),
             t0,
             scratch,
             artifacts,
@@ -318,7 +326,43 @@ impl<'a> Live<'a> {
         }
     }
 
+    /// Runs the timeline with the abort probes watching it; they stop
+    /// with it.
     pub fn timeline(&mut self, ledger: &Ledger) -> Result<(), Abort> {
+        let mut probes = Probes::new(&self.plan.abort, self.now());
+        let result = self.steps(ledger, &mut probes);
+        probes.stop(self.now());
+        result
+    }
+
+    /// The first probe that failed, if one did: recorded, and every fault
+    /// healed at once (the run then ends as after any abort).
+    fn watch(&mut self, probes: &mut Probes, ledger: &Ledger) -> Result<(), Abort> {
+        let now = self.now();
+        let spawning = Spawning {
+            world: &self.world,
+            scratch: &self.scratch,
+            ledger,
+        };
+        let Some(tripped) = probes.poll(
+            now,
+            self.t0,
+            &spawning,
+            &self.journal.events,
+            &self.workloads,
+        ) else {
+            return Ok(());
+        };
+        self.journal.push(Event::ProbeFailed {
+            probe: tripped.probe.clone(),
+            reason: tripped.why.clone(),
+            t_ns: now,
+        });
+        self.heal_all_at_once();
+        Err(Abort::Probe(tripped))
+    }
+
+    fn steps(&mut self, ledger: &Ledger, probes: &mut Probes) -> Result<(), Abort> {
         let timeline = Timeline::resolve(self.plan);
         let mut schedule = Scheduler::new(&timeline, self.plan.timeout);
         // A fault step counts as begun at its planned time, so its `for:`
@@ -331,8 +375,12 @@ impl<'a> Live<'a> {
         };
         loop {
             self.check()?;
+            self.watch(probes, ledger)?;
             for i in self.exited_execs() {
-                schedule.exited(i);
+                schedule.event_ended(i);
+            }
+            for i in self.confirmed_pauses() {
+                schedule.event_ended(i);
             }
             // Carry out whatever is due, repeatedly, so a chain of steps
             // does not lose a tick at each link.
@@ -434,12 +482,21 @@ impl<'a> Live<'a> {
     fn begin(&mut self, i: usize, step: &Step, ledger: &Ledger) -> Result<(), Abort> {
         let id = step.id.clone();
         self.mark_begin(&id);
-        if let Action::Exec { host, command } = &step.action {
-            let ns = self.world.place(host);
-            let out = self.scratch.join(format!("exec-{id}.out"));
-            let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
-                .map_err(Abort::Exec)?;
-            self.execs.push((i, child));
+        match &step.action {
+            Action::Exec { host, command } => {
+                let ns = self.world.place(host);
+                let out = self.scratch.join(format!("exec-{id}.out"));
+                let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
+                    .map_err(Abort::Exec)?;
+                self.execs.push((i, child));
+            }
+            Action::Pause { message } => {
+                // Beside the step artifacts, where the operator (or CI)
+                // finds the run's output; the scratch area without them.
+                let dir = self.artifacts.as_ref().unwrap_or(&self.scratch);
+                self.pauses.push(Waiting::begin(i, &id, message, dir));
+            }
+            _ => {}
         }
         self.release_workloads(Some(&id));
         Ok(())
@@ -525,6 +582,39 @@ impl<'a> Live<'a> {
         exited
     }
 
+    /// The pause steps confirmed since the last look, with how recorded.
+    fn confirmed_pauses(&mut self) -> Vec<usize> {
+        if self.pauses.is_empty() {
+            return Vec::new();
+        }
+        // One confirmation goes to every pause waiting when it came.
+        let Some(by) = self.pauses[0].confirmed() else {
+            return Vec::new();
+        };
+        let t_ns = self.now();
+        let mut confirmed = Vec::new();
+        for waiting in std::mem::take(&mut self.pauses) {
+            let step = self.plan.steps[waiting.step].id.clone();
+            self.journal.push(Event::Continued {
+                step,
+                by: by.clone(),
+                t_ns,
+            });
+            confirmed.push(waiting.step);
+            waiting.end();
+        }
+        confirmed
+    }
+
+    /// Heals every fault still in force at once, one thread each.
+    fn heal_all_at_once(&mut self) {
+        let mut taken = Vec::new();
+        while let Some(fault) = self.active.last() {
+            taken.push(fault);
+        }
+        self.heal_at_once(taken);
+    }
+
     /// Marks the end of a step; returns its run time.
     fn end(&mut self, id: &str) -> u64 {
         self.marker(id, "end");
@@ -547,6 +637,10 @@ impl<'a> Live<'a> {
             .iter()
             .filter_map(|step| self.active.take(&step.id))
             .collect();
+        self.heal_at_once(taken);
+    }
+
+    fn heal_at_once(&mut self, taken: Vec<(String, Active)>) {
         let world = &self.world;
         let t0 = self.t0;
         let healed: Vec<Event> = std::thread::scope(|s| {
@@ -608,6 +702,9 @@ impl<'a> Live<'a> {
         if self.plan.data_check == DataCheck::BeforeHeal {
             self.pump();
             late = self.verify_data();
+        }
+        for waiting in std::mem::take(&mut self.pauses) {
+            waiting.end();
         }
         self.stage("healing faults");
         while let Some((step, active)) = self.active.last() {

@@ -11,6 +11,8 @@ mod exec;
 mod in_force;
 mod kfeature;
 mod live;
+mod pause;
+mod probes;
 mod require;
 mod rpc_calls;
 mod schedule;
@@ -33,6 +35,7 @@ use crate::plan::{KernelVersion, Plan, Target};
 use crate::report::{ScenarioResult, Verdict};
 use crate::workload::monotonic_ns;
 use live::{Abort, Live};
+pub use probes::read_probe;
 use std::path::{Path, PathBuf};
 
 pub struct RunOptions {
@@ -206,6 +209,8 @@ fn run(
         // A step that never ends is the system's behaviour, not the harness's.
         let verdict = match abort {
             Abort::StepTimeout { .. } => Verdict::Fail,
+            // A probe said stop: its own verdict, unless teardown failed.
+            Abort::Probe(_) if leaks.is_empty() => Verdict::Aborted,
             _ => Verdict::Error,
         };
         (verdict, Some(abort.to_string()))

@@ -26,10 +26,11 @@ pub enum Due {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Pending,
-    /// Began at this run time (ns); `exited`: an exec step's command ended.
+    /// Began at this run time (ns); `event_ended`: what ends an exec or
+    /// pause step happened (the command exited, the operator confirmed).
     Running {
         began: u64,
-        exited: bool,
+        event_ended: bool,
     },
     /// Ended at this run time (ns).
     Done(u64),
@@ -67,8 +68,8 @@ impl<'t> Scheduler<'t> {
                     let base = self.base(planned.anchor)?;
                     (now >= base + step.offset.as_nanos() as u64).then_some(Due::Begin(i))
                 }
-                State::Running { began, exited } => {
-                    if self.finished(i, began, exited, now) {
+                State::Running { began, event_ended } => {
+                    if self.finished(i, began, event_ended, now) {
                         Some(Due::End(i))
                     } else {
                         step.timeout
@@ -95,7 +96,7 @@ impl<'t> Scheduler<'t> {
     pub fn ends_due(&self, now: u64) -> Vec<usize> {
         (0..self.state.len())
             .filter(|&i| match self.state[i] {
-                State::Running { began, exited } => self.finished(i, began, exited, now),
+                State::Running { began, event_ended } => self.finished(i, began, event_ended, now),
                 _ => false,
             })
             .collect()
@@ -126,7 +127,7 @@ impl<'t> Scheduler<'t> {
     }
 
     /// Whether running step `i` has done what it does.
-    fn finished(&self, i: usize, began: u64, exited: bool, now: u64) -> bool {
+    fn finished(&self, i: usize, began: u64, event_ended: bool, now: u64) -> bool {
         let elapsed = |d: Duration| now.saturating_sub(began) >= d.as_nanos() as u64;
         match &self.timeline.steps[i].step.action {
             Action::Wait(w) => elapsed(*w),
@@ -134,21 +135,23 @@ impl<'t> Scheduler<'t> {
             Action::Parallel(members) => members
                 .iter()
                 .all(|&m| matches!(self.state[m], State::Done(_))),
-            Action::Exec { .. } => exited,
+            // Ended by an event: the command exited, the operator confirmed.
+            Action::Exec { .. } | Action::Pause { .. } => event_ended,
         }
     }
 
     pub fn began(&mut self, i: usize, at: u64) {
         self.state[i] = State::Running {
             began: at,
-            exited: false,
+            event_ended: false,
         };
     }
 
-    /// An exec step's command ended; its step ends at the next [`due`](Self::due).
-    pub fn exited(&mut self, i: usize) {
-        if let State::Running { exited, .. } = &mut self.state[i] {
-            *exited = true;
+    /// An exec step's command exited, or a pause was confirmed: the step
+    /// ends at the next [`due`](Self::due).
+    pub fn event_ended(&mut self, i: usize) {
+        if let State::Running { event_ended, .. } = &mut self.state[i] {
+            *event_ended = true;
         }
     }
 
@@ -215,7 +218,8 @@ mod tests {
     }
 
     /// Runs the timeline on a simulated clock: each transition happens the
-    /// moment it is due, exec commands run for the given milliseconds.
+    /// moment it is due, exec commands run (and pauses wait for the
+    /// operator) for the given milliseconds.
     /// Returns (ms, "begin a" / "end a" / "timeout a") in order.
     fn simulate(plan: &Plan, exec_ms: &[(&str, u64)]) -> Vec<(u64, String)> {
         let t = Timeline::resolve(plan);
@@ -225,14 +229,14 @@ mod tests {
         let mut exits: Vec<(u64, usize)> = Vec::new();
         for _ in 0..1000 {
             for &(_, i) in exits.iter().filter(|(at, _)| *at <= now) {
-                s.exited(i);
+                s.event_ended(i);
             }
             exits.retain(|(at, _)| *at > now);
             while let Some(d) = s.due(now) {
                 let (what, i) = match d {
                     Due::Begin(i) => {
                         s.began(i, now);
-                        if let Action::Exec { .. } = t.steps[i].step.action {
+                        if let Action::Exec { .. } | Action::Pause { .. } = t.steps[i].step.action {
                             let id = &t.steps[i].step.id;
                             let ms = exec_ms.iter().find(|(e, _)| e == id).map_or(0, |e| e.1);
                             exits.push((now + ms * MS, i));
@@ -341,6 +345,17 @@ mod tests {
         let log = simulate(&p, &[("e", 2500)]);
         assert_eq!(at(&log, "end e"), 2500);
         assert_eq!(at(&log, "end w"), 3500);
+    }
+
+    #[test]
+    fn a_pause_holds_the_timeline_until_confirmed_or_its_timeout() {
+        let p =
+            plan("  - { id: p, pause: 'fail over now', timeout: 60s }\n  - { id: w, wait: 1s }\n");
+        let log = simulate(&p, &[("p", 7000)]);
+        assert_eq!(at(&log, "end p"), 7000);
+        assert_eq!(at(&log, "begin w"), 7000);
+        let log = simulate(&p, &[("p", 90_000)]);
+        assert_eq!(log.last().unwrap(), &(60_000, "timeout p".to_string()));
     }
 
     #[test]

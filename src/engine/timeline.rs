@@ -87,7 +87,7 @@ impl<'p> Timeline<'p> {
                             members.iter().map(|&c| self.steps[c].end).collect();
                         ends.map(|e| e.into_iter().max().unwrap_or_default())
                     }
-                    Action::Exec { .. } => None,
+                    Action::Exec { .. } | Action::Pause { .. } => None,
                 };
                 if (begin, end) != (self.steps[i].begin, self.steps[i].end) {
                     self.steps[i].begin = begin;

@@ -108,6 +108,11 @@ impl Running {
         }
     }
 
+    /// The op in flight, if any: its seq and its start on CLOCK_MONOTONIC.
+    pub fn op_in_flight(&self) -> Option<(u64, u64)> {
+        self.in_flight.map(|(seq, start, _)| (seq, start))
+    }
+
     /// Lets the child start its ops.
     pub fn go(&mut self) {
         self.go = None;

@@ -90,6 +90,19 @@ pub enum Event {
         limit_ns: u64,
         t_ns: u64,
     },
+    /// An abort probe failed; every fault was healed at once and the
+    /// timeline stopped.
+    ProbeFailed {
+        probe: String,
+        reason: String,
+        t_ns: u64,
+    },
+    /// A `pause` step was confirmed: `by` the terminal, SIGUSR1 or its file.
+    Continued {
+        step: String,
+        by: String,
+        t_ns: u64,
+    },
     /// The timeline stopped early (scenario timeout, signal, a failed injection).
     Aborted {
         reason: String,
@@ -234,6 +247,8 @@ impl Journal {
                 | Event::Observed { t_ns, .. }
                 | Event::Exec { t_ns, .. }
                 | Event::StepTimedOut { t_ns, .. }
+                | Event::ProbeFailed { t_ns, .. }
+                | Event::Continued { t_ns, .. }
                 | Event::Aborted { t_ns, .. } => Some(*t_ns),
                 Event::Op { end_ns, .. } => Some(*end_ns),
                 Event::Kmsg { t_ns, .. } => *t_ns,

@@ -6,12 +6,14 @@
 //! the commands read nothing else. So a plan is known good: code below it
 //! indexes by name without checking and never re-parses a string.
 
+mod abort;
 mod expect;
 mod fault;
 mod staging;
 mod steps;
 mod world;
 
+pub use abort::{AbortProbe, ProbeCheck};
 pub use expect::{
     DataCheck, Edge, EventRef, Expectation, FsStateName, OpEvent, TaskState, Verify, Window,
 };
@@ -50,6 +52,8 @@ pub struct Plan {
     /// Every step, groups before their members, in the order written.
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
+    /// Checked while the timeline runs; the first to fail aborts the run.
+    pub abort: Vec<AbortProbe>,
     /// When `data` expectations read files back.
     pub data_check: DataCheck,
     /// Kernel log lines the deny-list lets pass.

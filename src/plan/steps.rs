@@ -37,6 +37,12 @@ pub enum Action {
     },
     /// The group's members begin with it; it ends with its last member.
     Parallel(Vec<usize>),
+    /// Waits for the operator: the step ends when someone confirms (Enter
+    /// on the run's terminal, SIGUSR1, or the step's continue file), so an
+    /// operator's own action happens at a known point of the timeline.
+    Pause {
+        message: String,
+    },
 }
 
 impl Action {
@@ -46,6 +52,7 @@ impl Action {
             Action::Fault { .. } => "fault",
             Action::Exec { .. } => "exec",
             Action::Parallel(_) => "parallel",
+            Action::Pause { .. } => "pause",
         }
     }
 }

@@ -21,7 +21,7 @@ pub fn render(run: &RunReport) -> String {
                 }
                 s
             }
-            Verdict::Fail | Verdict::Xpass | Verdict::Error => {
+            Verdict::Fail | Verdict::Xpass | Verdict::Aborted | Verdict::Error => {
                 let kind = if r.verdict == Verdict::Error {
                     NonSuccessKind::Error
                 } else {
@@ -29,6 +29,10 @@ pub fn render(run: &RunReport) -> String {
                 };
                 let mut s = TestCaseStatus::non_success(kind);
                 s.set_message(r.reason.clone().unwrap_or_default());
+                // JUnit has no "aborted"; its type says which failure it is.
+                if r.verdict == Verdict::Aborted {
+                    s.set_type("aborted");
+                }
                 let details: Vec<String> = r
                     .outcomes
                     .iter()

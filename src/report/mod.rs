@@ -32,15 +32,19 @@ pub enum Verdict {
     Skip,
     /// The harness could not run the scenario.
     Error,
+    /// An abort probe failed: every fault was healed at once and the run
+    /// stopped there (a rehearsal that would have hurt more than it may).
+    Aborted,
 }
 
 impl Verdict {
     /// Every verdict, in the order summaries list them.
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 7] = [
         Verdict::Pass,
         Verdict::Fail,
         Verdict::Xfail,
         Verdict::Xpass,
+        Verdict::Aborted,
         Verdict::Skip,
         Verdict::Error,
     ];

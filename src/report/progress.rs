@@ -225,6 +225,14 @@ impl<W: Write> Progress<W> {
                 format!("{} TIMEOUT {step}", at(*t_ns))
             }
             Event::Aborted { reason, t_ns } => format!("{} ABORT  {reason}", at(*t_ns)),
+            Event::ProbeFailed {
+                probe,
+                reason,
+                t_ns,
+            } => format!("{} PROBE  {probe} failed: {reason}", at(*t_ns)),
+            Event::Continued { step, by, t_ns } => {
+                format!("{} go     {step}: confirmed by {by}", at(*t_ns))
+            }
             _ => return None,
         };
         Some(format!("  {} {text}", self.scenario))

@@ -12,9 +12,9 @@ use crate::net::{Match, Protocol};
 use crate::nfs::names;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
-    Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelRange,
+    AbortProbe, Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelRange,
     KernelVersion, Link, LinkEnd, NetLink, NfsExport, NfsMount, NfsServer, NfsVersion, Plan,
-    Requires, SeedContent, SeedFile, Step, Window, Workload, Xfail,
+    ProbeCheck, Requires, SeedContent, SeedFile, Step, Window, Workload, Xfail,
 };
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -59,6 +59,7 @@ pub(super) fn lower(s: &Scenario, values: &[(String, String)]) -> Plan {
         workloads: s.workloads.iter().map(workload).collect(),
         steps: Vec::new(),
         expect: s.expect.iter().map(|e| expectation(s, &e.value)).collect(),
+        abort: s.abort.iter().enumerate().map(abort_probe).collect(),
         data_check: s
             .data_check
             .as_ref()
@@ -252,6 +253,33 @@ fn workload(w: &model::Workload) -> Workload {
     }
 }
 
+fn abort_probe((i, p): (usize, &model::AbortProbe)) -> AbortProbe {
+    let check = if let Some(e) = &p.exec {
+        ProbeCheck::Command {
+            host: e.host.value.clone(),
+            command: e.command.value.clone(),
+        }
+    } else if let Some(file) = &p.readable {
+        ProbeCheck::Readable {
+            path: file.value.clone(),
+        }
+    } else {
+        ProbeCheck::OpLatency {
+            workload: p.workload.as_ref().expect(VALIDATED).value.clone(),
+        }
+    };
+    AbortProbe {
+        id: p.id.value.clone(),
+        path: format!("abort[{i}]"),
+        check,
+        every: p.every.as_ref().map_or(PROBE_EVERY, |e| e.value.0),
+        within: p.within.value.0,
+    }
+}
+
+/// How often an `exec` or `readable` probe runs unless it says.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn xfail(x: &model::Xfail) -> Xfail {
     Xfail {
         reason: x.reason.clone(),
@@ -290,6 +318,10 @@ fn steps(s: &Scenario, plan: &Plan) -> Vec<Step> {
                     fault: fault(&f.value, plan),
                     heal_after: st.for_.map(|d| d.0),
                     kept: st.heal.as_ref().is_some_and(|h| !h.value),
+                }
+            } else if let Some(message) = &st.pause {
+                Action::Pause {
+                    message: message.value.clone(),
                 }
             } else if let Some(e) = &st.exec {
                 Action::Exec {

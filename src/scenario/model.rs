@@ -76,6 +76,10 @@ pub struct Scenario {
     #[serde(default)]
     #[schemars(with = "Vec<Expectation>")]
     pub expect: Vec<Spanned<Expectation>>,
+    /// Probes checked while the timeline runs: the first that fails heals
+    /// every fault at once and ends the run ABORTED.
+    #[serde(default)]
+    pub abort: Vec<AbortProbe>,
     /// When `data` expectations read the files back: `after_heal`
     /// (default: heal, grace, stop workloads, read) or `before_heal`
     /// (read as the timeline left the world, then heal).
@@ -362,6 +366,38 @@ pub struct Workload {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub stop: Option<Ref>,
+}
+
+/// What must stay true while the timeline runs. Exactly one of `exec`,
+/// `readable` or `workload`:
+/// `{ id: app, exec: { host: client, command: [curl, -fs, http://app/health] }, every: 2s, within: 5s }`,
+/// `{ id: db, readable: /mnt/share/db/ibdata1, within: 3s }`,
+/// `{ id: writes, workload: writer, within: 20s }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbortProbe {
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// A command that must exit 0 within `within`.
+    #[serde(default)]
+    pub exec: Option<Exec>,
+    /// A file (inside the run's root) whose first bytes must be read
+    /// within `within`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub readable: Option<Spanned<String>>,
+    /// A workload none of whose ops may take longer than `within`,
+    /// counting one still running.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub workload: Option<Ref>,
+    /// How often an `exec` or `readable` probe runs (default 1s, at least 100ms).
+    #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
+    pub every: Option<Spanned<Duration>>,
+    /// The bound: no answer (or an op not done) within it fails the probe.
+    #[schemars(with = "Duration")]
+    pub within: Spanned<Duration>,
 }
 
 fn default_deadline() -> Duration {

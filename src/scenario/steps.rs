@@ -11,8 +11,9 @@ use serde_saphyr::Spanned;
 pub use crate::plan::{Daemon, LockDownMode};
 
 /// One step. It does exactly one of: `wait`, `fault` (healed after `for`, or
-/// at the end of the run), `exec` (ends when the command exits), or
-/// `parallel` (ends when all its steps have ended).
+/// at the end of the run), `exec` (ends when the command exits), `pause`
+/// (ends when the operator confirms), or `parallel` (ends when all its
+/// steps have ended).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -55,6 +56,12 @@ pub struct Step {
     /// Steps that all begin when this one does (each after its own `offset`).
     #[serde(default)]
     pub parallel: Option<Vec<Step>>,
+    /// Wait for the operator, showing this message: the step ends when
+    /// someone presses Enter on the run's terminal, sends stackquake
+    /// SIGUSR1, or creates the step's continue file. Bound it with `timeout`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub pause: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -6,6 +6,7 @@ use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeSet;
 use std::fmt;
 
+mod abort;
 mod cases;
 mod history;
 mod lock_faults;
@@ -286,6 +287,7 @@ pub(super) fn validate(s: &Scenario, file: &str) -> Problems {
     check_steps(&mut c, s);
     check_expectations(&mut c, s);
     history::check(&mut c, s);
+    abort::check(&mut c, s);
     check_xfail(&mut c, s);
     Problems(c.problems)
 }
@@ -383,12 +385,13 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             st.fault.is_some(),
             st.exec.is_some(),
             st.parallel.is_some(),
+            st.pause.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             c.at(
                 st.id.referenced,
                 path.clone(),
-                "a step has exactly one of `wait`, `fault`, `exec` or `parallel`".into(),
+                "a step has exactly one of `wait`, `fault`, `exec`, `pause` or `parallel`".into(),
                 None,
             );
         }
@@ -457,6 +460,16 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
                 format!("{path}.parallel"),
                 "a `parallel` group needs at least one step".into(),
                 None,
+            );
+        }
+        if let Some(message) = &st.pause
+            && message.value.trim().is_empty()
+        {
+            c.at(
+                message.referenced,
+                format!("{path}.pause"),
+                "a pause needs a message: it is what the operator is asked to do".into(),
+                Some("e.g. pause: 'fail the filer over now, then confirm'".into()),
             );
         }
         if let Some(exec) = &st.exec {

@@ -15,4 +15,4 @@ mod signal;
 pub mod umount;
 pub mod xfs;
 
-pub use signal::{install_termination_handler, termination_requested};
+pub use signal::{install_signal_handlers, take_continue, termination_requested};

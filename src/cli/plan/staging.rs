@@ -7,7 +7,7 @@ use super::super::out::out;
 use super::fmt;
 use crate::engine::Timeline;
 use crate::net::ExpiringFirewall;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, ProbeCheck};
 use std::net::IpAddr;
 
 /// Prints the rehearsal's changes; false if a remote address it touches is
@@ -76,6 +76,30 @@ pub(super) fn print_staging(s: &Plan, allowed: &[IpAddr]) -> bool {
                 command.join(" ")
             );
         }
+    }
+    for p in &s.abort {
+        if let ProbeCheck::Command { command, .. } = &p.check {
+            out!(
+                "    process: abort probe {} every {}: {}; killed after {}",
+                p.id,
+                fmt(p.every),
+                command.join(" "),
+                fmt(p.within)
+            );
+        }
+        if let ProbeCheck::Readable { path } = &p.check {
+            out!(
+                "    process: abort probe {} every {}: reads the first 64 KiB of <run root>{path}; killed after {}",
+                p.id,
+                fmt(p.every),
+                fmt(p.within)
+            );
+        }
+    }
+    if !s.abort.is_empty() {
+        out!(
+            "    on abort (a probe fails): every cut's element deleted at once, then the teardown above"
+        );
     }
     match s.nlm_timeout {
         Some(d) => out!(

@@ -116,7 +116,7 @@ const CSS: &str = "\
 body{font:13px/1.4 sans-serif;margin:1em 2em;color:#222}
 h2 small{font-weight:normal;color:#666}
 .verdict{padding:0 .4em;border-radius:3px;color:#fff;background:#888}
-.PASS,.XFAIL{background:#2a7d2a}.FAIL,.XPASS,.ERROR{background:#b3261e}.SKIP{background:#8a6d00}
+.PASS,.XFAIL{background:#2a7d2a}.FAIL,.XPASS,.ABORTED,.ERROR{background:#b3261e}.SKIP{background:#8a6d00}
 td.verdict{text-align:center}
 .file,.meta{color:#666}
 .reason{color:#b3261e}
@@ -134,6 +134,7 @@ svg.timeline{display:block;font-size:10px}
 .errno{fill:#d0021b;font-weight:bold}
 .hang{fill:none;stroke:#7b2cbf;stroke-width:1.5}.hang-label{fill:#7b2cbf}
 .exec{fill:#234}
+.moment{stroke-width:2;stroke-dasharray:4 3}.continued{stroke:#2a5db0}.probe-failed{stroke:#b3261e}
 g.kmsg line{stroke:#777}g.kmsg path{fill:#555}
 g.kmsg.deny line{stroke:#d0021b;stroke-width:2}g.kmsg.deny path{fill:#d0021b}
 .evidence{fill:#2a7d2a}.evidence.bad{fill:#b3261e}

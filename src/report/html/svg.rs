@@ -95,6 +95,16 @@ pub fn timeline(case: &str, t: &Timeline, evidence: &[Evidence]) -> String {
             step = esc(&x.step),
         );
     }
+    for m in &t.moments {
+        let x = time.x(m.t_ns);
+        let _ = write!(
+            out,
+            r#"<path class="moment {kind}" data-kind="{kind}" data-t-ns="{}" d="M{x:.1},{STEPS_TOP:.1}V{bottom:.1}"><title>{}</title></path>"#,
+            m.t_ns,
+            esc(&m.text),
+            kind = m.kind,
+        );
+    }
     for (i, l) in t.lanes.iter().enumerate() {
         let top = lanes_top + (LANE_HEIGHT + LANE_GAP) * i as f64;
         lanes::lane(&mut out, l, top, &time, t.max_latency_ns());

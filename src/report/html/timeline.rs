@@ -105,6 +105,16 @@ pub struct ExecMark {
     pub signal: Option<i32>,
 }
 
+/// A moment the run was told something: a pause confirmed by the
+/// operator, or an abort probe that failed and stopped the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moment {
+    /// `continued` or `probe-failed`: the mark's class and data-kind.
+    pub kind: &'static str,
+    pub t_ns: u64,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
     /// The axis end: the latest time any event carries.
@@ -114,6 +124,7 @@ pub struct Timeline {
     pub lanes: Vec<Lane>,
     pub kernel: Vec<KernelLine>,
     pub execs: Vec<ExecMark>,
+    pub moments: Vec<Moment>,
     /// What setup built (all at time 0) and what teardown did (after the
     /// axis end): events without a time of their own, listed beside it.
     pub setup: Vec<String>,
@@ -130,6 +141,7 @@ impl Timeline {
             lanes: Vec::new(),
             kernel: Vec::new(),
             execs: Vec::new(),
+            moments: Vec::new(),
             setup: Vec::new(),
             teardown: Vec::new(),
         };
@@ -275,6 +287,20 @@ impl Timeline {
                     code: *code,
                     signal: *signal,
                 }),
+                Event::Continued { step, by, t_ns } => t.moments.push(Moment {
+                    kind: "continued",
+                    t_ns: *t_ns,
+                    text: format!("{step}: the operator confirmed ({by})"),
+                }),
+                Event::ProbeFailed {
+                    probe,
+                    reason,
+                    t_ns,
+                } => t.moments.push(Moment {
+                    kind: "probe-failed",
+                    t_ns: *t_ns,
+                    text: format!("abort probe {probe} failed: {reason}; every fault healed"),
+                }),
                 _ => {}
             }
         }
@@ -321,6 +347,8 @@ fn engine_clock(e: &Event) -> Option<u64> {
         | Event::FaultHealed { t_ns, .. }
         | Event::Observed { t_ns, .. }
         | Event::StepTimedOut { t_ns, .. }
+        | Event::ProbeFailed { t_ns, .. }
+        | Event::Continued { t_ns, .. }
         | Event::Aborted { t_ns, .. } => Some(*t_ns),
         _ => None,
     }

@@ -145,6 +145,11 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
     for (i, w) in s.workloads.iter().enumerate() {
         not_here(c, &w.host, format!("workloads[{i}].host"), "a workload");
     }
+    for (i, p) in s.abort.iter().enumerate() {
+        if let Some(exec) = &p.exec {
+            not_here(c, &exec.host, format!("abort[{i}].exec.host"), "a probe");
+        }
+    }
     let mut steps: Vec<(String, &Step)> = Vec::new();
     collect(&s.steps, "steps", &mut steps);
     for (path, st) in steps {
