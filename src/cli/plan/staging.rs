@@ -57,6 +57,18 @@ pub(super) fn print_staging(s: &Plan, allowed: &[IpAddr]) -> bool {
             m.options.as_deref().unwrap_or("defaults")
         );
     }
+    for img in &s.images {
+        out!(
+            "    image {}: file <run root>{} ({}, mkfs.{}) on a loop device, mounted at <run root>{}: unmounted and detached at teardown, the file removed with the run root",
+            img.id,
+            img.file,
+            crate::plan::size_text(img.size),
+            match img.mkfs {
+                crate::plan::Mkfs::Xfs => "xfs",
+            },
+            img.at
+        );
+    }
     for w in &s.workloads {
         out!(
             "    process: workload {} ({}): killed at teardown, and with stackquake (it dies with its parent)",
