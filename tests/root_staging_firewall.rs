@@ -70,6 +70,7 @@ fn toward(addr: IpAddr, port: Option<u16>, action: Action) -> Rule {
             protocol: port.map(|_| Protocol::Tcp),
             port,
             min_size: None,
+            share: None,
         },
         action,
     }
@@ -93,7 +94,7 @@ fn expiring_cut_child() {
     );
     let run = RunId::parse(run).unwrap();
     let ledger = Ledger::create(Path::new(root), &run, Path::new("staging.yaml")).unwrap();
-    let fw = ExpiringFirewall::create(None, &run, &ledger).unwrap();
+    let fw = ExpiringFirewall::create(None, &run, &ledger, &[]).unwrap();
     fw.cut(&toward(remote.parse().unwrap(), None, Action::Drop), TTL)
         .unwrap();
     println!("READY");
@@ -183,7 +184,7 @@ fn heals_one_cut_all_cuts_and_rejects_promptly() {
     let t = TestRun::new("root_staging_firewall");
     let p = pair(&t, 2, 7062);
     let server: SocketAddr = (p.server_ip, 7062).into();
-    let fw = ExpiringFirewall::create(Some(&p.client), &t.run, &t.ledger).unwrap();
+    let fw = ExpiringFirewall::create(Some(&p.client), &t.run, &t.ledger, &[]).unwrap();
     let long = Duration::from_secs(120);
 
     let port_cut = toward(p.server_ip, Some(7062), Action::Drop);
@@ -269,7 +270,7 @@ table ip filter {
     let before = stable(&p.client);
     assert!(before.contains("10.99.0.7"), "{before}");
 
-    let fw = ExpiringFirewall::create(Some(&p.client), &t.run, &t.ledger).unwrap();
+    let fw = ExpiringFirewall::create(Some(&p.client), &t.run, &t.ledger, &[]).unwrap();
     let server_ip = p.server_ip;
     fw.cut(
         &toward(server_ip, None, Action::Drop),
@@ -292,7 +293,7 @@ table ip filter {
     // A table already named like ours is refused, not adopted or deleted.
     let ours = ExpiringFirewall::table_name(&t.run);
     nft_in(&p.client, &["add", "table", "inet", &ours]);
-    assert!(ExpiringFirewall::create(Some(&p.client), &t.run, &t.ledger).is_err());
+    assert!(ExpiringFirewall::create(Some(&p.client), &t.run, &t.ledger, &[]).is_err());
     assert!(nft_in(&p.client, &["list", "tables"]).contains(&ours));
     drop(p);
     assert_eq!(t.ledger.open_entries(), 0);

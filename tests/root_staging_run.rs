@@ -468,3 +468,110 @@ fn a_failing_abort_probe_ends_the_cut_at_once_and_the_run_aborted() {
     assert_eq!(left_by(&r.journal.run_id, &t), Vec::<String>::new());
     connect(&s.client, (s.server_ip, port).into()).unwrap();
 }
+
+/// A rehearsal with a path that drops what exceeds 1000 bytes, then one
+/// that loses half the packets each way; pings measure both from inside.
+fn degraded_rehearsal(server: IpAddr) -> String {
+    let ping =
+        |size: u32, count: u32| format!("ping -n -q -c {count} -i 0.05 -W 1 -s {size} {server}");
+    format!(
+        r#"schema_version: 1
+id: staging-run-degraded
+title: A path toward the staging server that drops big packets, then loses half
+requires: {{ target: [staging], tools: [nft, bash, ping] }}
+timeout: 90s
+hosts:
+  client: {{}}
+  filer: {{ addr: {server}/24 }}
+nfs_servers:
+  fs1: {{ host: filer, kind: external, exports: [{{ path: /export }}] }}
+steps:
+  - id: sized
+    parallel:
+      - id: mtu
+        fault: {{ net.block: {{ host: client, toward: filer, min_size: 1001 }} }}
+        for: 6s
+      - id: small-and-big
+        offset: 300ms
+        exec: {{ host: client, command: [bash, -c, "{small} && ! {big}"] }}
+        timeout: 5s
+  - id: degraded
+    parallel:
+      - id: lossy
+        fault: {{ net.block: {{ host: client, toward: filer, percent: 50 }} }}
+        for: 15s
+      - id: sampled
+        offset: 300ms
+        exec: {{ host: client, command: [bash, -c, "{sample}; true"] }}
+        timeout: 14s
+expect:
+  - exit_code: {{ step: small-and-big, code: 0 }}
+"#,
+        small = ping(100, 2),
+        big = ping(1200, 2),
+        sample = ping(100, 100),
+    )
+}
+
+// The sized and lossy cuts a staging client can make, both self-expiring
+// elements: while the first lasts, small pings pass and 1200-byte ones
+// vanish (a path MTU black hole, as a VLAN stacked on a VLAN made); while
+// the second lasts, about three in four round trips fail (half of the
+// requests, then half of the replies).
+#[test]
+fn sized_and_lossy_cuts_degrade_the_path_while_they_last() {
+    require_root_and(&["ip", "nft", "bash", "ping"], &["/proc/self/ns/net"]);
+    let t = TestRun::new("root_staging_run");
+    let s = staging(&t, 78, 7088);
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, degraded_rehearsal(s.server_ip)).unwrap();
+    let out_dir = t.scratch("out");
+    let allow = s.server_ip.to_string();
+    let out = run_in(
+        &s.client,
+        &[
+            "--allow-external",
+            &allow,
+            "--output",
+            out_dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let r = &report.results[0];
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}: {said}", r.reason);
+    let sampled = r
+        .journal
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Exec { step, output, .. } if step == "sampled" => Some(output.clone()),
+            _ => None,
+        })
+        .expect("the lossy path was sampled");
+    let loss: f64 = sampled
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix('%')?.parse().ok())
+        .unwrap_or_else(|| panic!("no loss in {sampled}"));
+    // 75% expected; 100 round trips put 50..95 about six deviations out.
+    assert!((50.0..=95.0).contains(&loss), "{loss}% lost: {sampled}");
+    for step in ["mtu", "lossy"] {
+        let matched = r.journal.events.iter().find_map(|e| match e {
+            Event::FaultHealed {
+                step: s, matched, ..
+            } if s == step => Some(*matched),
+            _ => None,
+        });
+        assert!(
+            matched.flatten().is_some_and(|n| n > 0),
+            "{step}: {matched:?}"
+        );
+    }
+    assert!(!tables_in(&s.client).contains("_ttl"));
+    assert_eq!(left_by(&r.journal.run_id, &t), Vec::<String>::new());
+}

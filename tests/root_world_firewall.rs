@@ -130,6 +130,7 @@ fn block_heal_reject(backend: FirewallBackend, subnet: u8) {
                 protocol: Some(Protocol::Udp),
                 port: Some(7051),
                 min_size: None,
+                share: None,
             },
             action: Action::Reject,
         })

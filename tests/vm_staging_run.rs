@@ -9,6 +9,7 @@
 //!   intact.
 //! - The contrast, the same failover bare (NFSv3): the errors the incident
 //!   saw, EIO and XFS shut down for good.
+//!
 //! Afterwards the client namespace has no table of the run (a mount or
 //! table teardown left would have made the verdict ERROR).
 

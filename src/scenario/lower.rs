@@ -509,6 +509,10 @@ fn net_cut(cut: &model::NetCut, reject: bool, plan: &Plan) -> Fault {
                 protocol,
                 port: cut.port.as_ref().map(|p| p.value),
                 min_size: cut.min_size.as_ref().map(|n| n.value),
+                share: cut
+                    .percent
+                    .as_ref()
+                    .map(|p| super::network::percent_basis_points(p.value).expect(VALIDATED)),
             };
             (host.value.clone(), matching)
         }

@@ -54,6 +54,13 @@ pub struct NetCut {
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub min_size: Option<Spanned<u16>>,
+    /// Only this share of the matching packets, drawn at random for each
+    /// (0.01 to 99.99, in each direction): a lossy path toward the host
+    /// rather than a cut. With `net.block`, the loss a staging rehearsal
+    /// can make (netem's `net.loss` needs a link of the run's own).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub percent: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -347,11 +354,16 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
                     None,
                 );
             }
-            if cut.protocol.is_some() || cut.port.is_some() || cut.min_size.is_some() {
+            if cut.protocol.is_some()
+                || cut.port.is_some()
+                || cut.min_size.is_some()
+                || cut.percent.is_some()
+            {
                 c.at(
                     at,
                     path.to_string(),
-                    "`protocol`, `port` and `min_size` go with `host` and `toward`".into(),
+                    "`protocol`, `port`, `min_size` and `percent` go with `host` and `toward`"
+                        .into(),
                     Some("between: [a, b] cuts everything in both directions".into()),
                 );
             }
@@ -391,6 +403,19 @@ pub(super) fn check_cut(c: &mut Checker, s: &Scenario, cut: &NetCut, path: &str,
                     format!("{path}.min_size"),
                     format!("{} bytes is less than an IP header", size.value),
                     Some("min_size counts the whole IP packet: 20 to 65535".into()),
+                );
+            }
+            if let Some(p) = &cut.percent
+                && percent_basis_points(p.value).is_none()
+            {
+                c.at(
+                    p.referenced,
+                    format!("{path}.percent"),
+                    format!(
+                        "{}% is not a share from 0.01 to 99.99 in steps of 0.01",
+                        p.value
+                    ),
+                    Some("leave `percent` out to cut every packet; e.g. percent: 10".into()),
                 );
             }
         }
@@ -448,4 +473,11 @@ pub(super) fn check_loss(c: &mut Checker, s: &Scenario, f: &NetLoss, path: &str)
             Some("e.g. percent: 30".into()),
         );
     }
+}
+
+/// A cut's `percent` as basis points (1 to 9999), if it is one: the kernel
+/// draws in steps of 0.01%.
+pub(crate) fn percent_basis_points(percent: f64) -> Option<u16> {
+    let bp = (percent * 100.0).round();
+    ((1.0..=9999.0).contains(&bp) && (percent * 100.0 - bp).abs() < 1e-6).then_some(bp as u16)
 }

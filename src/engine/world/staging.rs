@@ -45,12 +45,14 @@ impl World {
         note(format!(
             "host {client}: the namespace stackquake runs in (staging client)"
         ));
-        if !s.cuts().is_empty() {
-            let fw =
-                ExpiringFirewall::create(None, run, ledger).map_err(|source| SetupError::Net {
+        let rules: Vec<crate::net::Rule> = s.cuts().into_iter().map(|c| c.rule).collect();
+        if !rules.is_empty() {
+            let fw = ExpiringFirewall::create(None, run, ledger, &rules).map_err(|source| {
+                SetupError::Net {
                     host: (*client).clone(),
                     source,
-                })?;
+                }
+            })?;
             note(format!(
                 "host {client}: nft table inet {} for timed cuts",
                 fw.name()

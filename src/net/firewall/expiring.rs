@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::rule::{Action, Match, Protocol, Rule};
+use super::rule::{Action, Match, Protocol, Rule, SHARE_WHOLE};
 use super::{NetError, Netns};
 use crate::ledger::{EntryId, Ledger, LedgerObject, RunId};
 use crate::tools;
@@ -22,15 +22,71 @@ const FAMILY: &str = "inet";
 /// Before the usual filter priority (0), as the run firewall's chains.
 const PRIORITY: i32 = -10;
 
-/// Which set an element of `rule` goes into: `<drop|reject>_<addr|port><4|6>`.
-fn set_name(action: Action, port: bool, v6: bool) -> String {
-    let verdict = match action {
-        Action::Drop => "drop",
-        Action::Reject => "reject",
-    };
-    let key = if port { "port" } else { "addr" };
-    let family = if v6 { 6 } else { 4 };
-    format!("{verdict}_{key}{family}")
+/// What one set's fixed rules do to the packets of its elements: drop or
+/// reject them, all of them or only those of at least `min_size` bytes,
+/// every one or a random `share` (basis points). The table has the sets of
+/// the plain drop and reject, and of every other variant its run's cuts
+/// use, each known when the table is made: its rules never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Variant {
+    pub reject: bool,
+    pub min_size: Option<u16>,
+    pub share: Option<u16>,
+}
+
+impl Variant {
+    const PLAIN: [Variant; 2] = [
+        Variant {
+            reject: false,
+            min_size: None,
+            share: None,
+        },
+        Variant {
+            reject: true,
+            min_size: None,
+            share: None,
+        },
+    ];
+
+    /// The variant of a cut toward one remote address.
+    pub fn of(rule: &Rule) -> Option<Variant> {
+        match rule.matching {
+            Match::Toward {
+                min_size, share, ..
+            } => Some(Variant {
+                reject: rule.action == Action::Reject,
+                min_size,
+                share,
+            }),
+            Match::Between(..) => None,
+        }
+    }
+
+    /// `<drop|reject>[_ge<size>][_p<share>]_<addr|port><4|6>`.
+    fn set_name(self, port: bool, v6: bool) -> String {
+        let mut name = String::from(if self.reject { "reject" } else { "drop" });
+        if let Some(n) = self.min_size {
+            name.push_str(&format!("_ge{n}"));
+        }
+        if let Some(bp) = self.share {
+            name.push_str(&format!("_p{bp}"));
+        }
+        let key = if port { "port" } else { "addr" };
+        let family = if v6 { 6 } else { 4 };
+        format!("{name}_{key}{family}")
+    }
+
+    /// What the rules match beyond the set's elements.
+    fn condition(self) -> String {
+        let mut c = String::new();
+        if let Some(n) = self.min_size {
+            c.push_str(&format!(" meta length >= {n}"));
+        }
+        if let Some(bp) = self.share {
+            c.push_str(&format!(" numgen random mod {SHARE_WHOLE} < {bp}"));
+        }
+        c
+    }
 }
 
 /// The element of `rule` and the name of its set. Only `Match::Toward`
@@ -45,25 +101,22 @@ fn element(rule: &Rule) -> Result<(String, String), NetError> {
         addr,
         protocol,
         port,
-        min_size,
+        share,
+        ..
     } = rule.matching
     else {
         return Err(bad("an expiring rule names one remote address (toward)"));
     };
-    if min_size.is_some() {
-        // A set element cannot carry a length match; the run's fixed rules
-        // would need one per size.
-        return Err(bad("an expiring rule cannot match packets by size"));
+    if share.is_some_and(|s| s == 0 || s >= SHARE_WHOLE) {
+        return Err(bad("a share is 1 to 9999 basis points"));
     }
+    let variant = Variant::of(rule).expect("a cut toward one address");
     match (protocol, port) {
-        (None, None) => Ok((
-            set_name(rule.action, false, addr.is_ipv6()),
-            addr.to_string(),
-        )),
+        (None, None) => Ok((variant.set_name(false, addr.is_ipv6()), addr.to_string())),
         (Some(p @ (Protocol::Tcp | Protocol::Udp)), Some(port)) => {
             let proto = if p == Protocol::Tcp { "tcp" } else { "udp" };
             Ok((
-                set_name(rule.action, true, addr.is_ipv6()),
+                variant.set_name(true, addr.is_ipv6()),
                 format!("{addr} . {proto} . {port}"),
             ))
         }
@@ -73,21 +126,32 @@ fn element(rule: &Rule) -> Result<(String, String), NetError> {
     }
 }
 
+/// The plain variants and those of `rules`, each once.
+fn variants_for(rules: &[Rule]) -> Vec<Variant> {
+    let mut all: Vec<Variant> = Variant::PLAIN
+        .into_iter()
+        .chain(rules.iter().filter_map(Variant::of))
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// The whole table: sets, then the rules that consult them. Rules look at
 /// both directions from this host's side: output toward the remote, input
 /// from it.
-pub fn table_script(name: &str) -> String {
+pub fn table_script(name: &str, variants: &[Variant]) -> String {
     let mut s = format!("table {FAMILY} {name} {{\n");
-    for action in [Action::Drop, Action::Reject] {
+    for &variant in variants {
         for v6 in [false, true] {
             let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
             s.push_str(&format!(
                 "  set {} {{ type {addr}; flags timeout; }}\n",
-                set_name(action, false, v6)
+                variant.set_name(false, v6)
             ));
             s.push_str(&format!(
                 "  set {} {{ type {addr} . inet_proto . inet_service; flags timeout; }}\n",
-                set_name(action, true, v6)
+                variant.set_name(true, v6)
             ));
         }
     }
@@ -97,30 +161,30 @@ pub fn table_script(name: &str) -> String {
         ));
         for v6 in [false, true] {
             let ip = if v6 { "ip6" } else { "ip" };
-            let addr = |a| format!("{ip} {to} @{}", set_name(a, false, v6));
-            let port = |a| {
-                format!(
-                    "{ip} {to} . meta l4proto . th {from} @{}",
-                    set_name(a, true, v6)
-                )
-            };
-            for m in [addr(Action::Drop), port(Action::Drop)] {
-                s.push_str(&format!("    {m} counter drop\n"));
-            }
-            for m in [addr(Action::Reject), port(Action::Reject)] {
-                if chain == "output" {
-                    s.push_str(&format!(
-                        "    {m} meta l4proto tcp counter reject with tcp reset\n"
-                    ));
-                    s.push_str(&format!(
-                        "    {m} meta l4proto != tcp counter reject with icmpx type host-unreachable\n"
-                    ));
-                } else {
-                    // The reset the output hook fakes loops back through
-                    // input as if from the remote: let it pass, or the
-                    // prompt ECONNREFUSED becomes a timeout.
-                    s.push_str(&format!("    {m} tcp flags & rst == 0 counter drop\n"));
-                    s.push_str(&format!("    {m} meta l4proto != tcp counter drop\n"));
+            for &variant in variants {
+                let cond = variant.condition();
+                let addr = format!("{ip} {to} @{}{cond}", variant.set_name(false, v6));
+                let port = format!(
+                    "{ip} {to} . meta l4proto . th {from} @{}{cond}",
+                    variant.set_name(true, v6)
+                );
+                for m in [addr, port] {
+                    if !variant.reject {
+                        s.push_str(&format!("    {m} counter drop\n"));
+                    } else if chain == "output" {
+                        s.push_str(&format!(
+                            "    {m} meta l4proto tcp counter reject with tcp reset\n"
+                        ));
+                        s.push_str(&format!(
+                            "    {m} meta l4proto != tcp counter reject with icmpx type host-unreachable\n"
+                        ));
+                    } else {
+                        // The reset the output hook fakes loops back through
+                        // input as if from the remote: let it pass, or the
+                        // prompt ECONNREFUSED becomes a timeout.
+                        s.push_str(&format!("    {m} tcp flags & rst == 0 counter drop\n"));
+                        s.push_str(&format!("    {m} meta l4proto != tcp counter drop\n"));
+                    }
                 }
             }
         }
@@ -159,6 +223,8 @@ pub struct ExpiringFirewall {
     ledger: Ledger,
     entry: EntryId,
     deleted: bool,
+    /// The variants its sets were made for.
+    variants: Vec<Variant>,
 }
 
 impl ExpiringFirewall {
@@ -167,10 +233,13 @@ impl ExpiringFirewall {
         format!("sq_{run}_ttl")
     }
 
+    /// The run's table, with sets for the plain drop and reject and for
+    /// whatever else `cuts` (the run's every cut) need.
     pub fn create(
         ns: Option<&Netns>,
         run: &RunId,
         ledger: &Ledger,
+        cuts: &[Rule],
     ) -> Result<ExpiringFirewall, NetError> {
         if tools::which("nft").is_none() {
             return Err(NetError::NoNft);
@@ -192,12 +261,13 @@ impl ExpiringFirewall {
             ledger: ledger.clone(),
             entry,
             deleted: false,
+            variants: variants_for(cuts),
         };
         // `create` fails on an existing table: never adopt one.
         let script = format!(
             "create table {FAMILY} {}\n{}",
             fw.name,
-            table_script(&fw.name)
+            table_script(&fw.name, &fw.variants)
         );
         if let Err(e) = fw.nft(&["-f", "-"], Some(&script)) {
             fw.deleted = true;
@@ -228,6 +298,12 @@ impl ExpiringFirewall {
 
     /// Cuts what `rule` matches for `ttl`; the kernel heals it after that.
     pub fn cut(&self, rule: &Rule, ttl: Duration) -> Result<(), NetError> {
+        if !Variant::of(rule).is_some_and(|v| self.variants.contains(&v)) {
+            return Err(NetError::BadRule {
+                rule: format!("{rule:?}"),
+                why: "the run's table was made without a set for this kind of cut".into(),
+            });
+        }
         let script = add_element_script(&self.name, rule, ttl)?;
         self.nft(&["-f", "-"], Some(&script)).map(drop)?;
         tracing::info!(name = %self.name, ?rule, ?ttl, "expiring cut added");
@@ -248,13 +324,13 @@ impl ExpiringFirewall {
     /// Heals every cut at once (an abort, the end of a run).
     pub fn heal_all(&self) -> Result<(), NetError> {
         let mut script = String::new();
-        for action in [Action::Drop, Action::Reject] {
+        for variant in &self.variants {
             for port in [false, true] {
                 for v6 in [false, true] {
                     script.push_str(&format!(
                         "flush set {FAMILY} {} {}\n",
                         self.name,
-                        set_name(action, port, v6)
+                        variant.set_name(port, v6)
                     ));
                 }
             }
@@ -391,6 +467,7 @@ mod tests {
                 protocol: port.map(|p| p.0),
                 port: port.map(|p| p.1),
                 min_size: None,
+                share: None,
             },
             action,
         }
@@ -421,25 +498,60 @@ mod tests {
                 protocol: Some(Protocol::Icmp),
                 port: None,
                 min_size: None,
+                share: None,
             },
             action: Action::Drop,
         };
         assert!(element(&icmp).is_err());
+    }
+
+    #[test]
+    fn sized_and_lossy_cuts_get_sets_of_their_own_with_their_condition() {
         let sized = Rule {
             matching: Match::Toward {
-                addr: a,
+                addr: "10.0.0.9".parse().unwrap(),
                 protocol: None,
                 port: None,
-                min_size: Some(1400),
+                min_size: Some(1401),
+                share: None,
             },
             action: Action::Drop,
         };
-        assert!(element(&sized).is_err());
+        let lossy = Rule {
+            matching: Match::Toward {
+                addr: "10.0.0.9".parse().unwrap(),
+                protocol: Some(Protocol::Tcp),
+                port: Some(2049),
+                min_size: None,
+                share: Some(1250),
+            },
+            action: Action::Drop,
+        };
+        assert_eq!(
+            element(&sized).unwrap(),
+            ("drop_ge1401_addr4".into(), "10.0.0.9".into())
+        );
+        assert_eq!(element(&lossy).unwrap().0, "drop_p1250_port4");
+        let variants = variants_for(&[sized.clone(), lossy, sized]);
+        assert_eq!(variants.len(), 4, "{variants:?}");
+        let t = table_script("t", &variants);
+        assert_eq!(t.matches("flags timeout").count(), 16);
+        assert!(t.contains("ip daddr @drop_ge1401_addr4 meta length >= 1401 counter drop"));
+        assert!(t.contains("ip saddr @drop_ge1401_addr4 meta length >= 1401 counter drop"));
+        assert!(t.contains(
+            "ip daddr . meta l4proto . th dport @drop_p1250_port4 numgen random mod 10000 < 1250 counter drop"
+        ));
+        // A share outside 1..=9999 is no loss at all (or all of it): a cut.
+        let mut whole = toward("10.0.0.9", None, Action::Drop);
+        if let Match::Toward { share, .. } = &mut whole.matching {
+            *share = Some(10_000);
+        }
+        assert!(element(&whole).is_err());
     }
 
     #[test]
     fn every_set_has_timeouts_and_every_rule_a_set() {
-        let t = table_script("sq_x_ttl");
+        let t = table_script("sq_x_ttl", &variants_for(&[]));
         assert_eq!(t.matches("flags timeout").count(), 8);
         for line in t.lines().filter(|l| l.contains("counter")) {
             assert!(line.contains(" @"), "a rule outside the sets: {line}");

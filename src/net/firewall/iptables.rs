@@ -3,7 +3,7 @@
 //! FORWARD; rules tagged `-m comment --comment sq:<n>` and changed only
 //! through `iptables-restore --noflush`, which never flushes other chains.
 
-use super::rule::{Action, Protocol, RuleId, Selector};
+use super::rule::{Action, Protocol, RuleId, SHARE_WHOLE, Selector};
 use super::{Firewall, Installed, NetError};
 
 const HOOK_CHAINS: [&str; 3] = ["INPUT", "OUTPUT", "FORWARD"];
@@ -66,6 +66,12 @@ pub(super) fn rule_specs(id: RuleId, action: Action, sel: &Selector) -> Vec<Stri
     }
     if let Some(n) = sel.min_size {
         m.push(format!("-m length --length {n}:65535"));
+    }
+    if let Some(bp) = sel.share {
+        m.push(format!(
+            "-m statistic --mode random --probability {}",
+            f64::from(bp) / f64::from(SHARE_WHOLE)
+        ));
     }
     m.push(format!("-m comment --comment {}", id.comment()));
     let matched = m.join(" ");
@@ -217,6 +223,23 @@ mod tests {
     }
 
     #[test]
+    fn a_share_is_a_random_probability() {
+        let sel = Selector {
+            v6: false,
+            saddr: None,
+            daddr: Some("10.0.0.2".parse().unwrap()),
+            protocol: None,
+            port: None,
+            min_size: None,
+            share: Some(2500),
+        };
+        assert_eq!(
+            rule_specs(RuleId(4), Action::Drop, &sel),
+            ["-d 10.0.0.2 -m statistic --mode random --probability 0.25 -m comment --comment sq:4 -j DROP"]
+        );
+    }
+
+    #[test]
     fn reject_without_protocol_resets_tcp_first() {
         let sel = Selector {
             v6: false,
@@ -225,6 +248,7 @@ mod tests {
             protocol: None,
             port: None,
             min_size: None,
+            share: None,
         };
         let specs = rule_specs(RuleId(2), Action::Reject, &sel);
         assert_eq!(

@@ -3,7 +3,7 @@
 //! kernel rules (one per direction, hook and verdict) can be found again
 //! by comment for counters and removal without tracking handles ourselves.
 
-use super::rule::{Action, Protocol, RuleId, Selector};
+use super::rule::{Action, Protocol, RuleId, SHARE_WHOLE, Selector};
 use super::{Firewall, NetError};
 use crate::tools;
 
@@ -74,6 +74,11 @@ pub(super) fn rule_bodies(id: RuleId, action: Action, sel: &Selector) -> Vec<Str
     if let Some(n) = sel.min_size {
         // skb length at the hooks of an IP family: the IP packet.
         m.push(format!("meta length >= {n}"));
+    }
+    if let Some(bp) = sel.share {
+        // A fresh draw per packet (and per rule: a reject's two rules
+        // cover different protocols, so a packet meets one draw).
+        m.push(format!("numgen random mod {SHARE_WHOLE} < {bp}"));
     }
     let matched = m.join(" ");
     let comment = format!("comment \"{}\"", id.comment());
@@ -172,6 +177,7 @@ mod tests {
             protocol,
             port,
             min_size: None,
+            share: None,
         }
     }
 
@@ -185,6 +191,20 @@ mod tests {
             rule_bodies(RuleId(3), Action::Drop, &sel),
             [
                 "ip saddr 10.0.0.1 ip daddr 10.0.0.2 tcp dport 2049 meta length >= 200 counter drop comment \"sq:3\""
+            ]
+        );
+    }
+
+    #[test]
+    fn a_share_draws_at_random_per_packet() {
+        let sel = Selector {
+            share: Some(2500),
+            ..sel(None, None)
+        };
+        assert_eq!(
+            rule_bodies(RuleId(5), Action::Drop, &sel),
+            [
+                "ip saddr 10.0.0.1 ip daddr 10.0.0.2 numgen random mod 10000 < 2500 counter drop comment \"sq:5\""
             ]
         );
     }

@@ -36,8 +36,14 @@ pub enum Match {
         /// Only packets of at least this many bytes (IP header included):
         /// a connection opens and small calls pass while larger ones vanish.
         min_size: Option<u16>,
+        /// Only this share of the matching packets, in basis points (1 to
+        /// 9999), drawn at random for each: a lossy path rather than a cut.
+        share: Option<u16>,
     },
 }
+
+/// Basis points: 10000 is every packet.
+pub const SHARE_WHOLE: u16 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -86,6 +92,8 @@ pub(super) struct Selector {
     pub port: Option<u16>,
     /// Packets of at least this many bytes, IP header included.
     pub min_size: Option<u16>,
+    /// A random share of them, in basis points.
+    pub share: Option<u16>,
 }
 
 impl Rule {
@@ -109,6 +117,7 @@ impl Rule {
                     protocol: None,
                     port: None,
                     min_size: None,
+                    share: None,
                 };
                 Ok(vec![one(a, b), one(b, a)])
             }
@@ -117,9 +126,13 @@ impl Rule {
                 protocol,
                 port,
                 min_size,
+                share,
             } => {
                 if port.is_some() && !matches!(protocol, Some(Protocol::Tcp | Protocol::Udp)) {
                     return Err(bad("a port needs protocol tcp or udp"));
+                }
+                if share.is_some_and(|s| s == 0 || s >= SHARE_WHOLE) {
+                    return Err(bad("a share is 1 to 9999 basis points"));
                 }
                 Ok(vec![Selector {
                     v6: addr.is_ipv6(),
@@ -128,6 +141,7 @@ impl Rule {
                     protocol,
                     port,
                     min_size,
+                    share,
                 }])
             }
         }
@@ -160,6 +174,7 @@ mod tests {
                 protocol: None,
                 port: Some(2049),
                 min_size: None,
+                share: None,
             },
             action: Action::Drop,
         };

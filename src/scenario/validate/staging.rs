@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 
 /// What a rehearsal may do, for hints.
 const CLIENT_SIDE: &str = "on an external server use client-side faults: net.block or \
-    net.reject from the client `toward` the server's host (optionally protocol and port), \
+    net.reject from the client `toward` the server's host (optionally protocol and port; \
+    `percent` for a lossy path, `min_size` for one that drops what exceeds its MTU), \
     or an `exec` step running your own failover command";
 
 /// The hosts of `external` servers: remote machines, not namespaces.
@@ -198,6 +199,37 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                      own statd/rpcbind is not built"
                         .into(),
                     Some("kill it with your own command in an `exec` step".into()),
+                );
+            }
+            Fault::NetMtu(_) | Fault::NetLoss(_) | Fault::NetDelay(_) => {
+                // netem and MTUs change an interface of the client's own,
+                // which no kernel timer puts back: a killed run would leave
+                // the client's every connection degraded.
+                let instead = match &fault.value {
+                    Fault::NetMtu(m) => format!(
+                        "a path that drops what exceeds an MTU is net.block {{ host: client, \
+                         toward: <server host>, min_size: {} }} with `for:`",
+                        m.mtu.value + 1
+                    ),
+                    Fault::NetLoss(l) => format!(
+                        "a lossy path toward the server is net.block {{ host: client, \
+                         toward: <server host>, percent: {} }} with `for:`",
+                        l.percent.value
+                    ),
+                    _ => "a delay needs a queueing discipline, which nothing expires; \
+                          rehearse an unreachable or lossy server with net.block (`percent`) \
+                          instead"
+                        .into(),
+                };
+                c.at(
+                    fault.referenced,
+                    path,
+                    format!(
+                        "`{kind}` changes the client's interface, and a staging client's \
+                         interface is not the run's to change: nothing would put it back \
+                         if stackquake were killed"
+                    ),
+                    Some(instead),
                 );
             }
             other => {
