@@ -21,6 +21,7 @@ use stackquake::journal::Event;
 use stackquake::net::{
     Netns, VethPair, add_address, command_in, link_ifname, set_up, tcp_listener_in,
 };
+use stackquake::nfs::daemon_ns::{DaemonNs, DaemonProcess};
 use stackquake::report::{RunReport, Verdict};
 
 const TOOLS: &[&str] = &["ip", "nft", "bash", "timeout"];
@@ -574,4 +575,221 @@ fn sized_and_lossy_cuts_degrade_the_path_while_they_last() {
     }
     assert!(!tables_in(&s.client).contains("_ttl"));
     assert_eq!(left_by(&r.journal.run_id, &t), Vec::<String>::new());
+}
+
+/// The client's own rpcbind and rpc.statd, as a real client runs them:
+/// started by the test in the client namespace (with a mount namespace of
+/// their own for /run and /var/lib/nfs), nothing of the run's.
+fn own_daemons(t: &TestRun, client: &Netns) -> (DaemonNs, DaemonProcess) {
+    let dns = DaemonNs::start(client, &format!("sq-own-{}", t.run), Some(&t.ledger)).unwrap();
+    // The original statd is killed by the run; rpcbind lives on with the
+    // test (dropping it would kill it).
+    let rpcbind = dns.start_rpcbind().unwrap();
+    std::mem::forget(dns.start_statd().unwrap());
+    (dns, rpcbind)
+}
+
+/// Pids of `program` in network namespace `ns`.
+fn pids_of(program: &str, ns: &Netns) -> Vec<u32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns.name()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim_end() == program)
+        })
+        .collect()
+}
+
+/// Whether the statd of the client namespace answers an RPC NULL call.
+fn statd_answers(client: &Netns) -> bool {
+    command_in(client, "timeout")
+        .args(["3", "rpcinfo", "-T", "tcp", "127.0.0.1", "100024", "1"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Kills what the test left in the client namespace (a statd started
+/// again belongs to no ledger).
+fn kill_all_in(ns: &Netns) {
+    for program in ["rpc.statd", "rpcbind", "sh"] {
+        for pid in pids_of(program, ns) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn killed_statd_rehearsal(server: IpAddr, lasts: &str, linger: &str) -> String {
+    let answers = "timeout 3 rpcinfo -T tcp 127.0.0.1 100024 1";
+    format!(
+        r#"schema_version: 1
+id: staging-run-statd-killed
+title: The client's own statd killed for a while, and back
+requires: {{ target: [staging], tools: [rpcinfo, timeout, bash] }}
+timeout: 90s
+hosts:
+  client: {{}}
+  filer: {{ addr: {server}/24 }}
+nfs_servers:
+  fs1: {{ host: filer, kind: external, exports: [{{ path: /export }}] }}
+steps:
+  - id: before
+    exec: {{ host: client, command: [bash, -c, "{answers}"] }}
+    timeout: 5s
+  - id: kill
+    fault: {{ proc.kill: {{ host: client, daemon: statd }} }}
+    for: {lasts}
+  - id: during
+    after: before
+    offset: 500ms
+    exec: {{ host: client, command: [bash, -c, "! {answers}"] }}
+    timeout: 5s
+  - id: after
+    after: kill
+    exec: {{ host: client, command: [bash, -c, "{answers}"] }}
+    timeout: 5s
+  - {{ id: linger, wait: {linger} }}
+expect:
+  - exit_code: {{ step: before, code: 0 }}
+  - exit_code: {{ step: during, code: 0 }}
+  - exit_code: {{ step: after, code: 0 }}
+"#
+    )
+}
+
+// proc.kill on a real client: the statd serving the client's namespace is
+// killed (and only it: the filer's statd of the same name lives on), does
+// not answer while the step lasts, answers again after the heal started it
+// with its own command line, and no watchdog is left.
+#[test]
+fn the_clients_own_statd_is_killed_and_started_again() {
+    require_root_and(
+        &[
+            "ip",
+            "bash",
+            "timeout",
+            "rpcinfo",
+            "rpcbind",
+            "rpc.statd",
+            "nsenter",
+        ],
+        &["/proc/self/ns/net"],
+    );
+    let t = TestRun::new("root_staging_run");
+    let s = staging(&t, 77, 7087);
+    let own = own_daemons(&t, &s.client);
+    let theirs = own_daemons(&t, &s._server);
+    let bystander = pids_of("rpc.statd", &s._server);
+    let before = pids_of("rpc.statd", &s.client);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, killed_statd_rehearsal(s.server_ip, "3s", "1s")).unwrap();
+    let out_dir = t.scratch("out");
+    let allow = s.server_ip.to_string();
+    let out = run_in(
+        &s.client,
+        &[
+            "--allow-external",
+            &allow,
+            "--output",
+            out_dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = pids_of("rpc.statd", &s.client);
+    let watchdogs = pids_of("sh", &s.client);
+    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let r = &report.results[0];
+    let bystander_after = pids_of("rpc.statd", &s._server);
+    kill_all_in(&s.client);
+    kill_all_in(&s._server);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}: {said}", r.reason);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "the statd running now is a new one");
+    assert_eq!(watchdogs, Vec::<u32>::new(), "a watchdog was left");
+    assert_eq!(bystander_after, bystander);
+    assert_eq!(left_by(&r.journal.run_id, &t), Vec::<String>::new());
+    drop((own, theirs));
+}
+
+// The dead-man's switch: stackquake SIGKILLed while the client's statd is
+// down heals nothing, yet the watchdog it left starts the statd again
+// about `for:` + 5 s after the kill, with nobody running anything.
+#[test]
+fn a_sigkilled_run_leaves_a_watchdog_that_brings_the_statd_back() {
+    require_root_and(
+        &[
+            "ip",
+            "bash",
+            "timeout",
+            "rpcinfo",
+            "rpcbind",
+            "rpc.statd",
+            "nsenter",
+        ],
+        &["/proc/self/ns/net"],
+    );
+    let t = TestRun::new("root_staging_run");
+    let s = staging(&t, 76, 7086);
+    let own = own_daemons(&t, &s.client);
+    let before = pids_of("rpc.statd", &s.client);
+    let file = t.scratch("rehearsal.yaml");
+    std::fs::write(&file, killed_statd_rehearsal(s.server_ip, "3s", "60s")).unwrap();
+    let allow = s.server_ip.to_string();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", s.client.name()])
+        .arg(env!("CARGO_BIN_EXE_stackquake"))
+        .args(["run", "--target", "staging", "--allow-external", &allow])
+        .arg("--output")
+        .arg(t.scratch("out"))
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pids_of("rpc.statd", &s.client).is_empty() {
+        assert!(Instant::now() < deadline, "the run never killed statd");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed_at = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !statd_answers(&s.client),
+        "statd answered with nobody to start it"
+    );
+    let back = loop {
+        let now = pids_of("rpc.statd", &s.client);
+        if !now.is_empty() && statd_answers(&s.client) {
+            break Some(now);
+        }
+        if killed_at.elapsed() > Duration::from_secs(3 + 5 + 5) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let waited = killed_at.elapsed();
+    kill_all_in(&s.client);
+    let back = back.expect("the watchdog never started statd again");
+    assert_ne!(back, before);
+    assert!(
+        waited >= Duration::from_secs(3 + 5 - 1),
+        "statd was back {waited:?} after the kill: something else started it"
+    );
+    drop(own);
 }

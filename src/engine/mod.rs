@@ -29,7 +29,7 @@ pub use world::{SetupError, World};
 
 use crate::expect;
 use crate::journal::{Event, Journal, Observer};
-use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject, RunId};
+use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject};
 use crate::observe::Kmsg;
 use crate::plan::{KernelVersion, Plan, Target};
 use crate::report::{ScenarioResult, Verdict};
@@ -118,10 +118,9 @@ fn run(
     opts: &mut RunOptions,
     result: &mut ScenarioResult,
 ) -> Result<(), RunError> {
-    let run = RunId::generate();
+    let (run, ledger) = Ledger::create_new_run(Path::new(DEFAULT_ROOT), file)?;
     let run_id = run.as_str().to_string();
     let scratch = opts.scratch.join(&run_id);
-    let ledger = Ledger::create(Path::new(DEFAULT_ROOT), &run, file)?;
     let scratch_entry = ledger.record(LedgerObject::TempDir {
         path: scratch.clone(),
     })?;

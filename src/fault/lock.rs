@@ -64,7 +64,11 @@ fn execute(fault: &'static str, srv: &NfsServer, req: &Request) -> Result<Option
     }
 }
 
-pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, FaultError> {
+pub(super) fn inject(
+    fault: &Fault,
+    lasts: Option<std::time::Duration>,
+    world: &dyn Targets,
+) -> Result<LockFault, FaultError> {
     let kind = fault.kind();
     match fault {
         Fault::NlmDown { server: name, mode } | Fault::NsmDown { server: name, mode } => {
@@ -101,7 +105,7 @@ pub(super) fn inject(fault: &Fault, world: &dyn Targets) -> Result<LockFault, Fa
         }
         Fault::ProcKill { host, daemon } => {
             daemons(world, host)?
-                .kill(*daemon)
+                .kill(*daemon, lasts)
                 .map_err(|source| FaultError::Host {
                     fault: kind,
                     source,

@@ -81,7 +81,9 @@ pub trait KernelNfsd {
 
 /// The daemons of one host that `proc.kill` can kill and heal restarts.
 pub trait HostDaemons {
-    fn kill(&self, daemon: Daemon) -> Result<(), HostError>;
+    /// `lasts`: the fault's `for:`. A daemon that is not the run's own (a
+    /// staging client's) must come back by then even if stackquake dies.
+    fn kill(&self, daemon: Daemon, lasts: Option<std::time::Duration>) -> Result<(), HostError>;
     fn restart(&self, daemon: Daemon) -> Result<(), HostError>;
     /// `host.crash`: the host falls silent.
     fn crash(&self) -> Result<(), HostError> {
@@ -104,6 +106,8 @@ pub enum HostError {
     Nfs(#[from] crate::nfs::NfsError),
     #[error(transparent)]
     Daemon(#[from] crate::nfs::daemon_ns::DaemonError),
+    #[error(transparent)]
+    OwnDaemon(#[from] crate::process::own_daemon::OwnDaemonError),
     #[error("listen on port {port}: {source}")]
     Listen { port: u16, source: std::io::Error },
     #[error("enter the host's namespace: {0}")]
@@ -305,7 +309,7 @@ pub fn inject_for(
         | Fault::NsmDown { .. }
         | Fault::NlmGrace { .. }
         | Fault::ProcKill { .. }
-        | Fault::HostCrash { .. } => lock::inject(fault, world).map(Active::Lock),
+        | Fault::HostCrash { .. } => lock::inject(fault, lasts, world).map(Active::Lock),
     }
 }
 

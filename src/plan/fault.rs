@@ -154,3 +154,13 @@ pub enum Daemon {
     /// The host's portmapper (rpcbind, or our stand-in with its statd).
     Rpcbind,
 }
+
+impl Daemon {
+    /// The program (its comm) of the system's daemon of this kind.
+    pub fn program(self) -> &'static str {
+        match self {
+            Daemon::Statd => "rpc.statd",
+            Daemon::Rpcbind => "rpcbind",
+        }
+    }
+}

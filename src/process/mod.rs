@@ -6,6 +6,7 @@
 //! the commands those run (`flock -x f sleep 2`) fork grandchildren that no
 //! ledger line names and that keep mounts busy.
 
+pub mod own_daemon;
 mod spawn;
 
 use crate::sys;

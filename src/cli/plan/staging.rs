@@ -7,7 +7,7 @@ use super::super::out::out;
 use super::fmt;
 use crate::engine::Timeline;
 use crate::net::ExpiringFirewall;
-use crate::plan::{Action, Plan, ProbeCheck};
+use crate::plan::{Action, Fault, Plan, ProbeCheck};
 use std::net::IpAddr;
 
 /// Prints the rehearsal's changes; false if a remote address it touches is
@@ -77,6 +77,22 @@ pub(super) fn print_staging(s: &Plan, allowed: &[IpAddr]) -> bool {
         );
     }
     for (i, st) in s.steps.iter().enumerate() {
+        if let Action::Fault {
+            fault: Fault::ProcKill { daemon, .. },
+            heal_after,
+            ..
+        } = &st.action
+        {
+            let lasts = heal_after.unwrap_or_default();
+            out!(
+                "    the client's own {} (the one in this network namespace): killed by step {} at {}, started again with its own command line {} later; if stackquake dies, a watchdog left in its namespaces starts it {} after that (refused if systemd manages it)",
+                daemon.program(),
+                st.id,
+                at(i),
+                fmt(lasts),
+                fmt(crate::process::own_daemon::WATCHDOG_MARGIN)
+            );
+        }
         if let Action::Exec { command, .. } = &st.action {
             let limit = st.timeout.map_or("the scenario timeout".to_string(), |d| {
                 format!("{} (step timeout)", fmt(d))

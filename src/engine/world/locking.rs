@@ -196,7 +196,9 @@ impl HostDaemons for ClientStatd {
         })
     }
 
-    fn kill(&self, daemon: Daemon) -> Result<(), HostError> {
+    /// The run's own daemons: gone with the world if the run dies, so
+    /// `lasts` asks nothing of them.
+    fn kill(&self, daemon: Daemon, _lasts: Option<std::time::Duration>) -> Result<(), HostError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *inner, daemon) {
             // statd dies without unregistering; the kernel's GETPORT then

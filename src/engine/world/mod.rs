@@ -158,6 +158,9 @@ impl Targets for World {
     }
 
     fn host_daemons(&self, host: &str) -> Option<&dyn crate::fault::HostDaemons> {
+        if let Some(client) = self.staging_client(host) {
+            return Some(client);
+        }
         self.host_statd(host)
             .map(|s| s as &dyn crate::fault::HostDaemons)
     }

@@ -6,10 +6,14 @@
 //! mounts of the server's exports, and the run's processes.
 
 use super::{SetupError, TeardownLog, World};
+use crate::fault::{HostDaemons, HostError};
 use crate::ledger::{Ledger, RunId};
 use crate::net::{ExpiringFirewall, Netns};
-use crate::plan::Plan;
+use crate::plan::{Daemon, Plan};
+use crate::process::own_daemon::{self, Stopped};
 use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// What a rehearsal's world holds instead of namespaces and links.
 #[derive(Default)]
@@ -18,6 +22,33 @@ pub(super) struct StagingParts {
     here: BTreeSet<String>,
     /// The run's table of timed cuts, on the client (created when a step cuts).
     firewall: Option<ExpiringFirewall>,
+    /// The client's own daemons `proc.kill` stopped, until healed.
+    stopped: Mutex<Vec<(Daemon, Stopped)>>,
+}
+
+impl HostDaemons for StagingParts {
+    /// Stops the client's own daemon (see `process::own_daemon`); its
+    /// watchdog brings it back `lasts` (the step's `for:`, which
+    /// validation makes present) plus a margin from now if we die.
+    fn kill(&self, daemon: Daemon, lasts: Option<Duration>) -> Result<(), HostError> {
+        let stopped = own_daemon::stop(daemon.program(), lasts.unwrap_or_default())?;
+        self.stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((daemon, stopped));
+        Ok(())
+    }
+
+    fn restart(&self, daemon: Daemon) -> Result<(), HostError> {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(k) = stopped.iter().position(|(d, _)| *d == daemon) else {
+            return Err(HostError::Unsupported(
+                "that daemon was not stopped by this run",
+            ));
+        };
+        let (_, s) = stopped.remove(k);
+        Ok(s.restart()?)
+    }
 }
 
 impl World {
@@ -75,6 +106,14 @@ impl World {
         )
     }
 
+    /// A rehearsal's client, whose daemons are the machine's own.
+    pub(super) fn staging_client(&self, host: &str) -> Option<&dyn HostDaemons> {
+        self.staging
+            .here
+            .contains(host)
+            .then_some(&self.staging as &dyn HostDaemons)
+    }
+
     pub(super) fn expiring_firewall_of(&self, host: &str) -> Option<&ExpiringFirewall> {
         self.staging
             .firewall
@@ -84,10 +123,24 @@ impl World {
 
     /// Deletes the expiring firewall, first of all: a cut still in force (a
     /// kept one) toward the real server would make its unmount wait on it.
+    /// Then the client's own daemons a heal did not bring back are started.
     pub(super) fn teardown_staging(&mut self, log: &mut TeardownLog) {
         if let Some(fw) = self.staging.firewall.take() {
             let what = format!("delete firewall {}", fw.name());
             log.record(what, fw.delete());
+        }
+        let stopped = std::mem::take(
+            &mut *self
+                .staging
+                .stopped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (daemon, s) in stopped {
+            log.record(
+                format!("start the client's own {}", daemon.program()),
+                s.restart(),
+            );
         }
     }
 }

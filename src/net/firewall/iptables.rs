@@ -235,7 +235,9 @@ mod tests {
         };
         assert_eq!(
             rule_specs(RuleId(4), Action::Drop, &sel),
-            ["-d 10.0.0.2 -m statistic --mode random --probability 0.25 -m comment --comment sq:4 -j DROP"]
+            [
+                "-d 10.0.0.2 -m statistic --mode random --probability 0.25 -m comment --comment sq:4 -j DROP"
+            ]
         );
     }
 

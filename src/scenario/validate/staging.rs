@@ -188,18 +188,21 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                 }
             }
             Fault::ProcKill { host, .. } => {
+                // The client's own daemon: its watchdog brings it back
+                // after `for:` even if the run dies, so `for:` is a must.
                 not_here(c, host, format!("{path}.host"), "proc.kill");
-                // It kills a statd of the run's own, and a rehearsal starts
-                // none; the client's own daemons are not ours to restart.
-                c.at(
-                    fault.referenced,
-                    path,
-                    "`proc.kill` is not available on a staging client yet: a rehearsal \
-                     starts no daemon of its own, and killing and restarting the client's \
-                     own statd/rpcbind is not built"
-                        .into(),
-                    Some("kill it with your own command in an `exec` step".into()),
-                );
+                if st.for_.is_none() {
+                    c.at(
+                        fault.referenced,
+                        path.clone(),
+                        "`proc.kill` on staging needs `for:`".into(),
+                        Some(
+                            "the client's own daemon is started again after it, even if \
+                             stackquake is killed; e.g. for: 30s"
+                                .into(),
+                        ),
+                    );
+                }
             }
             Fault::NetMtu(_) | Fault::NetLoss(_) | Fault::NetDelay(_) => {
                 // netem and MTUs change an interface of the client's own,
