@@ -23,7 +23,13 @@ fn run_as_nobody(scenario: &str, args: &[&str]) -> String {
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out_dir = dir.path().join("out");
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "run"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "run",
+        ])
         .args(args)
         .arg("--output")
         .arg(&out_dir)

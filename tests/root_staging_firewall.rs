@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use root_world_support::{TestRun, require_root_and};
 use stackquake::ledger::{Ledger, RunId};
 use stackquake::net::{
-    Action, ExpiringFirewall, Match, Netns, Protocol, Rule, VethPair, add_address, command_in,
-    link_ifname, set_up, tcp_listener_in,
+    Action, Delayer, ExpiringFirewall, Match, Netns, Protocol, Rule, VethPair, add_address,
+    command_in, link_ifname, set_up, tcp_listener_in,
 };
 
 const TOOLS: &[&str] = &["ip", "nft"];
@@ -297,4 +297,59 @@ table ip filter {
     assert!(nft_in(&p.client, &["list", "tables"]).contains(&ours));
     drop(p);
     assert_eq!(t.ledger.open_entries(), 0);
+}
+
+/// The round-trip time of one ping from `ns` to `to`, in milliseconds.
+fn ping_ms(ns: &Netns, to: IpAddr) -> f64 {
+    let out = command_in(ns, "ping")
+        .args(["-n", "-c", "1", "-W", "3"])
+        .arg(to.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("time=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no reply: {text}"))
+}
+
+// The userspace half of a staging delay, on this host's kernel: the test
+// queues what the client sends to the server with iptables' NFQUEUE
+// (--queue-bypass, as the run's nft rule says `bypass`; this kernel has
+// no nft queue expression). A delayer holds each packet 300 ms; once it
+// is gone, nobody listens and packets pass at once instead of vanishing.
+#[test]
+fn a_delayer_holds_each_queued_packet_and_a_gone_one_is_bypassed() {
+    require_root_and(&["ip", "iptables", "ping"], &["/proc/self/ns/net"]);
+    let t = TestRun::new("root_staging_firewall");
+    let p = pair(&t, 4, 7064);
+    let queue = 4711;
+    let out = command_in(&p.client, "iptables")
+        .args(["-A", "OUTPUT", "-d"])
+        .arg(p.server_ip.to_string())
+        .args(["-j", "NFQUEUE", "--queue-num", "4711", "--queue-bypass"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let before = ping_ms(&p.client, p.server_ip);
+    let path = format!("/run/netns/{}", p.client.name());
+    let delayer = Delayer::start(Some(path.into()), queue, Duration::from_millis(300)).unwrap();
+    let held: Vec<f64> = (0..3).map(|_| ping_ms(&p.client, p.server_ip)).collect();
+    drop(delayer);
+    let after = ping_ms(&p.client, p.server_ip);
+    for ms in &held {
+        assert!(
+            *ms >= 300.0 && *ms < 1000.0,
+            "{held:?} (before {before} ms)"
+        );
+    }
+    assert!(after < 100.0, "{after} ms once the delayer is gone");
+    // The queue is free again: a second delayer may bind it.
+    let again = Delayer::start(
+        Some(format!("/run/netns/{}", p.client.name()).into()),
+        queue,
+        Duration::from_millis(1),
+    );
+    assert!(again.is_ok(), "{:?}", again.err());
 }

@@ -56,54 +56,89 @@ fn failover_script(anchor: u32) -> String {
     )
 }
 
-/// One rehearsal of the failover: an XFS image on the NFS mount (the
-/// incident's databases), an fsynced journal on it, and the failover
-/// either behind an 8 s cut (`cut`) or, as the incident met it, bare.
+/// One rehearsal: an XFS image on the NFS mount (the incident's
+/// databases), an fsynced journal on it, and an 8 s window.
 struct Rehearsal {
     id: &'static str,
     options: &'static str,
     /// The export's path as this version's clients mount it.
     path: &'static str,
-    cut: bool,
+    window: Window,
 }
 
-const REHEARSALS: [Rehearsal; 3] = [
+#[derive(PartialEq)]
+enum Window {
+    /// The failover behind a cut toward the filer.
+    Cut,
+    /// The failover as the incident met it.
+    Bare,
+    /// No failover; what the client sends the filer waits 300 ms.
+    Delay,
+}
+
+const REHEARSALS: [Rehearsal; 4] = [
     Rehearsal {
         id: "v3-behind-cut",
         options: "vers=3,proto=tcp,hard,timeo=10,retrans=1,nolock",
         path: EXPORT,
-        cut: true,
+        window: Window::Cut,
     },
     Rehearsal {
         id: "v3-bare",
         options: "vers=3,proto=tcp,hard,timeo=10,retrans=1,nolock",
         path: EXPORT,
-        cut: false,
+        window: Window::Bare,
     },
     Rehearsal {
         id: "v41-behind-cut",
         options: "vers=4.1,proto=tcp,hard,timeo=10,retrans=1",
         path: "/export",
-        cut: true,
+        window: Window::Cut,
+    },
+    Rehearsal {
+        id: "v3-delayed",
+        options: "vers=3,proto=tcp,hard,timeo=10,retrans=1,nolock",
+        path: EXPORT,
+        window: Window::Delay,
     },
 ];
 
 fn rehearsal(r: &Rehearsal, script: &str) -> String {
     // Behind the cut, the failover must not be seen; bare, it must be seen
     // as the incident saw it: EIO, and XFS shut down for good.
-    let (window, expect) = if r.cut {
-        (
+    let (window, expect) = match r.window {
+        Window::Cut => (
             "fault: { net.block: { host: client, toward: filer } }\n    for: 8s",
             "  - no_errors: { workload: writer }
   - resumes_within: { workload: writer, duration: 15s, after: window }
   - data: { workload: writer, verify: all_acknowledged }",
-        )
-    } else {
-        (
+        ),
+        Window::Bare => (
             "wait: 8s",
             "  - errno: { workload: writer, errno: EIO, during: [window, after] }
   - kmsg: { pattern: 'XFS \\(loop\\d+\\).*[Ss]hut(ting)? ?down', during: [window, after] }
   - never_resumes: { workload: writer, after: window }",
+        ),
+        Window::Delay => (
+            "fault: { net.delay: { host: client, toward: filer, delay: 300ms } }\n    for: 8s",
+            "  - no_errors: { workload: writer }
+  - data: { workload: writer, verify: all_acknowledged }",
+        ),
+    };
+    // The failover runs in the cut and bare windows; the delay is alone.
+    let (failover, exit) = if r.window == Window::Delay {
+        (String::new(), "")
+    } else {
+        (
+            format!(
+                "  - id: failover
+    after: steady
+    offset: 1s
+    exec: {{ host: client, command: [bash, {script}] }}
+    timeout: 10s
+"
+            ),
+            "  - exit_code: { step: failover, code: 0 }\n",
         )
     };
     let (id, options, path) = (r.id, r.options, r.path);
@@ -134,15 +169,9 @@ steps:
   - {{ id: steady, wait: 2s }}
   - id: window
     {window}
-  - id: failover
-    after: steady
-    offset: 1s
-    exec: {{ host: client, command: [bash, {script}] }}
-    timeout: 10s
-  - {{ id: after, after: window, wait: 10s }}
+{failover}  - {{ id: after, after: window, wait: 10s }}
 expect:
-  - exit_code: {{ step: failover, code: 0 }}
-{expect}
+{exit}{expect}
 "#
     )
 }
@@ -152,10 +181,23 @@ expect:
 fn guest_rehearsal() {
     require_guest();
     let status = Command::new("modprobe")
-        .args(["-a", "nfsd", "nfsv3", "nfsv4", "veth", "xfs", "loop"])
+        .args([
+            "-a",
+            "nfsd",
+            "nfsv3",
+            "nfsv4",
+            "veth",
+            "xfs",
+            "loop",
+            "nft_queue",
+            "nfnetlink_queue",
+        ])
         .status()
         .unwrap();
-    assert!(status.success(), "modprobe nfsd nfsv3 nfsv4 veth xfs loop");
+    assert!(
+        status.success(),
+        "modprobe nfsd nfsv3 nfsv4 veth xfs loop nft_queue"
+    );
     let run = RunId::generate();
     let ledger =
         Ledger::create(Path::new("/run/stackquake"), &run, Path::new("vm_staging")).unwrap();
@@ -252,16 +294,47 @@ fn guest_rehearsal() {
             .iter()
             .filter(|e| matches!(e, Event::Op { errno: Some(_), .. }))
             .count();
-        if r.cut {
-            // The writer stalled under the cut: some op took most of it.
-            assert!(
-                Duration::from_nanos(longest) > Duration::from_secs(5),
-                "{}: no op stalled: longest {longest} ns",
-                r.id
-            );
-            assert_eq!(errors, 0, "{}", r.id);
-        } else {
-            assert!(errors > 0, "{}: the bare failover reached nobody", r.id);
+        match r.window {
+            Window::Cut => {
+                // The writer stalled under the cut: some op took most of it.
+                assert!(
+                    Duration::from_nanos(longest) > Duration::from_secs(5),
+                    "{}: no op stalled: longest {longest} ns",
+                    r.id
+                );
+                assert_eq!(errors, 0, "{}", r.id);
+            }
+            Window::Bare => assert!(errors > 0, "{}: the bare failover reached nobody", r.id),
+            Window::Delay => {
+                // Each fsynced append waits for at least one round trip,
+                // whose request waited 300 ms: every op inside the window.
+                let (begin, end) = result.journal.step_span("window").unwrap();
+                let end = end.unwrap();
+                let inside: Vec<u64> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Op {
+                            start_ns, end_ns, ..
+                        } if *start_ns > begin + 500_000_000 && *end_ns < end => {
+                            Some(end_ns - start_ns)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                assert!(!inside.is_empty(), "{}: no op inside the window", r.id);
+                let fastest = *inside.iter().min().unwrap();
+                assert!(
+                    fastest >= 300_000_000,
+                    "{}: an op took {fastest} ns under a 300 ms delay",
+                    r.id
+                );
+                assert_eq!(errors, 0, "{}", r.id);
+                println!(
+                    "DELAYED: {} ops inside the window, fastest {:.3} s",
+                    inside.len(),
+                    fastest as f64 / 1e9
+                );
+            }
         }
         let tables = command_in(&client, "nft")
             .args(["list", "tables"])

@@ -298,6 +298,11 @@ pub fn inject_for(
             jitter,
         } => net::delay(world, link, *delay, *jitter),
         Fault::NetLoss { link, percent } => net::loss(world, link, *percent),
+        Fault::DelayToward {
+            host,
+            matching,
+            delay,
+        } => net::delay_toward(world, host, matching, *delay, lasts),
         Fault::BlockDetach { .. } | Fault::BlockTable { .. } => block::inject(world, fault),
         Fault::NfsRestart {
             server,

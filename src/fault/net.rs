@@ -72,16 +72,8 @@ pub(super) fn cut(
         matching: matching.clone(),
         action,
     };
-    if let Some(fw) = world.expiring_firewall(host) {
-        let ttl = lasts.ok_or(FaultError::Unbounded { fault: kind })?;
-        let packets_before = fw.packets(&rule).map_err(net_err(kind))?;
-        fw.cut(&rule, ttl).map_err(net_err(kind))?;
-        return Ok(Active::ExpiringCut {
-            kind,
-            host: host.to_string(),
-            rule,
-            packets_before,
-        });
+    if world.expiring_firewall(host).is_some() {
+        return expiring_cut(world, kind, host, rule, lasts);
     }
     let fw = world.firewall(host)?;
     let id = fw
@@ -94,6 +86,43 @@ pub(super) fn cut(
         host: host.to_string(),
         rule: id,
     })
+}
+
+/// An element of a staging client's expiring firewall, for `lasts`.
+fn expiring_cut(
+    world: &dyn Targets,
+    kind: &'static str,
+    host: &str,
+    rule: Rule,
+    lasts: Option<Duration>,
+) -> Result<Active, FaultError> {
+    let fw = expiring(world, kind, host)?;
+    let ttl = lasts.ok_or(FaultError::Unbounded { fault: kind })?;
+    let packets_before = fw.packets(&rule).map_err(net_err(kind))?;
+    fw.cut(&rule, ttl).map_err(net_err(kind))?;
+    Ok(Active::ExpiringCut {
+        kind,
+        host: host.to_string(),
+        rule,
+        packets_before,
+    })
+}
+
+/// What a staging client sends that `matching` matches waits `delay`:
+/// an element of its expiring firewall's delay set, whose queue a
+/// thread of ours holds.
+pub(super) fn delay_toward(
+    world: &dyn Targets,
+    host: &str,
+    matching: &Match,
+    delay: Duration,
+    lasts: Option<Duration>,
+) -> Result<Active, FaultError> {
+    let rule = Rule {
+        matching: matching.clone(),
+        action: Action::Delay(delay),
+    };
+    expiring_cut(world, DELAY, host, rule, lasts)
 }
 
 fn expiring<'w>(

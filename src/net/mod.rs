@@ -16,8 +16,8 @@ mod veth;
 use std::path::PathBuf;
 
 pub use firewall::{
-    Action, Element, ExpiringFirewall, Firewall, FirewallBackend, Match, Protocol, Rule, RuleId,
-    delete_nft_table, parse_expiring_elements, remove_iptables_chain,
+    Action, Delayer, Element, ExpiringFirewall, Firewall, FirewallBackend, Match, Protocol, Rule,
+    RuleId, delete_nft_table, parse_expiring_elements, remove_iptables_chain,
 };
 pub use ip::{add_address, ip_output, route_via, set_mtu, set_up};
 pub use link::{Bridge, Vlan, delete_link};
@@ -65,6 +65,8 @@ pub enum NetError {
     UnknownRule { netns: String, rule: u32 },
     #[error("firewall rule {rule} is not possible: {why}")]
     BadRule { rule: String, why: String },
+    #[error("cannot hold the packets of NFQUEUE queue {queue} (nfnetlink_queue): {source}")]
+    Delayer { queue: u16, source: std::io::Error },
     #[error("cannot read the output of `{command}`: {why}")]
     BadOutput { command: String, why: String },
     #[error("{what} already exists in netns {netns}; a run never adopts one")]

@@ -33,6 +33,13 @@ pub enum Fault {
         delay: Duration,
         jitter: Option<Duration>,
     },
+    /// `net.delay { toward }` on a staging client: what `host` sends that
+    /// `matching` matches waits `delay` in the run's expiring table.
+    DelayToward {
+        host: String,
+        matching: Match,
+        delay: Duration,
+    },
     NetLoss {
         link: NetLink,
         percent: f64,
@@ -99,7 +106,7 @@ impl Fault {
             Fault::NetCut { reject: false, .. } => "net.block",
             Fault::NetCut { reject: true, .. } => "net.reject",
             Fault::NetMtu { .. } => "net.mtu",
-            Fault::NetDelay { .. } => "net.delay",
+            Fault::NetDelay { .. } | Fault::DelayToward { .. } => "net.delay",
             Fault::NetLoss { .. } => "net.loss",
             Fault::BlockDetach { .. } => "block.detach",
             Fault::BlockTable { target, .. } => match target {

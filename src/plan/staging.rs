@@ -48,12 +48,28 @@ impl Plan {
             .collect()
     }
 
-    /// Every `net.block`/`net.reject` step with the rule it adds and its
-    /// time to live (the step's `for:`; validation makes it present).
+    /// Every `net.block`/`net.reject` step (and `net.delay` toward a
+    /// remote) with the rule it adds and its time to live (the step's
+    /// `for:`; validation makes it present).
     pub fn cuts(&self) -> Vec<Cut<'_>> {
         self.steps
             .iter()
             .filter_map(|step| match &step.action {
+                Action::Fault {
+                    fault:
+                        Fault::DelayToward {
+                            matching, delay, ..
+                        },
+                    heal_after,
+                    ..
+                } => Some(Cut {
+                    step,
+                    rule: Rule {
+                        matching: matching.clone(),
+                        action: crate::net::Action::Delay(*delay),
+                    },
+                    ttl: heal_after.unwrap_or_default(),
+                }),
                 Action::Fault {
                     fault:
                         Fault::NetCut {

@@ -367,10 +367,27 @@ fn fault(f: &model::Fault, plan: &Plan) -> Fault {
             link: net_link(&m.host, &m.peer, &m.vlan),
             mtu: m.mtu.value,
         },
-        F::NetDelay(d) => Fault::NetDelay {
-            link: net_link(&d.host, &d.peer, &d.vlan),
-            delay: d.delay.0,
-            jitter: d.jitter.map(|j| j.0),
+        F::NetDelay(d) => match (&d.peer, &d.toward) {
+            (Some(peer), _) => Fault::NetDelay {
+                link: net_link(&d.host, peer, &d.vlan),
+                delay: d.delay.0,
+                jitter: d.jitter.map(|j| j.0),
+            },
+            (None, Some(toward)) => Fault::DelayToward {
+                host: d.host.value.clone(),
+                matching: Match::Toward {
+                    addr: toward
+                        .value
+                        .parse::<IpAddr>()
+                        .unwrap_or_else(|_| addr_of(plan, &toward.value)),
+                    protocol: None,
+                    port: None,
+                    min_size: None,
+                    share: None,
+                },
+                delay: d.delay.0,
+            },
+            (None, None) => unreachable!("{VALIDATED}"),
         },
         F::NetLoss(l) => Fault::NetLoss {
             link: net_link(&l.host, &l.peer, &l.vlan),
@@ -480,15 +497,18 @@ fn net_link(
     }
 }
 
+/// A host's address (validation made sure it has one).
+fn addr_of(plan: &Plan, host: &str) -> IpAddr {
+    plan.hosts[host]
+        .addr
+        .as_ref()
+        .map(Cidr::addr)
+        .expect(VALIDATED)
+}
+
 /// A cut's rule, with host names turned into their addresses.
 fn net_cut(cut: &model::NetCut, reject: bool, plan: &Plan) -> Fault {
-    let addr_of = |host: &str| -> IpAddr {
-        plan.hosts[host]
-            .addr
-            .as_ref()
-            .map(Cidr::addr)
-            .expect(VALIDATED)
-    };
+    let addr_of = |host: &str| addr_of(plan, host);
     let (host, matching) = match (&cut.between, &cut.host, &cut.toward) {
         (Some([a, b]), _, _) => (
             a.value.clone(),

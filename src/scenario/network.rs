@@ -86,14 +86,23 @@ pub struct NetMtu {
     pub mtu: Spanned<u32>,
 }
 
-/// `net.delay`: netem delays every packet the interface sends.
+/// `net.delay`: netem delays every packet the interface toward `peer`
+/// sends; or, on a staging client, what it sends `toward` the remote host
+/// waits in a queue of the run's expiring table.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetDelay {
     #[schemars(with = "String")]
     pub host: Ref,
-    #[schemars(with = "String")]
-    pub peer: Ref,
+    /// The other end of the link whose interface delays (netem).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub peer: Option<Ref>,
+    /// A staging rehearsal's remote host (or its IPv4 address): only what
+    /// the client sends there is delayed, and the delay ends by itself.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub toward: Option<Spanned<String>>,
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
@@ -451,14 +460,88 @@ pub(super) fn check_mtu_fault(c: &mut Checker, s: &Scenario, f: &NetMtu, path: &
     check_mtu(c, f.mtu.value, f.mtu.referenced, format!("{path}.mtu"));
 }
 
+/// The longest a staging delay holds a packet: longer is a cut, and a
+/// queue of packets held that long is memory of ours.
+pub(crate) const DELAY_TOWARD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(super) fn check_delay(c: &mut Checker, s: &Scenario, f: &NetDelay, path: &str) {
-    check_iface(c, s, &f.host, &f.peer, f.vlan.as_ref(), path);
+    match (&f.peer, &f.toward) {
+        (Some(peer), None) => check_iface(c, s, &f.host, peer, f.vlan.as_ref(), path),
+        (None, Some(toward)) => check_delay_toward(c, s, f, toward, path),
+        _ => c.at(
+            f.host.referenced,
+            path.to_string(),
+            "say either `peer` (netem on the link to it) or `toward` (a staging \
+             client's delay toward the remote host)"
+                .into(),
+            None,
+        ),
+    }
     if f.jitter.is_some_and(|j| j.0 > f.delay.0) {
         c.at(
             f.host.referenced,
             format!("{path}.jitter"),
             "jitter is larger than the delay".into(),
             Some("netem varies the delay by ± jitter".into()),
+        );
+    }
+}
+
+/// `toward` delays through a staging rehearsal's expiring table: a fixed
+/// delay toward one remote host, with nothing to put back if the run dies.
+fn check_delay_toward(
+    c: &mut Checker,
+    s: &Scenario,
+    f: &NetDelay,
+    toward: &Spanned<String>,
+    path: &str,
+) {
+    c.reference(&f.host, format!("{path}.host"), "host", hosts(s));
+    let remotes = super::validate::remote_hosts(s);
+    let is_addr = toward.value.parse::<std::net::Ipv4Addr>().is_ok();
+    if remotes.is_empty() {
+        c.at(
+            toward.referenced,
+            format!("{path}.toward"),
+            "`toward` delays what a staging client sends to its remote server".into(),
+            Some("on a link of the run's own, name the `peer`: netem delays its interface".into()),
+        );
+    } else if !is_addr && !remotes.contains(toward.value.as_str()) {
+        c.at(
+            toward.referenced,
+            format!("{path}.toward"),
+            format!("`{}` is not the rehearsal's remote host", toward.value),
+            Some(format!(
+                "remote hosts: {}",
+                remotes.into_iter().collect::<Vec<_>>().join(", ")
+            )),
+        );
+    }
+    if let Some(v) = &f.vlan {
+        c.at(
+            v.referenced,
+            format!("{path}.vlan"),
+            "`vlan` picks a link's interface; `toward` delays by address".into(),
+            None,
+        );
+    }
+    if f.jitter.is_some() {
+        c.at(
+            toward.referenced,
+            format!("{path}.jitter"),
+            "a staging delay is fixed: each packet waits `delay`, in order".into(),
+            Some("leave `jitter` out".into()),
+        );
+    }
+    if f.delay.0 > DELAY_TOWARD_MAX {
+        c.at(
+            toward.referenced,
+            format!("{path}.delay"),
+            format!(
+                "{} is longer than a staging delay may hold packets (10s)",
+                f.delay
+            ),
+            Some("for longer, cut instead: net.block".into()),
         );
     }
 }

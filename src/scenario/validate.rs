@@ -17,6 +17,8 @@ mod setup;
 mod shared_kernel;
 mod staging;
 
+pub(in crate::scenario) use staging::remote_hosts;
+
 /// One thing wrong with a scenario, pinned to where it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -45,6 +45,14 @@ pub(super) fn print_staging(s: &Plan, allowed: &[IpAddr]) -> bool {
             fmt(c.ttl)
         );
     }
+    if s.cuts()
+        .iter()
+        .any(|c| matches!(c.rule.action, crate::net::Action::Delay(_)))
+    {
+        out!(
+            "      a thread of stackquake holds what a delay set queues (NFQUEUE, `bypass`): if stackquake dies, those packets pass undelayed"
+        );
+    }
     for m in &s.mounts {
         let srv = &s.nfs_servers[&m.server];
         let addr = s.hosts[&srv.host]

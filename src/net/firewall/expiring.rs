@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use super::delayer::Delayer;
 use super::rule::{Action, Match, Protocol, Rule, SHARE_WHOLE};
 use super::{NetError, Netns};
 use crate::ledger::{EntryId, Ledger, LedgerObject, RunId};
@@ -32,6 +33,8 @@ pub struct Variant {
     pub reject: bool,
     pub min_size: Option<u16>,
     pub share: Option<u16>,
+    /// Held this long (by a `Delayer` on the set's queue) instead of cut.
+    pub delay: Option<Duration>,
 }
 
 impl Variant {
@@ -40,11 +43,13 @@ impl Variant {
             reject: false,
             min_size: None,
             share: None,
+            delay: None,
         },
         Variant {
             reject: true,
             min_size: None,
             share: None,
+            delay: None,
         },
     ];
 
@@ -57,14 +62,21 @@ impl Variant {
                 reject: rule.action == Action::Reject,
                 min_size,
                 share,
+                delay: match rule.action {
+                    Action::Delay(d) => Some(d),
+                    _ => None,
+                },
             }),
             Match::Between(..) => None,
         }
     }
 
-    /// `<drop|reject>[_ge<size>][_p<share>]_<addr|port><4|6>`.
+    /// `<drop|reject|delay<ms>>[_ge<size>][_p<share>]_<addr|port><4|6>`.
     fn set_name(self, port: bool, v6: bool) -> String {
-        let mut name = String::from(if self.reject { "reject" } else { "drop" });
+        let mut name = match self.delay {
+            Some(d) => format!("delay{}", d.as_millis()),
+            None => String::from(if self.reject { "reject" } else { "drop" }),
+        };
         if let Some(n) = self.min_size {
             name.push_str(&format!("_ge{n}"));
         }
@@ -126,6 +138,26 @@ fn element(rule: &Rule) -> Result<(String, String), NetError> {
     }
 }
 
+/// The NFQUEUE queue of each delay: numbers from a base the run id picks
+/// (so two runs on one client rarely meet; a taken queue fails the bind).
+pub type Queues = std::collections::BTreeMap<Duration, u16>;
+
+fn queues_for(run: &RunId, variants: &[Variant]) -> Queues {
+    let hash = run
+        .as_str()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let base = 1024 + (hash % 60_000) as u16;
+    let mut delays: Vec<Duration> = variants.iter().filter_map(|v| v.delay).collect();
+    delays.sort();
+    delays.dedup();
+    delays
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (d, base + i as u16))
+        .collect()
+}
+
 /// The plain variants and those of `rules`, each once.
 fn variants_for(rules: &[Rule]) -> Vec<Variant> {
     let mut all: Vec<Variant> = Variant::PLAIN
@@ -140,7 +172,7 @@ fn variants_for(rules: &[Rule]) -> Vec<Variant> {
 /// The whole table: sets, then the rules that consult them. Rules look at
 /// both directions from this host's side: output toward the remote, input
 /// from it.
-pub fn table_script(name: &str, variants: &[Variant]) -> String {
+pub fn table_script(name: &str, variants: &[Variant], queues: &Queues) -> String {
     let mut s = format!("table {FAMILY} {name} {{\n");
     for &variant in variants {
         for v6 in [false, true] {
@@ -169,7 +201,16 @@ pub fn table_script(name: &str, variants: &[Variant]) -> String {
                     variant.set_name(true, v6)
                 );
                 for m in [addr, port] {
-                    if !variant.reject {
+                    if let Some(d) = variant.delay {
+                        // What this host sends toward the remote waits; what
+                        // comes back does not (netem delays egress alike).
+                        if chain == "output" {
+                            s.push_str(&format!(
+                                "    {m} counter queue num {} bypass\n",
+                                queues[&d]
+                            ));
+                        }
+                    } else if !variant.reject {
                         s.push_str(&format!("    {m} counter drop\n"));
                     } else if chain == "output" {
                         s.push_str(&format!(
@@ -225,6 +266,9 @@ pub struct ExpiringFirewall {
     deleted: bool,
     /// The variants its sets were made for.
     variants: Vec<Variant>,
+    /// One per delay, holding that queue's packets; after `deleted` in
+    /// drop order, so the table stops queueing before they let go.
+    delayers: Vec<Delayer>,
 }
 
 impl ExpiringFirewall {
@@ -262,17 +306,37 @@ impl ExpiringFirewall {
             entry,
             deleted: false,
             variants: variants_for(cuts),
+            delayers: Vec::new(),
         };
+        let queues = queues_for(run, &fw.variants);
         // `create` fails on an existing table: never adopt one.
         let script = format!(
             "create table {FAMILY} {}\n{}",
             fw.name,
-            table_script(&fw.name, &fw.variants)
+            table_script(&fw.name, &fw.variants, &queues)
         );
         if let Err(e) = fw.nft(&["-f", "-"], Some(&script)) {
             fw.deleted = true;
             let _ = fw.ledger.done(fw.entry);
-            return Err(e);
+            return Err(if queues.is_empty() {
+                e
+            } else {
+                NetError::BadRule {
+                    rule: "queue num … bypass".into(),
+                    why: format!(
+                        "a delay needs nftables' queue expression (CONFIG_NFT_QUEUE) and \
+                         nfnetlink_queue, which this kernel may lack: {e}"
+                    ),
+                }
+            });
+        }
+        // Queued packets wait for a listener only once the table exists;
+        // until one binds, `bypass` lets them through.
+        let netns = fw.netns.as_deref().map(crate::sys::ns::netns_path);
+        for (&delay, &queue) in &queues {
+            let delayer = Delayer::start(netns.clone(), queue, delay)
+                .map_err(|source| NetError::Delayer { queue, source })?;
+            fw.delayers.push(delayer);
         }
         tracing::info!(netns = ?fw.netns, name = %fw.name, "created expiring firewall");
         Ok(fw)
@@ -534,7 +598,7 @@ mod tests {
         assert_eq!(element(&lossy).unwrap().0, "drop_p1250_port4");
         let variants = variants_for(&[sized.clone(), lossy, sized]);
         assert_eq!(variants.len(), 4, "{variants:?}");
-        let t = table_script("t", &variants);
+        let t = table_script("t", &variants, &Queues::new());
         assert_eq!(t.matches("flags timeout").count(), 16);
         assert!(t.contains("ip daddr @drop_ge1401_addr4 meta length >= 1401 counter drop"));
         assert!(t.contains("ip saddr @drop_ge1401_addr4 meta length >= 1401 counter drop"));
@@ -551,7 +615,7 @@ mod tests {
 
     #[test]
     fn every_set_has_timeouts_and_every_rule_a_set() {
-        let t = table_script("sq_x_ttl", &variants_for(&[]));
+        let t = table_script("sq_x_ttl", &variants_for(&[]), &Queues::new());
         assert_eq!(t.matches("flags timeout").count(), 8);
         for line in t.lines().filter(|l| l.contains("counter")) {
             assert!(line.contains(" @"), "a rule outside the sets: {line}");

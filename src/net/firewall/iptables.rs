@@ -84,6 +84,7 @@ pub(super) fn rule_specs(id: RuleId, action: Action, sel: &Selector) -> Vec<Stri
     let reset = "--tcp-flags RST NONE -j REJECT --reject-with tcp-reset";
     match (action, sel.protocol) {
         (Action::Drop, _) => vec![format!("{matched} -j DROP")],
+        (Action::Delay(_), _) => unreachable!("Firewall::add refuses delays"),
         (Action::Reject, Some(Protocol::Tcp)) => vec![format!("{matched} {reset}")],
         (Action::Reject, Some(_)) => vec![format!("{matched} {unreachable}")],
         (Action::Reject, None) => vec![

@@ -6,6 +6,7 @@
 //! (the nfstest/Jepsen `iptables -F` habit the style guide warns about),
 //! only our own table or chain, recorded in the ledger before it exists.
 
+mod delayer;
 mod expiring;
 mod iptables;
 mod nft;
@@ -14,6 +15,7 @@ mod rule;
 use std::fs::File;
 use std::process::Command;
 
+pub use delayer::Delayer;
 pub use expiring::{Element, ExpiringFirewall, parse_elements as parse_expiring_elements};
 pub use iptables::remove_chain as remove_iptables_chain;
 pub use nft::delete_table as delete_nft_table;
@@ -154,6 +156,14 @@ impl Firewall {
 
     /// Installs `rule` atomically (all of its kernel rules or none).
     pub fn add(&mut self, rule: &Rule) -> Result<RuleId, NetError> {
+        if let Action::Delay(_) = rule.action {
+            return Err(NetError::BadRule {
+                rule: format!("{rule:?}"),
+                why: "a run's firewall drops or rejects; delays are netem's, or a staging \
+                      client's expiring firewall's"
+                    .into(),
+            });
+        }
         let selectors = rule.selectors()?;
         let id = RuleId(self.next_id);
         self.next_id += 1;

@@ -90,6 +90,7 @@ pub(super) fn rule_bodies(id: RuleId, action: Action, sel: &Selector) -> Vec<Str
     let unreachable = "counter reject with icmpx type host-unreachable";
     match (action, sel.protocol) {
         (Action::Drop, _) => vec![format!("{matched} counter drop {comment}")],
+        (Action::Delay(_), _) => unreachable!("Firewall::add refuses delays"),
         (Action::Reject, Some(Protocol::Tcp)) => vec![format!("{matched} {reset} {comment}")],
         (Action::Reject, Some(_)) => vec![format!("{matched} {unreachable} {comment}")],
         // A reset only makes sense for TCP; the rest gets the ICMP error.

@@ -13,6 +13,9 @@ pub enum Action {
     /// Answered: TCP gets a reset (ECONNREFUSED), everything else an ICMP
     /// host-unreachable (EHOSTUNREACH), so failures are prompt.
     Reject,
+    /// Held this long, then let through: only the expiring firewall of a
+    /// staging client does this (its packets go to a `Delayer`).
+    Delay(std::time::Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

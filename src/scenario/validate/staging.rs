@@ -18,7 +18,7 @@ const CLIENT_SIDE: &str = "on an external server use client-side faults: net.blo
     or an `exec` step running your own failover command";
 
 /// The hosts of `external` servers: remote machines, not namespaces.
-pub(super) fn remote_hosts(s: &Scenario) -> BTreeSet<&str> {
+pub(in crate::scenario) fn remote_hosts(s: &Scenario) -> BTreeSet<&str> {
     s.nfs_servers
         .values()
         .filter(|srv| {
@@ -204,6 +204,23 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                     );
                 }
             }
+            Fault::NetDelay(d) if d.toward.is_some() => {
+                // Packets wait in a queue of the run's table, whose element
+                // expires after `for:`; a dead run's queue is bypassed.
+                not_here(c, &d.host, format!("{path}.host"), "a delay");
+                if st.for_.is_none() {
+                    c.at(
+                        fault.referenced,
+                        path.clone(),
+                        format!("`{kind}` on staging needs `for:`"),
+                        Some(
+                            "the duration becomes the kernel's timeout of the rule, so it \
+                             ends even if stackquake is killed; e.g. for: 30s"
+                                .into(),
+                        ),
+                    );
+                }
+            }
             Fault::NetMtu(_) | Fault::NetLoss(_) | Fault::NetDelay(_) => {
                 // netem and MTUs change an interface of the client's own,
                 // which no kernel timer puts back: a killed run would leave
@@ -219,9 +236,8 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                          toward: <server host>, percent: {} }} with `for:`",
                         l.percent.value
                     ),
-                    _ => "a delay needs a queueing discipline, which nothing expires; \
-                          rehearse an unreachable or lossy server with net.block (`percent`) \
-                          instead"
+                    _ => "a delay toward the server is net.delay { host: client, toward: \
+                          <server host>, delay: … } with `for:` (no `peer`)"
                         .into(),
                 };
                 c.at(
