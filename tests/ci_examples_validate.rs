@@ -99,6 +99,81 @@ fn the_indexed_job_is_valid_and_maps_its_index_to_a_partition() {
     assert!(!ok && said.contains("paralelism"), "{said}");
 }
 
+const REHEARSAL_JOB: &str = "staging/k8s/rehearsal-job.yaml";
+
+/// The scenario a manifest's ConfigMap carries under `rehearsal.yaml: |`.
+fn configmap_scenario(manifest: &str) -> String {
+    let mut lines = manifest
+        .lines()
+        .skip_while(|l| !l.ends_with("rehearsal.yaml: |"));
+    lines.next().expect("a rehearsal.yaml in the ConfigMap");
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| l.get(4..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// The staging rehearsal fan-out on Kubernetes: valid for the API server
+// (strict), one pod per node in the node's network and pid namespaces,
+// each node's results under its own name, and a scenario in its
+// ConfigMap that stackquake itself accepts as a rehearsal.
+#[test]
+fn the_rehearsal_job_is_valid_and_keeps_each_nodes_results_apart() {
+    let path = repo().join(REHEARSAL_JOB);
+    let (ok, said) = check_manifest(&path);
+    assert!(ok, "{said}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for needed in [
+        "completionMode: Indexed",
+        "hostNetwork: true",
+        "hostPID: true",
+        "privileged: true",
+        "topologyKey: kubernetes.io/hostname",
+        "subPathExpr: $(NODE_NAME)",
+        "fieldPath: spec.nodeName",
+        "- --allow-external",
+        "- staging",
+    ] {
+        assert!(text.contains(needed), "missing `{needed}`");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("rehearsal.yaml");
+    std::fs::write(&scenario, configmap_scenario(&text)).unwrap();
+    let plan = |vars: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stackquake"))
+            .args([
+                "plan",
+                "--target",
+                "staging",
+                "--allow-external",
+                "192.0.2.10",
+            ])
+            .args(vars)
+            .arg(&scenario)
+            .output()
+            .unwrap()
+    };
+    let out = plan(&["--var", "NODE=node-1"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("pause for the operator"), "{said}");
+    assert!(said.contains("writes-stall"), "{said}");
+    // The pod's `--var NODE=$(NODE_NAME)` is what names each node's file.
+    let out = plan(&[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("`NODE` is not defined"), "{said}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, text.replace("hostNetwork:", "hostNetwrk:")).unwrap();
+    let (ok, said) = check_manifest(&bad);
+    assert!(!ok && said.contains("hostNetwrk"), "{said}");
+}
+
 /// What the examples run is a command line stackquake accepts: the first
 /// and last share of each, on the seed scenarios, together list every case
 /// once (`list` loads and splits exactly as `run` does).
