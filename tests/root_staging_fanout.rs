@@ -7,46 +7,16 @@
 //! fails the play and still comes home; nothing is left on the "client".
 
 mod root_world_support;
+mod staging_support;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use root_world_support::{TestRun, require_root_and};
-use stackquake::net::{
-    Netns, VethPair, add_address, command_in, link_ifname, set_up, tcp_listener_in,
-};
+use staging_support::{Staging, staging, tables_in};
 
 const PLAYBOOK: &str = "/opt/stackquake-validators/bin/ansible-playbook";
-
-/// A client namespace and a server one with a listener at 10.99.75.2:7085.
-struct Staging {
-    client: Netns,
-    _server: Netns,
-    _veth: VethPair,
-    server_ip: IpAddr,
-}
-
-fn staging(t: &TestRun) -> Staging {
-    let client = Netns::create(&Netns::name_for(&t.run, "client"), &t.ledger).unwrap();
-    let server = Netns::create(&Netns::name_for(&t.run, "filer"), &t.ledger).unwrap();
-    let (ifa, ifb) = (link_ifname(&t.run, 0, 'a'), link_ifname(&t.run, 0, 'b'));
-    let veth = VethPair::create((&client, &ifa), (&server, &ifb), None, &t.ledger).unwrap();
-    add_address(&client, &ifa, "10.99.75.1/24").unwrap();
-    add_address(&server, &ifb, "10.99.75.2/24").unwrap();
-    for (ns, ifname) in [(&client, &ifa), (&server, &ifb)] {
-        ns.set_loopback_up().unwrap();
-        set_up(ns, ifname).unwrap();
-    }
-    let listener = tcp_listener_in(&server, ([0, 0, 0, 0], 7085).into()).unwrap();
-    std::thread::spawn(move || for _ in listener.incoming() {});
-    Staging {
-        client,
-        _server: server,
-        _veth: veth,
-        server_ip: "10.99.75.2".parse().unwrap(),
-    }
-}
 
 /// A rehearsal whose connects to the server are cut for 2 s; `during`
 /// is the exit code the connect made under the cut must have (124 is
@@ -126,14 +96,6 @@ fn workdir(said: &str) -> PathBuf {
     dir
 }
 
-fn tables_in(ns: &Netns) -> String {
-    let out = command_in(ns, "nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn verdict(results: &Path) -> (String, serde_json::Value) {
     let dir = results.join("localhost");
     let junit = std::fs::read_to_string(dir.join("junit.xml"))
@@ -150,7 +112,7 @@ fn verdict(results: &Path) -> (String, serde_json::Value) {
 fn the_playbook_rehearses_on_the_client_and_brings_its_results_home() {
     require_root_and(&["ip", "nft", "bash", "timeout"], &["/proc/self/ns/net"]);
     let t = TestRun::new("root_staging_fanout");
-    let s = staging(&t);
+    let s = staging(&t, 75, 7085);
     let scenario = t.scratch("rehearsal.yaml");
     std::fs::write(&scenario, rehearsal(s.server_ip, 124)).unwrap();
     let results = t.scratch("results");
@@ -182,7 +144,7 @@ fn the_playbook_rehearses_on_the_client_and_brings_its_results_home() {
 fn a_failed_rehearsal_fails_its_host_and_still_brings_its_results_home() {
     require_root_and(&["ip", "nft", "bash", "timeout"], &["/proc/self/ns/net"]);
     let t = TestRun::new("root_staging_fanout");
-    let s = staging(&t);
+    let s = staging(&t, 75, 7085);
     let scenario = t.scratch("rehearsal.yaml");
     // Expects the connect under the cut to succeed: the verdict is FAIL.
     std::fs::write(&scenario, rehearsal(s.server_ip, 0)).unwrap();

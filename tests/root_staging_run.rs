@@ -10,51 +10,21 @@
 //! A SIGKILLed run's cut still ends by its timeout.
 
 mod root_world_support;
+mod staging_support;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use root_world_support::{TestRun, leftovers, require_root_and};
 use stackquake::journal::Event;
-use stackquake::net::{
-    Netns, VethPair, add_address, command_in, link_ifname, set_up, tcp_listener_in,
-};
+use stackquake::net::{Netns, command_in};
 use stackquake::nfs::daemon_ns::{DaemonNs, DaemonProcess};
-use stackquake::report::{RunReport, Verdict};
+use stackquake::report::Verdict;
+use staging_support::{Rehearsed, rehearse, run_in, spawn_rehearsal, staging, tables_in};
 
 const TOOLS: &[&str] = &["ip", "nft", "bash", "timeout"];
-
-/// The client namespace, and the server's namespace with a listener on
-/// `10.99.<subnet>.2:<port>`.
-struct Staging {
-    client: Netns,
-    _server: Netns,
-    _veth: VethPair,
-    server_ip: IpAddr,
-}
-
-fn staging(t: &TestRun, subnet: u8, port: u16) -> Staging {
-    let client = Netns::create(&Netns::name_for(&t.run, "client"), &t.ledger).unwrap();
-    let server = Netns::create(&Netns::name_for(&t.run, "filer"), &t.ledger).unwrap();
-    let (ifa, ifb) = (link_ifname(&t.run, 0, 'a'), link_ifname(&t.run, 0, 'b'));
-    let veth = VethPair::create((&client, &ifa), (&server, &ifb), None, &t.ledger).unwrap();
-    add_address(&client, &ifa, &format!("10.99.{subnet}.1/24")).unwrap();
-    add_address(&server, &ifb, &format!("10.99.{subnet}.2/24")).unwrap();
-    for (ns, ifname) in [(&client, &ifa), (&server, &ifb)] {
-        ns.set_loopback_up().unwrap();
-        set_up(ns, ifname).unwrap();
-    }
-    let listener = tcp_listener_in(&server, ([0, 0, 0, 0], port).into()).unwrap();
-    std::thread::spawn(move || for _ in listener.incoming() {});
-    Staging {
-        client,
-        _server: server,
-        _veth: veth,
-        server_ip: format!("10.99.{subnet}.2").parse().unwrap(),
-    }
-}
 
 /// A rehearsal against `server:port` with no mounts: TCP connects before,
 /// during and after a 2 s block, each given 1 s (`timeout` exits 124).
@@ -98,17 +68,6 @@ expect:
     )
 }
 
-/// `stackquake run --target staging` inside the client namespace.
-fn run_in(client: &Netns, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", client.name()])
-        .arg(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--target", "staging"])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// What the staging run `run` left behind, leaving out the namespaces
 /// this test made itself for client and server: they carry the test's own
 /// run id, and two run ids drawn in one second are equal once in 1296
@@ -121,15 +80,6 @@ fn left_by(run: &str, t: &TestRun) -> Vec<String> {
         .collect()
 }
 
-fn tables_in(ns: &Netns) -> String {
-    let out = command_in(ns, "nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn connect(ns: &Netns, to: SocketAddr) -> std::io::Result<()> {
     ns.run(|| TcpStream::connect_timeout(&to, Duration::from_secs(2)).map(drop))
 }
@@ -140,26 +90,7 @@ fn a_timed_cut_blocks_the_server_while_it_lasts_and_leaves_nothing() {
     let t = TestRun::new("root_staging_run");
     let port = 7081;
     let s = staging(&t, 71, port);
-    let file = t.scratch("rehearsal.yaml");
-    std::fs::write(&file, rehearsal(s.server_ip, port)).unwrap();
-    let out_dir = t.scratch("out");
-    let allow = s.server_ip.to_string();
-    let out = run_in(
-        &s.client,
-        &[
-            "--allow-external",
-            &allow,
-            "--output",
-            out_dir.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-    );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let Rehearsed { out, said, report } = rehearse(&t, &s, &rehearsal(s.server_ip, port));
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert_eq!(report.target, "staging");
     let r = &report.results[0];
@@ -291,21 +222,8 @@ fn a_sigkilled_staging_run_leaves_a_cut_that_ends_by_itself() {
     let port = 7083;
     let s = staging(&t, 73, port);
     let server: SocketAddr = (s.server_ip, port).into();
-    let file = t.scratch("rehearsal.yaml");
-    std::fs::write(&file, killed_rehearsal(s.server_ip)).unwrap();
-    let allow = s.server_ip.to_string();
     // `ip netns exec` execs stackquake: the child is stackquake itself.
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", s.client.name()])
-        .arg(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--target", "staging", "--allow-external", &allow])
-        .arg("--output")
-        .arg(t.scratch("out"))
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_rehearsal(&t, &s, &killed_rehearsal(s.server_ip));
     let element = format!("{} timeout 3s", s.server_ip);
     let deadline = Instant::now() + Duration::from_secs(30);
     let (table, cut_at) = loop {
@@ -407,28 +325,9 @@ fn a_failing_abort_probe_ends_the_cut_at_once_and_the_run_aborted() {
     let t = TestRun::new("root_staging_run");
     let port = 7089;
     let s = staging(&t, 79, port);
-    let file = t.scratch("rehearsal.yaml");
-    std::fs::write(&file, guarded_rehearsal(s.server_ip, port)).unwrap();
-    let out_dir = t.scratch("out");
-    let allow = s.server_ip.to_string();
     let started = Instant::now();
-    let out = run_in(
-        &s.client,
-        &[
-            "--allow-external",
-            &allow,
-            "--output",
-            out_dir.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-    );
+    let Rehearsed { out, said, report } = rehearse(&t, &s, &guarded_rehearsal(s.server_ip, port));
     let took = started.elapsed();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
     let r = &report.results[0];
     assert_eq!(r.verdict, Verdict::Aborted, "{:?}: {said}", r.reason);
     assert_eq!(out.status.code(), Some(3), "{said}");
@@ -524,26 +423,7 @@ fn sized_and_lossy_cuts_degrade_the_path_while_they_last() {
     require_root_and(&["ip", "nft", "bash", "ping"], &["/proc/self/ns/net"]);
     let t = TestRun::new("root_staging_run");
     let s = staging(&t, 78, 7088);
-    let file = t.scratch("rehearsal.yaml");
-    std::fs::write(&file, degraded_rehearsal(s.server_ip)).unwrap();
-    let out_dir = t.scratch("out");
-    let allow = s.server_ip.to_string();
-    let out = run_in(
-        &s.client,
-        &[
-            "--allow-external",
-            &allow,
-            "--output",
-            out_dir.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-    );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let Rehearsed { said, report, .. } = rehearse(&t, &s, &degraded_rehearsal(s.server_ip));
     let r = &report.results[0];
     assert_eq!(r.verdict, Verdict::Pass, "{:?}: {said}", r.reason);
     let sampled = r
@@ -576,6 +456,17 @@ fn sized_and_lossy_cuts_degrade_the_path_while_they_last() {
     assert!(!tables_in(&s.client).contains("_ttl"));
     assert_eq!(left_by(&r.journal.run_id, &t), Vec::<String>::new());
 }
+
+/// What the tests of the client's own statd run.
+const STATD_TOOLS: &[&str] = &[
+    "ip",
+    "bash",
+    "timeout",
+    "rpcinfo",
+    "rpcbind",
+    "rpc.statd",
+    "nsenter",
+];
 
 /// The client's own rpcbind and rpc.statd, as a real client runs them:
 /// started by the test in the client namespace (with a mount namespace of
@@ -672,51 +563,22 @@ expect:
 // with its own command line, and no watchdog is left.
 #[test]
 fn the_clients_own_statd_is_killed_and_started_again() {
-    require_root_and(
-        &[
-            "ip",
-            "bash",
-            "timeout",
-            "rpcinfo",
-            "rpcbind",
-            "rpc.statd",
-            "nsenter",
-        ],
-        &["/proc/self/ns/net"],
-    );
+    require_root_and(STATD_TOOLS, &["/proc/self/ns/net"]);
     let t = TestRun::new("root_staging_run");
     let s = staging(&t, 77, 7087);
     let own = own_daemons(&t, &s.client);
-    let theirs = own_daemons(&t, &s._server);
-    let bystander = pids_of("rpc.statd", &s._server);
+    let theirs = own_daemons(&t, &s.server);
+    let bystander = pids_of("rpc.statd", &s.server);
     let before = pids_of("rpc.statd", &s.client);
     assert_eq!(before.len(), 1, "{before:?}");
-    let file = t.scratch("rehearsal.yaml");
-    std::fs::write(&file, killed_statd_rehearsal(s.server_ip, "3s", "1s")).unwrap();
-    let out_dir = t.scratch("out");
-    let allow = s.server_ip.to_string();
-    let out = run_in(
-        &s.client,
-        &[
-            "--allow-external",
-            &allow,
-            "--output",
-            out_dir.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-    );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Rehearsed { said, report, .. } =
+        rehearse(&t, &s, &killed_statd_rehearsal(s.server_ip, "3s", "1s"));
     let after = pids_of("rpc.statd", &s.client);
     let watchdogs = pids_of("sh", &s.client);
-    let report = RunReport::read(&out_dir).unwrap_or_else(|e| panic!("{e}: {said}"));
     let r = &report.results[0];
-    let bystander_after = pids_of("rpc.statd", &s._server);
+    let bystander_after = pids_of("rpc.statd", &s.server);
     kill_all_in(&s.client);
-    kill_all_in(&s._server);
+    kill_all_in(&s.server);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}: {said}", r.reason);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before, "the statd running now is a new one");
@@ -731,36 +593,12 @@ fn the_clients_own_statd_is_killed_and_started_again() {
 // about `for:` + 5 s after the kill, with nobody running anything.
 #[test]
 fn a_sigkilled_run_leaves_a_watchdog_that_brings_the_statd_back() {
-    require_root_and(
-        &[
-            "ip",
-            "bash",
-            "timeout",
-            "rpcinfo",
-            "rpcbind",
-            "rpc.statd",
-            "nsenter",
-        ],
-        &["/proc/self/ns/net"],
-    );
+    require_root_and(STATD_TOOLS, &["/proc/self/ns/net"]);
     let t = TestRun::new("root_staging_run");
     let s = staging(&t, 76, 7086);
     let own = own_daemons(&t, &s.client);
     let before = pids_of("rpc.statd", &s.client);
-    let file = t.scratch("rehearsal.yaml");
-    std::fs::write(&file, killed_statd_rehearsal(s.server_ip, "3s", "60s")).unwrap();
-    let allow = s.server_ip.to_string();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", s.client.name()])
-        .arg(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--target", "staging", "--allow-external", &allow])
-        .arg("--output")
-        .arg(t.scratch("out"))
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_rehearsal(&t, &s, &killed_statd_rehearsal(s.server_ip, "3s", "60s"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !pids_of("rpc.statd", &s.client).is_empty() {
         assert!(Instant::now() < deadline, "the run never killed statd");

@@ -129,6 +129,24 @@ impl Checker<'_> {
         }
     }
 
+    /// An `exec` (a step's or a probe's): a known host, at least a program.
+    fn exec(&mut self, exec: &Exec, path: &str, hosts: &[&str]) {
+        self.reference(
+            &exec.host,
+            format!("{path}.exec.host"),
+            "host",
+            hosts.iter().copied(),
+        );
+        if exec.command.value.is_empty() {
+            self.at(
+                exec.command.referenced,
+                format!("{path}.exec.command"),
+                "`command` needs at least the program".into(),
+                Some("e.g. command: [sh, -c, 'ls /mnt/share']".into()),
+            );
+        }
+    }
+
     fn absolute(&mut self, p: &Spanned<String>, path: String) {
         if !p.value.starts_with('/') || p.value.split('/').any(|c| c == "..") {
             self.at(
@@ -475,20 +493,7 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             );
         }
         if let Some(exec) = &st.exec {
-            c.reference(
-                &exec.host,
-                format!("{path}.exec.host"),
-                "host",
-                hosts.clone(),
-            );
-            if exec.command.value.is_empty() {
-                c.at(
-                    exec.command.referenced,
-                    format!("{path}.exec.command"),
-                    "`command` needs at least the program".into(),
-                    Some("e.g. command: [sh, -c, 'ls /mnt/share']".into()),
-                );
-            }
+            c.exec(exec, path, &hosts);
         }
         let Some(fault) = &st.fault else { continue };
         let path = format!("{path}.fault.{}", fault.value.kind());

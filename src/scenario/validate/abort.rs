@@ -34,20 +34,7 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
             );
         }
         if let Some(exec) = &p.exec {
-            c.reference(
-                &exec.host,
-                format!("{path}.exec.host"),
-                "host",
-                hosts.clone(),
-            );
-            if exec.command.value.is_empty() {
-                c.at(
-                    exec.command.referenced,
-                    format!("{path}.exec.command"),
-                    "`command` needs at least the program".into(),
-                    Some("e.g. command: [test, -s, /mnt/share/db]".into()),
-                );
-            }
+            c.exec(exec, &path, &hosts);
         }
         if let Some(file) = &p.readable {
             c.absolute(file, format!("{path}.readable"));

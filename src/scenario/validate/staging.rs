@@ -174,52 +174,26 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                 if let Some(h) = &cut.host {
                     not_here(c, h, format!("{path}.host"), "a cut");
                 }
-                if st.for_.is_none() {
-                    c.at(
-                        fault.referenced,
-                        path.clone(),
-                        format!("`{kind}` on staging needs `for:`"),
-                        Some(
-                            "the duration becomes the kernel's timeout of the rule, so it ends \
-                             even if stackquake is killed; e.g. for: 30s"
-                                .into(),
-                        ),
-                    );
-                }
+                needs_for(c, st, fault, &path, RULE_EXPIRES);
             }
             Fault::ProcKill { host, .. } => {
                 // The client's own daemon: its watchdog brings it back
                 // after `for:` even if the run dies, so `for:` is a must.
                 not_here(c, host, format!("{path}.host"), "proc.kill");
-                if st.for_.is_none() {
-                    c.at(
-                        fault.referenced,
-                        path.clone(),
-                        "`proc.kill` on staging needs `for:`".into(),
-                        Some(
-                            "the client's own daemon is started again after it, even if \
-                             stackquake is killed; e.g. for: 30s"
-                                .into(),
-                        ),
-                    );
-                }
+                needs_for(
+                    c,
+                    st,
+                    fault,
+                    &path,
+                    "the client's own daemon is started again after it, even if stackquake \
+                     is killed",
+                );
             }
             Fault::NetDelay(d) if d.toward.is_some() => {
                 // Packets wait in a queue of the run's table, whose element
                 // expires after `for:`; a dead run's queue is bypassed.
                 not_here(c, &d.host, format!("{path}.host"), "a delay");
-                if st.for_.is_none() {
-                    c.at(
-                        fault.referenced,
-                        path.clone(),
-                        format!("`{kind}` on staging needs `for:`"),
-                        Some(
-                            "the duration becomes the kernel's timeout of the rule, so it \
-                             ends even if stackquake is killed; e.g. for: 30s"
-                                .into(),
-                        ),
-                    );
-                }
+                needs_for(c, st, fault, &path, RULE_EXPIRES);
             }
             Fault::NetMtu(_) | Fault::NetLoss(_) | Fault::NetDelay(_) => {
                 // netem and MTUs change an interface of the client's own,
@@ -269,6 +243,28 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
                 c.at(fault.referenced, path, why, Some(CLIENT_SIDE.into()));
             }
         }
+    }
+}
+
+/// Why a rule of the run's table needs `for:`.
+const RULE_EXPIRES: &str = "the duration becomes the kernel's timeout of the rule, so it ends even if stackquake is killed";
+
+/// A staging fault must say how long it lasts: that is how it ends when
+/// nobody is left to heal it (`what_then`).
+fn needs_for(
+    c: &mut Checker,
+    st: &Step,
+    fault: &serde_saphyr::Spanned<Fault>,
+    path: &str,
+    what_then: &str,
+) {
+    if st.for_.is_none() {
+        c.at(
+            fault.referenced,
+            path.to_string(),
+            format!("`{}` on staging needs `for:`", fault.value.kind()),
+            Some(format!("{what_then}; e.g. for: 30s")),
+        );
     }
 }
 
