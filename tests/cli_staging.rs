@@ -139,3 +139,49 @@ fn run_refuses_before_anything_while_a_remote_address_is_not_allowed() {
         "{err}"
     );
 }
+
+// Each client-side degradation becomes an element of a set of its own,
+// and `plan` says so, with the set's name (its fixed rule's condition) and
+// who holds what a delay queues.
+#[test]
+fn plan_names_the_set_of_each_kind_of_cut_and_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("degraded.yaml");
+    std::fs::write(
+        &file,
+        "schema_version: 1
+id: degraded
+title: every degradation a staging client can make
+requires: { target: [staging] }
+hosts:
+  client: {}
+  filer: { addr: 192.0.2.10/24 }
+nfs_servers:
+  fs1: { host: filer, kind: external, exports: [{ path: /export }] }
+steps:
+  - { id: mtu, fault: { net.block: { host: client, toward: filer, min_size: 1401 } }, for: 5s }
+  - { id: lossy, fault: { net.block: { host: client, toward: filer, percent: 12.5 } }, for: 5s }
+  - id: slow
+    fault: { net.delay: { host: client, toward: filer, protocol: tcp, port: 2049, delay: 300ms } }
+    for: 5s
+",
+    )
+    .unwrap();
+    let (code, out, err) = stackquake(&[
+        "plan",
+        "--target",
+        "staging",
+        "--allow-external",
+        "192.0.2.10",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for line in [
+        "element { 192.0.2.10 timeout 5s } in set drop_ge1401_addr4",
+        "element { 192.0.2.10 timeout 5s } in set drop_p1250_addr4",
+        "element { 192.0.2.10 . tcp . 2049 timeout 5s } in set delay300_port4",
+        "a thread of stackquake holds what a delay set queues",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+}

@@ -380,8 +380,8 @@ fn fault(f: &model::Fault, plan: &Plan) -> Fault {
                         .value
                         .parse::<IpAddr>()
                         .unwrap_or_else(|_| addr_of(plan, &toward.value)),
-                    protocol: None,
-                    port: None,
+                    protocol: d.protocol.map(protocol),
+                    port: d.port.as_ref().map(|p| p.value),
                     min_size: None,
                     share: None,
                 },
@@ -497,6 +497,14 @@ fn net_link(
     }
 }
 
+fn protocol(p: model::NetProtocol) -> Protocol {
+    match p {
+        model::NetProtocol::Tcp => Protocol::Tcp,
+        model::NetProtocol::Udp => Protocol::Udp,
+        model::NetProtocol::Icmp => Protocol::Icmp,
+    }
+}
+
 /// A host's address (validation made sure it has one).
 fn addr_of(plan: &Plan, host: &str) -> IpAddr {
     plan.hosts[host]
@@ -519,11 +527,7 @@ fn net_cut(cut: &model::NetCut, reject: bool, plan: &Plan) -> Fault {
                 .value
                 .parse::<IpAddr>()
                 .unwrap_or_else(|_| addr_of(&toward.value));
-            let protocol = cut.protocol.map(|p| match p {
-                model::NetProtocol::Tcp => Protocol::Tcp,
-                model::NetProtocol::Udp => Protocol::Udp,
-                model::NetProtocol::Icmp => Protocol::Icmp,
-            });
+            let protocol = cut.protocol.map(protocol);
             let matching = Match::Toward {
                 addr,
                 protocol,

@@ -103,6 +103,12 @@ pub struct NetDelay {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub toward: Option<Spanned<String>>,
+    /// With `toward`: only `tcp` or `udp` to `port` (e.g. 2049) waits.
+    #[serde(default)]
+    pub protocol: Option<NetProtocol>,
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub vlan: Option<Spanned<u16>>,
@@ -466,7 +472,19 @@ pub(crate) const DELAY_TOWARD_MAX: std::time::Duration = std::time::Duration::fr
 
 pub(super) fn check_delay(c: &mut Checker, s: &Scenario, f: &NetDelay, path: &str) {
     match (&f.peer, &f.toward) {
-        (Some(peer), None) => check_iface(c, s, &f.host, peer, f.vlan.as_ref(), path),
+        (Some(peer), None) => {
+            check_iface(c, s, &f.host, peer, f.vlan.as_ref(), path);
+            if f.protocol.is_some() || f.port.is_some() {
+                c.at(
+                    f.host.referenced,
+                    path.to_string(),
+                    "`protocol` and `port` go with `toward`: netem delays all the \
+                     interface sends"
+                        .into(),
+                    None,
+                );
+            }
+        }
         (None, Some(toward)) => check_delay_toward(c, s, f, toward, path),
         _ => c.at(
             f.host.referenced,
@@ -523,6 +541,16 @@ fn check_delay_toward(
             format!("{path}.vlan"),
             "`vlan` picks a link's interface; `toward` delays by address".into(),
             None,
+        );
+    }
+    // The run's table keys its sets by address, or address, protocol and
+    // port: one needs the other.
+    if f.port.is_some() != matches!(f.protocol, Some(NetProtocol::Tcp | NetProtocol::Udp)) {
+        c.at(
+            toward.referenced,
+            format!("{path}.port"),
+            "a staging delay names a `port` with `protocol: tcp` or `udp`, or neither".into(),
+            Some("e.g. protocol: tcp, port: 2049".into()),
         );
     }
     if f.jitter.is_some() {
