@@ -118,3 +118,24 @@ async fn nfs_rs_byte_range_locks_over_v40_v41() {
         two_clients_contend_for_a_lock(vers).await;
     }
 }
+
+/// A directory far larger than one READDIR reply is listed whole: the
+/// client follows the cookies page by page.
+async fn big_directory_listed_whole(vers: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let expected: Vec<String> = (0..5000).map(|i| format!("entry-{i:05}")).collect();
+    for name in &expected {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    let server = nfs_support::serve(dir.path(), Squash::NoRootSquash);
+    let m = mount(&server, vers).await;
+    assert_eq!(names(&*m).await, expected, "v{vers}: readdir of 5000");
+    m.umount().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nfs_rs_big_directory_over_v3_v40_v41() {
+    for vers in ["3", "4.0", "4.1"] {
+        big_directory_listed_whole(vers).await;
+    }
+}

@@ -949,10 +949,20 @@ fn kernel_client_same_results_from_both_servers() {
     same_results_from_both_servers("3");
 }
 
-// The same suite on vers=4.0/4.1/4.2 (SQ_NFS_VERS) is not a CI test yet:
-// against ours, vers=4.1 completed it (381 s under TCG, creating 5,000
-// entries alone 360 s), but the knfsd half ran past 30 minutes twice on a
-// loaded machine, so no run has compared the two. See issue 14's notes.
+#[test]
+fn kernel_client_same_results_from_both_servers_v40() {
+    same_results_from_both_servers("4.0");
+}
+
+#[test]
+fn kernel_client_same_results_from_both_servers_v41() {
+    same_results_from_both_servers("4.1");
+}
+
+#[test]
+fn kernel_client_same_results_from_both_servers_v42() {
+    same_results_from_both_servers("4.2");
+}
 
 fn same_results_from_both_servers(vers: &str) {
     require_tools();

@@ -355,6 +355,17 @@ impl Export {
         self.node(fd)
     }
 
+    /// An entry of a directory listing, looked up: None if it went since
+    /// the listing or is a mount point (another file system, not served).
+    /// Anything else is an error, so a listing is never cut short silently.
+    pub fn lookup_listed(&self, dir: &Node, name: &OsStr) -> io::Result<Option<Node>> {
+        match self.lookup(dir, name) {
+            Ok(node) => Ok(Some(node)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EXDEV)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens `name` in `dir` with `flags` (and `mode` when creating), under
     /// the same confinement as `lookup`.
     pub fn open_in(

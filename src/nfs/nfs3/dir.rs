@@ -103,9 +103,10 @@ impl Nfs3 {
             // Removed since the listing: skip it, as the client would never
             // see it anyway.
             let (fileid, node) = if plus {
-                match export.lookup(&dir, &entry.name) {
-                    Ok(node) => (std::os::unix::fs::MetadataExt::ino(&node.meta), Some(node)),
-                    Err(_) => continue,
+                match export.lookup_listed(&dir, &entry.name) {
+                    Ok(Some(node)) => (std::os::unix::fs::MetadataExt::ino(&node.meta), Some(node)),
+                    Ok(None) => continue,
+                    Err(e) => return Err(e.into()),
                 }
             } else {
                 match fstatat(

@@ -3,6 +3,7 @@
 
 pub mod attr;
 mod dir;
+pub use dir::name_cookie;
 mod file;
 mod fsinfo;
 mod names;

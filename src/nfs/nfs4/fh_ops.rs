@@ -15,7 +15,10 @@ use super::pseudo::Step;
 use super::status::Nfs4Status;
 use super::{Fh, NFS4_FHSIZE, Nfs4};
 use crate::nfs::export::{Export, Node};
-use crate::nfs::fnv::fnv1a64;
+// Cookies are NFSv3's: 63-bit FNV of the name, above the values RFC 8881
+// §18.23.4 reserves (0, 1, 2), so entries keep their place when others
+// come and go.
+use crate::nfs::nfs3::name_cookie;
 use crate::nfs::nfs3::{NAME_MAX, PATH_MAX};
 use crate::nfs::xdr::{XdrReader, XdrWriter};
 
@@ -47,13 +50,6 @@ pub fn component<'a>(
     } else {
         Ok(OsStr::from_bytes(name))
     })
-}
-
-/// Cookie of a directory entry: 63-bit FNV of its name, above the values
-/// RFC 8881 §18.23.4 reserves (0, 1, 2), so entries keep their place when
-/// others come and go.
-fn name_cookie(name: &[u8]) -> u64 {
-    (fnv1a64(name) & 0x7fff_ffff_ffff_ffff).max(3)
 }
 
 impl Nfs4 {
@@ -294,11 +290,20 @@ impl Nfs4 {
         let maxcount = r.u32()?.min(MAX_READDIR) as usize;
         let req = attr::get_bitmap(r)??;
         let dir = c.cfh()?.clone();
-        // (cookie, name, the entry's filehandle)
-        let mut entries: Vec<(u64, Vec<u8>, Fh)> = Vec::new();
-        let mut more = false;
+        w.opaque_fixed(&[0u8; 8]);
+        // Each entry is encoded as it is looked up and its node dropped
+        // then: a reply of a million bytes names thousands of files, and
+        // holding a descriptor for each would run out of them.
+        let mut page = Page {
+            w,
+            used: 8 + 8 + 16,
+            maxcount,
+            sent: 0,
+        };
+        let mut full = false;
         match &dir {
             Fh::Pseudo(i) => {
+                let mut entries: Vec<(u64, String, Fh)> = Vec::new();
                 for (name, step) in self.pseudo.entries(*i) {
                     let fh = match step {
                         Step::Dir(j) => Fh::Pseudo(j),
@@ -307,7 +312,15 @@ impl Nfs4 {
                             Err(_) => continue,
                         },
                     };
-                    entries.push((name_cookie(name.as_bytes()), name.into_bytes(), fh));
+                    entries.push((name_cookie(name.as_bytes()), name, fh));
+                }
+                entries.retain(|(k, _, _)| *k > cookie);
+                entries.sort_by_key(|e| e.0);
+                for (k, name, fh) in &entries {
+                    if !page.put(*k, name.as_bytes(), self.attrs_of(fh, &req), &req) {
+                        full = true;
+                        break;
+                    }
                 }
             }
             Fh::Real { export, node } => {
@@ -334,47 +347,60 @@ impl Nfs4 {
                 for (k, name) in names {
                     // Gone since the listing, or a mount point: skipped, as
                     // the v3 READDIRPLUS skips it.
-                    if let Ok(found) = export.lookup(node, OsStr::from_bytes(&name)) {
-                        let fh = Fh::Real {
-                            export: export_id,
-                            node: Arc::new(found),
-                        };
-                        entries.push((k, name, fh));
-                    }
-                    // Stop looking up once the reply is surely full.
-                    if entries.len() * 16 > maxcount {
-                        more = true;
+                    let Some(found) = export.lookup_listed(node, OsStr::from_bytes(&name))? else {
+                        continue;
+                    };
+                    let fh = Fh::Real {
+                        export: export_id,
+                        node: Arc::new(found),
+                    };
+                    if !page.put(k, &name, self.attrs_of(&fh, &req), &req) {
+                        full = true;
                         break;
                     }
                 }
             }
         }
-        entries.retain(|(k, _, _)| *k > cookie);
-        entries.sort_by_key(|a| a.0);
-        w.opaque_fixed(&[0u8; 8]);
-        let mut used = 8 + 8 + 16;
-        let mut sent = 0;
-        let mut eof = !more;
-        for (k, name, fh) in &entries {
-            let Ok(a) = self.attrs_of(fh, &req) else {
-                continue;
-            };
-            let mut e = XdrWriter::with_capacity(256);
-            e.bool(true).u64(*k).string(name);
-            a.put(&req, &mut e);
-            if used + e.len() > maxcount {
-                eof = false;
-                break;
-            }
-            used += e.len();
-            sent += 1;
-            w.opaque_fixed(e.as_bytes());
-        }
-        if sent == 0 && !eof {
+        if page.sent == 0 && full {
             return Err(Nfs4Status::TOOSMALL.into());
         }
+        let eof = !full;
         w.bool(false).bool(eof);
         Ok(Flow::Next)
+    }
+}
+
+/// READDIR's reply as it fills: entries up to the client's maxcount.
+struct Page<'w> {
+    w: &'w mut XdrWriter,
+    used: usize,
+    maxcount: usize,
+    sent: usize,
+}
+
+impl Page<'_> {
+    /// Adds an entry; false if it does not fit (the reply is full). An
+    /// entry whose attributes cannot be read is left out.
+    fn put(
+        &mut self,
+        cookie: u64,
+        name: &[u8],
+        attrs: Result<Attrs, Nfs4Status>,
+        req: &Bitmap,
+    ) -> bool {
+        let Ok(a) = attrs else {
+            return true;
+        };
+        let mut e = XdrWriter::with_capacity(256);
+        e.bool(true).u64(cookie).string(name);
+        a.put(req, &mut e);
+        if self.used + e.len() > self.maxcount {
+            return false;
+        }
+        self.used += e.len();
+        self.sent += 1;
+        self.w.opaque_fixed(e.as_bytes());
+        true
     }
 }
 
