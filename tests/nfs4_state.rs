@@ -1,6 +1,8 @@
-//! NFSv4 byte-range locks on the wire, as two NFSv4.0 clients see them:
-//! LOCK, its DENIED answer naming the holder, LOCKT, LOCKU, and
-//! RELEASE_LOCKOWNER while locks are held. (The kernel client's flock over
+//! NFSv4 state on the wire. Byte-range locks as two NFSv4.0 clients see
+//! them: LOCK, its DENIED answer naming the holder, LOCKT, LOCKU, and
+//! RELEASE_LOCKOWNER while locks are held. And 4.0's owner sequencing:
+//! a retransmitted OPEN, LOCK, LOCKU or CLOSE gets the reply it got the
+//! first time instead of running again. (The kernel client's flock over
 //! 4.0, 4.1 and 4.2 is scenarios/nfs4-flock-contention.yaml, in the guest.)
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +30,9 @@ const WRITE_LT: u32 = 2;
 const READ_LT: u32 = 1;
 const DENIED: u32 = 10010;
 const LOCKS_HELD: u32 = 10037;
+const CLOSE: u32 = 4;
+const EXIST: u32 = 17;
+const BAD_SEQID: u32 = 10026;
 const ALL: u64 = u64::MAX;
 
 /// One operation's result: its status and the bytes after it.
@@ -156,11 +161,14 @@ fn open(d: &Dispatcher, client: u64) -> ([u8; 16], Vec<u8>) {
     (stateid, fh)
 }
 
-/// Who asks for a lock: a client, one of its opens, a lock-owner name.
+/// Who asks for a lock: a client, one of its opens, a lock-owner name,
+/// and the 4.0 seqids (RFC 7530 §9.1.7): the open-owner's next and the
+/// new lock-owner's first.
 struct Locker<'a> {
     client: u64,
     open: &'a [u8; 16],
     owner: &'a [u8],
+    seqids: (u32, u32),
 }
 
 /// LOCK of `len` bytes from `offset` by a new lock-owner.
@@ -176,6 +184,7 @@ fn lock_new(
         client,
         open,
         owner,
+        seqids: (open_seqid, lock_seqid),
     } = by;
     let mut res = compound(
         d,
@@ -188,7 +197,10 @@ fn lock_new(
                     .bool(false)
                     .u64(offset)
                     .u64(len);
-                w.bool(true).u32(1).opaque_fixed(open).u32(0);
+                w.bool(true)
+                    .u32(open_seqid)
+                    .opaque_fixed(open)
+                    .u32(lock_seqid);
                 w.u64(client).opaque(owner);
             }),
         ],
@@ -216,27 +228,30 @@ fn two_clients_contend_for_a_byte_range_lock() {
     assert_ne!(a, b);
     let (open_a, fh) = open(&d, a);
     let (open_b, _) = open(&d, b);
-    // b's locks: (owner name, write?, offset, length).
-    let lock_b = |owner: &[u8], write: bool, offset: u64, len: u64| {
+    // b's locks: (owner name, its seqids, write?, offset, length).
+    let lock_b = |owner: &[u8], seqids, write: bool, offset: u64, len: u64| {
         let by = Locker {
             client: b,
             open: &open_b,
             owner,
+            seqids,
         };
         lock_new(&d, &fh, by, write, offset, len)
     };
 
     // a write-locks bytes 0..100; b cannot write-lock byte 50.
+    // Each OPEN took seqid 0 of its client's open-owner.
     let by_a = Locker {
         client: a,
         open: &open_a,
         owner: b"php-a",
+        seqids: (1, 0),
     };
     let got = lock_new(&d, &fh, by_a, true, 0, 100);
     assert_eq!(got.status, 0);
     let mut lock_a = [0u8; 16];
     lock_a.copy_from_slice(&got.body[..16]);
-    let refused = lock_b(b"php-b", true, 50, 1);
+    let refused = lock_b(b"php-b", (1, 0), true, 50, 1);
     assert_eq!(refused.status, DENIED);
     assert_eq!(
         denied(&refused.body),
@@ -244,8 +259,10 @@ fn two_clients_contend_for_a_byte_range_lock() {
         "DENIED names the holder's range, type and owner"
     );
     // Past a's range b may lock; a read lock over a's write lock is denied.
-    assert_eq!(lock_b(b"php-b", true, 100, ALL).status, 0);
-    assert_eq!(lock_b(b"php-b2", false, 99, 1).status, DENIED);
+    // (A refused new lock-owner asks again with both seqids advanced, as
+    // the Linux client does.)
+    assert_eq!(lock_b(b"php-b", (2, 1), true, 100, ALL).status, 0);
+    assert_eq!(lock_b(b"php-b2", (3, 0), false, 99, 1).status, DENIED);
 
     // LOCKT says the same without taking anything.
     let lockt = |owner: &'static [u8], client: u64| {
@@ -290,7 +307,8 @@ fn two_clients_contend_for_a_byte_range_lock() {
                 w.opaque(&fh);
             }),
             (LOCKU, &|w: &mut XdrWriter| {
-                w.u32(WRITE_LT).u32(2).opaque_fixed(&lock_a).u64(0).u64(100);
+                // php-a's seqid after its first LOCK took 0
+                w.u32(WRITE_LT).u32(1).opaque_fixed(&lock_a).u64(0).u64(100);
             }),
         ],
     )
@@ -300,7 +318,7 @@ fn two_clients_contend_for_a_byte_range_lock() {
     assert_eq!(&unlocked.body[4..16], &lock_a[4..16], "same lock state");
     assert_eq!(lockt(b"someone", b), 0);
     assert_eq!(release(), 0);
-    assert_eq!(lock_b(b"php-b2", true, 0, 100).status, 0);
+    assert_eq!(lock_b(b"php-b2", (4, 1), true, 0, 100).status, 0);
 }
 
 /// A 4.1 client: its id, session and slot 0's next sequence id.
@@ -445,4 +463,98 @@ fn a_41_client_cannot_unlock_or_extend_another_clients_lock() {
         }),
     );
     assert_eq!(mine.status, DENIED);
+}
+
+/// OPEN of /export/g by `client`'s open-owner with `seqid`, GUARDED: a
+/// second execution would find the file and answer EXIST.
+fn open_guarded(d: &Dispatcher, client: u64, seqid: u32) -> Vec<OpResult> {
+    compound(
+        d,
+        &[
+            (PUTROOTFH, &|_: &mut XdrWriter| {}),
+            (LOOKUP, &|w: &mut XdrWriter| {
+                w.string(b"export");
+            }),
+            (OPEN, &|w: &mut XdrWriter| {
+                w.u32(seqid).u32(3).u32(0).u64(client).opaque(b"owner");
+                w.u32(1).u32(1).u32(0).u32(0); // CREATE, GUARDED, no attrs
+                w.u32(0).string(b"g"); // CLAIM_NULL
+            }),
+            (GETFH, &|_: &mut XdrWriter| {}),
+        ],
+    )
+}
+
+/// `op` on the file `fh`; its result.
+fn on_file(d: &Dispatcher, fh: &[u8], op: Op<'_>) -> OpResult {
+    compound(
+        d,
+        &[
+            (PUTFH, &|w: &mut XdrWriter| {
+                w.opaque(fh);
+            }),
+            op,
+        ],
+    )
+    .remove(1)
+}
+
+#[test]
+fn a_40_owners_retransmissions_get_their_first_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fuzz::dispatcher_for(dir.path()).unwrap();
+    let a = client(&d, "client-a");
+
+    // OPEN: the repeat answers as the first did (not EXIST), with the
+    // same stateid (not one seqid on) and the opened file as current.
+    let first = open_guarded(&d, a, 0);
+    assert!(first.iter().all(|r| r.status == 0), "first OPEN");
+    let again = open_guarded(&d, a, 0);
+    assert_eq!(again[2].status, 0, "a repeated OPEN is not run again");
+    assert_eq!(again[2].body, first[2].body, "the same OPEN result");
+    assert_eq!(again[3].body, first[3].body, "GETFH after it: the file");
+    assert_eq!(open_guarded(&d, a, 5)[2].status, BAD_SEQID, "a gap");
+    assert_eq!(open_guarded(&d, a, 1)[2].status, EXIST, "the next one runs");
+    let mut open = [0u8; 16];
+    open.copy_from_slice(&first[2].body[..16]);
+    let fh = XdrReader::new(&first[3].body).opaque(128).unwrap().to_vec();
+
+    // LOCK by a new lock-owner (the open-owner's seqid 2): repeated, the
+    // same lock stateid, seqid 1.
+    let lock = |w: &mut XdrWriter| {
+        w.u32(WRITE_LT).bool(false).u64(0).u64(10);
+        w.bool(true).u32(2).opaque_fixed(&open).u32(0);
+        w.u64(a).opaque(b"pid-1");
+    };
+    let locked = on_file(&d, &fh, (LOCK, &lock));
+    assert_eq!(locked.status, 0);
+    assert_eq!(on_file(&d, &fh, (LOCK, &lock)).body, locked.body);
+    assert_eq!(&locked.body[..4], &1u32.to_be_bytes());
+    let lock_sid = &locked.body[..16];
+
+    // LOCKU (the lock-owner's seqid 1): repeated, seqid 2 again, not 3.
+    let locku = |w: &mut XdrWriter| {
+        w.u32(WRITE_LT).u32(1).opaque_fixed(lock_sid).u64(0).u64(10);
+    };
+    let unlocked = on_file(&d, &fh, (LOCKU, &locku));
+    assert_eq!(unlocked.status, 0);
+    assert_eq!(&unlocked.body[..4], &2u32.to_be_bytes());
+    assert_eq!(
+        on_file(&d, &fh, (LOCKU, &locku)).body[..16],
+        unlocked.body[..16]
+    );
+
+    // CLOSE (seqid 3): repeated after the open is gone, the same reply.
+    let close = |w: &mut XdrWriter| {
+        w.u32(3).opaque_fixed(&open);
+    };
+    let closed = on_file(&d, &fh, (CLOSE, &close));
+    assert_eq!(closed.status, 0);
+    let repeated = on_file(&d, &fh, (CLOSE, &close));
+    assert_eq!(repeated.status, 0, "a repeated CLOSE finds its reply");
+    assert_eq!(repeated.body[..16], closed.body[..16]);
+    let late = |w: &mut XdrWriter| {
+        w.u32(9).opaque_fixed(&open);
+    };
+    assert_eq!(on_file(&d, &fh, (CLOSE, &late)).status, BAD_SEQID);
 }

@@ -39,6 +39,9 @@ fn args_sum(args: &[u8]) -> u64 {
 
 /// RFC 1813 procedures whose second execution differs from the first:
 /// SETATTR, WRITE, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK.
+/// NFSv4 COMPOUNDs are not cached here (neither does knfsd): 4.1's session
+/// slots replay a whole COMPOUND, and 4.0's owners replay the operations
+/// that change open and lock state (`nfs4::owners`).
 pub fn is_non_idempotent(prog: u32, vers: u32, proc_: u32) -> bool {
     prog == nfs3::PROGRAM && vers == nfs3::VERSION && matches!(proc_, 2 | 7..=15)
 }

@@ -5,7 +5,8 @@
 use std::io;
 use std::sync::Arc;
 
-use super::state::SessionId;
+use super::owners::{OwnerKey, Replay, Seen, advances_seqid};
+use super::state::{SessionId, State, StateOther};
 use super::status::Nfs4Status;
 use super::{Fh, Nfs4, ops};
 use crate::nfs::call::{CallContext, CallError};
@@ -28,6 +29,20 @@ pub struct Compound<'a, 'c> {
     pub slot: Option<(SessionId, u32)>,
     /// The client the session belongs to.
     pub client: Option<u64>,
+    /// The 4.0 owner request the current operation serves.
+    pub sequenced: Option<Sequenced>,
+}
+
+/// A 4.0 owner's request being served (RFC 7530 §9.1.7): when the
+/// operation ends, its reply becomes the owner's last.
+pub struct Sequenced {
+    pub owner: OwnerKey,
+    pub seqid: u32,
+    /// The stateid's state the request acts on (CLOSE's open).
+    pub state: Option<StateOther>,
+    /// A LOCK by a new lock-owner: that owner and its first seqid, which
+    /// it keeps once the reply advances the open-owner.
+    pub starts: Option<(OwnerKey, u32)>,
 }
 
 impl Compound<'_, '_> {
@@ -86,6 +101,9 @@ pub enum Flow {
     Next,
     /// SEQUENCE found a retransmission: the whole reply is the cached one.
     Replay(Arc<[u8]>),
+    /// A 4.0 owner repeated its last request: this operation's result is
+    /// the one that request got.
+    Repeat(Replay),
 }
 
 /// Operations that may start a 4.1 COMPOUND without SEQUENCE (§18.46.3).
@@ -202,6 +220,7 @@ impl Nfs4 {
             saved: None,
             slot: None,
             client: None,
+            sequenced: None,
         };
         let mut status = Nfs4Status::OK;
         let mut done = 0;
@@ -228,12 +247,32 @@ impl Nfs4 {
             } else {
                 self.op(&mut c, op, numops, r, out)
             };
+            let sequenced = c.sequenced.take();
             match result {
-                Ok(Flow::Next) => {}
+                Ok(Flow::Next) => {
+                    if let Some(s) = sequenced {
+                        let fh =
+                            (op == ops::OPEN).then(|| c.cfh.as_ref().map(|f| self.encode_fh(f)));
+                        let reply = &out.as_bytes()[status_pos..];
+                        self.record_owner(s, op, Nfs4Status::OK, reply, fh.flatten());
+                    }
+                }
                 Ok(Flow::Replay(reply)) => {
                     out.truncate(start);
                     out.opaque_fixed(&reply);
                     return Ok(());
+                }
+                Ok(Flow::Repeat(replay)) => {
+                    out.truncate(status_pos);
+                    out.opaque_fixed(&replay.reply);
+                    if let Some(fh) = &replay.fh {
+                        c.cfh = self.decode_fh(fh, ctx.client.ip()).ok();
+                    }
+                    let first = replay.reply.get(..4).and_then(|b| b.try_into().ok());
+                    status = Nfs4Status(first.map_or(0, u32::from_be_bytes));
+                    if status != Nfs4Status::OK {
+                        break;
+                    }
                 }
                 Err(fail) => {
                     if let OpFail::Xdr(e) = &fail {
@@ -249,6 +288,9 @@ impl Nfs4 {
                     if op == ops::SETATTR {
                         out.u32(0);
                     }
+                    if let Some(s) = sequenced {
+                        self.record_owner(s, op, status, &out.as_bytes()[status_pos..], None);
+                    }
                     break;
                 }
             }
@@ -259,6 +301,57 @@ impl Nfs4 {
             self.finish_slot(sid, slot, &out.as_bytes()[start..]);
         }
         Ok(())
+    }
+
+    /// 4.0's owner sequencing (RFC 7530 §9.1.7) for a request carrying
+    /// `seqid` from the owner `find` names: None to serve it (its reply is
+    /// kept when it ends), or the reply to repeat. 4.1+ ignore seqids.
+    pub(super) fn owner_seqid(
+        &self,
+        c: &mut Compound<'_, '_>,
+        seqid: u32,
+        op: u32,
+        state: Option<StateOther>,
+        find: impl FnOnce(&State) -> Result<OwnerKey, Nfs4Status>,
+    ) -> Result<Option<Replay>, Nfs4Status> {
+        if c.minor != 0 {
+            return Ok(None);
+        }
+        let st = self.state();
+        let owner = find(&st)?;
+        match st.owners.check(&owner, seqid, op)? {
+            Seen::Repeat(replay) => Ok(Some(replay)),
+            Seen::Next => {
+                c.sequenced = Some(Sequenced {
+                    owner,
+                    seqid,
+                    state,
+                    starts: None,
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    fn record_owner(
+        &self,
+        s: Sequenced,
+        op: u32,
+        status: Nfs4Status,
+        reply: &[u8],
+        fh: Option<Vec<u8>>,
+    ) {
+        let mut st = self.state();
+        if let Some((lock_owner, first)) = s.starts.filter(|_| advances_seqid(status)) {
+            st.owners.start(lock_owner, first);
+        }
+        let replay = Replay {
+            op,
+            reply: reply.into(),
+            fh,
+            state: s.state,
+        };
+        st.owners.record(s.owner, s.seqid, status, replay);
     }
 
     fn op(

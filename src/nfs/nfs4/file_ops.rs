@@ -14,10 +14,11 @@ use nix::unistd::AccessFlags;
 use super::attr::{self, Bitmap, SetAttrs};
 use super::compound::{Compound, Flow, OpFail, OpResult};
 use super::fh_ops::{check_dir, component};
+use super::owners::{OwnerKey, OwnerKind};
 use super::session_ops::{get_stateid, put_stateid};
-use super::state::{Open, StateId};
+use super::state::{Open, State, StateId};
 use super::status::Nfs4Status;
-use super::{Fh, Nfs4};
+use super::{Fh, Nfs4, ops};
 use crate::nfs::call::CallContext;
 use crate::nfs::export::{Export, Node};
 use crate::nfs::nfs3::{MAX_IO, Sattr, SetTime};
@@ -107,6 +108,19 @@ impl Nfs4 {
         if creds.uid == 0 || creds.uid == node.meta.uid() {
             return Ok(());
         }
+        self.may_open(ctx, export, node, write)
+    }
+
+    /// Whether the caller may open `node` for reading or writing, by the
+    /// file's mode alone: an owner does not override it here (knfsd's
+    /// OPEN of an existing file neither), so its 0444 file is EACCES.
+    fn may_open(
+        &self,
+        ctx: &CallContext<'_>,
+        export: &Export,
+        node: &Node,
+        write: bool,
+    ) -> Result<(), Nfs4Status> {
         let _as = Self::act_as(ctx, export)?;
         let mode = if write {
             AccessFlags::W_OK
@@ -163,7 +177,7 @@ impl Nfs4 {
         r: &mut XdrReader<'_>,
         w: &mut XdrWriter,
     ) -> OpResult {
-        let _seqid = r.u32()?;
+        let seqid = r.u32()?;
         let share_access = r.u32()?;
         let share_deny = r.u32()?;
         let owner_client = r.u64()?;
@@ -204,6 +218,14 @@ impl Nfs4 {
             return Err(Nfs4Status::INVAL.into());
         }
         let client = c.client.unwrap_or(owner_client);
+        let key = OwnerKey {
+            client,
+            kind: OwnerKind::Open,
+            owner: owner.clone(),
+        };
+        if let Some(replay) = self.owner_seqid(c, seqid, ops::OPEN, None, |_| Ok(key))? {
+            return Ok(Flow::Repeat(replay));
+        }
         {
             let mut st = self.state();
             let now = Instant::now();
@@ -255,13 +277,13 @@ impl Nfs4 {
         regular_only(&node)?;
         if !created {
             if access & SHARE_ACCESS_READ != 0 {
-                self.may_io(c.ctx, export, &node, false)?;
+                self.may_open(c.ctx, export, &node, false)?;
             }
             if access & SHARE_ACCESS_WRITE != 0 {
                 if export.read_only {
                     return Err(Nfs4Status::ROFS.into());
                 }
-                self.may_io(c.ctx, export, &node, true)?;
+                self.may_open(c.ctx, export, &node, true)?;
             }
         }
 
@@ -399,9 +421,18 @@ impl Nfs4 {
         r: &mut XdrReader<'_>,
         w: &mut XdrWriter,
     ) -> OpResult {
-        let _seqid = r.u32()?;
+        let seqid = r.u32()?;
         let sid = get_stateid(r)?;
         c.cfh()?;
+        // A repeated CLOSE finds its owner by the reply it got: the open
+        // is gone.
+        let owner = |st: &State| match st.open_owner(&sid) {
+            Err(e) => st.owners.last_acting_on(&sid.other, ops::CLOSE).ok_or(e),
+            found => found,
+        };
+        if let Some(replay) = self.owner_seqid(c, seqid, ops::CLOSE, Some(sid.other), owner)? {
+            return Ok(Flow::Repeat(replay));
+        }
         let mut st = self.state();
         let seqid = st.open_of(&sid)?.seqid;
         st.opens.remove(&sid.other);
@@ -424,10 +455,14 @@ impl Nfs4 {
         w: &mut XdrWriter,
     ) -> OpResult {
         let sid = get_stateid(r)?;
-        let _seqid = r.u32()?;
+        let seqid = r.u32()?;
         let access = r.u32()? & 3;
         let deny = r.u32()? & 3;
         c.cfh()?;
+        let owner = |st: &State| st.open_owner(&sid);
+        if let Some(replay) = self.owner_seqid(c, seqid, ops::OPEN_DOWNGRADE, None, owner)? {
+            return Ok(Flow::Repeat(replay));
+        }
         let mut st = self.state();
         let open = st.open_of(&sid)?;
         if access == 0 || access & !open.access != 0 || deny & !open.deny != 0 {

@@ -9,6 +9,8 @@ use super::Nfs4;
 use super::compound::{Compound, Flow, OpFail, OpResult};
 use super::file_ops::{file_key, regular_only};
 use super::locks::{self, Denied, LockError, LockOwner, LockState, Span};
+use super::ops;
+use super::owners::{OwnerKey, OwnerKind, Replay};
 use super::session_ops::{get_stateid, put_stateid};
 use super::state::{State, StateId};
 use super::status::Nfs4Status;
@@ -91,24 +93,24 @@ impl Nfs4 {
         let offset = r.u64()?;
         let length = r.u64()?;
         // Seqids order a 4.0 owner's requests; 4.1 ignores them (§8.13).
-        let locker = if r.bool()? {
-            let _open_seqid = r.u32()?;
+        let (locker, seqid) = if r.bool()? {
+            let open_seqid = r.u32()?;
             let open = get_stateid(r)?;
-            let _lock_seqid = r.u32()?;
-            Locker::New {
-                open,
-                owner: lock_owner(r)?,
-            }
+            let lock_seqid = r.u32()?;
+            let owner = lock_owner(r)?;
+            (Locker::New { open, owner }, (open_seqid, lock_seqid))
         } else {
             let lock = get_stateid(r)?;
-            let _lock_seqid = r.u32()?;
-            Locker::Existing { lock }
+            let lock_seqid = r.u32()?;
+            (Locker::Existing { lock }, (lock_seqid, lock_seqid))
         };
+        if let Some(replay) = self.lock_seqids(c, &locker, seqid)? {
+            return Ok(Flow::Repeat(replay));
+        }
         let file = self.lock_file(c)?;
         let span = Span::of(offset, length)?;
 
         let mut st = self.state();
-        st.purge_expired(Instant::now());
         // The lock-owner, its state if it has one, and the open behind it.
         let (owner, existing, open) = match locker {
             Locker::New { open, owner } => {
@@ -138,7 +140,10 @@ impl Nfs4 {
                 (owner, Some(lock.other), (from, access))
             }
         };
+        // The caller's own lease first: a lapsed caller is told EXPIRED,
+        // then other lapsed clients give way to it.
         st.live_client(owner.client, Instant::now())?;
+        st.purge_expired(Instant::now());
         check_grace(&st, owner.client, reclaim)?;
         // The open must allow the lock's kind of access, as knfsd asks.
         let need = if write {
@@ -216,10 +221,14 @@ impl Nfs4 {
         w: &mut XdrWriter,
     ) -> OpResult {
         let _write = lock_type(r)?;
-        let _seqid = r.u32()?;
+        let seqid = r.u32()?;
         let sid = get_stateid(r)?;
         let offset = r.u64()?;
         let length = r.u64()?;
+        let owner = |st: &State| st.lock_owner(&sid);
+        if let Some(replay) = self.owner_seqid(c, seqid, ops::LOCKU, None, owner)? {
+            return Ok(Flow::Repeat(replay));
+        }
         let file = self.lock_file(c)?;
         let span = Span::of(offset, length)?;
         let mut st = self.state();
@@ -251,7 +260,48 @@ impl Nfs4 {
         let mut st = self.state();
         st.live_client(owner.client, Instant::now())?;
         st.locks.release_owner(&owner)?;
+        st.owners.forget(&OwnerKey {
+            client: owner.client,
+            kind: OwnerKind::Lock,
+            owner: owner.owner,
+        });
         Ok(Flow::Next)
+    }
+
+    /// 4.0's owner sequencing of a LOCK: a new lock-owner's LOCK is the
+    /// open-owner's request (`seqids.0`, the open's) and starts the
+    /// lock-owner at `seqids.1`; an existing lock-owner's is its own.
+    fn lock_seqids(
+        &self,
+        c: &mut Compound<'_, '_>,
+        locker: &Locker,
+        seqids: (u32, u32),
+    ) -> Result<Option<Replay>, Nfs4Status> {
+        match locker {
+            Locker::Existing { lock } => {
+                let owner = |st: &State| st.lock_owner(lock);
+                self.owner_seqid(c, seqids.0, ops::LOCK, None, owner)
+            }
+            Locker::New { open, owner } => {
+                let lock_owner = OwnerKey {
+                    client: owner.client,
+                    kind: OwnerKind::Lock,
+                    owner: owner.owner.clone(),
+                };
+                let open_owner = |st: &State| st.open_owner(open);
+                let replay = self.owner_seqid(c, seqids.0, ops::LOCK, None, open_owner)?;
+                if let Some(s) = &mut c.sequenced {
+                    // A lock-owner the server knows must go on from its
+                    // last seqid, even in the new-owner form (knfsd too).
+                    let st = self.state();
+                    if st.owners.knows(&lock_owner) && !st.owners.is_next(&lock_owner, seqids.1) {
+                        return Err(Nfs4Status::BAD_SEQID);
+                    }
+                    s.starts = Some((lock_owner, seqids.1));
+                }
+                Ok(replay)
+            }
+        }
     }
 
     /// The regular file the current filehandle names, as a lock's key.

@@ -10,6 +10,7 @@ mod lock_ops;
 pub mod locks;
 mod name_ops;
 pub mod ops;
+pub mod owners;
 mod pseudo;
 mod session_ops;
 pub mod slots;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::locks::{LockState, Locks, MAX_LOCK_STATES};
+use super::owners::{OwnerKey, OwnerKind, Owners};
 use super::slots::SlotTable;
 use super::status::Nfs4Status;
 
@@ -94,6 +95,8 @@ pub struct State {
     pub sessions: HashMap<SessionId, Session>,
     pub opens: HashMap<StateOther, Open>,
     pub locks: Locks,
+    /// 4.0 open- and lock-owners' seqids and last replies.
+    pub owners: Owners,
     /// Owners that held state before a restart and may reclaim it.
     reclaimable: Vec<Vec<u8>>,
     grace_until: Option<Instant>,
@@ -108,6 +111,7 @@ impl State {
             sessions: HashMap::new(),
             opens: HashMap::new(),
             locks: Locks::default(),
+            owners: Owners::default(),
             reclaimable: Vec::new(),
             grace_until: None,
         }
@@ -135,6 +139,7 @@ impl State {
         self.sessions.clear();
         self.opens.clear();
         self.locks.clear();
+        self.owners.clear();
         self.grace_until = Some(now + grace);
     }
 
@@ -227,6 +232,7 @@ impl State {
         self.sessions.retain(|_, s| s.client != id);
         self.opens.retain(|_, o| o.client != id);
         self.locks.forget_client(id);
+        self.owners.forget_client(id);
     }
 
     /// The client `id`, current and within its lease; an expired one is
@@ -380,6 +386,32 @@ impl State {
         let lock = self.locks.states.get_mut(&sid.other).ok_or(unknown)?;
         current(sid, lock.seqid)?;
         Ok(lock)
+    }
+
+    /// The open-owner of the open `sid` names, whatever the stateid's
+    /// seqid: 4.0 checks the owner's seqid first, so a repeated request
+    /// with an older stateid still finds its owner.
+    pub fn open_owner(&self, sid: &StateId) -> Result<OwnerKey, Nfs4Status> {
+        let o = self
+            .opens
+            .get(&sid.other)
+            .ok_or_else(|| self.unknown(sid))?;
+        Ok(OwnerKey {
+            client: o.client,
+            kind: OwnerKind::Open,
+            owner: o.owner.clone(),
+        })
+    }
+
+    /// The lock-owner of the lock state `sid` names, as `open_owner`.
+    pub fn lock_owner(&self, sid: &StateId) -> Result<OwnerKey, Nfs4Status> {
+        let l = self.locks.states.get(&sid.other);
+        let l = l.ok_or_else(|| self.unknown(sid))?;
+        Ok(OwnerKey {
+            client: l.owner.client,
+            kind: OwnerKind::Lock,
+            owner: l.owner.owner.clone(),
+        })
     }
 
     /// Whether `sid` names an open or a lock state of this boot, whatever
