@@ -125,6 +125,25 @@ fn serve_then_unexport_and_reexport_through_the_control_socket() {
         Some(2)
     );
 
+    // NFSv4.1 SEQUENCE status flags by name; an unknown one is refused
+    // with the valid names, none stops them.
+    let out = fault(&control, &["sequence-flags", "--flag", "restart_reclaim"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("`restart_reclaim`") && said.contains("restart_reclaim_needed"),
+        "{said}"
+    );
+    let flags = [
+        "sequence-flags",
+        "--flag",
+        "cb_path_down",
+        "--flag",
+        "lease_moved",
+    ];
+    assert!(fault(&control, &flags).status.success());
+    assert!(fault(&control, &["sequence-flags"]).status.success());
+
     assert!(fault(&control, &["reexport", "/export"]).status.success());
     let out = nfs_cat(port);
     assert!(out.status.success());

@@ -19,6 +19,7 @@ const KNOWN_ON_6_12: &[&str] = &[
     "nlm-blocked-lock-granted",
     "nfs4-flock-contention[kind=knfsd,vers=4.1]",
     "nfs4-flock-contention[kind=knfsd,vers=4.2]",
+    "nfs41-sequence-status-flags[flag=expired_some_state_revoked]",
 ];
 
 #[test]

@@ -202,6 +202,13 @@ pub enum FaultCommand {
         #[arg(long)]
         client: Option<std::net::IpAddr>,
     },
+    /// nfs.sequence_flags: every NFSv4.1+ SEQUENCE reply carries these
+    /// status flags from now on (e.g. restart_reclaim_needed,
+    /// cb_path_down); none stops them.
+    SequenceFlags {
+        #[arg(long = "flag")]
+        flags: Vec<String>,
+    },
     /// nlm.grace: force a grace period of this long from now (0s ends one).
     NlmGrace {
         duration: humantime::Duration,
@@ -467,6 +474,7 @@ fn fault_request(cmd: FaultCommand) -> Result<Request, String> {
             ms: duration.as_millis() as u64,
         },
         FaultCommand::ExpireLease { client } => Request::ExpireLease { client },
+        FaultCommand::SequenceFlags { flags } => Request::SequenceFlags { flags },
         FaultCommand::LockStatus => Request::LockStatus,
         FaultCommand::Shutdown => Request::Shutdown,
     })

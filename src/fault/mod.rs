@@ -162,6 +162,13 @@ pub enum Active {
         server: String,
         rule: crate::nfs::RuleId,
     },
+    /// `nfs.sequence_flags`: the server's SEQUENCE replies carry flags
+    /// until heal clears them; `replies_before` is how many had carried
+    /// flags when it went in.
+    SequenceFlags {
+        server: String,
+        replies_before: u64,
+    },
     /// `nlm.down` / `nsm.down` / `nlm.grace` / `proc.kill`.
     Lock(lock::LockFault),
     /// A fault with no undo (an XFS shutdown stays until unmount).
@@ -188,6 +195,7 @@ impl Active {
             | Active::Netem { kind, .. } => kind,
             Active::NetMtu { .. } => net::MTU,
             Active::NfsRule { kind, .. } => kind,
+            Active::SequenceFlags { .. } => nfs_call::SEQUENCE_FLAGS,
             Active::Lock(l) => l.kind(),
             Active::Permanent { kind } | Active::Block { kind, .. } => kind,
         }
@@ -205,6 +213,7 @@ impl Active {
             // (the page cache merges them), so say which layer counts.
             Active::Block { .. } => "I/O at the dm device",
             Active::NfsRule { .. } => "call",
+            Active::SequenceFlags { .. } => "answer carrying the flags",
             _ => "operation",
         }
     }
@@ -310,6 +319,9 @@ pub fn inject_for(
         } => nfs_call::restart(world, server, *lose_handles),
         Fault::NfsCall { server, rule } => nfs_call::add_rule(world, fault.kind(), server, rule),
         Fault::NfsExpireLease { server, client } => nfs_call::expire_lease(world, server, *client),
+        Fault::NfsSequenceFlags { server, flags } => {
+            nfs_call::sequence_flags(world, server, *flags)
+        }
         Fault::NlmDown { .. }
         | Fault::NsmDown { .. }
         | Fault::NlmGrace { .. }
@@ -322,6 +334,9 @@ pub fn heal(active: &Active, world: &dyn Targets) -> Result<(), FaultError> {
     match active {
         Active::NfsUnexport { server, export } => nfs::reexport(world, server, export),
         Active::NfsRule { kind, server, rule } => nfs_call::remove_rule(world, kind, server, *rule),
+        Active::SequenceFlags { server, .. } => {
+            nfs_call::sequence_flags(world, server, 0).map(|_| ())
+        }
         Active::Lock(l) => lock::heal(l, world),
         Active::Permanent { .. } => Ok(()),
         Active::NetRule { .. }
@@ -353,6 +368,10 @@ pub fn fired(active: &Active, world: &dyn Targets) -> Option<Result<u64, FaultEr
         // The hook's count survives the rule's removal, so this also works
         // after heal.
         Active::NfsRule { server, rule, .. } => nfs_call::acted(world, server, *rule).map(Ok),
+        Active::SequenceFlags {
+            server,
+            replies_before,
+        } => nfs_call::flagged_since(world, server, *replies_before).map(Ok),
         Active::NfsUnexport { .. } | Active::Permanent { .. } | Active::Lock(_) => None,
     }
 }

@@ -66,6 +66,28 @@ pub(super) fn expire_lease(
     Ok(Active::Permanent { kind: EXPIRE_LEASE })
 }
 
+pub(super) const SEQUENCE_FLAGS: &str = "nfs.sequence_flags";
+
+/// `nfs.sequence_flags`: SEQUENCE replies carry `flags` from now on (0,
+/// the heal, stops them).
+pub(super) fn sequence_flags(
+    world: &dyn Targets,
+    name: &str,
+    flags: u32,
+) -> Result<Active, FaultError> {
+    let replies_before = server(world, SEQUENCE_FLAGS, name)?.set_v4_sequence_flags(flags);
+    Ok(Active::SequenceFlags {
+        server: name.to_string(),
+        replies_before,
+    })
+}
+
+/// SEQUENCE replies that carried the flags since `before`: whether a 4.1
+/// client saw them at all.
+pub(super) fn flagged_since(world: &dyn Targets, name: &str, before: u64) -> Option<u64> {
+    Some(world.nfs_server(name)?.v4_flagged_replies() - before)
+}
+
 /// `nfs.restart`: an immediate reboot (no downtime; the timeline's next
 /// step runs at once). The write verifier changes, so kernel clients resend
 /// their uncommitted writes.

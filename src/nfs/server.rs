@@ -437,6 +437,24 @@ impl NfsServer {
         n
     }
 
+    /// Raises `flags` (RFC 8881 §18.46.3 sr_status_flags) in every NFSv4.1+
+    /// SEQUENCE reply from now on (0 stops). Returns how many replies had
+    /// carried flags before: what a fault counts its own from.
+    pub fn set_v4_sequence_flags(&self, flags: u32) -> u64 {
+        let nfs4 = self.shared.dispatcher.nfs4();
+        nfs4.set_sequence_flags(flags);
+        tracing::info!(
+            flags = format_args!("{flags:#x}"),
+            "nfsv4 sequence status flags set"
+        );
+        nfs4.flagged_replies()
+    }
+
+    /// SEQUENCE replies that have carried status flags so far.
+    pub fn v4_flagged_replies(&self) -> u64 {
+        self.shared.dispatcher.nfs4().flagged_replies()
+    }
+
     /// Simulates a server reboot: every connection is closed, the server is
     /// down for `opts.downtime` (this call blocks that long), the write
     /// verifier changes (clients resend uncommitted writes), the

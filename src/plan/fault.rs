@@ -69,6 +69,11 @@ pub enum Fault {
         server: String,
         client: Option<std::net::IpAddr>,
     },
+    /// `nfs.sequence_flags`: RFC 8881 §18.46.3 sr_status_flags bits.
+    NfsSequenceFlags {
+        server: String,
+        flags: u32,
+    },
     NlmDown {
         server: String,
         mode: LockDownMode,
@@ -123,6 +128,7 @@ impl Fault {
             },
             Fault::NfsRestart { .. } => "nfs.restart",
             Fault::NfsExpireLease { .. } => "nfs.expire_lease",
+            Fault::NfsSequenceFlags { .. } => "nfs.sequence_flags",
             Fault::NlmDown { .. } => "nlm.down",
             Fault::NsmDown { .. } => "nsm.down",
             Fault::NlmGrace { .. } => "nlm.grace",

@@ -10,6 +10,7 @@ use crate::addr::Cidr;
 use crate::block::DmTarget;
 use crate::net::{Match, Protocol};
 use crate::nfs::names;
+use crate::nfs::nfs4::status::sequence_flags;
 use crate::nfs::{CallMatch, FaultAction, FaultRule};
 use crate::plan::{
     AbortProbe, Action, Expectation, ExportOption, Fault, Host, Image, KernelFeature, KernelRange,
@@ -442,6 +443,11 @@ fn fault(f: &model::Fault, plan: &Plan) -> Fault {
                 .and_then(|h| plan.hosts.get(&h.value))
                 .and_then(|h| h.addr.as_ref())
                 .map(Cidr::addr),
+        },
+        F::NfsSequenceFlags { server, flags } => Fault::NfsSequenceFlags {
+            server: s(server),
+            // Validation made sure every name is known.
+            flags: sequence_flags(flags.iter().map(|f| f.value.as_str())).unwrap_or(0),
         },
         F::NlmDown { server, mode } => Fault::NlmDown {
             server: s(server),

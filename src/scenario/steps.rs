@@ -223,6 +223,17 @@ pub enum Fault {
         #[schemars(with = "Option<String>")]
         client: Option<Ref>,
     },
+    /// Every NFSv4.1+ SEQUENCE reply carries these status flags (RFC 8881
+    /// §18.46.3: `restart_reclaim_needed`, `cb_path_down`,
+    /// `expired_some_state_revoked`…), each of which sends the client into
+    /// a recovery. Heal: the flags stop.
+    #[serde(rename = "nfs.sequence_flags")]
+    NfsSequenceFlags {
+        #[schemars(with = "String")]
+        server: Ref,
+        #[schemars(with = "Vec<String>")]
+        flags: Vec<Spanned<String>>,
+    },
     /// The server's lock manager (NLM) stops answering (`stall`: calls are
     /// held, then answered at heal) or leaves its portmapper (`unregister`).
     #[serde(rename = "nlm.down")]
@@ -287,6 +298,7 @@ impl Fault {
             Fault::NfsError { .. } => "nfs.error",
             Fault::NfsRestart { .. } => "nfs.restart",
             Fault::NfsExpireLease { .. } => "nfs.expire_lease",
+            Fault::NfsSequenceFlags { .. } => "nfs.sequence_flags",
             Fault::NlmDown { .. } => "nlm.down",
             Fault::NsmDown { .. } => "nsm.down",
             Fault::NlmGrace { .. } => "nlm.grace",

@@ -531,7 +531,8 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
             | Fault::NfsClose { .. }
             | Fault::NfsError { .. }
             | Fault::NfsRestart { .. }
-            | Fault::NfsExpireLease { .. } => nfs_faults::check(c, s, &fault.value, &path),
+            | Fault::NfsExpireLease { .. }
+            | Fault::NfsSequenceFlags { .. } => nfs_faults::check(c, s, &fault.value, &path),
             Fault::NlmDown { .. }
             | Fault::NsmDown { .. }
             | Fault::NlmGrace { .. }

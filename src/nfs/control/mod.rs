@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::export::Cidr;
 use super::hook::{CallMatch, FaultAction, FaultRule, RuleId};
-use super::{NfsError, NfsServer, RestartOptions, nlm, nsm};
+use super::{NfsError, NfsServer, RestartOptions, nfs4, nlm, nsm};
 
 /// Longest request line accepted.
 const MAX_LINE: u64 = 64 * 1024;
@@ -64,6 +64,12 @@ pub enum Request {
     ExpireLease {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<std::net::IpAddr>,
+    },
+    /// `nfs.sequence_flags`: NFSv4.1+ SEQUENCE replies carry these
+    /// status flags (RFC 8881 §18.46.3, by name) from now on; none stops.
+    SequenceFlags {
+        #[serde(default)]
+        flags: Vec<String>,
     },
     /// Lock counts, grace and NSM state.
     LockStatus,
@@ -272,6 +278,18 @@ pub fn execute(server: &NfsServer, req: &Request, shutdown: &AtomicBool) -> Resp
             expired: Some(server.expire_v4_leases(*client)),
             ..Response::ok()
         },
+        Request::SequenceFlags { flags } => {
+            match nfs4::status::sequence_flags(flags.iter().map(String::as_str)) {
+                Ok(bits) => {
+                    server.set_v4_sequence_flags(bits);
+                    Response::ok()
+                }
+                Err(unknown) => Response::err(format!(
+                    "unknown SEQUENCE status flag `{unknown}`; valid: {}",
+                    nfs4::status::SEQUENCE_FLAGS.map(|(n, _)| n).join(", ")
+                )),
+            }
+        }
         Request::LockStatus => {
             let (held, blocked) = server.nlm().map_or((0, 0), |n| n.counts());
             let grace_ms = server

@@ -110,6 +110,8 @@ pub struct Nfs4 {
     /// SEQUENCE's sr_status_flags (RFC 8881 §18.46.3): 0 unless a fault
     /// sets flags that drive the client's recovery.
     sequence_flags: AtomicU32,
+    /// SEQUENCE replies that carried flags: whether such a fault fired.
+    flagged_replies: AtomicU64,
 }
 
 fn now_nanos() -> u64 {
@@ -131,6 +133,7 @@ impl Nfs4 {
             grace: state::LEASE,
             instance: verf,
             sequence_flags: AtomicU32::new(0),
+            flagged_replies: AtomicU64::new(0),
         }
     }
 
@@ -166,6 +169,20 @@ impl Nfs4 {
     /// Sets the status flags every SEQUENCE reply carries from now on.
     pub fn set_sequence_flags(&self, flags: u32) {
         self.sequence_flags.store(flags, Ordering::SeqCst);
+    }
+
+    /// How many SEQUENCE replies have carried status flags.
+    pub fn flagged_replies(&self) -> u64 {
+        self.flagged_replies.load(Ordering::SeqCst)
+    }
+
+    /// The flags for a SEQUENCE reply being written, counted if any.
+    fn sequence_flags(&self) -> u32 {
+        let flags = self.sequence_flags.load(Ordering::SeqCst);
+        if flags != 0 {
+            self.flagged_replies.fetch_add(1, Ordering::SeqCst);
+        }
+        flags
     }
 
     fn encode_fh(&self, fh: &Fh) -> Vec<u8> {

@@ -4,7 +4,6 @@
 //! and 4.0's SETCLIENTID, SETCLIENTID_CONFIRM and RENEW (RFC 7530 §16).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::Nfs4;
@@ -267,7 +266,7 @@ impl Nfs4 {
                     .u32(slot)
                     .u32(highest)
                     .u32(highest)
-                    .u32(self.sequence_flags.load(Ordering::SeqCst));
+                    .u32(self.sequence_flags());
                 Ok(Flow::Next)
             }
         }

@@ -157,3 +157,45 @@ pub const NAMES: [(&str, u32); 40] = [
     ("NFS4ERR_SEQ_MISORDERED", 10063),
     ("NFS4ERR_DEADSESSION", 10078),
 ];
+
+/// RFC 8881 §18.46.3 sr_status_flags a server may raise in SEQUENCE
+/// replies, by the names `nfs.sequence_flags` takes. Each starts a
+/// recovery in the client: BIND_CONN_TO_SESSION for a callback path down,
+/// TEST_STATEID for revoked state, a reboot reclaim for
+/// RESTART_RECLAIM_NEEDED, a new session for a backchannel fault.
+pub const SEQUENCE_FLAGS: [(&str, u32); 11] = [
+    ("cb_path_down", 0x1),
+    ("cb_gss_contexts_expiring", 0x2),
+    ("cb_gss_contexts_expired", 0x4),
+    ("expired_all_state_revoked", 0x8),
+    ("expired_some_state_revoked", 0x10),
+    ("admin_state_revoked", 0x20),
+    ("recallable_state_revoked", 0x40),
+    ("lease_moved", 0x80),
+    ("restart_reclaim_needed", 0x100),
+    ("cb_path_down_session", 0x200),
+    ("backchannel_fault", 0x400),
+];
+
+/// The bits of a set of flag names; the first unknown name is the error.
+pub fn sequence_flags<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u32, &'a str> {
+    names.into_iter().try_fold(0, |bits, name| {
+        let found = SEQUENCE_FLAGS.iter().find(|(n, _)| *n == name);
+        found.map(|(_, bit)| bits | bit).ok_or(name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_flag_names_make_their_bits() {
+        assert_eq!(
+            sequence_flags(["cb_path_down", "restart_reclaim_needed"]),
+            Ok(0x101)
+        );
+        assert_eq!(sequence_flags([]), Ok(0));
+        assert_eq!(sequence_flags(["cb_path_down", "nope"]), Err("nope"));
+    }
+}

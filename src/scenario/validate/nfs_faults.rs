@@ -4,7 +4,10 @@
 //! tables (`nfs::names`), so scenario and control socket agree.
 
 use super::{Checker, closest};
+use serde_saphyr::{Location, Spanned};
+
 use crate::nfs::names::{self, UnknownName};
+use crate::nfs::nfs4::status::{SEQUENCE_FLAGS, sequence_flags};
 use crate::scenario::model::{Scenario, ServerKind};
 use crate::scenario::nfs_faults::NfsCallMatch;
 use crate::scenario::steps::Fault;
@@ -13,7 +16,9 @@ const PROGRAMS: [&str; 5] = ["nfs", "mount", "portmap", "nlm", "nsm"];
 
 pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
     let server = match fault {
-        Fault::NfsRestart { server, .. } | Fault::NfsExpireLease { server, .. } => server,
+        Fault::NfsRestart { server, .. }
+        | Fault::NfsExpireLease { server, .. }
+        | Fault::NfsSequenceFlags { server, .. } => server,
         f => match f.nfs_call() {
             Some((server, _)) => server,
             None => return,
@@ -42,6 +47,9 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
         let hint = if kind.value == ServerKind::Knfsd {
             if matches!(fault, Fault::NfsRestart { .. }) {
                 "knfsd keeps its file handles across a restart: drop `lose_handles`".to_string()
+            } else if matches!(fault, Fault::NfsSequenceFlags { .. }) {
+                "knfsd raises SEQUENCE status flags only from its own state: use kind: inproc"
+                    .to_string()
             } else if matches!(fault, Fault::NfsExpireLease { .. }) {
                 "knfsd's leases run out only with time: cut the client off (net.block \
                  `between` the hosts) for longer than its 90 s lease, or use kind: inproc"
@@ -84,6 +92,9 @@ pub(super) fn check(c: &mut Checker, s: &Scenario, fault: &Fault, path: &str) {
             format!("host `{}` has no address", host.value),
             Some("the server knows its clients by the address they registered from: give the host an `addr`".into()),
         );
+    }
+    if let Fault::NfsSequenceFlags { flags, .. } = fault {
+        check_sequence_flags(c, flags, server.referenced, &format!("{path}.flags"));
     }
     if let Some((_, m)) = fault.nfs_call() {
         let exports: Vec<&str> = if known {
@@ -211,6 +222,40 @@ fn check_match(c: &mut Checker, m: &NfsCallMatch, exports: Option<Vec<&str>>, pa
             format!("{path}.nth"),
             "`nth` counts from 1".into(),
             Some("nth: 1 is the first matching call".into()),
+        );
+    }
+}
+
+/// `nfs.sequence_flags`: at least one flag, each a name RFC 8881
+/// §18.46.3 gives one (lower case, without SEQ4_STATUS_).
+fn check_sequence_flags(c: &mut Checker, flags: &[Spanned<String>], at: Location, path: &str) {
+    let valid = || SEQUENCE_FLAGS.iter().map(|(n, _)| *n);
+    if flags.is_empty() {
+        c.at(
+            at,
+            path.to_string(),
+            "no flags: the fault would change nothing".into(),
+            Some(format!("valid: {}", valid().collect::<Vec<_>>().join(", "))),
+        );
+    }
+    for (i, flag) in flags.iter().enumerate() {
+        let wanted = flag.value.to_ascii_lowercase();
+        let wanted = wanted.trim_start_matches("seq4_status_");
+        if sequence_flags([flag.value.as_str()]).is_ok() {
+            continue;
+        }
+        let hint = match valid()
+            .find(|n| *n == wanted)
+            .or_else(|| closest(wanted, valid()))
+        {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!("valid: {}", valid().collect::<Vec<_>>().join(", ")),
+        };
+        c.at(
+            flag.referenced,
+            format!("{path}[{i}]"),
+            format!("unknown SEQUENCE status flag `{}`", flag.value),
+            Some(hint),
         );
     }
 }

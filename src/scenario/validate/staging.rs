@@ -279,6 +279,7 @@ fn server_of(f: &Fault) -> Option<&Ref> {
         | Fault::NfsError { server, .. }
         | Fault::NfsRestart { server, .. }
         | Fault::NfsExpireLease { server, .. }
+        | Fault::NfsSequenceFlags { server, .. }
         | Fault::NlmDown { server, .. }
         | Fault::NsmDown { server, .. }
         | Fault::NlmGrace { server } => Some(server),
