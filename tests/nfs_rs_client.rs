@@ -2,8 +2,9 @@
 //! `nfs-rs` crate (its own XDR, sessions and state handling), on
 //! 127.0.0.1, over NFSv3, NFSv4.0 and NFSv4.1. Files are created, written,
 //! read back, listed, renamed and removed, and checked on disk; on v4 two
-//! clients contend for a byte-range lock. (The kernel client's turn is in
-//! the guest: tests/vm_nfs_peers.rs and the v4 scenarios.)
+//! clients contend for a byte-range lock; tshark decodes the v4 traffic
+//! from the server's capture with nothing malformed. (The kernel client's
+//! turn is in the guest: tests/vm_nfs_peers.rs and the v4 scenarios.)
 
 mod nfs_support;
 
@@ -39,7 +40,12 @@ async fn names(m: &dyn Mount) -> Vec<String> {
 async fn files_round_trip(vers: &str) {
     let dir = tempfile::tempdir().unwrap();
     let server = nfs_support::serve(dir.path(), Squash::NoRootSquash);
-    let m = mount(&server, vers).await;
+    files_round_trip_in(&server, dir.path(), vers).await;
+}
+
+/// The round trip against `server`, which exports `dir` (empty).
+async fn files_round_trip_in(server: &NfsServer, dir: &std::path::Path, vers: &str) {
+    let m = mount(server, vers).await;
 
     let created = m.create_path("notes.txt", Some(0o644)).await.unwrap();
     let data = Bytes::from_static(b"written through nfs-rs\n");
@@ -48,7 +54,7 @@ async fn files_round_trip(vers: &str) {
         .unwrap();
     m.close(created.fh).await.unwrap();
     assert_eq!(
-        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        std::fs::read(dir.join("notes.txt")).unwrap(),
         &data[..],
         "v{vers}: the server's file holds what the client wrote"
     );
@@ -58,21 +64,25 @@ async fn files_round_trip(vers: &str) {
     m.close(opened.fh).await.unwrap();
     assert_eq!(&back[..], &data[..], "v{vers}: read back");
 
-    std::fs::write(dir.path().join("other"), b"x").unwrap();
+    std::fs::write(dir.join("other"), b"x").unwrap();
     assert_eq!(names(&*m).await, ["notes.txt", "other"], "v{vers}: readdir");
     m.rename_path("notes.txt", "renamed.txt").await.unwrap();
-    assert!(dir.path().join("renamed.txt").exists(), "v{vers}: rename");
+    assert!(dir.join("renamed.txt").exists(), "v{vers}: rename");
     m.remove_path("renamed.txt").await.unwrap();
     m.remove_path("other").await.unwrap();
     assert!(names(&*m).await.is_empty(), "v{vers}: remove");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
     m.umount().await.unwrap();
 }
 
 async fn two_clients_contend_for_a_lock(vers: &str) {
     let dir = tempfile::tempdir().unwrap();
     let server = nfs_support::serve(dir.path(), Squash::NoRootSquash);
-    let (a, b) = (mount(&server, vers).await, mount(&server, vers).await);
+    two_clients_contend_for_a_lock_in(&server, vers).await;
+}
+
+async fn two_clients_contend_for_a_lock_in(server: &NfsServer, vers: &str) {
+    let (a, b) = (mount(server, vers).await, mount(server, vers).await);
     let fa = a
         .create_path_stateful("app.lock", Some(0o644))
         .await
@@ -138,4 +148,50 @@ async fn nfs_rs_big_directory_over_v3_v40_v41() {
     for vers in ["3", "4.0", "4.1"] {
         big_directory_listed_whole(vers).await;
     }
+}
+
+/// tshark's fields of the packets `filter` selects in `pcap`, one line each.
+fn tshark(pcap: &std::path::Path, filter: &str, field: &str) -> String {
+    let out = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-Y", filter, "-T", "fields", "-e", field])
+        .output()
+        .expect("tshark not found: install Debian package tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tshark_decodes_v40_and_v41_compounds_from_the_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let server = nfs_support::serve(&export, Squash::NoRootSquash);
+    let pcap = dir.path().join("nfs4.pcap");
+    server.start_capture(&pcap).unwrap();
+    files_round_trip_in(&server, &export, "4.0").await;
+    files_round_trip_in(&server, &export, "4.1").await;
+    two_clients_contend_for_a_lock_in(&server, "4.0").await;
+    drop(server);
+    // Operation numbers of every COMPOUND call and reply, as tshark reads
+    // them (RFC 8881 §18: OPEN 18, WRITE 38, CLOSE 4, LOCK 12, LOCKU 14,
+    // SETCLIENTID 35, EXCHANGE_ID 42, CREATE_SESSION 43, SEQUENCE 53).
+    let ops: std::collections::BTreeSet<u32> = tshark(&pcap, "nfs", "nfs.opcode")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    for op in [18, 38, 4, 12, 14, 35, 42, 43, 53] {
+        assert!(ops.contains(&op), "op {op} not decoded; saw {ops:?}");
+    }
+    let bad = tshark(
+        &pcap,
+        "_ws.malformed || _ws.expert.severity == error",
+        "frame.number",
+    );
+    assert!(bad.trim().is_empty(), "malformed packets: {bad}");
 }

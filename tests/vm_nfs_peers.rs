@@ -1056,12 +1056,15 @@ fn start_ganesha(world: &mut World) -> bool {
         ._veths
         .push(link(&world.ledger, &world.client, &ns, 3));
     fs::create_dir_all(GANESHA_DIR).unwrap();
+    // The version the bench mounts; NFSv4 clients find the export at its
+    // pseudo path, the same path as v3's.
+    let protocol = if is_v4() { 4 } else { 3 };
     let conf = format!(
-        "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; \
+        "NFS_CORE_PARAM {{ Protocols = {protocol}; NFS_Port = 2049; MNT_Port = 20048; \
          Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-         NFSV4 {{ Graceless = true; }}\n\
+         NFSV4 {{ Graceless = true; Minor_Versions = 0, 1, 2; }}\n\
          EXPORT {{ Export_Id = 1; Path = {GANESHA_DIR}; Pseudo = {GANESHA_DIR}; \
-         Protocols = 3; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; \
+         Protocols = {protocol}; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; \
          SecType = sys; FSAL {{ Name = VFS; }} }}\n"
     );
     fs::write("/tmp/ganesha.conf", conf).unwrap();
@@ -1168,10 +1171,13 @@ fn guest_bench() {
             ),
         ));
     }
-    let mut lines = vec![format!(
-        "{:8} {:>5} {:>12} {:>12} {:>14}",
-        "server", "round", "write MiB/s", "read MiB/s", "small files/s"
-    )];
+    let mut lines = vec![
+        format!("NFS version {}", nfs_vers()),
+        format!(
+            "{:8} {:>5} {:>12} {:>12} {:>14}",
+            "server", "round", "write MiB/s", "read MiB/s", "small files/s"
+        ),
+    ];
     for round in 1..=rounds {
         for (name, root) in &servers {
             let (w, r, s) = bench_one(root);
@@ -1194,14 +1200,14 @@ fn bench_throughput() {
     let out = PathBuf::from(
         std::env::var("SQ_BENCH_OUT").unwrap_or_else(|_| "target/bench/nfs-throughput".into()),
     );
-    let rounds: Vec<(&str, OsString)> = std::env::var_os("SQ_BENCH_ROUNDS")
-        .map(|r| ("SQ_BENCH_ROUNDS", r))
+    let passed: Vec<(&str, OsString)> = ["SQ_BENCH_ROUNDS", VERS_ENV]
         .into_iter()
+        .filter_map(|name| Some((name, std::env::var_os(name)?)))
         .collect();
     run_in_guest_at(
         "guest_bench",
         &out,
-        &rounds,
+        &passed,
         Duration::from_secs(1800),
         1536,
     );
