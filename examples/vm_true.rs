@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         kernel: std::env::var_os("SQ_KERNEL").map(Into::into),
         accel,
         memory_mib: 512,
+        cpus: stackquake::vm::guest_cpus(1),
         out_dir: out.clone(),
     };
     let outcome = vm::run(&job);

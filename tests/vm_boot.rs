@@ -46,6 +46,7 @@ fn job(argv: &[&str], out_dir: &Path, timeout: Duration) -> GuestJob {
         kernel: None,
         accel: Accel::Auto,
         memory_mib: 512,
+        cpus: stackquake::vm::guest_cpus(1),
         out_dir: out_dir.to_path_buf(),
     }
 }

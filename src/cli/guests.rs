@@ -2,13 +2,15 @@
 //! up to N guests at once. Under TCG the seed scenarios leave a guest idle
 //! most of the time (lockd's 30-60 s, statd's upcall, grace periods), so
 //! overlapping guests shortens the suite without a scheduler of our own:
-//! workers take the next case from one counter, in load order, and each
-//! result is said on stderr as its guest ends.
+//! workers take the next case from one counter, the longest timeline first
+//! (a long case started last would be the suite's tail), and each result is
+//! said on stderr as its guest ends; the results keep load order.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use crate::engine::Timeline;
 use crate::plan::Plan;
 use crate::report::{RunReport, ScenarioResult};
 
@@ -30,6 +32,8 @@ pub fn fan_out(
     tasks: &[GuestTask<'_>],
     run_one: impl Fn(&GuestTask<'_>) -> Result<RunReport, u8> + Sync,
 ) -> Result<Vec<ScenarioResult>, u8> {
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(Timeline::resolve(tasks[i].plan).known_length()));
     let next = AtomicUsize::new(0);
     let (done_tx, done_rx) = mpsc::channel();
     let mut by_task: Vec<Option<Vec<ScenarioResult>>> = tasks.iter().map(|_| None).collect();
@@ -37,13 +41,14 @@ pub fn fan_out(
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(tasks.len()) {
             let done_tx = done_tx.clone();
-            let (next, run_one) = (&next, &run_one);
+            let (next, order, run_one) = (&next, &order, &run_one);
             scope.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= tasks.len() || crate::sys::termination_requested() {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    if k >= tasks.len() || crate::sys::termination_requested() {
                         break;
                     }
+                    let i = order[k];
                     let report = run_one(&tasks[i]);
                     let stop = report.is_err();
                     if done_tx.send((i, report)).is_err() || stop {
@@ -89,8 +94,12 @@ mod tests {
     use std::time::Duration;
 
     fn plan(id: &str) -> Plan {
+        plan_waiting(id, 1)
+    }
+
+    fn plan_waiting(id: &str, secs: u32) -> Plan {
         let text = format!(
-            "schema_version: 1\nid: {id}\ntitle: t\nhosts: {{ a: {{}} }}\nsteps:\n  - {{ id: s, wait: 1s }}\n"
+            "schema_version: 1\nid: {id}\ntitle: t\nhosts: {{ a: {{}} }}\nsteps:\n  - {{ id: s, wait: {secs}s }}\n"
         );
         crate::scenario::load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"))
     }
@@ -179,5 +188,36 @@ mod tests {
             2,
             "nothing after the failure"
         );
+    }
+
+    #[test]
+    fn the_longest_timeline_starts_first_and_results_keep_load_order() {
+        let plans = [
+            plan_waiting("short", 1),
+            plan_waiting("long", 90),
+            plan_waiting("middle", 30),
+            plan_waiting("also-short", 1),
+        ];
+        let tasks: Vec<GuestTask> = plans
+            .iter()
+            .map(|p| GuestTask {
+                kernel: None,
+                file: Path::new("t.yaml"),
+                plan: p,
+                dir: PathBuf::new(),
+            })
+            .collect();
+        let started = Mutex::new(Vec::new());
+        let results = fan_out(1, &tasks, |t| {
+            started.lock().unwrap().push(t.plan.id.clone());
+            Ok(result(&t.plan.id))
+        })
+        .unwrap();
+        assert_eq!(
+            *started.lock().unwrap(),
+            ["long", "middle", "short", "also-short"]
+        );
+        let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["short", "long", "middle", "also-short"]);
     }
 }

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 2048)]
     vm_memory: u32,
+    /// vCPUs per guest [default: the host's cores shared among the guests
+    /// running at once, one at least, two at most: a lone guest gets two].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    vm_cpus: Option<u32>,
     /// Set a scenario variable (`${name}` in the file), overriding its `vars:`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
@@ -391,14 +395,25 @@ fn run_on_kernels(
         return run_fanned_out(args, jobs as usize, run_id, scenarios, out);
     }
     let [_, _, ..] = args.kernel.as_slice() else {
-        let kernel = args.kernel.first().map(PathBuf::as_path);
-        return run_in_vm(args, kernel, run_id, scenarios, files, None, out);
+        let guest = Guest {
+            kernel: args.kernel.first().map(PathBuf::as_path),
+            cpus: args.vm_cpus.unwrap_or_else(|| crate::vm::guest_cpus(1)),
+            case: None,
+            out,
+        };
+        return run_in_vm(args, run_id, scenarios, files, guest);
     };
     let mut merged: Option<RunReport> = None;
     for kernel in &args.kernel {
         let dir = out.join(format!("kernel-{}", kernel_dir_name(kernel)));
         eprintln!("kernel {}: booting a guest", kernel.display());
-        let report = run_in_vm(args, Some(kernel), run_id, scenarios, files, None, &dir)?;
+        let guest = Guest {
+            kernel: Some(kernel),
+            cpus: args.vm_cpus.unwrap_or_else(|| crate::vm::guest_cpus(1)),
+            case: None,
+            out: &dir,
+        };
+        let report = run_in_vm(args, run_id, scenarios, files, guest)?;
         merged = Some(match merged {
             None => report,
             Some(mut all) => {
@@ -449,17 +464,17 @@ fn run_fanned_out(
         })
         .collect();
     eprintln!("{} cases, up to {jobs} guests at once", tasks.len());
+    let cpus =
+        (args.vm_cpus).unwrap_or_else(|| crate::vm::guest_cpus(jobs.min(tasks.len()) as u32));
     let results = fan_out(jobs, &tasks, |t| {
         let case = [(t.file.to_path_buf(), t.plan.clone())];
-        let report = run_in_vm(
-            args,
-            t.kernel,
-            run_id,
-            &case,
-            &[t.file.to_path_buf()],
-            Some(&t.plan.id),
-            &t.dir,
-        );
+        let guest = Guest {
+            kernel: t.kernel,
+            cpus,
+            case: Some(&t.plan.id),
+            out: &t.dir,
+        };
+        let report = run_in_vm(args, run_id, &case, &[t.file.to_path_buf()], guest);
         if kernels.len() == 1 {
             lift_case_files(&t.dir, out, &t.plan.id);
         }
@@ -495,9 +510,11 @@ fn lift_case_files(guest_dir: &Path, out: &Path, case: &str) {
 
 /// How many guests run at once when `--jobs` is not given. Under TCG a
 /// guest needs a core only while it computes, and the seed scenarios spend
-/// most of their time waiting on kernel timers (lockd, statd, grace
-/// periods), so two guests per core; never more than the available memory
-/// holds at `--vm-memory` each plus QEMU's own ~256 MiB.
+/// much of their time waiting on kernel timers (lockd, statd, grace
+/// periods): three one-vCPU guests per core kept this 2-core machine about
+/// 80% busy and ran the suite fastest (bench/README.md); never more than
+/// the available memory holds at `--vm-memory` each plus QEMU's own
+/// ~256 MiB.
 fn default_jobs(vm_memory_mib: u32) -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     jobs_for(cores, available_memory_mib().unwrap_or(0), vm_memory_mib)
@@ -505,7 +522,7 @@ fn default_jobs(vm_memory_mib: u32) -> u32 {
 
 fn jobs_for(cores: u32, available_mib: u64, vm_memory_mib: u32) -> u32 {
     let fit = available_mib / (u64::from(vm_memory_mib) + 256);
-    (2 * cores).min(fit.min(u64::from(u32::MAX)) as u32).max(1)
+    (3 * cores).min(fit.min(u64::from(u32::MAX)) as u32).max(1)
 }
 
 /// MemAvailable from /proc/meminfo, in MiB.
@@ -535,18 +552,30 @@ pub(super) fn safe_name(name: &str) -> String {
     )
 }
 
-/// Boots a guest with `kernel` that runs the same binary on the same files
-/// (the host root is shared read-only), only the case `case` when given,
-/// then reads its report back.
+/// One guest of a run: the kernel it boots (None: the default), its vCPUs,
+/// the one case it runs (None: every case given) and its output directory.
+pub(super) struct Guest<'a> {
+    pub kernel: Option<&'a Path>,
+    pub cpus: u32,
+    pub case: Option<&'a str>,
+    pub out: &'a Path,
+}
+
+/// Boots `guest`, which runs the same binary on the same files (the host
+/// root is shared read-only), then reads its report back.
 pub(super) fn run_in_vm(
     args: &RunArgs,
-    kernel: Option<&Path>,
     run_id: &str,
     scenarios: &[(PathBuf, Plan)],
     files: &[PathBuf],
-    case: Option<&str>,
-    out: &Path,
+    guest: Guest<'_>,
 ) -> Result<RunReport, u8> {
+    let Guest {
+        kernel,
+        cpus,
+        case,
+        out,
+    } = guest;
     let fail = |e: String| {
         eprintln!("error: {e}");
         exit::UNAVAILABLE
@@ -608,6 +637,7 @@ pub(super) fn run_in_vm(
             AccelArg::Tcg => crate::vm::Accel::Tcg,
         },
         memory_mib: args.vm_memory,
+        cpus,
         out_dir: out.clone(),
     };
     let outcome = crate::vm::run(&job).map_err(|e| fail(e.to_string()))?;
@@ -688,9 +718,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_jobs_are_two_per_core_within_memory() {
+    fn the_default_jobs_are_three_per_core_within_memory() {
         // This machine: 2 cores, ~20 GiB available, 2 GiB guests.
-        assert_eq!(jobs_for(2, 20_000, 2048), 4);
+        assert_eq!(jobs_for(2, 20_000, 2048), 6);
         // Memory for three guests only.
         assert_eq!(jobs_for(8, 3 * 2304, 2048), 3);
         // Never none, even without /proc/meminfo.

@@ -63,6 +63,17 @@ impl<'p> Timeline<'p> {
         t
     }
 
+    /// The least time the timeline takes: the latest step end (or begin)
+    /// that follows from fixed durations alone; commands and pauses add to
+    /// it.
+    pub fn known_length(&self) -> Duration {
+        self.steps
+            .iter()
+            .filter_map(|p| p.end.or(p.begin))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Fills in begin/end where they follow from fixed durations alone.
     fn estimate(&mut self) {
         // Anchors only point backwards (validation), except a group's end,
@@ -118,6 +129,14 @@ mod tests {
             p.begin.map(|d| d.as_secs_f64()),
             p.end.map(|d| d.as_secs_f64()),
         )
+    }
+
+    #[test]
+    fn known_length_is_the_latest_fixed_end() {
+        let s = scenario(
+            "  - { id: a, wait: 1s }\n  - { id: b, exec: { host: a, command: [true] } }\n  - { id: c, after: a, wait: 4s }\n",
+        );
+        assert_eq!(Timeline::resolve(&s).known_length(), Duration::from_secs(5));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct GuestJob {
     pub kernel: Option<PathBuf>,
     pub accel: Accel,
     pub memory_mib: u32,
+    /// vCPUs; [`guest_cpus`] says how many for a number of guests at once.
+    pub cpus: u32,
     /// Host directory shared read-write; holds the job's files plus
     /// guest-job.json, guest-stdout.log, guest-stderr.log, guest-exit.json
     /// and console.log.
@@ -74,6 +76,21 @@ pub enum GuestOutcome {
     /// The guest never ran the job to completion: boot hang, panic, a
     /// missing mount, or guest-init failing; `reason` says which.
     BootFailed { reason: String, console: PathBuf },
+}
+
+/// vCPUs for each of `guests` guests running at once: together as many as
+/// the host has cores, each at least one and at most two. Under TCG a
+/// second vCPU helps a guest only while a core would otherwise idle: with
+/// the cores already shared among guests it cost a quarter more host CPU
+/// for the same scenarios (MTTCG's cross-vCPU interrupts and TLB flushes;
+/// bench/README.md, "Guest vCPUs").
+pub fn guest_cpus(guests: u32) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    cpus_for(cores, guests)
+}
+
+fn cpus_for(cores: u32, guests: u32) -> u32 {
+    (cores / guests.max(1)).clamp(1, 2)
 }
 
 /// Boots a guest and runs `job` in it, with this executable as the guest's
@@ -154,4 +171,19 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpus_for;
+
+    #[test]
+    fn guests_share_the_cores_one_vcpu_at_least_two_at_most() {
+        assert_eq!(cpus_for(2, 1), 2, "a lone guest gets both cores");
+        assert_eq!(cpus_for(2, 6), 1);
+        assert_eq!(cpus_for(64, 1), 2);
+        assert_eq!(cpus_for(64, 16), 2);
+        assert_eq!(cpus_for(64, 48), 1);
+        assert_eq!(cpus_for(1, 0), 1);
+    }
 }

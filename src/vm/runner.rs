@@ -23,8 +23,6 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(40);
 /// After the job's timeout: time for guest-init to write the exit file and
 /// power off before the watchdog fires.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Guest vCPUs: the dev machines have 2 cores; more only adds TCG threads.
-const GUEST_CPUS: u32 = 2;
 
 /// Like [`super::run`], with an explicit guest init command (absolute
 /// program + args, visible in the guest at the same path). Tests use it to
@@ -52,7 +50,7 @@ pub fn run_with_guest_command(
         kernel: boot_image,
         initramfs: Some(initramfs),
         memory_mib: job.memory_mib,
-        cpus: GUEST_CPUS,
+        cpus: job.cpus,
         accel,
         shares: vec![
             Share {
@@ -280,6 +278,7 @@ mod tests {
             kernel: None,
             accel: Accel::Tcg,
             memory_mib: 256,
+            cpus: 1,
             out_dir: dir.path().into(),
         };
         assert!(matches!(

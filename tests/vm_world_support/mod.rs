@@ -73,6 +73,7 @@ pub fn run_in_guest_at(
         kernel: None,
         accel: Accel::Auto,
         memory_mib,
+        cpus: stackquake::vm::guest_cpus(1),
         out_dir: out.to_path_buf(),
     };
     let outcome = vm::run_with_guest_command(&job, &args("guest_entry")).unwrap();
