@@ -59,3 +59,17 @@ fn a_missing_path_is_invalid_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
 }
+
+#[test]
+fn a_guest_without_vcpus_is_refused_with_the_valid_range() {
+    let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/xfs-shutdown-under-writes.yaml");
+    let out = Command::new(BIN)
+        .args(["run", "--vm", "--vm-cpus", "0"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--vm-cpus") && err.contains("1..=64"), "{err}");
+}

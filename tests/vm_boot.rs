@@ -201,13 +201,16 @@ fn guest_has_what_scenarios_need() {
         mount -o loop /tmp/img /mnt/x; echo data > /mnt/x/f; umount /mnt/x; echo xfs-ok; \
         nft add table inet sqtest; nft list tables | grep -q sqtest; echo nft-ok; \
         ip link add sqa type veth peer name sqb; ip link show sqb >/dev/null; echo veth-ok; \
-        modprobe nfsv3; modprobe nfsv4; grep -qw nfs /proc/filesystems; echo nfs-ok";
+        modprobe nfsv3; modprobe nfsv4; grep -qw nfs /proc/filesystems; echo nfs-ok; \
+        echo cpus-$(grep -c ^processor /proc/cpuinfo)";
     let mut j = job(
         &["/bin/sh", "-c", script],
         out.path(),
         Duration::from_secs(120),
     );
     j.memory_mib = 1024;
+    // One vCPU, as each of several guests sharing the cores gets.
+    j.cpus = 1;
     let outcome = vm::run_with_guest_command(&j, &guest_command()).unwrap();
     let console = std::fs::read_to_string(out.path().join(vm::CONSOLE_FILE)).unwrap_or_default();
     assert!(
@@ -216,7 +219,7 @@ fn guest_has_what_scenarios_need() {
     );
     let stdout = std::fs::read_to_string(out.path().join(vm::STDOUT_FILE)).unwrap();
     assert_eq!(
-        stdout, "xfs-ok\nnft-ok\nveth-ok\nnfs-ok\n",
+        stdout, "xfs-ok\nnft-ok\nveth-ok\nnfs-ok\ncpus-1\n",
         "console:\n{console}"
     );
 }
