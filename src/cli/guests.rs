@@ -104,6 +104,18 @@ mod tests {
         crate::scenario::load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn tasks_of(plans: &[Plan]) -> Vec<GuestTask<'_>> {
+        plans
+            .iter()
+            .map(|p| GuestTask {
+                kernel: None,
+                file: Path::new("t.yaml"),
+                plan: p,
+                dir: PathBuf::new(),
+            })
+            .collect()
+    }
+
     fn result(id: &str) -> RunReport {
         RunReport {
             run_id: "r".into(),
@@ -129,15 +141,7 @@ mod tests {
     #[test]
     fn results_keep_task_order_and_at_most_jobs_run_at_once() {
         let plans: Vec<Plan> = (0..6).map(|i| plan(&format!("c{i}"))).collect();
-        let tasks: Vec<GuestTask> = plans
-            .iter()
-            .map(|p| GuestTask {
-                kernel: None,
-                file: Path::new("t.yaml"),
-                plan: p,
-                dir: PathBuf::new(),
-            })
-            .collect();
+        let tasks = tasks_of(&plans);
         let running = Mutex::new((0usize, 0usize)); // (now, most)
         let results = fan_out(2, &tasks, |t| {
             {
@@ -163,15 +167,7 @@ mod tests {
     #[test]
     fn a_guest_that_cannot_start_stops_the_rest_and_gives_its_code() {
         let plans: Vec<Plan> = (0..5).map(|i| plan(&format!("c{i}"))).collect();
-        let tasks: Vec<GuestTask> = plans
-            .iter()
-            .map(|p| GuestTask {
-                kernel: None,
-                file: Path::new("t.yaml"),
-                plan: p,
-                dir: PathBuf::new(),
-            })
-            .collect();
+        let tasks = tasks_of(&plans);
         let started = AtomicUsize::new(0);
         let err = fan_out(1, &tasks, |t| {
             started.fetch_add(1, Ordering::SeqCst);
@@ -198,15 +194,7 @@ mod tests {
             plan_waiting("middle", 30),
             plan_waiting("also-short", 1),
         ];
-        let tasks: Vec<GuestTask> = plans
-            .iter()
-            .map(|p| GuestTask {
-                kernel: None,
-                file: Path::new("t.yaml"),
-                plan: p,
-                dir: PathBuf::new(),
-            })
-            .collect();
+        let tasks = tasks_of(&plans);
         let started = Mutex::new(Vec::new());
         let results = fan_out(1, &tasks, |t| {
             started.lock().unwrap().push(t.plan.id.clone());

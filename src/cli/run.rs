@@ -397,7 +397,7 @@ fn run_on_kernels(
     let [_, _, ..] = args.kernel.as_slice() else {
         let guest = Guest {
             kernel: args.kernel.first().map(PathBuf::as_path),
-            cpus: args.vm_cpus.unwrap_or_else(|| crate::vm::guest_cpus(1)),
+            cpus: vcpus(args, 1),
             case: None,
             out,
         };
@@ -409,7 +409,7 @@ fn run_on_kernels(
         eprintln!("kernel {}: booting a guest", kernel.display());
         let guest = Guest {
             kernel: Some(kernel),
-            cpus: args.vm_cpus.unwrap_or_else(|| crate::vm::guest_cpus(1)),
+            cpus: vcpus(args, 1),
             case: None,
             out: &dir,
         };
@@ -464,8 +464,7 @@ fn run_fanned_out(
         })
         .collect();
     eprintln!("{} cases, up to {jobs} guests at once", tasks.len());
-    let cpus =
-        (args.vm_cpus).unwrap_or_else(|| crate::vm::guest_cpus(jobs.min(tasks.len()) as u32));
+    let cpus = vcpus(args, jobs.min(tasks.len()));
     let results = fan_out(jobs, &tasks, |t| {
         let case = [(t.file.to_path_buf(), t.plan.clone())];
         let guest = Guest {
@@ -523,6 +522,13 @@ fn default_jobs(vm_memory_mib: u32) -> u32 {
 fn jobs_for(cores: u32, available_mib: u64, vm_memory_mib: u32) -> u32 {
     let fit = available_mib / (u64::from(vm_memory_mib) + 256);
     (3 * cores).min(fit.min(u64::from(u32::MAX)) as u32).max(1)
+}
+
+/// vCPUs for each of `guests` guests at once: `--vm-cpus`, else
+/// `vm::guest_cpus`.
+fn vcpus(args: &RunArgs, guests: usize) -> u32 {
+    args.vm_cpus
+        .unwrap_or_else(|| crate::vm::guest_cpus(u32::try_from(guests).unwrap_or(u32::MAX)))
 }
 
 /// MemAvailable from /proc/meminfo, in MiB.
