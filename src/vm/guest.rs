@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::mount::{MsFlags, mount};
 use nix::sys::reboot::{RebootMode, reboot};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::GUEST_OUT_DIR;
@@ -267,24 +267,26 @@ fn run_job(job: &JobFile, out: &Path) -> ExitFile {
 /// its exit status from /proc and go on without reaping it.
 const STUCK_THREAD_PATIENCE: Duration = Duration::from_secs(5);
 
-/// As PID 1 we inherit every orphan; reap them all while waiting for ours.
+/// How often a job that has not been reaped is looked at in /proc: waking
+/// costs the emulated CPU, and only a stuck job ever needs the look.
+const ZOMBIE_LOOK: Duration = Duration::from_millis(500);
+
+/// As PID 1 we inherit every orphan; a thread reaps them all, blocked in
+/// waitpid(2), until ours exits (polling instead woke the guest 50 times a
+/// second, a tenth of a host core per guest under TCG).
 /// A process is reaped only once all its threads have exited; one thread
 /// stuck in the kernel (D state on a hard NFS mount a scenario left
 /// unreachable) would keep the guest up until the host kills it, and its
 /// results with it. Its status is in /proc as soon as its main thread exits.
 fn reap_until(pid: Pid) -> Option<std::process::ExitStatus> {
+    let (reaped_tx, reaped) = mpsc::channel();
+    thread::spawn(move || reaped_tx.send(reap_orphans_until(pid)));
     let mut zombie_since: Option<Instant> = None;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p == pid => {
-                return Some(std::process::ExitStatus::from_raw((code & 0xff) << 8));
-            }
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
-                return Some(std::process::ExitStatus::from_raw(sig as i32));
-            }
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
+        match reaped.recv_timeout(ZOMBIE_LOOK) {
+            Ok(status) => return status,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if let Ok(stat) = crate::sys::procstat::read(pid.as_raw() as u32)
             && stat.state == 'Z'
@@ -298,7 +300,22 @@ fn reap_until(pid: Pid) -> Option<std::process::ExitStatus> {
                 return stat.exit_code.map(std::process::ExitStatus::from_raw);
             }
         }
-        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reaps every child until `pid` is among them; None if it never can be.
+fn reap_orphans_until(pid: Pid) -> Option<std::process::ExitStatus> {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => {
+                return Some(std::process::ExitStatus::from_raw((code & 0xff) << 8));
+            }
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                return Some(std::process::ExitStatus::from_raw(sig as i32));
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
     }
 }
 

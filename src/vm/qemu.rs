@@ -121,7 +121,11 @@ fn accel_name(accel: Accel) -> &'static str {
 /// `quiet` saves the time of printing ~250 lines through an emulated UART;
 /// `tsc_early_khz` because under TCG the PIT-based TSC calibration fails
 /// now and then on a loaded host and, microvm having no HPET/PM timer as a
-/// fallback reference, the boot then hangs forever (1 boot in ~8).
+/// fallback reference, the boot then hangs forever (1 boot in ~8);
+/// `tsc=reliable` because TCG's TSC is one host clock for every vCPU, but
+/// the kernel cannot know that of a CPU model without constant_tsc and
+/// marks it unstable on a guest with two: timekeeping then falls back to
+/// jiffies (4 ms steps in every timestamp) and the tick never stops.
 pub fn kernel_cmdline(cfg: &VmConfig) -> String {
     let mut words: Vec<String> = ["console=ttyS0", "quiet", "panic=-1", "rdinit=/init"]
         .iter()
@@ -129,6 +133,7 @@ pub fn kernel_cmdline(cfg: &VmConfig) -> String {
         .collect();
     if let (Some(khz), true) = (cfg.tsc_khz, cfg.accel != Accel::Kvm) {
         words.push(format!("tsc_early_khz={khz}"));
+        words.push("tsc=reliable".into());
     }
     words.extend(cfg.kernel_cmdline_extra.iter().cloned());
     if !cfg.init_args.is_empty() {
@@ -216,7 +221,7 @@ mod tests {
                 "-initrd",
                 "/var/cache/stackquake/initramfs-abc.cpio",
                 "-append",
-                "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz=2596142 loglevel=4 \
+                "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz=2596142 tsc=reliable loglevel=4 \
                  -- /usr/bin/stackquake vm guest-init",
                 "-fsdev",
                 "local,id=fs0,path=/,security_model=none,multidevs=remap,readonly=on",
