@@ -1,11 +1,12 @@
 //! Issue 13: the faults of one `parallel` group were injected one after
 //! another (0.26 s apart) and each healed `for` after its own late begin.
-//! Now they go in together and each heals at its planned begin + `for`.
+//! Now they go in together, and each heals `for` after the group's faults
+//! are in force (never sooner: a slow injection does not cut it short).
 //! tests/scenarios/net/parallel-blocks.yaml runs on this machine's kernel:
 //! two net.block members in different namespaces, `for: 2s` and `for: 3s`.
 //! The skew is printed and lies in the journal (fault_injected and
-//! fault_healed times); this test asserts only order and the planned
-//! times, never a duration bound (bench/parallel-skew.sh measures that).
+//! fault_healed times); this test asserts only order and lower bounds,
+//! never an upper one (bench/parallel-skew.sh measures that).
 
 #[path = "root_world_support/mod.rs"]
 mod support;
@@ -50,10 +51,11 @@ fn a_parallel_groups_faults_go_in_together_and_heal_at_their_own_times() {
     // Both in before either heals; the shorter heals first.
     assert!(inj_b_at.max(inj_c_at) < heal_b_at.min(heal_c_at));
     assert!(heal_b_at < heal_c_at);
-    // Each heal comes at its planned begin + `for` at the earliest, not
-    // `for` after a late injection (whose time is not the plan's).
-    assert!(heal_b >= planned + 2 * S, "{heal_b} < {planned} + 2s");
-    assert!(heal_c >= planned + 3 * S, "{heal_c} < {planned} + 3s");
+    // Each lasts its whole `for` from when both were in force.
+    let in_force = inj_b.max(inj_c);
+    assert!(in_force >= planned, "{in_force} < {planned}");
+    assert!(heal_b >= in_force + 2 * S, "{heal_b} < {in_force} + 2s");
+    assert!(heal_c >= in_force + 3 * S, "{heal_c} < {in_force} + 3s");
     // Both fired: each rule counted packets.
     for step in ["cut-b", "cut-c"] {
         let healed = &events[at("fault_healed", step).0];

@@ -102,9 +102,8 @@ impl<'t> Scheduler<'t> {
             .collect()
     }
 
-    /// When step `i` is planned to begin, once its anchor is known: the
-    /// run records a fault step as begun then, not when it got round to
-    /// it, so a slow injection does not push its `for:` heal later.
+    /// When step `i` is planned to begin, once its anchor is known (the
+    /// members of a group with one offset come due at the same moment).
     pub fn planned_begin(&self, i: usize) -> Option<u64> {
         let planned = &self.timeline.steps[i];
         Some(self.base(planned.anchor)? + planned.step.offset.as_nanos() as u64)
@@ -222,6 +221,17 @@ mod tests {
     /// operator) for the given milliseconds.
     /// Returns (ms, "begin a" / "end a" / "timeout a") in order.
     fn simulate(plan: &Plan, exec_ms: &[(&str, u64)]) -> Vec<(u64, String)> {
+        simulate_injecting(plan, exec_ms, &[])
+    }
+
+    /// `simulate`, where injecting a step's fault takes the given
+    /// milliseconds; as in the live run, the clock moves on meanwhile and
+    /// the fault counts as begun once it is in force.
+    fn simulate_injecting(
+        plan: &Plan,
+        exec_ms: &[(&str, u64)],
+        inject_ms: &[(&str, u64)],
+    ) -> Vec<(u64, String)> {
         let t = Timeline::resolve(plan);
         let mut s = Scheduler::new(&t, plan.timeout);
         let mut log = Vec::new();
@@ -235,6 +245,11 @@ mod tests {
             while let Some(d) = s.due(now) {
                 let (what, i) = match d {
                     Due::Begin(i) => {
+                        let id = &t.steps[i].step.id;
+                        if let Action::Fault { .. } = t.steps[i].step.action {
+                            log.push((now / MS, format!("inject {id}")));
+                            now += inject_ms.iter().find(|(f, _)| f == id).map_or(0, |f| f.1) * MS;
+                        }
                         s.began(i, now);
                         if let Action::Exec { .. } | Action::Pause { .. } = t.steps[i].step.action {
                             let id = &t.steps[i].step.id;
@@ -339,6 +354,25 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_injection_neither_cuts_its_fault_short_nor_the_next_one() {
+        // nfs41-blackhole-failover in a loaded guest: nft took 6 s to put
+        // the blackhole in, and the failover came due meanwhile.
+        let p = plan_with(
+            "images: [{ id: v, host: a, file: /v.img, size: 512M, mkfs: xfs, at: /mnt/v }]\n",
+            "  - { id: steady, wait: 2s }\n  \
+             - { id: blackhole, fault: { xfs.shutdown: { fs: v } }, for: 9s }\n  \
+             - { id: failover, after: steady, offset: 1s, fault: { xfs.shutdown: { fs: v } }, \
+                 for: 3s }\n",
+        );
+        let log = simulate_injecting(&p, &[], &[("blackhole", 6000)]);
+        assert_eq!(at(&log, "inject blackhole"), 2000);
+        assert_eq!(at(&log, "begin blackhole"), 8000, "in force");
+        assert_eq!(at(&log, "begin failover"), 8000, "reached late");
+        assert_eq!(at(&log, "end failover"), 11000, "its whole for");
+        assert_eq!(at(&log, "end blackhole"), 17000, "its whole for");
+    }
+
+    #[test]
     fn an_exec_step_ends_when_its_command_exits() {
         let p =
             plan("  - id: e\n    exec: { host: a, command: [true] }\n  - { id: w, wait: 1s }\n");
@@ -408,7 +442,7 @@ mod tests {
         assert_eq!(s.planned_begin(idx("late")), Some(1510 * MS));
         s.began(idx("a"), 1010 * MS);
         s.began(idx("b"), 1010 * MS);
-        // Each heals at its planned begin + for, the shorter alone first.
+        // Each heals `for` after it began, the shorter alone first.
         assert_eq!(s.ends_due(3009 * MS), Vec::<usize>::new());
         assert_eq!(s.ends_due(3010 * MS), vec![idx("a")]);
         assert_eq!(s.ends_due(4010 * MS), vec![idx("a"), idx("b")]);

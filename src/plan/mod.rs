@@ -65,6 +65,21 @@ impl Plan {
     pub fn workload(&self, id: &str) -> Option<&Workload> {
         self.workloads.iter().find(|w| w.id == id)
     }
+
+    /// The hosts in whose namespaces a `net.block` or `net.reject` step
+    /// adds a firewall rule, each once.
+    pub fn cut_hosts(&self) -> std::collections::BTreeSet<&str> {
+        self.steps
+            .iter()
+            .filter_map(|step| match &step.action {
+                Action::Fault {
+                    fault: Fault::NetCut { host, .. },
+                    ..
+                } => Some(host.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default)]

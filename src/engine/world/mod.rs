@@ -214,6 +214,7 @@ impl World {
             self.name_nfs_clients(&mut note)?;
             self.build_links(s, ledger, &mut note)?;
             self.build_peer_routes(s, &mut note)?;
+            self.build_firewalls(s, &mut note)?;
         }
         self.build_servers(s, scratch, &mut note)?;
         self.build_knfsds(s, scratch, ledger, &mut note)?;

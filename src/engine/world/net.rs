@@ -202,6 +202,33 @@ impl World {
             .cloned()
     }
 
+    /// The firewall of every host a `net.block`/`net.reject` step cuts,
+    /// made before the timeline: in a loaded emulated guest one `nft` run
+    /// takes seconds, and a table made at the first cut held that fault
+    /// back a run longer.
+    pub(super) fn build_firewalls(
+        &mut self,
+        s: &Plan,
+        note: &mut dyn FnMut(String),
+    ) -> Result<(), SetupError> {
+        for host in s.cut_hosts() {
+            let (Some(ns), Some(ledger)) = (self.netns.get(host), self.net.ledger.as_ref()) else {
+                continue; // validation names every host; the cut reports it
+            };
+            let fw =
+                Firewall::create(ns, ledger.run(), ledger).map_err(|source| SetupError::Net {
+                    host: host.to_string(),
+                    source,
+                })?;
+            note(format!("firewall {} in {host}", fw.name()));
+            let all = self.net.firewalls.get_mut().expect("firewall map lock");
+            all.insert(host.to_string(), Arc::new(Mutex::new(fw)));
+        }
+        Ok(())
+    }
+
+    /// The firewall a cut in `host` adds its rule to (made at setup; made
+    /// now for a world built without the plan's cuts, as tests build it).
     pub(super) fn firewall_of(&self, host: &str) -> Result<Arc<Mutex<Firewall>>, FaultError> {
         let unknown = || FaultError::UnknownTarget {
             fault: "net.block",
