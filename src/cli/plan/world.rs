@@ -4,8 +4,7 @@
 
 use super::super::out::out;
 use crate::plan::{
-    Action, Fault, Link, Plan, SWITCH_BRIDGE, SeedContent, ServerKind, Statd, size_text,
-    veth_ifname, vlan_ifname,
+    Link, Plan, SWITCH_BRIDGE, SeedContent, ServerKind, Statd, size_text, veth_ifname, vlan_ifname,
 };
 
 pub(super) fn print_world(s: &Plan) {
@@ -50,7 +49,7 @@ pub(super) fn print_world(s: &Plan) {
             }
         }
     }
-    for host in firewall_hosts(s) {
+    for host in s.cut_hosts() {
         out!("    nft table sq_<run> in netns sq-<run>-{host} (for net.block/net.reject)");
     }
     for (name, srv) in &s.nfs_servers {
@@ -191,19 +190,4 @@ fn print_ends(s: &Plan, l: &Link, ends: &[(&str, &str)]) {
             .unwrap_or_default();
         out!("      in {host}: {}{mtu}{addr}", shown.join(" > "));
     }
-}
-
-/// Hosts whose namespace gets the run's firewall table: those a `net.block`
-/// or `net.reject` puts a rule in.
-fn firewall_hosts(s: &Plan) -> std::collections::BTreeSet<&str> {
-    s.steps
-        .iter()
-        .filter_map(|st| match &st.action {
-            Action::Fault {
-                fault: Fault::NetCut { host, .. },
-                ..
-            } => Some(host.as_str()),
-            _ => None,
-        })
-        .collect()
 }
