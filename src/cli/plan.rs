@@ -82,7 +82,17 @@ pub fn plan(
                 } => format!("fault {} for {}, then heal", fault.kind(), fmt(*d)),
                 Action::Fault { fault, .. } => format!("fault {}, healed at the end", fault.kind()),
                 Action::Wait(w) => format!("wait {}", fmt(*w)),
-                Action::Exec { host, command } => format!("exec on {host}: {}", command.join(" ")),
+                Action::Exec {
+                    host,
+                    command,
+                    ready,
+                } => {
+                    let ready = ready
+                        .as_ref()
+                        .map(|r| format!(" (ready at a line matching /{r}/)"))
+                        .unwrap_or_default();
+                    format!("exec on {host}: {}{ready}", command.join(" "))
+                }
                 Action::Parallel(_) => "parallel".into(),
                 Action::Pause { message } => format!("pause for the operator: {message}"),
             };

@@ -102,6 +102,21 @@ impl ExecChild {
         })
     }
 
+    /// Whether a whole line of its output so far matches `ready`.
+    pub fn printed(&self, ready: &regex::Regex) -> bool {
+        let Ok(output) = std::fs::read(&self.output) else {
+            return false;
+        };
+        // A line still being written is not judged until its newline.
+        let whole = output
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(&[][..], |end| &output[..end]);
+        String::from_utf8_lossy(whole)
+            .lines()
+            .any(|line| ready.is_match(line))
+    }
+
     /// How the command ended, once it has.
     pub fn try_exit(&mut self) -> Option<Exit> {
         let status = self.child.child.try_wait().ok().flatten()?;

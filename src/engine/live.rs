@@ -51,6 +51,11 @@ pub enum Abort {
         step: String,
         limit: Duration,
     },
+    /// An exec step's command exited without printing its `ready` line.
+    NotReady {
+        step: String,
+        ready: String,
+    },
     /// Reading these workloads' files back outlived the scenario timeout.
     VerifyTimeout {
         workloads: Vec<String>,
@@ -74,6 +79,11 @@ impl std::fmt::Display for Abort {
                 workloads.join(", ")
             ),
             Abort::Probe(t) => write!(f, "abort probe {} failed: {}", t.probe, t.why),
+            Abort::NotReady { step, ready } => write!(
+                f,
+                "step {step}'s command exited without printing a line matching /{ready}/ \
+                 (its `ready`), so what follows it never started"
+            ),
             Abort::StepTimeout { step, limit } => write!(
                 f,
                 "step {step} did not end within its timeout of {}",
@@ -95,6 +105,8 @@ pub struct Live<'a> {
     /// Faults in force, and the order they heal in.
     active: InForce<Active>,
     execs: Vec<(usize, ExecChild)>,
+    /// Exec steps whose command has not printed its `ready` line yet.
+    awaiting_ready: Vec<usize>,
     /// Pause steps waiting for the operator.
     pauses: Vec<Waiting>,
     /// The timeline's zero on CLOCK_MONOTONIC.
@@ -126,6 +138,7 @@ impl<'a> Live<'a> {
             workloads: Vec::new(),
             active: InForce::default(),
             execs: Vec::new(),
+            awaiting_ready: Vec::new(),
             pauses: Vec::new(),
             t0,
             scratch,
@@ -372,7 +385,8 @@ impl<'a> Live<'a> {
         loop {
             self.check()?;
             self.watch(probes, ledger)?;
-            for i in self.exited_execs() {
+            self.readied();
+            for i in self.exited_execs()? {
                 schedule.event_ended(i);
             }
             for i in self.confirmed_pauses() {
@@ -486,12 +500,21 @@ impl<'a> Live<'a> {
         let id = step.id.clone();
         self.mark_begin(&id);
         match &step.action {
-            Action::Exec { host, command } => {
+            Action::Exec {
+                host,
+                command,
+                ready,
+            } => {
                 let ns = self.world.place(host);
                 let out = self.scratch.join(format!("exec-{id}.out"));
                 let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
                     .map_err(Abort::Exec)?;
                 self.execs.push((i, child));
+                if ready.is_some() {
+                    // Its workloads go once it says it is ready.
+                    self.awaiting_ready.push(i);
+                    return Ok(());
+                }
             }
             Action::Pause { message } => {
                 // Beside the step artifacts, where the operator (or CI)
@@ -567,22 +590,57 @@ impl<'a> Live<'a> {
         failed.map_or(Ok(()), |e| Err(Abort::Fault(e)))
     }
 
+    /// Records the exec steps whose command printed its `ready` line since
+    /// the last look, and lets their `start` workloads go.
+    fn readied(&mut self) {
+        let plan = self.plan;
+        let printed: Vec<usize> = self
+            .execs
+            .iter()
+            .filter(|(i, child)| {
+                self.awaiting_ready.contains(i) && child.printed(ready_of(&plan.steps[*i]))
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for i in printed {
+            self.awaiting_ready.retain(|&j| j != i);
+            let step = &plan.steps[i].id;
+            let t_ns = self.now();
+            self.journal.push(Event::Ready {
+                step: step.clone(),
+                t_ns,
+            });
+            tracing::info!(step = %step, "ready");
+            self.release_workloads(Some(step));
+        }
+    }
+
     /// The exec steps whose command ended since the last look, with their
-    /// exit recorded.
-    fn exited_execs(&mut self) -> Vec<usize> {
+    /// exit recorded; an end before the `ready` line stops the run.
+    fn exited_execs(&mut self) -> Result<Vec<usize>, Abort> {
         let now = self.now();
         let mut exited = Vec::new();
         let mut k = 0;
         while k < self.execs.len() {
             match self.execs[k].1.poll(now) {
                 Some(event) => {
+                    // Its last words may be the ready line.
+                    self.readied();
                     self.journal.push(event);
-                    exited.push(self.execs.remove(k).0);
+                    let (i, _) = self.execs.remove(k);
+                    if self.awaiting_ready.contains(&i) {
+                        let step = &self.plan.steps[i];
+                        return Err(Abort::NotReady {
+                            step: step.id.clone(),
+                            ready: ready_of(step).to_string(),
+                        });
+                    }
+                    exited.push(i);
                 }
                 None => k += 1,
             }
         }
-        exited
+        Ok(exited)
     }
 
     /// The pause steps confirmed since the last look, with how recorded.
@@ -917,5 +975,15 @@ fn heal(world: &World, t0: u64, step: String, active: Active) -> Event {
         unit: matched.map(|_| active.unit().to_string()),
         matched,
         uncounted,
+    }
+}
+
+/// The `ready` pattern of an exec step that has one.
+fn ready_of(step: &Step) -> &regex::Regex {
+    match &step.action {
+        Action::Exec {
+            ready: Some(ready), ..
+        } => ready,
+        _ => unreachable!("only an exec step with `ready` awaits it"),
     }
 }

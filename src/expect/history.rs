@@ -194,6 +194,11 @@ fn occurrences(journal: &Journal, r: &EventRef) -> Vec<(u64, Option<u64>)> {
             {
                 Some((*t_ns, None))
             }
+            (EventRef::Step { step, edge }, Event::Ready { step: s, t_ns })
+                if s == step && *edge == Edge::Ready =>
+            {
+                Some((*t_ns, None))
+            }
             (EventRef::Step { step, edge }, Event::StepEnd { step: s, t_ns })
                 if s == step && *edge == Edge::End =>
             {

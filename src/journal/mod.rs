@@ -84,6 +84,11 @@ pub enum Event {
         output: String,
         t_ns: u64,
     },
+    /// An `exec` step's command printed its `ready` line.
+    Ready {
+        step: String,
+        t_ns: u64,
+    },
     /// A step ran past its `timeout`; the timeline stopped there.
     StepTimedOut {
         step: String,
@@ -246,6 +251,7 @@ impl Journal {
                 | Event::Indeterminate { t_ns, .. }
                 | Event::Observed { t_ns, .. }
                 | Event::Exec { t_ns, .. }
+                | Event::Ready { t_ns, .. }
                 | Event::StepTimedOut { t_ns, .. }
                 | Event::ProbeFailed { t_ns, .. }
                 | Event::Continued { t_ns, .. }

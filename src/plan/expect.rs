@@ -120,11 +120,14 @@ pub enum OpEvent {
     Failed,
 }
 
-/// Which edge of a step (`begin`, `end`) or of its fault (`injected`, `healed`).
+/// Which edge of a step (`begin`, `end`, and `ready` for an exec with
+/// `ready:`) or of its fault (`injected`, `healed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Edge {
     Begin,
+    /// An exec step's command printed its `ready` line.
+    Ready,
     End,
     Injected,
     Healed,
@@ -145,6 +148,7 @@ impl Edge {
     pub fn word(self) -> &'static str {
         match self {
             Edge::Begin => "begin",
+            Edge::Ready => "ready",
             Edge::End => "end",
             Edge::Injected => "injected",
             Edge::Healed => "healed",

@@ -2,6 +2,7 @@
 //! place (group, `after:`) as indices into that list and one typed action.
 
 use super::Fault;
+use regex::Regex;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -30,10 +31,13 @@ pub enum Action {
         heal_after: Option<Duration>,
         kept: bool,
     },
-    /// A command in a host's namespace; the step ends when it exits.
+    /// A command in a host's namespace; the step ends when it exits. With
+    /// `ready`, it is ready once a line of its output matches: the step's
+    /// `start` workloads wait for that, not for the spawn.
     Exec {
         host: String,
         command: Vec<String>,
+        ready: Option<Regex>,
     },
     /// The group's members begin with it; it ends with its last member.
     Parallel(Vec<usize>),

@@ -221,6 +221,7 @@ impl<W: Write> Progress<W> {
                 (None, Some(s)) => format!("{} exit   {step}: signal {s}", at(*t_ns)),
                 _ => format!("{} exit   {step}", at(*t_ns)),
             },
+            Event::Ready { step, t_ns } => format!("{} ready  {step}", at(*t_ns)),
             Event::StepTimedOut { step, t_ns, .. } => {
                 format!("{} TIMEOUT {step}", at(*t_ns))
             }

@@ -328,6 +328,10 @@ fn steps(s: &Scenario, plan: &Plan) -> Vec<Step> {
                 Action::Exec {
                     host: e.host.value.clone(),
                     command: e.command.value.clone(),
+                    ready: e
+                        .ready
+                        .as_ref()
+                        .map(|r| Regex::new(&r.value).expect(VALIDATED)),
                 }
             } else {
                 Action::Wait(st.wait.expect(VALIDATED).0)

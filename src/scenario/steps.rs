@@ -73,6 +73,14 @@ pub struct Exec {
     /// Program and arguments; not run through a shell unless you ask for one.
     #[schemars(with = "Vec<String>")]
     pub command: Spanned<Vec<String>>,
+    /// A step's command is ready once a line of its output matches this
+    /// regular expression (`flock -x f sh -c 'echo locked; sleep 6'`): the
+    /// workloads that `start` with the step wait for it, and `order` can
+    /// name the moment (`{ step: s, at: ready }`). A command that exits
+    /// without printing it is an ERROR.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub ready: Option<Spanned<String>>,
 }
 
 /// Every fault knows its own undo; the engine heals whatever is still active.

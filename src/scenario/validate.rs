@@ -494,6 +494,9 @@ fn check_steps(c: &mut Checker, s: &Scenario) {
         }
         if let Some(exec) = &st.exec {
             c.exec(exec, path, &hosts);
+            if let Some(ready) = &exec.ready {
+                check_regex(c, ready, format!("{path}.exec.ready"));
+            }
         }
         let Some(fault) = &st.fault else { continue };
         let path = format!("{path}.fault.{}", fault.value.kind());

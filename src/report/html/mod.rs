@@ -134,7 +134,7 @@ svg.timeline{display:block;font-size:10px}
 .errno{fill:#d0021b;font-weight:bold}
 .hang{fill:none;stroke:#7b2cbf;stroke-width:1.5}.hang-label{fill:#7b2cbf}
 .exec{fill:#234}
-.moment{stroke-width:2;stroke-dasharray:4 3}.continued{stroke:#2a5db0}.probe-failed{stroke:#b3261e}
+.moment{stroke-width:2;stroke-dasharray:4 3}.continued{stroke:#2a5db0}.ready{stroke:#1b7f3a}.probe-failed{stroke:#b3261e}
 g.kmsg line{stroke:#777}g.kmsg path{fill:#555}
 g.kmsg.deny line{stroke:#d0021b;stroke-width:2}g.kmsg.deny path{fill:#d0021b}
 .evidence{fill:#2a7d2a}.evidence.bad{fill:#b3261e}

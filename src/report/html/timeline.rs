@@ -109,7 +109,7 @@ pub struct ExecMark {
 /// operator, or an abort probe that failed and stopped the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Moment {
-    /// `continued` or `probe-failed`: the mark's class and data-kind.
+    /// `continued`, `ready` or `probe-failed`: the mark's class and data-kind.
     pub kind: &'static str,
     pub t_ns: u64,
     pub text: String,
@@ -287,6 +287,11 @@ impl Timeline {
                     code: *code,
                     signal: *signal,
                 }),
+                Event::Ready { step, t_ns } => t.moments.push(Moment {
+                    kind: "ready",
+                    t_ns: *t_ns,
+                    text: format!("{step}: its command said it is ready"),
+                }),
                 Event::Continued { step, by, t_ns } => t.moments.push(Moment {
                     kind: "continued",
                     t_ns: *t_ns,
@@ -349,6 +354,7 @@ fn engine_clock(e: &Event) -> Option<u64> {
         | Event::StepTimedOut { t_ns, .. }
         | Event::ProbeFailed { t_ns, .. }
         | Event::Continued { t_ns, .. }
+        | Event::Ready { t_ns, .. }
         | Event::Aborted { t_ns, .. } => Some(*t_ns),
         _ => None,
     }

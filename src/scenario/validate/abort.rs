@@ -35,6 +35,15 @@ pub(super) fn check(c: &mut Checker, s: &Scenario) {
         }
         if let Some(exec) = &p.exec {
             c.exec(exec, &path, &hosts);
+            if let Some(ready) = &exec.ready {
+                c.at(
+                    ready.referenced,
+                    format!("{path}.exec.ready"),
+                    "a probe's command is judged by its exit code; `ready` belongs to a step's"
+                        .into(),
+                    None,
+                );
+            }
         }
         if let Some(file) = &p.readable {
             c.absolute(file, format!("{path}.readable"));

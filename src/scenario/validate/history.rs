@@ -236,11 +236,16 @@ fn event(
         );
     }
     let (name, key, edges, hint) = match (&v.step, &v.fault) {
-        (Some(st), _) => (st, "step", [Edge::Begin, Edge::End], "at: begin or end"),
+        (Some(st), _) => (
+            st,
+            "step",
+            &[Edge::Begin, Edge::End, Edge::Ready][..],
+            "at: begin or end (or ready, for an exec step with `ready:`)",
+        ),
         (_, Some(f)) => (
             f,
             "fault",
-            [Edge::Injected, Edge::Healed],
+            &[Edge::Injected, Edge::Healed][..],
             "at: injected or healed",
         ),
         _ => unreachable!("exactly one is named"),
@@ -262,7 +267,7 @@ fn event(
             Some(hint.into()),
         );
     }
-    if !c.reference(name, format!("{path}.{key}"), "step", steps) || key == "step" {
+    if !c.reference(name, format!("{path}.{key}"), "step", steps) {
         return;
     }
     let step = all
@@ -270,6 +275,20 @@ fn event(
         .find(|(_, st)| st.id.value == name.value)
         .map(|(_, st)| st)
         .expect("referenced above");
+    if key == "step" {
+        if at.value == Edge::Ready && step.exec.as_ref().is_none_or(|e| e.ready.is_none()) {
+            c.at(
+                at.referenced,
+                format!("{path}.at"),
+                format!(
+                    "step `{}` has no `ready` moment: only an exec step with `ready:` has one",
+                    name.value
+                ),
+                Some("exec: { host: h, command: [sh, -c, 'take it; echo ready; hold it'], ready: '^ready$' }".into()),
+            );
+        }
+        return;
+    }
     if step.fault.is_none() {
         c.at(
             name.referenced,
