@@ -607,7 +607,7 @@ fn a_sigkilled_run_leaves_a_watchdog_that_brings_the_statd_back() {
     let killed_at = Instant::now();
     child.kill().unwrap();
     child.wait().unwrap();
-    let run = run_of(child.id());
+    let dead = dead_run_of(child.id());
     assert!(
         !statd_answers(&s.client),
         "statd answered with nobody to start it"
@@ -635,29 +635,22 @@ fn a_sigkilled_run_leaves_a_watchdog_that_brings_the_statd_back() {
     let out = Command::new("ip")
         .args(["netns", "exec", s.client.name()])
         .arg(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["cleanup", "--run", &run])
+        .args(["cleanup", "--run", &dead.run])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(left_by(&run, &t), Vec::<String>::new());
-    let scratch = std::env::temp_dir().join("stackquake").join(&run);
+    assert_eq!(left_by(&dead.run, &t), Vec::<String>::new());
+    let scratch = std::env::temp_dir().join("stackquake").join(&dead.run);
     assert!(!scratch.exists(), "{} left", scratch.display());
-    let ledger = Path::new(stackquake::ledger::DEFAULT_ROOT)
-        .join("ledger")
-        .join(format!("{run}.jsonl"));
-    assert!(!ledger.exists(), "cleanup left the run's ledger");
+    assert!(!dead.ledger.exists(), "cleanup left the run's ledger");
     drop(own);
 }
 
-/// The id of the run whose process was `pid`, from its ledger's header.
-fn run_of(pid: u32) -> String {
-    let dir = Path::new(stackquake::ledger::DEFAULT_ROOT).join("ledger");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .find_map(|entry| {
-            let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
-            let header: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
-            (header["pid"] == pid).then(|| header["run_id"].as_str().unwrap().to_string())
-        })
-        .unwrap_or_else(|| panic!("no ledger of process {pid} in {}", dir.display()))
+/// The dead run whose process was `pid`, as `stackquake run` finds it.
+fn dead_run_of(pid: u32) -> stackquake::ledger::DeadRun {
+    let root = Path::new(stackquake::ledger::DEFAULT_ROOT);
+    stackquake::ledger::dead_runs(root)
+        .into_iter()
+        .find(|d| d.pid == pid)
+        .unwrap_or_else(|| panic!("no dead run of process {pid} under {}", root.display()))
 }

@@ -103,24 +103,32 @@ const REHEARSALS: [Rehearsal; 4] = [
     },
 ];
 
+/// How long each rehearsal's window lasts: the cut, the bare failover's
+/// wait, the delay.
+const WINDOW_S: u64 = 8;
+
 fn rehearsal(r: &Rehearsal, script: &str) -> String {
     // Behind the cut, the failover must not be seen; bare, it must be seen
     // as the incident saw it: EIO, and XFS shut down for good.
     let (window, expect) = match r.window {
         Window::Cut => (
-            "fault: { net.block: { host: client, toward: filer } }\n    for: 8s",
+            format!(
+                "fault: {{ net.block: {{ host: client, toward: filer }} }}\n    for: {WINDOW_S}s"
+            ),
             "  - no_errors: { workload: writer }
   - resumes_within: { workload: writer, duration: 15s, after: window }
   - data: { workload: writer, verify: all_acknowledged }",
         ),
         Window::Bare => (
-            "wait: 8s",
+            format!("wait: {WINDOW_S}s"),
             "  - errno: { workload: writer, errno: EIO, during: [window, after] }
   - kmsg: { pattern: 'XFS \\(loop\\d+\\).*[Ss]hut(ting)? ?down', during: [window, after] }
   - never_resumes: { workload: writer, after: window }",
         ),
         Window::Delay => (
-            "fault: { net.delay: { host: client, toward: filer, delay: 300ms } }\n    for: 8s",
+            format!(
+                "fault: {{ net.delay: {{ host: client, toward: filer, delay: 300ms }} }}\n    for: {WINDOW_S}s"
+            ),
             "  - no_errors: { workload: writer }
   - data: { workload: writer, verify: all_acknowledged }",
         ),
@@ -309,7 +317,7 @@ fn guest_rehearsal() {
                 // Each fsynced append waits for at least one round trip,
                 // whose request waited 300 ms: every op that ran while the
                 // delay was in force, from its injection's return until its
-                // heal began, `for:` (8 s) later. The step's own span is
+                // heal began, `for:` (WINDOW_S) later. The step's own span is
                 // wider: a loaded guest takes a while to add and remove
                 // the qdisc, and ops in those stretches may be fast.
                 let injected = events
@@ -319,7 +327,7 @@ fn guest_rehearsal() {
                         _ => None,
                     })
                     .expect("the delay was injected");
-                let healing = injected + 8_000_000_000;
+                let healing = injected + WINDOW_S * 1_000_000_000;
                 let inside: Vec<u64> = events
                     .iter()
                     .filter_map(|e| match e {

@@ -105,8 +105,9 @@ pub struct Live<'a> {
     /// Faults in force, and the order they heal in.
     active: InForce<Active>,
     execs: Vec<(usize, ExecChild)>,
-    /// Exec steps whose command has not printed its `ready` line yet.
-    awaiting_ready: Vec<usize>,
+    /// Exec steps whose command has not printed its `ready` line yet,
+    /// with the pattern it is awaited by.
+    awaiting_ready: Vec<(usize, &'a regex::Regex)>,
     /// Pause steps waiting for the operator.
     pauses: Vec<Waiting>,
     /// The timeline's zero on CLOCK_MONOTONIC.
@@ -496,7 +497,7 @@ impl<'a> Live<'a> {
 
     /// Begins step `i` (not a fault: see [`inject_together`](Self::inject_together)):
     /// marks it and spawns its command, if it has one.
-    fn begin(&mut self, i: usize, step: &Step, ledger: &Ledger) -> Result<(), Abort> {
+    fn begin(&mut self, i: usize, step: &'a Step, ledger: &Ledger) -> Result<(), Abort> {
         let id = step.id.clone();
         self.mark_begin(&id);
         match &step.action {
@@ -510,9 +511,9 @@ impl<'a> Live<'a> {
                 let child = exec::spawn(&id, ns, command, &self.world.root, out, ledger)
                     .map_err(Abort::Exec)?;
                 self.execs.push((i, child));
-                if ready.is_some() {
+                if let Some(ready) = ready {
                     // Its workloads go once it says it is ready.
-                    self.awaiting_ready.push(i);
+                    self.awaiting_ready.push((i, ready));
                     return Ok(());
                 }
             }
@@ -594,16 +595,18 @@ impl<'a> Live<'a> {
     /// the last look, and lets their `start` workloads go.
     fn readied(&mut self) {
         let plan = self.plan;
-        let printed: Vec<usize> = self
-            .execs
-            .iter()
-            .filter(|(i, child)| {
-                self.awaiting_ready.contains(i) && child.printed(ready_of(&plan.steps[*i]))
-            })
-            .map(|(i, _)| *i)
-            .collect();
+        let execs = &self.execs;
+        let mut printed = Vec::new();
+        self.awaiting_ready.retain(|&(i, ready)| {
+            let said = execs
+                .iter()
+                .any(|(j, child)| *j == i && child.printed(ready));
+            if said {
+                printed.push(i);
+            }
+            !said
+        });
         for i in printed {
-            self.awaiting_ready.retain(|&j| j != i);
             let step = &plan.steps[i].id;
             let t_ns = self.now();
             self.journal.push(Event::Ready {
@@ -628,11 +631,10 @@ impl<'a> Live<'a> {
                     self.readied();
                     self.journal.push(event);
                     let (i, _) = self.execs.remove(k);
-                    if self.awaiting_ready.contains(&i) {
-                        let step = &self.plan.steps[i];
+                    if let Some((_, ready)) = self.awaiting_ready.iter().find(|(j, _)| *j == i) {
                         return Err(Abort::NotReady {
-                            step: step.id.clone(),
-                            ready: ready_of(step).to_string(),
+                            step: self.plan.steps[i].id.clone(),
+                            ready: ready.to_string(),
                         });
                     }
                     exited.push(i);
@@ -975,15 +977,5 @@ fn heal(world: &World, t0: u64, step: String, active: Active) -> Event {
         unit: matched.map(|_| active.unit().to_string()),
         matched,
         uncounted,
-    }
-}
-
-/// The `ready` pattern of an exec step that has one.
-fn ready_of(step: &Step) -> &regex::Regex {
-    match &step.action {
-        Action::Exec {
-            ready: Some(ready), ..
-        } => ready,
-        _ => unreachable!("only an exec step with `ready` awaits it"),
     }
 }
