@@ -382,6 +382,7 @@ fn a_failover_rehearsal_against_knfsd() {
         &[],
         Duration::from_secs(900),
         1536,
+        1,
     );
     for r in &REHEARSALS {
         let line = format!("STAGING REHEARSAL {} PASS", r.id);

@@ -37,17 +37,20 @@ pub fn require_guest() {
 /// and returns the job's stdout. Panics with the console on any failure.
 pub fn run_in_guest(inner: &str, timeout: Duration, memory_mib: u32) -> String {
     let out = tempfile::tempdir().unwrap();
-    run_in_guest_at(inner, out.path(), &[], timeout, memory_mib)
+    run_in_guest_at(inner, out.path(), &[], timeout, memory_mib, 1)
 }
 
 /// `run_in_guest`, keeping what the job wrote to GUEST_OUT_DIR in `out`
-/// and passing it `env` besides OUT.
+/// and passing it `env` besides OUT. `at_once` is how many guests the
+/// test boots at the same time: each gets its share of the host's cores
+/// as vCPUs (`vm::guest_cpus`), as a fanned-out `run --vm` does.
 pub fn run_in_guest_at(
     inner: &str,
     out: &Path,
     env: &[(&str, OsString)],
     timeout: Duration,
     memory_mib: u32,
+    at_once: u32,
 ) -> String {
     let exe = std::env::current_exe().unwrap();
     let args = |first: &str| -> Vec<OsString> {
@@ -73,7 +76,7 @@ pub fn run_in_guest_at(
         kernel: None,
         accel: Accel::Auto,
         memory_mib,
-        cpus: stackquake::vm::guest_cpus(1),
+        cpus: stackquake::vm::guest_cpus(at_once),
         out_dir: out.to_path_buf(),
     };
     let outcome = vm::run_with_guest_command(&job, &args("guest_entry")).unwrap();
