@@ -134,6 +134,7 @@ fn synthetic_run() -> RunReport {
                 run_id: "bench10k".into(),
                 events,
             },
+            files_dir: None,
         }],
     }
 }

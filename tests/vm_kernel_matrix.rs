@@ -68,6 +68,14 @@ fn the_same_scenarios_pass_on_6_1_and_on_6_12_with_compressed_modules() {
         out.path().join("kernel-6.12/console.log").is_file(),
         "{ctx}"
     );
+    // The timeline page links each kernel's capture where that guest wrote it.
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    for k in ["6.1", "6.12"] {
+        let pcap = format!("kernel-{k}/nfs-write-error-eio/nfs-fs1.pcap");
+        assert!(out.path().join(&pcap).is_file(), "{pcap}\n{ctx}");
+        let link = format!(r#"data-kind="pcap" data-server="fs1" href="{pcap}""#);
+        assert!(page.contains(&link), "{link} in report.html");
+    }
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
     for k in [kernels[0], kernels[2]] {
         let name = format!("name=\"xfs-shutdown-under-writes on {k}\"");

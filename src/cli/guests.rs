@@ -132,6 +132,7 @@ mod tests {
                 duration_s: 0.0,
                 outcomes: Vec::new(),
                 journal: Default::default(),
+                files_dir: None,
             }],
         }
     }

@@ -405,7 +405,7 @@ fn run_on_kernels(
     };
     let mut merged: Option<RunReport> = None;
     for kernel in &args.kernel {
-        let dir = out.join(format!("kernel-{}", kernel_dir_name(kernel)));
+        let dir = out.join(kernel_dir(kernel));
         eprintln!("kernel {}: booting a guest", kernel.display());
         let guest = Guest {
             kernel: Some(kernel),
@@ -413,7 +413,10 @@ fn run_on_kernels(
             case: None,
             out: &dir,
         };
-        let report = run_in_vm(args, run_id, scenarios, files, guest)?;
+        let mut report = run_in_vm(args, run_id, scenarios, files, guest)?;
+        for r in &mut report.results {
+            r.files_dir = Some(kernel_files_dir(kernel, &r.id));
+        }
         merged = Some(match merged {
             None => report,
             Some(mut all) => {
@@ -433,7 +436,8 @@ fn run_on_kernels(
 /// Every case on every kernel in a guest of its own, up to `jobs` at once
 /// (`guests::fan_out`); each guest's files go to
 /// `out/guests/<n>-<case>[-<kernel>]/`, the merged reports to `out`, and
-/// with one kernel each case's own files to `out/<case>/`.
+/// each case's own files to `out/<case>/`, with several kernels
+/// `out/kernel-<name>/<case>/`: where one guest (per kernel) puts them.
 fn run_fanned_out(
     args: &RunArgs,
     jobs: usize,
@@ -473,9 +477,20 @@ fn run_fanned_out(
             case: Some(&t.plan.id),
             out: &t.dir,
         };
-        let report = run_in_vm(args, run_id, &case, &[t.file.to_path_buf()], guest);
-        if kernels.len() == 1 {
-            lift_case_files(&t.dir, out, &t.plan.id);
+        let mut report = run_in_vm(args, run_id, &case, &[t.file.to_path_buf()], guest);
+        let files_dir = t
+            .kernel
+            .filter(|_| kernels.len() > 1)
+            .map(|k| kernel_files_dir(k, &t.plan.id));
+        lift_case_files(
+            &t.dir,
+            &out.join(files_dir.as_deref().unwrap_or(&t.plan.id)),
+            &t.plan.id,
+        );
+        if let Ok(report) = &mut report {
+            for r in &mut report.results {
+                r.files_dir.clone_from(&files_dir);
+            }
         }
         report
     })?;
@@ -495,16 +510,33 @@ fn run_fanned_out(
 }
 
 /// Moves a case's files (per-step artifacts, server captures) from its
-/// guest's directory up to `out/<case>/`, where they lie when one guest
-/// runs every case, so the timeline page links them alike. With several
-/// kernels a case id would name one directory per kernel: they stay put.
-fn lift_case_files(guest_dir: &Path, out: &Path, case: &str) {
+/// guest's directory up to `to`, where they lie when one guest runs every
+/// case, so the timeline page links them alike.
+fn lift_case_files(guest_dir: &Path, to: &Path, case: &str) {
     let from = guest_dir.join(case);
-    if from.is_dir()
-        && let Err(e) = std::fs::rename(&from, out.join(case))
-    {
-        tracing::warn!("cannot move {} to {}: {e}", from.display(), out.display());
+    if !from.is_dir() {
+        return;
     }
+    let moved = to
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::rename(&from, to));
+    if let Err(e) = moved {
+        tracing::warn!("cannot move {} to {}: {e}", from.display(), to.display());
+    }
+}
+
+/// Where case `id`'s own files lie in a kernel matrix, relative to the
+/// output directory: in the kernel's own directory, as one guest per
+/// kernel writes them.
+fn kernel_files_dir(kernel: &Path, id: &str) -> String {
+    format!("{}/{id}", kernel_dir(kernel))
+}
+
+/// The directory of a kernel's guest (one kernel of several, one guest
+/// each) in the output directory.
+fn kernel_dir(kernel: &Path) -> String {
+    format!("kernel-{}", kernel_dir_name(kernel))
 }
 
 /// How many guests run at once when `--jobs` is not given. Under TCG a
@@ -714,6 +746,7 @@ fn errored(run_id: &str, scenarios: &[(PathBuf, Plan)], kernel: &str, why: &str)
                 duration_s: 0.0,
                 outcomes: Vec::new(),
                 journal: Default::default(),
+                files_dir: None,
             })
             .collect(),
     }

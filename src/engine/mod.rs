@@ -95,6 +95,7 @@ pub fn run_scenario(file: &Path, s: &Plan, mut opts: RunOptions) -> ScenarioResu
         duration_s: 0.0,
         outcomes: Vec::new(),
         journal: Journal::default(),
+        files_dir: None,
     };
     if let Some(why) = require::unmet(s, opts.target) {
         result.verdict = Verdict::Skip;

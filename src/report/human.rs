@@ -156,6 +156,7 @@ mod tests {
                 outcome(false, true, "exited with 1"),
             ],
             journal: Default::default(),
+            files_dir: None,
         };
         let mut out = Vec::new();
         print_result(&mut out, &r, false).unwrap();
@@ -181,6 +182,7 @@ mod tests {
             duration_s,
             outcomes: Vec::new(),
             journal: Default::default(),
+            files_dir: None,
         }
     }
 

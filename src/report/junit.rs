@@ -164,6 +164,7 @@ mod tests {
                 duration_s: 1.5,
                 outcomes: Vec::new(),
                 journal: j,
+                files_dir: None,
             }],
         };
         let xml = render(&report);
@@ -204,6 +205,7 @@ mod tests {
                     detail: "not evaluated: the run stopped before step probe began".into(),
                 }],
                 journal: Journal::default(),
+                files_dir: None,
             }],
         };
         let xml = render(&report);

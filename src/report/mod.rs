@@ -73,6 +73,11 @@ pub struct ScenarioResult {
     pub duration_s: f64,
     pub outcomes: Vec<Outcome>,
     pub journal: Journal,
+    /// Where the case's own files (step artifacts, server captures) lie,
+    /// relative to the output directory, when not in `<id>/`: a kernel
+    /// matrix keeps each kernel's in `kernel-<name>/<id>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_dir: Option<String>,
 }
 
 /// Everything one `stackquake run` produced; journal.json holds exactly this.
@@ -90,6 +95,11 @@ pub struct RunReport {
 }
 
 impl ScenarioResult {
+    /// Where its own files lie, relative to the output directory.
+    pub fn files_dir(&self) -> &str {
+        self.files_dir.as_deref().unwrap_or(&self.id)
+    }
+
     /// The case's id and the kernel it ran on ("id on 6.12.118+deb12-amd64"):
     /// what tells the same case on two kernels apart.
     pub fn name_with_kernel(&self) -> String {

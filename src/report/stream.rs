@@ -159,6 +159,7 @@ pub fn recover(dir: &Path, planned: &[(PathBuf, Plan)], why: &str) -> Option<Run
                     duration_s: 0.0,
                     outcomes: Vec::new(),
                     journal: Journal::default(),
+                    files_dir: None,
                 };
                 running = Some((result, "setup".into()));
             }
@@ -194,6 +195,7 @@ pub fn recover(dir: &Path, planned: &[(PathBuf, Plan)], why: &str) -> Option<Run
                 duration_s: 0.0,
                 outcomes: Vec::new(),
                 journal: Journal::default(),
+                files_dir: None,
             });
         }
     }
@@ -288,6 +290,7 @@ expect:
             duration_s: 1.0,
             outcomes: Vec::new(),
             journal: journal.clone(),
+            files_dir: None,
         };
         Stream::result(dir.path(), &finished);
         let mut cut = Stream::scenario(dir.path(), "cut", "t", Path::new("cut.yaml"));

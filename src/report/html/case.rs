@@ -39,7 +39,7 @@ pub fn section(out: &mut String, case: &str, r: &ScenarioResult, artifacts: &BTr
     out.push_str(&svg::timeline(case, &timeline, &evidence));
     out.push_str("</div>");
     expectations(out, case, &r.outcomes, &evidence, &timeline);
-    super::rpc::section(out, &r.id, &r.journal, artifacts);
+    super::rpc::section(out, r.files_dir(), &r.journal, artifacts);
     kernel_list(out, case, &timeline);
     step_artifacts(out, r, &timeline, artifacts);
     untimed(out, &timeline);
@@ -149,7 +149,7 @@ fn step_artifacts(
     for s in &t.steps {
         let _ = write!(out, "<li>{}:", esc(&s.step));
         for f in STEP_ARTIFACTS {
-            let rel = artifact_path(&r.id, &s.step, f);
+            let rel = artifact_path(r.files_dir(), &s.step, f);
             if artifacts.contains(&rel) {
                 let _ = write!(
                     out,
@@ -164,9 +164,10 @@ fn step_artifacts(
     out.push_str("</ul>");
 }
 
-/// Where a step's artifact lies relative to the output directory.
-pub fn artifact_path(scenario: &str, step: &str, file: &str) -> String {
-    format!("{scenario}/{step}/{file}")
+/// Where a step's artifact lies relative to the output directory, for a
+/// case whose files are in `files_dir`.
+pub fn artifact_path(files_dir: &str, step: &str, file: &str) -> String {
+    format!("{files_dir}/{step}/{file}")
 }
 
 /// A relative path as an URL: each segment percent-encoded where it is not

@@ -95,14 +95,14 @@ pub fn scan_artifacts(report: &RunReport, dir: &Path) -> BTreeSet<String> {
             })
             .collect();
         for server in rpc::servers(&r.journal) {
-            let rel = rpc::capture_path(&r.id, server);
+            let rel = rpc::capture_path(r.files_dir(), server);
             if dir.join(&rel).is_file() {
                 found.insert(rel);
             }
         }
         for step in steps {
             for f in STEP_ARTIFACTS {
-                let rel = case::artifact_path(&r.id, step, f);
+                let rel = case::artifact_path(r.files_dir(), step, f);
                 if dir.join(&rel).is_file() {
                     found.insert(rel);
                 }
@@ -195,6 +195,7 @@ mod tests {
                 run_id: "r".into(),
                 events,
             },
+            files_dir: None,
         }
     }
 
@@ -218,6 +219,35 @@ mod tests {
             "{two}"
         );
         assert!(two.contains(r#"data-scenario="b&lt;x&gt;" data-verdict="FAIL""#));
+    }
+
+    /// A kernel matrix keeps each kernel's case files apart: the page
+    /// finds and links them where the result says, not under its id.
+    #[test]
+    fn a_case_with_its_own_files_dir_is_linked_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = vec![Event::StepBegin {
+            step: "s".into(),
+            t_ns: 0,
+        }];
+        let mut on_612 = result("a", Verdict::Pass, steps.clone());
+        on_612.files_dir = Some("kernel-6.12/a".into());
+        for rel in ["kernel-6.12/a/s/kmsg.txt", "a/s/kmsg.txt"] {
+            std::fs::create_dir_all(dir.path().join(rel).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(rel), "").unwrap();
+        }
+        let report = report(vec![on_612]);
+        let found = scan_artifacts(&report, dir.path());
+        assert_eq!(
+            found,
+            BTreeSet::from(["kernel-6.12/a/s/kmsg.txt".to_string()])
+        );
+        let page = render(&report, &found);
+        assert!(
+            page.contains(r#"href="kernel-6.12/a/s/kmsg.txt""#),
+            "{page}"
+        );
+        assert!(!page.contains(r#"href="a/s/kmsg.txt""#));
     }
 
     /// Regression guard for the page's size (bench/README.md measured

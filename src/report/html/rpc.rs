@@ -21,14 +21,15 @@ pub fn servers(journal: &Journal) -> Vec<&str> {
     seen
 }
 
-/// Where server `server`'s capture lies relative to the output directory.
-pub fn capture_path(case: &str, server: &str) -> String {
-    format!("{case}/{}", capture_file(server))
+/// Where server `server`'s capture lies relative to the output directory,
+/// for a case whose files are in `files_dir`.
+pub fn capture_path(files_dir: &str, server: &str) -> String {
+    format!("{files_dir}/{}", capture_file(server))
 }
 
 /// The table of calls per step and server, busiest procedure first; nothing
-/// when no in-process server ran.
-pub fn section(out: &mut String, scenario: &str, journal: &Journal, artifacts: &BTreeSet<String>) {
+/// when no in-process server ran. The captures are in `files_dir`.
+pub fn section(out: &mut String, files_dir: &str, journal: &Journal, artifacts: &BTreeSet<String>) {
     let servers = servers(journal);
     if servers.is_empty() {
         return;
@@ -36,7 +37,7 @@ pub fn section(out: &mut String, scenario: &str, journal: &Journal, artifacts: &
     out.push_str("<h3>Calls the NFS server received, per step</h3>");
     let mut links = String::new();
     for server in &servers {
-        let rel = capture_path(scenario, server);
+        let rel = capture_path(files_dir, server);
         if artifacts.contains(&rel) {
             let _ = write!(
                 links,
