@@ -45,35 +45,32 @@ fn every_seed_scenario_passes_on_6_1_and_6_12_or_is_a_known_failure_there() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     let results = run.results();
-    for (kernel, known) in [("6.1.", KNOWN_ON_6_1), ("6.12.", KNOWN_ON_6_12)] {
-        let on: Vec<&serde_json::Value> = results
-            .iter()
-            .filter(|r| r["kernel"].as_str().unwrap_or_default().starts_with(kernel))
-            .collect();
+    for (kernel, known) in [("6.1", KNOWN_ON_6_1), ("6.12", KNOWN_ON_6_12)] {
+        let on: Vec<&serde_json::Value> = results.iter().filter(|r| ran_on(r, kernel)).collect();
         // A file with `matrix:` gives one result per case.
         let ran: BTreeSet<String> = on
             .iter()
             .filter_map(|r| Path::new(r["file"].as_str()?).file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
-        assert_eq!(ran, files, "every scenario file ran on {kernel}x\n{ctx}");
+        assert_eq!(ran, files, "every scenario file ran on {kernel}\n{ctx}");
         let mut xfail = BTreeSet::new();
         for r in &on {
             let id = r["id"].as_str().unwrap();
             match r["verdict"].as_str().unwrap() {
                 "PASS" => {
                     for o in r["outcomes"].as_array().unwrap() {
-                        assert_eq!(o["passed"], true, "{id} on {kernel}x: {o}");
+                        assert_eq!(o["passed"], true, "{id} on {kernel}: {o}");
                     }
                 }
                 "XFAIL" => {
                     xfail.insert(id);
                 }
-                other => panic!("{id} on {kernel}x: {other}: {}\n{ctx}", r["reason"]),
+                other => panic!("{id} on {kernel}: {other}: {}\n{ctx}", r["reason"]),
             }
         }
         let known: BTreeSet<&str> = known.iter().copied().collect();
-        assert_eq!(xfail, known, "the known failures on {kernel}x\n{ctx}");
+        assert_eq!(xfail, known, "the known failures on {kernel}\n{ctx}");
     }
     assert_eq!(results.len() % 2, 0, "as many cases on each kernel\n{ctx}");
 
@@ -86,13 +83,7 @@ fn every_seed_scenario_passes_on_6_1_and_6_12_or_is_a_known_failure_there() {
     for kernel in ["6.1", "6.12"] {
         let eio = results
             .iter()
-            .find(|r| {
-                r["id"] == "nfs-write-error-eio"
-                    && r["kernel"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .starts_with(&format!("{kernel}."))
-            })
+            .find(|r| r["id"] == "nfs-write-error-eio" && ran_on(r, kernel))
             .unwrap_or_else(|| panic!("nfs-write-error-eio ran on {kernel}\n{ctx}"));
         let writes_in = |step: &str| {
             eio["journal"]["events"]
@@ -136,10 +127,7 @@ fn every_seed_scenario_passes_on_6_1_and_6_12_or_is_a_known_failure_there() {
     // op is sampled; each returns after the heal.
     let storm = results
         .iter()
-        .find(|r| {
-            r["id"] == "nfs4-slow-server-holds-mounts[vers=4.1]"
-                && r["kernel"].as_str().unwrap_or_default().starts_with("6.1.")
-        })
+        .find(|r| r["id"] == "nfs4-slow-server-holds-mounts[vers=4.1]" && ran_on(r, "6.1"))
         .expect("the slow-server storm ran on 6.1");
     let events = storm["journal"]["events"].as_array().unwrap();
     let of_fastmounts = |kind: &str| {
@@ -177,4 +165,11 @@ fn every_seed_scenario_passes_on_6_1_and_6_12_or_is_a_known_failure_there() {
         "{ctx}"
     );
     assert_eq!(run.code, Some(0), "{ctx}");
+}
+
+/// Whether result `r` ran on a kernel of `series` ("6.1" is 6.1.x, not 6.12).
+fn ran_on(r: &serde_json::Value, series: &str) -> bool {
+    r["kernel"]
+        .as_str()
+        .is_some_and(|k| k.starts_with(&format!("{series}.")))
 }
