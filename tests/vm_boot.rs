@@ -115,12 +115,28 @@ fn job_exit_code_files_and_modprobe_come_back() {
         code,
         boot_time,
         total,
+        job: job_time,
+        clock,
         ..
     } = outcome
     else {
         panic!("expected Exited, got {outcome:?}\nconsole:\n{console}");
     };
     assert_eq!(code, 7, "console:\n{console}");
+    // The guest's start-up on its clock: the kernel's "Run /init" record
+    // (read from the ring buffer, not the quiet console), then guest-init,
+    // then the job, all inside QEMU's lifetime.
+    let init = clock
+        .kernel_ran_init_ms
+        .expect("the kernel's Run /init record");
+    assert!(
+        0 < init && init < clock.guest_init_ms && clock.guest_init_ms <= clock.job_ms,
+        "{clock:?}"
+    );
+    assert!(
+        Duration::from_millis(clock.job_ms) + job_time < total,
+        "{clock:?} {job_time:?} {total:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(out.path().join("file")).unwrap(),
         "hi\n",

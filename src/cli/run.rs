@@ -217,7 +217,12 @@ pub fn run(args: RunArgs) -> u8 {
         let target = here.expect("vm and guest runs are handled above");
         run_here(&run_id, &scenarios, target, target.to_string(), &out, &args)
     };
-    if let Err(e) = report.write(&out) {
+    let written = if args.in_guest {
+        report.write_journal(&out)
+    } else {
+        report.write(&out)
+    };
+    if let Err(e) = written {
         eprintln!("error: {e}");
         return exit::INTERNAL;
     }
@@ -715,12 +720,26 @@ pub(super) fn run_in_vm(
 fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
     match o {
         crate::vm::GuestOutcome::Exited {
-            boot_time, total, ..
-        } => format!(
-            "booted in {:.1}s, {:.1}s in all",
-            boot_time.as_secs_f64(),
-            total.as_secs_f64()
-        ),
+            boot_time,
+            total,
+            job,
+            clock,
+            ..
+        } => {
+            let s = |ms: u64| ms as f64 / 1000.0;
+            let init = clock
+                .kernel_ran_init_ms
+                .map_or(String::new(), |ms| format!("/init at {:.2}s, ", s(ms)));
+            format!(
+                "booted in {:.2}s (guest clock: {init}guest-init at {:.2}s, job at {:.2}s), \
+                 job {:.2}s, {:.2}s in all",
+                boot_time.as_secs_f64(),
+                s(clock.guest_init_ms),
+                s(clock.job_ms),
+                job.as_secs_f64(),
+                total.as_secs_f64()
+            )
+        }
         crate::vm::GuestOutcome::TimedOut { .. } => "timed out".into(),
         crate::vm::GuestOutcome::BootFailed { .. } => "boot failed".into(),
     }

@@ -36,7 +36,16 @@ impl Kmsg {
     /// Opens /dev/kmsg positioned after the newest record: only what the
     /// kernel logs from now on is seen.
     pub fn open_at_end() -> Result<Kmsg, ObserveError> {
-        let mut file = OpenOptions::new()
+        let mut kmsg = Self::open_at_start()?;
+        kmsg.file
+            .seek(SeekFrom::End(0))
+            .map_err(|source| ObserveError::Seek { source })?;
+        Ok(kmsg)
+    }
+
+    /// Opens /dev/kmsg at the oldest record the ring buffer still holds.
+    pub fn open_at_start() -> Result<Kmsg, ObserveError> {
+        let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(KMSG)
@@ -44,8 +53,6 @@ impl Kmsg {
                 path: PathBuf::from(KMSG),
                 source,
             })?;
-        file.seek(SeekFrom::End(0))
-            .map_err(|source| ObserveError::Seek { source })?;
         Ok(Kmsg {
             file,
             gaps: 0,

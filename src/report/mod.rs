@@ -142,14 +142,25 @@ impl RunReport {
             let path = path.to_path_buf();
             move |source| ReportError::Io { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let journal = dir.join("journal.json");
-        let text = serde_json::to_string_pretty(self).expect("report serializes");
-        std::fs::write(&journal, text).map_err(io(&journal))?;
+        self.write_journal(dir)?;
         let junit = dir.join("junit.xml");
         std::fs::write(&junit, junit::render(self)).map_err(io(&junit))?;
         self.write_html(dir)?;
         Ok(())
+    }
+
+    /// Writes `dir/journal.json` alone: what a guest hands its host, which
+    /// renders the rest from it (rendering a page under TCG, for the host
+    /// to overwrite, would only cost the guest CPU).
+    pub fn write_journal(&self, dir: &Path) -> Result<(), ReportError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let journal = dir.join("journal.json");
+        let text = serde_json::to_string_pretty(self).expect("report serializes");
+        std::fs::write(&journal, text).map_err(io(&journal))
     }
 
     /// Writes (or rewrites) `dir/report.html`, linking the per-step

@@ -18,7 +18,9 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::GUEST_OUT_DIR;
-use super::job::{BOOT_MARKER, EXIT_FILE, ExitFile, JOB_FILE, JobFile, STDERR_FILE, STDOUT_FILE};
+use super::job::{
+    BOOT_MARKER, EXIT_FILE, ExitFile, GuestClock, JOB_FILE, JobFile, STDERR_FILE, STDOUT_FILE,
+};
 use super::qemu::NINEP_MSIZE;
 
 /// Default PATH for the job: the host's, as the host's / is the guest's.
@@ -56,7 +58,9 @@ pub fn guest_init() -> ! {
 const HOST_VIEW: &str = "/dev/.stackquake-host";
 
 fn run_guest() -> Result<(), String> {
+    let guest_init_ms = clock_ms();
     mount_scratch()?;
+    let kernel_ran_init_ms = kernel_ran_init_ms();
     let out = Path::new(GUEST_OUT_DIR);
     let job_path = out.join(JOB_FILE);
     let text = fs::read_to_string(&job_path)
@@ -67,7 +71,15 @@ fn run_guest() -> Result<(), String> {
     let _ = fs::write("/proc/sys/kernel/hostname", "stackquake-guest");
     static_nodes();
     loopback_up();
-    let exit = run_job(&job, out);
+    let clock = GuestClock {
+        kernel_ran_init_ms,
+        guest_init_ms,
+        job_ms: clock_ms(),
+    };
+    let exit = ExitFile {
+        clock,
+        ..run_job(&job, out)
+    };
     println!(
         "stackquake-guest: job exited code={} after {} ms",
         exit.code, exit.runtime_ms
@@ -79,6 +91,23 @@ fn run_guest() -> Result<(), String> {
     f.write_all(&json)
         .and_then(|()| f.sync_all())
         .map_err(|e| format!("writing {}: {e}", exit_path.display()))
+}
+
+/// CLOCK_MONOTONIC in milliseconds: time since the kernel started, the
+/// clock of /dev/kmsg's records.
+fn clock_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| Duration::from(t).as_millis() as u64)
+}
+
+/// When the kernel ran the initramfs's /init, from its "Run /init as init
+/// process" record (logged with `quiet` too, just not on the console).
+fn kernel_ran_init_ms() -> Option<u64> {
+    let mut kmsg = crate::observe::Kmsg::open_at_start().ok()?;
+    kmsg.read_available()
+        .into_iter()
+        .find(|r| r.text.starts_with("Run /init as init process"))
+        .map(|r| r.usec / 1000)
 }
 
 fn mount_scratch() -> Result<(), String> {
@@ -199,6 +228,7 @@ fn run_job(job: &JobFile, out: &Path) -> ExitFile {
         signal: None,
         error: Some(error),
         runtime_ms: start.elapsed().as_millis() as u64,
+        clock: GuestClock::default(),
     };
     let Some((program, args)) = job.argv.split_first() else {
         return failed("empty argv".into());
@@ -260,6 +290,7 @@ fn run_job(job: &JobFile, out: &Path) -> ExitFile {
         signal,
         error: None,
         runtime_ms: start.elapsed().as_millis() as u64,
+        clock: GuestClock::default(),
     }
 }
 

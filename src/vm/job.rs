@@ -81,6 +81,19 @@ pub struct ExitFile {
     /// Empty when the job ran; otherwise why it could not be started.
     pub error: Option<String>,
     pub runtime_ms: u64,
+    #[serde(default)]
+    pub clock: GuestClock,
+}
+
+/// Where a guest's start-up went, on its own clock (CLOCK_MONOTONIC, which
+/// starts with the kernel): when the kernel ran the initramfs's /init (its
+/// "Run /init" record, None if the ring buffer lost it), when guest-init
+/// began on the host root, and when the job was started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestClock {
+    pub kernel_ran_init_ms: Option<u64>,
+    pub guest_init_ms: u64,
+    pub job_ms: u64,
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use cpio::{Entry, EntryKind, NewcArchive, parse as parse_cpio};
 pub use guest::guest_init;
 pub use job::{
-    CONSOLE_FILE, EXIT_FILE, ExitFile, JOB_FILE, RELAY_PREFIX, STDERR_FILE, STDOUT_FILE,
+    CONSOLE_FILE, EXIT_FILE, ExitFile, GuestClock, JOB_FILE, RELAY_PREFIX, STDERR_FILE, STDOUT_FILE,
 };
 pub use kernel::GuestKernel;
 pub use qemu::{Accel, QemuArgs, Share, VmConfig};
@@ -70,6 +70,10 @@ pub enum GuestOutcome {
         boot_time: Duration,
         /// QEMU start until QEMU exited.
         total: Duration,
+        /// How long the job ran in the guest.
+        job: Duration,
+        /// The guest's start-up on its own clock.
+        clock: GuestClock,
     },
     /// The job outlived its timeout; QEMU was killed.
     TimedOut { console: PathBuf },

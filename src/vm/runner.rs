@@ -170,6 +170,8 @@ fn boot_and_watch(
             console: console.to_path_buf(),
             boot_time: t - start,
             total,
+            job: Duration::from_millis(exit.runtime_ms),
+            clock: exit.clock,
         },
         (_, None) => GuestOutcome::BootFailed {
             reason: format!(
