@@ -153,20 +153,56 @@ fn mount_scratch() -> Result<(), String> {
 }
 
 /// Binds each job path that a scratch tmpfs hides back from the host's
-/// view, read-only, at the same place.
+/// view, read-only, at the same place. A file brings its directory (the
+/// scenarios beside it, a binary's neighbours), except a file right in a
+/// scratch directory, which comes alone: the host's whole /tmp over the
+/// guest's would leave the run no scratch ("create /tmp/stackquake/…:
+/// Read-only file system" for a scenario saved in /tmp).
 fn expose_host_paths(paths: &[PathBuf]) -> Result<(), String> {
+    let host_view = |p: &Path| Path::new(HOST_VIEW).join(p.strip_prefix("/").unwrap_or(p));
+    let mut shown: Vec<&Path> = Vec::new();
     for path in paths {
-        if !TMPFS_DIRS.iter().any(|d| path.starts_with(d)) {
+        let Some(scratch) = TMPFS_DIRS
+            .iter()
+            .map(Path::new)
+            .find(|d| path.starts_with(d))
+        else {
+            continue;
+        };
+        let is_file = host_view(path).is_file();
+        let show = match path.parent() {
+            Some(dir) if is_file && dir != scratch => dir,
+            _ => path.as_path(),
+        };
+        if show == scratch {
+            return Err(format!(
+                "{} is the guest's scratch directory and cannot be shown whole: \
+                 name the files in it, or move them into a directory below it",
+                show.display()
+            ));
+        }
+        if shown.iter().any(|s| show.starts_with(s)) {
             continue;
         }
-        let host = Path::new(HOST_VIEW).join(path.strip_prefix("/").unwrap_or(path));
-        fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let made = if show == path && is_file {
+            File::create(path).map(drop)
+        } else {
+            fs::create_dir_all(show)
+        };
+        made.map_err(|e| format!("creating {}: {e}", show.display()))?;
         let bind = |flags: MsFlags| {
-            mount(Some(&host), path, None::<&str>, flags, None::<&str>)
-                .map_err(|e| format!("exposing host {}: {e}", path.display()))
+            mount(
+                Some(&host_view(show)),
+                show,
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .map_err(|e| format!("exposing host {}: {e}", show.display()))
         };
         bind(MsFlags::MS_BIND)?;
         bind(MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)?;
+        shown.push(show);
     }
     Ok(())
 }

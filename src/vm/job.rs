@@ -41,8 +41,9 @@ pub struct JobFile {
 }
 
 impl JobFile {
-    /// The directories holding the program and every absolute path argument
-    /// that exists on the host, plus the working directory.
+    /// The program and every absolute path argument that exists on the
+    /// host, plus the working directory (the guest decides how much of
+    /// each it shows: `guest::expose_host_paths`).
     pub fn for_job(
         argv: Vec<std::ffi::OsString>,
         env: Vec<(OsString, OsString)>,
@@ -52,13 +53,6 @@ impl JobFile {
             .iter()
             .map(PathBuf::from)
             .filter(|p| p.is_absolute() && p.exists())
-            .filter_map(|p| {
-                if p.is_dir() {
-                    Some(p)
-                } else {
-                    p.parent().map(PathBuf::from)
-                }
-            })
             .collect();
         host_paths.push(cwd.clone());
         host_paths.sort();
@@ -102,7 +96,7 @@ mod tests {
     use std::os::unix::ffi::OsStringExt;
 
     #[test]
-    fn host_paths_are_the_directories_of_existing_absolute_arguments() {
+    fn host_paths_are_the_existing_absolute_arguments_and_the_cwd() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.yaml");
         std::fs::write(&file, "").unwrap();
@@ -118,11 +112,7 @@ mod tests {
         );
         assert_eq!(
             job.host_paths,
-            vec![
-                PathBuf::from("/"),
-                PathBuf::from("/bin"),
-                dir.path().to_path_buf()
-            ]
+            vec![PathBuf::from("/"), PathBuf::from("/bin/sh"), file]
         );
     }
 
