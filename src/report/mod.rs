@@ -138,13 +138,8 @@ impl RunReport {
 
     /// Writes journal.json, junit.xml and report.html into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), ReportError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ReportError::Io { path, source }
-        };
         self.write_journal(dir)?;
-        let junit = dir.join("junit.xml");
-        std::fs::write(&junit, junit::render(self)).map_err(io(&junit))?;
+        write_file(&dir.join("junit.xml"), junit::render(self))?;
         self.write_html(dir)?;
         Ok(())
     }
@@ -153,25 +148,19 @@ impl RunReport {
     /// renders the rest from it (rendering a page under TCG, for the host
     /// to overwrite, would only cost the guest CPU).
     pub fn write_journal(&self, dir: &Path) -> Result<(), ReportError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ReportError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let journal = dir.join("journal.json");
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let text = serde_json::to_string_pretty(self).expect("report serializes");
-        std::fs::write(&journal, text).map_err(io(&journal))
+        write_file(&dir.join("journal.json"), text)
     }
 
     /// Writes (or rewrites) `dir/report.html`, linking the per-step
     /// artifacts found in `dir`; returns its path.
     pub fn write_html(&self, dir: &Path) -> Result<PathBuf, ReportError> {
         let path = dir.join(HTML_REPORT);
-        let page = html::render(self, &html::scan_artifacts(self, dir));
-        std::fs::write(&path, page).map_err(|source| ReportError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        write_file(&path, html::render(self, &html::scan_artifacts(self, dir)))?;
         Ok(path)
     }
 }
@@ -188,4 +177,12 @@ pub enum ReportError {
         path: std::path::PathBuf,
         detail: String,
     },
+}
+
+/// Writes one report file; a failure names the file.
+fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), ReportError> {
+    std::fs::write(path, contents).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
