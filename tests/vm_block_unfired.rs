@@ -1,21 +1,22 @@
-//! A block fault that no I/O reached proves nothing: in a QEMU guest (the
-//! dev hosts have no device-mapper), a scenario whose dm volume sits idle
-//! while its table is swapped is an ERROR naming the fault, not a PASS.
-//! Also the one VM run of `block.error` with a sector range (a three-line
-//! table loaded through dmsetup's stdin). Fails loudly where QEMU or a
-//! kernel is missing.
+//! A block fault proves it fired by the I/Os that reached its dm volume, in
+//! a QEMU guest (the dev hosts have no device-mapper): a scenario whose
+//! volume sits idle while its table is swapped is an ERROR naming the
+//! fault, not a PASS; one whose only I/O comes after a detach, and fails
+//! there, is a PASS with that I/O counted. Also the one VM run of
+//! `block.error` with a sector range (a three-line table loaded through
+//! dmsetup's stdin). Fails loudly where QEMU or a kernel is missing.
 
 use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn a_block_fault_that_saw_no_io_makes_the_run_error() {
+/// Runs one scenario in a guest; returns its journal, the context to print
+/// on failure and the exit code.
+fn run_in_guest(scenario: &str) -> (serde_json::Value, String, Option<i32>) {
     assert!(
         nix::unistd::geteuid().is_root(),
         "vm tests need root on the host that boots the guest"
     );
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios/unfired/block-fault-no-io.yaml");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(scenario);
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
         .args(["run", "--vm", "--output"])
@@ -31,6 +32,12 @@ fn a_block_fault_that_saw_no_io_makes_the_run_error() {
     let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
     let j: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(j["target"].as_str().unwrap().starts_with("vm"), "{ctx}");
+    (j, ctx, run.status.code())
+}
+
+#[test]
+fn a_block_fault_that_saw_no_io_makes_the_run_error() {
+    let (j, ctx, code) = run_in_guest("tests/scenarios/unfired/block-fault-no-io.yaml");
     let r = &j["results"][0];
     assert_eq!(r["verdict"], "ERROR", "{r:#}\n{ctx}");
     let reason = r["reason"].as_str().unwrap();
@@ -52,5 +59,25 @@ fn a_block_fault_that_saw_no_io_makes_the_run_error() {
     for o in r["outcomes"].as_array().unwrap() {
         assert_eq!(o["passed"], true, "{o}");
     }
-    assert_eq!(run.status.code(), Some(70), "ERROR exits 70\n{ctx}");
+    assert_eq!(code, Some(70), "ERROR exits 70\n{ctx}");
+}
+
+/// dm counts no bio that its `error` target fails at once; a detach whose
+/// only I/O came after the swap was an ERROR, "never fired", although that
+/// I/O failed there. Its failing sectors now map onto a device that fails
+/// them one level down, so the volume counts each.
+#[test]
+fn io_a_detached_volume_fails_is_counted() {
+    let (j, ctx, code) = run_in_guest("tests/scenarios/vm/block-detach-io-after.yaml");
+    let r = &j["results"][0];
+    assert_eq!(r["verdict"], "PASS", "{r:#}\n{ctx}");
+    let events = r["journal"]["events"].as_array().unwrap();
+    let healed = events
+        .iter()
+        .find(|e| e["event"] == "fault_healed" && e["fault"] == "block.detach")
+        .expect("the detach's fault_healed event");
+    let matched = healed["matched"].as_u64().expect("a count");
+    // At least the log write that `sync -f` sent.
+    assert!(matched >= 1, "{healed}");
+    assert_eq!(code, Some(0), "{ctx}");
 }

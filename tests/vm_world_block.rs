@@ -1,7 +1,8 @@
 //! Device-mapper faults in a guest (the dev hosts have no dm): XFS on a
-//! dm-linear volume whose table is swapped to `error` under an fsyncing
-//! writer, then delay and flakey, then back; a forgotten volume removed by
-//! ledger cleanup.
+//! dm-linear volume whose table is swapped to its failing device under an
+//! fsyncing writer (and the I/Os failed there counted at the volume), then
+//! delay and flakey, then back; a forgotten volume and its failing device
+//! removed by ledger cleanup.
 
 mod vm_world_support;
 
@@ -74,7 +75,7 @@ fn guest_dm_error_swap() {
         table,
         format!("0 {} linear 7:{} 0", vol.sectors(), lo.number())
     );
-    let kname = vol.kernel_name().unwrap();
+    let kname = vol.kernel_name().to_string();
     assert!(kname.starts_with("dm-"), "{kname}");
     mkfs_xfs(&vol.path()).unwrap();
     let target = Path::new("/tmp").join(format!("sq-{run}-mnt"));
@@ -112,10 +113,29 @@ fn guest_dm_error_swap() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let swapped = Instant::now();
-    vol.swap_table(DmTarget::Error).unwrap();
+    let ios_at_swap = vol
+        .swap_table(DmTarget::Error)
+        .unwrap()
+        .expect("the volume's I/O count");
+    // Every I/O fails one level down, on `<name>-eio`'s `error` target.
+    let failing = format!("sq-{run}-vol-eio");
+    assert_eq!(
+        dmsetup(&["table", &failing]),
+        format!("0 {} error", vol.sectors())
+    );
+    let failing_dev = dmsetup(&[
+        "info",
+        "-c",
+        "--noheadings",
+        "-o",
+        "major,minor",
+        "--separator",
+        ":",
+        &failing,
+    ]);
     assert_eq!(
         vol.live_table().unwrap(),
-        format!("0 {} error", vol.sectors())
+        format!("0 {} linear {failing_dev} 0", vol.sectors())
     );
     let watchdog = std::thread::spawn({
         let stop = stop.clone();
@@ -131,6 +151,17 @@ fn guest_dm_error_swap() {
     let took = swapped.elapsed();
     drop(watchdog);
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // The writes that failed reached the volume, and it counted them: dm
+    // counts none that its own `error` target fails at once.
+    let ios_now = stackquake::block::io_count(&kname).unwrap();
+    assert!(
+        ios_now > ios_at_swap,
+        "no I/O counted since the swap: {ios_now}"
+    );
+    println!(
+        "FACT I/Os at the volume since the swap: {}",
+        ios_now - ios_at_swap
+    );
     println!(
         "FACT writer: {} fsynced writes ok, then {err} {took:?} after the swap",
         ok.load(Ordering::Relaxed)
@@ -212,11 +243,9 @@ fn guest_dm_error_swap() {
     assert_eq!(vol.live_table().unwrap(), table);
     assert_eq!(&direct_read(&vol.path()).unwrap()[..4], b"XFSB");
     vol.remove().unwrap();
-    assert!(
-        !Path::new("/dev/mapper")
-            .join(format!("sq-{run}-vol"))
-            .exists()
-    );
+    for gone in [format!("sq-{run}-vol"), failing] {
+        assert!(!Path::new("/dev/mapper").join(&gone).exists(), "{gone}");
+    }
 
     // A volume its owner forgot is removed by cleanup, before its loop.
     let lost_name = format!("sq-{run}-lost");
@@ -232,9 +261,13 @@ fn guest_dm_error_swap() {
         },
     );
     assert!(report.is_clean(), "{:?}", report.failed);
+    // The volume before the failing device it maps onto.
     assert_eq!(
-        report.removed[0],
-        format!("dm device {lost_name}"),
+        report.removed[..2],
+        [
+            format!("dm device {lost_name}"),
+            format!("dm device {lost_name}-eio")
+        ],
         "{:?}",
         report.removed
     );
@@ -247,9 +280,20 @@ fn guest_dm_error_swap() {
     println!("FACT cleanup removed: {:?}", report.removed);
 }
 
+/// `dmsetup` with `args`, its trimmed stdout.
+fn dmsetup(args: &[&str]) -> String {
+    let out = Command::new("dmsetup").args(args).output().unwrap();
+    assert!(out.status.success(), "dmsetup {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[test]
 fn dm_error_swap_under_an_fsyncing_writer() {
     require_vm_tools();
     let out = run_in_guest("guest_dm_error_swap", Duration::from_secs(240), 1024);
     assert!(out.contains("FACT mount still listed: true"), "{out}");
+    assert!(
+        out.contains("FACT I/Os at the volume since the swap: "),
+        "{out}"
+    );
 }

@@ -3,6 +3,14 @@
 //! filesystem stays mounted on it — the `block.error`, `block.delay` and
 //! volume-detach faults. Driven through `dmsetup`; needs dm-mod (absent on
 //! the dev hosts: use it in a guest).
+//!
+//! Each volume comes with a second device, `<name>-eio`, of the same size
+//! and whose every I/O fails: a fault's failing sectors are mapped onto it
+//! (`linear`) rather than to dm's `error` target. The file system above
+//! sees the same EIO, but dm counts the I/O at the volume only when its
+//! target passes the bio on: one that `error` fails at once is in no
+//! statistic, and a detach would look as if no I/O had ever reached it
+//! (`fault::fired`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +25,8 @@ use crate::tools;
 pub enum DmTarget {
     /// Straight through to the backing device (the healthy state).
     Linear,
-    /// Every I/O fails with EIO: a detached volume, as XFS sees it.
+    /// Every I/O fails with EIO: a detached volume, as XFS sees it. (Mapped
+    /// onto the volume's failing device: see the module's doc.)
     Error,
     /// I/O to `sectors` sectors from `start` fails with EIO; the rest of
     /// the volume maps straight through (a bad stretch of disk).
@@ -43,14 +52,17 @@ impl DmTarget {
         }
     }
 
-    /// The table for a volume of `sectors` 512-byte sectors over `dev`:
-    /// one line, or up to three for an error range (lines joined by `\n`;
-    /// `dmsetup load` reads them from stdin, `--table` takes one line only).
-    pub fn table(&self, sectors: u64, dev: &Path) -> String {
+    /// The table for a volume of `sectors` 512-byte sectors over `dev`,
+    /// whose failing sectors map onto `failing` (a device of the same size
+    /// whose every I/O fails): one line, or up to three for an error range
+    /// (lines joined by `\n`; `dmsetup load` reads them from stdin,
+    /// `--table` takes one line only).
+    pub fn table(&self, sectors: u64, dev: &Path, failing: &Path) -> String {
         let dev = dev.display();
+        let failing = failing.display();
         match self {
             DmTarget::Linear => format!("0 {sectors} linear {dev} 0"),
-            DmTarget::Error => format!("0 {sectors} error"),
+            DmTarget::Error => format!("0 {sectors} linear {failing} 0"),
             DmTarget::ErrorRange { start, sectors: n } => {
                 let start = (*start).min(sectors);
                 let end = start.saturating_add(*n).min(sectors);
@@ -59,7 +71,7 @@ impl DmTarget {
                     lines.push(format!("0 {start} linear {dev} 0"));
                 }
                 if end > start {
-                    lines.push(format!("{start} {} error", end - start));
+                    lines.push(format!("{start} {} linear {failing} {start}", end - start));
                 }
                 if end < sectors {
                     lines.push(format!("{end} {} linear {dev} {end}", sectors - end));
@@ -85,12 +97,70 @@ impl DmTarget {
 #[derive(Debug)]
 pub struct DmVolume {
     name: String,
+    /// dm-N, as the kernel names the volume.
+    kernel_name: String,
     backing: PathBuf,
     sectors: u64,
     target: DmTarget,
     ledger: Ledger,
     entry: EntryId,
+    /// `<name>-eio`'s ledger entry: see the module's doc.
+    failing_entry: EntryId,
     removed: bool,
+}
+
+fn mapper_path(name: &str) -> PathBuf {
+    Path::new("/dev/mapper").join(name)
+}
+
+/// The name of `volume`'s failing device.
+fn failing_name(volume: &str) -> String {
+    format!("{volume}-eio")
+}
+
+/// Creates dm device `name` with a one-line `table` and its node, recorded
+/// in the ledger first; a device whose node cannot be made is removed again.
+fn create_device(name: &str, table: &str, ledger: &Ledger) -> Result<EntryId, BlockError> {
+    let entry = ledger
+        .record(LedgerObject::DmDevice {
+            name: name.to_string(),
+        })
+        .map_err(|source| BlockError::Ledger {
+            what: format!("dm device {name}"),
+            source,
+        })?;
+    let created = tools::run(dmsetup(&["create", "--noudevsync", name, "--table", table]));
+    let made = created.and_then(|()| tools::run(dmsetup(&["mknodes", name])));
+    if let Err(e) = made {
+        if remove_dm_device(name).is_ok() {
+            let _ = ledger.done(entry);
+        }
+        return Err(e.into());
+    }
+    Ok(entry)
+}
+
+/// I/Os the block layer has seen on `device` (dm-N), from
+/// /sys/block/<device>/stat: reads, writes, discards and flushes completed
+/// (failed ones included: dm accounts a bio when it ends, whatever its
+/// status), plus those in flight (dm-delay holds them there).
+pub fn io_count(device: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/sys/block/{device}/stat")).ok()?;
+    parse_io_count(&text)
+}
+
+/// See [`io_count`]; fields as in Documentation/block/stat.rst.
+pub fn parse_io_count(stat: &str) -> Option<u64> {
+    let f: Vec<u64> = stat
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // read I/Os, write I/Os, in_flight, then discard and flush I/Os where
+    // the kernel reports them (4.18+ and 5.5+).
+    let mut n = *f.first()? + *f.get(4)? + *f.get(8)?;
+    n += f.get(11).copied().unwrap_or(0) + f.get(15).copied().unwrap_or(0);
+    Some(n)
 }
 
 fn dmsetup(args: &[&str]) -> Command {
@@ -110,10 +180,13 @@ fn load_table(name: &str, table: &str) -> Result<(), BlockError> {
 }
 
 impl DmVolume {
-    /// Creates `/dev/mapper/<name>` as a linear map of all of `backing`.
-    /// `--noudevsync` + `mknodes`: a guest has no udev to make the node or
-    /// to answer dmsetup's cookie, and on a host with udev this is still
-    /// correct (mknodes only fixes up what is missing).
+    /// Creates `/dev/mapper/<name>` as a linear map of all of `backing`,
+    /// and its failing device before it (so that a killed run's cleanup,
+    /// which goes backwards through the ledger, removes the volume that
+    /// may map onto it first). `--noudevsync` + `mknodes`: a guest has no
+    /// udev to make the node or to answer dmsetup's cookie, and on a host
+    /// with udev this is still correct (mknodes only fixes up what is
+    /// missing).
     pub fn create_linear(
         name: &str,
         backing: &Path,
@@ -126,35 +199,37 @@ impl DmVolume {
             command: format!("blockdev --getsz {}", backing.display()),
             why: format!("not a sector count: {sectors:?}"),
         })?;
-        let entry = ledger
-            .record(LedgerObject::DmDevice {
-                name: name.to_string(),
-            })
-            .map_err(|source| BlockError::Ledger {
-                what: format!("dm device {name}"),
-                source,
-            })?;
-        let table = DmTarget::Linear.table(sectors, backing);
-        if let Err(e) = tools::run(dmsetup(&[
-            "create",
-            "--noudevsync",
-            name,
-            "--table",
-            &table,
-        ])) {
-            let _ = ledger.done(entry);
-            return Err(e.into());
-        }
-        let vol = DmVolume {
+        let failing = failing_name(name);
+        let failing_entry = create_device(&failing, &format!("0 {sectors} error"), ledger)?;
+        let undo_failing = |e: BlockError| {
+            if remove_dm_device(&failing).is_ok() {
+                let _ = ledger.done(failing_entry);
+            }
+            e
+        };
+        let table = DmTarget::Linear.table(sectors, backing, &mapper_path(&failing));
+        let entry = create_device(name, &table, ledger).map_err(undo_failing)?;
+        let mut vol = DmVolume {
             name: name.to_string(),
+            kernel_name: String::new(),
             backing: backing.to_path_buf(),
             sectors,
             target: DmTarget::Linear,
             ledger: ledger.clone(),
             entry,
+            failing_entry,
             removed: false,
         };
-        tools::run(dmsetup(&["mknodes", name]))?;
+        // From here on, dropping `vol` removes both devices.
+        let info = tools::output(dmsetup(&[
+            "info",
+            "-c",
+            "--noheadings",
+            "-o",
+            "blkdevname",
+            name,
+        ]))?;
+        vol.kernel_name = info.trim().to_string();
         tracing::info!(name, backing = %backing.display(), sectors, "created dm volume");
         Ok(vol)
     }
@@ -165,7 +240,7 @@ impl DmVolume {
 
     /// /dev/mapper/<name>
     pub fn path(&self) -> PathBuf {
-        Path::new("/dev/mapper").join(&self.name)
+        mapper_path(&self.name)
     }
 
     pub fn sectors(&self) -> u64 {
@@ -178,17 +253,9 @@ impl DmVolume {
     }
 
     /// dm-N, as the kernel log names it ("dm-0: writeback error …",
-    /// "XFS (dm-0): …").
-    pub fn kernel_name(&self) -> Result<String, BlockError> {
-        let out = tools::output(dmsetup(&[
-            "info",
-            "-c",
-            "--noheadings",
-            "-o",
-            "blkdevname",
-            &self.name,
-        ]))?;
-        Ok(out.trim().to_string())
+    /// "XFS (dm-0): …") and /sys/block lists it.
+    pub fn kernel_name(&self) -> &str {
+        &self.kernel_name
     }
 
     /// The live table (`dmsetup table`): proof of what the kernel maps now.
@@ -209,9 +276,13 @@ impl DmVolume {
     /// freezes the filesystem nor waits for queued I/O (`--nolockfs
     /// --noflush`): a disk that goes away does not let XFS flush first,
     /// and in-flight I/O must meet the new table, not the old one.
-    pub fn swap_table(&mut self, target: DmTarget) -> Result<(), BlockError> {
-        let table = target.table(self.sectors, &self.backing);
+    /// Returns the volume's [`io_count`] read while it was suspended: every
+    /// I/O counted after that met the new table (None: unreadable).
+    pub fn swap_table(&mut self, target: DmTarget) -> Result<Option<u64>, BlockError> {
+        let failing = mapper_path(&failing_name(&self.name));
+        let table = target.table(self.sectors, &self.backing, &failing);
         tools::run(dmsetup(&["suspend", "--nolockfs", "--noflush", &self.name]))?;
+        let ios = io_count(&self.kernel_name);
         let loaded = load_table(&self.name, &table);
         // Resume even if the load failed: a volume left suspended hangs
         // every writer, which is not the fault anyone asked for.
@@ -220,7 +291,7 @@ impl DmVolume {
         resumed?;
         tracing::info!(name = %self.name, from = self.target.kind(), to = target.kind(), "dm table swapped");
         self.target = target;
-        Ok(())
+        Ok(ios)
     }
 
     pub fn remove(mut self) -> Result<(), BlockError> {
@@ -232,9 +303,15 @@ impl DmVolume {
             return Ok(());
         }
         self.removed = true;
-        remove_dm_device(&self.name)?;
-        if let Err(e) = self.ledger.done(self.entry) {
-            tracing::warn!(name = %self.name, error = %e, "cannot mark dm device done in ledger");
+        // The volume first: its table may map onto the failing device.
+        for (name, entry) in [
+            (self.name.clone(), self.entry),
+            (failing_name(&self.name), self.failing_entry),
+        ] {
+            remove_dm_device(&name)?;
+            if let Err(e) = self.ledger.done(entry) {
+                tracing::warn!(name, error = %e, "cannot mark dm device done in ledger");
+            }
         }
         tracing::info!(name = %self.name, "removed dm volume");
         Ok(())
@@ -270,54 +347,72 @@ mod tests {
     use super::*;
 
     #[test]
+    fn io_count_adds_reads_writes_in_flight_discards_flushes() {
+        // 6.1's 17 fields: 5 reads, 7 writes, 2 in flight, 3 discards, 11 flushes.
+        let stat = "5 0 40 1 7 0 56 9 2 10 20 3 0 24 0 11 4";
+        assert_eq!(parse_io_count(stat), Some(5 + 7 + 2 + 3 + 11));
+        // Older kernels print 11 fields: no discards or flushes.
+        assert_eq!(parse_io_count("5 0 40 1 7 0 56 9 2 10 20"), Some(14));
+        assert_eq!(parse_io_count("5 0 40"), None);
+        assert_eq!(parse_io_count("garbage"), None);
+    }
+
+    #[test]
     fn table_lines() {
-        let d = Path::new("/dev/loop0");
-        assert_eq!(DmTarget::Linear.table(8, d), "0 8 linear /dev/loop0 0");
-        assert_eq!(DmTarget::Error.table(8, d), "0 8 error");
+        let (d, f) = (Path::new("/dev/loop0"), Path::new("/dev/mapper/v-eio"));
+        assert_eq!(DmTarget::Linear.table(8, d, f), "0 8 linear /dev/loop0 0");
+        assert_eq!(
+            DmTarget::Error.table(8, d, f),
+            "0 8 linear /dev/mapper/v-eio 0"
+        );
         let delay = DmTarget::Delay {
             read: Duration::from_millis(200),
             write: None,
         };
-        assert_eq!(delay.table(8, d), "0 8 delay /dev/loop0 0 200");
+        assert_eq!(delay.table(8, d, f), "0 8 delay /dev/loop0 0 200");
         let delay = DmTarget::Delay {
             read: Duration::from_millis(1),
             write: Some(Duration::from_millis(50)),
         };
         assert_eq!(
-            delay.table(8, d),
+            delay.table(8, d, f),
             "0 8 delay /dev/loop0 0 1 /dev/loop0 0 50"
         );
         let flakey = DmTarget::Flakey {
             up: Duration::from_secs(3),
             down: Duration::from_millis(10),
         };
-        assert_eq!(flakey.table(8, d), "0 8 flakey /dev/loop0 0 3 1");
+        assert_eq!(flakey.table(8, d, f), "0 8 flakey /dev/loop0 0 3 1");
     }
 
     #[test]
     fn an_error_range_keeps_the_rest_linear() {
-        let d = Path::new("/dev/loop0");
+        let (d, f) = (Path::new("/dev/loop0"), Path::new("/dev/mapper/v-eio"));
         let mid = DmTarget::ErrorRange {
             start: 100,
             sectors: 8,
         };
         assert_eq!(
-            mid.table(1000, d),
-            "0 100 linear /dev/loop0 0\n100 8 error\n108 892 linear /dev/loop0 108"
+            mid.table(1000, d, f),
+            "0 100 linear /dev/loop0 0\n100 8 linear /dev/mapper/v-eio 100\n\
+             108 892 linear /dev/loop0 108"
         );
         let head = DmTarget::ErrorRange {
             start: 0,
             sectors: 8,
         };
-        assert_eq!(head.table(1000, d), "0 8 error\n8 992 linear /dev/loop0 8");
+        assert_eq!(
+            head.table(1000, d, f),
+            "0 8 linear /dev/mapper/v-eio 0\n8 992 linear /dev/loop0 8"
+        );
         // A range past the end is clipped to the volume, never beyond it.
         let tail = DmTarget::ErrorRange {
             start: 992,
             sectors: 100,
         };
         assert_eq!(
-            tail.table(1000, d),
-            "0 992 linear /dev/loop0 0\n992 8 error"
+            tail.table(1000, d, f),
+            "0 992 linear /dev/loop0 0\n992 8 linear /dev/mapper/v-eio 992"
         );
         assert_eq!(tail.kind(), "error");
     }

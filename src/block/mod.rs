@@ -9,7 +9,7 @@ mod mount;
 use std::path::PathBuf;
 
 pub use crate::sys::xfs::GoingDown;
-pub use dm::{DmTarget, DmVolume, remove_dm_device};
+pub use dm::{DmTarget, DmVolume, io_count, remove_dm_device};
 pub use fsstate::{FsState, fs_state, xfs_shutdown, xfs_shutdown_with};
 pub use image::{ImageFile, MKFS_XFS_MIN_BYTES, mkfs_xfs};
 pub use loopdev::{LoopDevice, detach_loops};

@@ -11,31 +11,8 @@
 //! never sees again.
 
 use super::{Active, FaultError, Targets};
-use crate::block::DmTarget;
+use crate::block::{DmTarget, io_count};
 use crate::plan::Fault;
-
-/// I/Os the block layer has seen on `device` (dm-N), from
-/// /sys/block/<device>/stat: reads, writes, discards and flushes completed
-/// (failed ones included: dm accounts a bio when it ends, whatever its
-/// status), plus those in flight (dm-delay holds them there).
-pub fn io_count(device: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/sys/block/{device}/stat")).ok()?;
-    parse_io_count(&text)
-}
-
-/// See [`io_count`]; fields as in Documentation/block/stat.rst.
-pub fn parse_io_count(stat: &str) -> Option<u64> {
-    let f: Vec<u64> = stat
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    // read I/Os, write I/Os, in_flight, then discard and flush I/Os where
-    // the kernel reports them (4.18+ and 5.5+).
-    let mut n = *f.first()? + *f.get(4)? + *f.get(8)?;
-    n += f.get(11).copied().unwrap_or(0) + f.get(15).copied().unwrap_or(0);
-    Some(n)
-}
 
 pub(super) fn inject(world: &dyn Targets, fault: &Fault) -> Result<Active, FaultError> {
     let kind = fault.kind();
@@ -53,9 +30,10 @@ pub(super) fn inject(world: &dyn Targets, fault: &Fault) -> Result<Active, Fault
         fault: kind,
         source,
     };
-    let device = volume.kernel_name().map_err(block)?;
-    let ios_before = io_count(&device).unwrap_or(0);
-    volume.swap_table(target).map_err(block)?;
+    let device = volume.kernel_name().to_string();
+    // Counted while the volume was suspended: I/O before the swap met the
+    // healthy table and proves nothing about the fault.
+    let ios_before = volume.swap_table(target).map_err(block)?.unwrap_or(0);
     Ok(Active::Block {
         kind,
         image,
@@ -83,6 +61,7 @@ pub(super) fn heal(
     let mut volume = volume.lock().unwrap_or_else(|p| p.into_inner());
     volume
         .swap_table(DmTarget::Linear)
+        .map(drop)
         .map_err(|source| FaultError::Block {
             fault: kind,
             source,
@@ -99,17 +78,6 @@ pub(super) fn fired(device: &str, ios_before: u64) -> Option<u64> {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn io_count_adds_reads_writes_in_flight_discards_flushes() {
-        // 6.1's 17 fields: 5 reads, 7 writes, 2 in flight, 3 discards, 11 flushes.
-        let stat = "5 0 40 1 7 0 56 9 2 10 20 3 0 24 0 11 4";
-        assert_eq!(parse_io_count(stat), Some(5 + 7 + 2 + 3 + 11));
-        // Older kernels print 11 fields: no discards or flushes.
-        assert_eq!(parse_io_count("5 0 40 1 7 0 56 9 2 10 20"), Some(14));
-        assert_eq!(parse_io_count("5 0 40"), None);
-        assert_eq!(parse_io_count("garbage"), None);
-    }
 
     #[test]
     fn each_block_fault_loads_its_table() {

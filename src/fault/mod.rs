@@ -11,8 +11,6 @@ mod nfs;
 mod nfs_call;
 mod xfs;
 
-pub use block::io_count;
-
 use crate::block::DmVolume;
 use crate::net::{ExpiringFirewall, Firewall, Netns, Rule, RuleId};
 use crate::nfs::NfsServer;

@@ -35,7 +35,7 @@ impl World {
             }
         })?;
         let path = vol.path().display().to_string();
-        let kernel = vol.kernel_name().unwrap_or_else(|_| "dm-?".into());
+        let kernel = vol.kernel_name();
         note(format!(
             "image {image}: {name} ({kernel}, linear) on {loop_name}"
         ));
