@@ -206,6 +206,9 @@ pub fn run(args: RunArgs) -> u8 {
         .output
         .clone()
         .unwrap_or_else(|| Path::new("stackquake-out").join(&run_id));
+    // From here on SIGINT and SIGTERM stop the run in order (a guest's job
+    // is asked to stop too) instead of killing this process mid-fault.
+    crate::sys::install_signal_handlers();
     let report = if args.in_guest {
         run_here(&run_id, &scenarios, Target::Vm, "vm".into(), &out, &args)
     } else if args.vm || args.target == TargetArg::Vm {
@@ -331,7 +334,6 @@ fn run_here(
     out: &Path,
     args: &RunArgs,
 ) -> RunReport {
-    crate::sys::install_signal_handlers();
     let kernel = engine::kernel_release();
     // In the guest, results also go out as they happen (report::stream):
     // the host keeps them if it has to kill the guest.
@@ -697,6 +699,10 @@ pub(super) fn run_in_vm(
             Some(format!("guest failed to boot: {reason}")),
             console.clone(),
         ),
+        crate::vm::GuestOutcome::Interrupted { console } => (
+            Some("interrupted by a signal; the guest was killed before its job reported".into()),
+            console.clone(),
+        ),
     };
     let mut report = match (problem, RunReport::read(&out)) {
         (None, Ok(r)) => r,
@@ -742,6 +748,7 @@ fn outcome_label(o: &crate::vm::GuestOutcome) -> String {
         }
         crate::vm::GuestOutcome::TimedOut { .. } => "timed out".into(),
         crate::vm::GuestOutcome::BootFailed { .. } => "boot failed".into(),
+        crate::vm::GuestOutcome::Interrupted { .. } => "interrupted".into(),
     }
 }
 

@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 use super::GUEST_OUT_DIR;
 use super::job::{
     BOOT_MARKER, EXIT_FILE, ExitFile, GuestClock, JOB_FILE, JobFile, STDERR_FILE, STDOUT_FILE,
+    STOP_REQUEST,
 };
 use super::qemu::NINEP_MSIZE;
 
@@ -304,6 +305,7 @@ fn run_job(job: &JobFile, out: &Path) -> ExitFile {
         drains += 1;
     }
     let pid = Pid::from_raw(child.id() as i32);
+    forward_stop_requests(pid);
     let status = reap_until(pid);
     let deadline = Instant::now() + OUTPUT_DRAIN;
     for _ in 0..drains {
@@ -328,6 +330,21 @@ fn run_job(job: &JobFile, out: &Path) -> ExitFile {
         runtime_ms: start.elapsed().as_millis() as u64,
         clock: GuestClock::default(),
     }
+}
+
+/// Passes the host's [`STOP_REQUEST`] on to the job as SIGTERM. The request
+/// comes in on the serial console, which the kernel gave PID 1 as stdin.
+fn forward_stop_requests(job: Pid) {
+    use std::io::BufRead;
+    thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { return };
+            if line.trim() == STOP_REQUEST {
+                eprintln!("stackquake-guest: the host asked the job to stop");
+                let _ = nix::sys::signal::kill(job, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+    });
 }
 
 /// How long the job may be a zombie that cannot be reaped before we take

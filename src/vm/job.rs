@@ -27,6 +27,11 @@ pub const BOOT_MARKER: &str = "stackquake-guest: userspace up";
 /// and show it live.
 pub const RELAY_PREFIX: &str = "stackquake-progress: ";
 
+/// The line the host writes to the guest's serial console when it was told
+/// to stop (SIGINT, SIGTERM): guest-init then sends the job SIGTERM, and
+/// the job heals its faults, tears its world down and reports, as on a host.
+pub const STOP_REQUEST: &str = "stackquake-stop";
+
 /// What to run in the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFile {

@@ -77,6 +77,9 @@ pub enum GuestOutcome {
     },
     /// The job outlived its timeout; QEMU was killed.
     TimedOut { console: PathBuf },
+    /// We were told to stop (SIGINT, SIGTERM) and the guest did not finish
+    /// within the grace it then gets, or had not booted yet; QEMU was killed.
+    Interrupted { console: PathBuf },
     /// The guest never ran the job to completion: boot hang, panic, a
     /// missing mount, or guest-init failing; `reason` says which.
     BootFailed { reason: String, console: PathBuf },

@@ -1,21 +1,24 @@
 //! A running QEMU: its serial console read line by line, killed with us and
 //! on drop. Shared by the KVM probe and the job runner, below both.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
 use super::VmError;
+use super::job::STOP_REQUEST;
 use super::qemu::QemuArgs;
 
 /// A running QEMU whose serial console (its stdout) is read line by line on
-/// a thread. Dropping it kills QEMU.
+/// a thread, and written to through its stdin. Dropping it kills QEMU.
 pub(super) struct QemuProcess {
     child: Child,
     lines: Receiver<String>,
+    console_in: Option<ChildStdin>,
 }
 
 impl QemuProcess {
@@ -24,7 +27,7 @@ impl QemuProcess {
     pub(super) fn spawn(qemu: &Path, args: &QemuArgs, quiet_stderr: bool) -> Result<Self, VmError> {
         let mut cmd = Command::new(qemu);
         cmd.args(&args.0)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(if quiet_stderr {
                 Stdio::null()
@@ -33,11 +36,16 @@ impl QemuProcess {
             });
         // If stackquake dies (SIGKILL, panic abort), QEMU dies with it.
         crate::sys::pdeathsig::kill_with_parent(&mut cmd);
+        // Out of our process group: a terminal's Ctrl-C reaches stackquake
+        // alone, which asks the guest to stop (`ask_to_stop`) instead of
+        // QEMU dying under a job that is halfway through a fault.
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|source| VmError::Spawn {
             command: qemu.display().to_string(),
             source,
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        let console_in = child.stdin.take();
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -49,7 +57,21 @@ impl QemuProcess {
                 buf.clear();
             }
         });
-        Ok(Self { child, lines })
+        Ok(Self {
+            child,
+            lines,
+            console_in,
+        })
+    }
+
+    /// Writes [`STOP_REQUEST`] to the guest's console; guest-init passes it
+    /// on to the job as SIGTERM.
+    pub(super) fn ask_to_stop(&mut self) {
+        if let Some(console) = self.console_in.as_mut()
+            && let Err(e) = writeln!(console, "{STOP_REQUEST}")
+        {
+            tracing::warn!(error = %e, "cannot ask the guest to stop");
+        }
     }
 
     /// The next console line, or None after `wait` (or at EOF).

@@ -23,6 +23,10 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(40);
 /// After the job's timeout: time for guest-init to write the exit file and
 /// power off before the watchdog fires.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// After we were told to stop: time for the job to heal its faults, tear
+/// its world down (a hard NFS mount's unmount has deadlines of its own)
+/// and report, before QEMU is killed.
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 /// Like [`super::run`], with an explicit guest init command (absolute
 /// program + args, visible in the guest at the same path). Tests use it to
@@ -107,6 +111,7 @@ fn boot_and_watch(
     let start = Instant::now();
     let mut vm = QemuProcess::spawn(qemu, args, false)?;
     let mut booted: Option<Instant> = None;
+    let mut stop_asked: Option<Instant> = None;
     let mut last_lines: Vec<String> = Vec::new();
     let exited = loop {
         if let Some(line) = vm.next_line(Duration::from_millis(50)) {
@@ -129,6 +134,22 @@ fn boot_and_watch(
             break status;
         }
         let now = Instant::now();
+        if crate::sys::termination_requested() {
+            match (booted, stop_asked) {
+                (Some(_), None) => {
+                    tracing::info!("asking the guest's job to stop");
+                    vm.ask_to_stop();
+                    stop_asked = Some(now);
+                }
+                (Some(_), Some(t)) if now - t <= STOP_GRACE => {}
+                _ => {
+                    vm.kill();
+                    return Ok(GuestOutcome::Interrupted {
+                        console: console.to_path_buf(),
+                    });
+                }
+            }
+        }
         match booted {
             None if now - start > BOOT_TIMEOUT => {
                 vm.kill();
