@@ -10,7 +10,7 @@ use super::VmError;
 use super::cache::ContentHash;
 use super::cpio::NewcArchive;
 use super::kernel::GuestKernel;
-use super::moddep::{ModuleDeps, module_image, module_name, modules_dir};
+use super::moddep::{ModuleDeps, builtin_names, module_image, module_name, modules_dir};
 use super::qemu::NINEP_MSIZE;
 
 /// The initramfs /init, with @MSIZE@ filled in at build time.
@@ -75,8 +75,11 @@ impl Inputs {
             kernel: kernel.image.clone(),
             dir: dir.clone(),
         })?;
+        // Absent on kernels built without any module built in (or before
+        // depmod wrote it): then nothing is.
+        let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
         let order = ModuleDeps::parse(&dep_text)
-            .load_order(BOOT_MODULES)
+            .load_order(BOOT_MODULES, &builtin_names(&builtin))
             .map_err(|module| VmError::ModuleMissing {
                 module,
                 dir: dir.clone(),

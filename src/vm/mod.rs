@@ -133,7 +133,7 @@ pub enum VmError {
     #[error("kernel {kernel} has no modules in {dir}: install the matching linux-image package")]
     ModulesMissing { kernel: PathBuf, dir: PathBuf },
     #[error(
-        "module {module} not found in {dir}/modules.dep: the guest needs it to mount the host root over 9p"
+        "module {module} is neither in {dir}/modules.dep nor built in (modules.builtin): the guest needs it to mount the host root over 9p"
     )]
     ModuleMissing { module: String, dir: PathBuf },
     #[error(transparent)]

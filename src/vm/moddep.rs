@@ -36,18 +36,24 @@ impl ModuleDeps {
         out
     }
 
-    /// The paths to load, dependencies first, for the named modules. A name
-    /// that is not in modules.dep is returned as the error (it may be
-    /// built in, which the caller can check in modules.builtin).
-    pub fn load_order(&self, names: &[&str]) -> Result<Vec<String>, String> {
+    /// The paths to load, dependencies first, for the named modules, less
+    /// those the kernel has built in (names from [`builtin_names`]: Debian's
+    /// 6.12 builds in virtio and virtio_pci, other distributions'
+    /// kernels virtio_mmio). A name in neither is returned as the error.
+    pub fn load_order(
+        &self,
+        names: &[&str],
+        builtin: &HashSet<String>,
+    ) -> Result<Vec<String>, String> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         for name in names {
-            let path = self
-                .by_name
-                .get(&name.replace('-', "_"))
-                .ok_or_else(|| name.to_string())?;
-            self.visit(path, &mut seen, &mut order);
+            let name = name.replace('-', "_");
+            match self.by_name.get(&name) {
+                Some(path) => self.visit(path, &mut seen, &mut order),
+                None if builtin.contains(&name) => {}
+                None => return Err(name),
+            }
         }
         Ok(order)
     }
@@ -64,6 +70,15 @@ impl ModuleDeps {
         }
         order.push(path.to_string());
     }
+}
+
+/// The module names of `modules.builtin` (one path per line).
+pub fn builtin_names(text: &str) -> HashSet<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(module_name)
+        .collect()
 }
 
 /// "kernel/net/9p/9pnet_virtio.ko" → "9pnet_virtio"; compressed modules
@@ -162,7 +177,7 @@ kernel/lib/libcrc32c.ko:
     fn nine_p_stack_loads_dependencies_first() {
         let deps = ModuleDeps::parse(DEP);
         let order = deps
-            .load_order(&["virtio_mmio", "9pnet_virtio", "9p"])
+            .load_order(&["virtio_mmio", "9pnet_virtio", "9p"], &HashSet::new())
             .unwrap();
         let names: Vec<String> = order.iter().map(|p| module_name(p)).collect();
         assert_eq!(
@@ -180,11 +195,35 @@ kernel/lib/libcrc32c.ko:
         );
     }
 
+    /// A kernel that builds virtio_mmio in lists it in modules.builtin, not
+    /// modules.dep: the initramfs loads the rest, and a module in neither
+    /// is still an error that names it.
+    #[test]
+    fn built_in_modules_are_not_loaded_nor_missing() {
+        let dep = "kernel/net/9p/9pnet.ko:\n\
+                   kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko\n\
+                   kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko\n";
+        let builtin = builtin_names(
+            "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n\
+             kernel/drivers/virtio/virtio_mmio.ko\n",
+        );
+        let deps = ModuleDeps::parse(dep);
+        let order = deps
+            .load_order(&["virtio_mmio", "9pnet_virtio", "9p"], &builtin)
+            .unwrap();
+        let names: Vec<String> = order.iter().map(|p| module_name(p)).collect();
+        assert_eq!(names, ["9pnet", "9pnet_virtio", "9p"]);
+        assert_eq!(
+            deps.load_order(&["virtio_mmio", "9p"], &HashSet::new()),
+            Err("virtio_mmio".to_string())
+        );
+    }
+
     #[test]
     fn every_module_follows_all_of_its_dependencies() {
         let deps = ModuleDeps::parse(DEP);
         let order = deps
-            .load_order(&["9p", "9pnet_virtio", "virtio_mmio"])
+            .load_order(&["9p", "9pnet_virtio", "virtio_mmio"], &HashSet::new())
             .unwrap();
         for (i, path) in order.iter().enumerate() {
             for dep in &deps.deps[path] {
@@ -199,10 +238,13 @@ kernel/lib/libcrc32c.ko:
         let deps = ModuleDeps::parse(DEP);
         assert_eq!(module_name("kernel/fs/xfs/xfs.ko.xz"), "xfs");
         assert_eq!(
-            deps.load_order(&["xfs"]).unwrap(),
+            deps.load_order(&["xfs"], &HashSet::new()).unwrap(),
             ["kernel/lib/libcrc32c.ko", "kernel/fs/xfs/xfs.ko.xz"]
         );
-        assert_eq!(deps.load_order(&["nosuch"]).unwrap_err(), "nosuch");
+        assert_eq!(
+            deps.load_order(&["nosuch"], &HashSet::new()).unwrap_err(),
+            "nosuch"
+        );
     }
 
     /// `tool args… < input`, for making compressed fixtures.
