@@ -6,39 +6,21 @@
 //! `block.error` with a sector range (a three-line table loaded through
 //! dmsetup's stdin). Fails loudly where QEMU or a kernel is missing.
 
-use std::path::Path;
-use std::process::Command;
+mod vm_run_support;
+use vm_run_support::VmRun;
 
-/// Runs one scenario in a guest; returns its journal, the context to print
-/// on failure and the exit code.
-fn run_in_guest(scenario: &str) -> (serde_json::Value, String, Option<i32>) {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "vm tests need root on the host that boots the guest"
-    );
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(scenario);
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_stackquake"))
-        .args(["run", "--vm", "--output"])
-        .arg(out.path())
-        .arg(&file)
-        .output()
-        .unwrap();
-    let ctx = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let text = std::fs::read_to_string(out.path().join("journal.json")).expect(&ctx);
-    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(j["target"].as_str().unwrap().starts_with("vm"), "{ctx}");
-    (j, ctx, run.status.code())
+/// Runs one scenario in a guest, as `run --vm` does for a user.
+fn run_in_guest(scenario: &str) -> VmRun {
+    let run = VmRun::new(&[], scenario);
+    let target = run.journal["target"].as_str().unwrap();
+    assert!(target.starts_with("vm"), "{}", run.ctx);
+    run
 }
 
 #[test]
 fn a_block_fault_that_saw_no_io_makes_the_run_error() {
-    let (j, ctx, code) = run_in_guest("tests/scenarios/unfired/block-fault-no-io.yaml");
-    let r = &j["results"][0];
+    let run = run_in_guest("tests/scenarios/unfired/block-fault-no-io.yaml");
+    let (r, ctx) = (&run.results()[0], &run.ctx);
     assert_eq!(r["verdict"], "ERROR", "{r:#}\n{ctx}");
     let reason = r["reason"].as_str().unwrap();
     assert!(
@@ -59,7 +41,7 @@ fn a_block_fault_that_saw_no_io_makes_the_run_error() {
     for o in r["outcomes"].as_array().unwrap() {
         assert_eq!(o["passed"], true, "{o}");
     }
-    assert_eq!(code, Some(70), "ERROR exits 70\n{ctx}");
+    assert_eq!(run.code, Some(70), "ERROR exits 70\n{ctx}");
 }
 
 /// dm counts no bio that its `error` target fails at once; a detach whose
@@ -68,8 +50,8 @@ fn a_block_fault_that_saw_no_io_makes_the_run_error() {
 /// them one level down, so the volume counts each.
 #[test]
 fn io_a_detached_volume_fails_is_counted() {
-    let (j, ctx, code) = run_in_guest("tests/scenarios/vm/block-detach-io-after.yaml");
-    let r = &j["results"][0];
+    let run = run_in_guest("tests/scenarios/vm/block-detach-io-after.yaml");
+    let (r, ctx) = (&run.results()[0], &run.ctx);
     assert_eq!(r["verdict"], "PASS", "{r:#}\n{ctx}");
     let events = r["journal"]["events"].as_array().unwrap();
     let healed = events
@@ -79,5 +61,5 @@ fn io_a_detached_volume_fails_is_counted() {
     let matched = healed["matched"].as_u64().expect("a count");
     // At least the log write that `sync -f` sent.
     assert!(matched >= 1, "{healed}");
-    assert_eq!(code, Some(0), "{ctx}");
+    assert_eq!(run.code, Some(0), "{ctx}");
 }
