@@ -132,12 +132,19 @@ fn create_device(name: &str, table: &str, ledger: &Ledger) -> Result<EntryId, Bl
     let created = tools::run(dmsetup(&["create", "--noudevsync", name, "--table", table]));
     let made = created.and_then(|()| tools::run(dmsetup(&["mknodes", name])));
     if let Err(e) = made {
-        if remove_dm_device(name).is_ok() {
-            let _ = ledger.done(entry);
-        }
+        undo_create(name, entry, ledger);
         return Err(e.into());
     }
     Ok(entry)
+}
+
+/// Takes back a [`create_device`] whose volume could not be set up: the
+/// device goes, and so does its ledger entry, unless the removal failed
+/// (then `stackquake cleanup` still finds it).
+fn undo_create(name: &str, entry: EntryId, ledger: &Ledger) {
+    if remove_dm_device(name).is_ok() {
+        let _ = ledger.done(entry);
+    }
 }
 
 /// I/Os the block layer has seen on `device` (dm-N), from
@@ -202,9 +209,7 @@ impl DmVolume {
         let failing = failing_name(name);
         let failing_entry = create_device(&failing, &format!("0 {sectors} error"), ledger)?;
         let undo_failing = |e: BlockError| {
-            if remove_dm_device(&failing).is_ok() {
-                let _ = ledger.done(failing_entry);
-            }
+            undo_create(&failing, failing_entry, ledger);
             e
         };
         let table = DmTarget::Linear.table(sectors, backing, &mapper_path(&failing));
