@@ -13,7 +13,8 @@ pub struct VmRun {
     /// stdout and stderr, for assertion messages.
     pub ctx: String,
     pub code: Option<i32>,
-    /// The output directory (stream.jsonl, report.html…), kept while this lives.
+    /// The output directory (stream.jsonl, report.html, the guests'
+    /// consoles…): removed when this is dropped, kept when a test fails.
     pub out: tempfile::TempDir,
 }
 
@@ -60,5 +61,16 @@ impl VmRun {
             .iter()
             .find(|r| r["id"] == id)
             .unwrap_or_else(|| panic!("no result {id}\n{}", self.ctx))
+    }
+}
+
+/// A failed assertion about a whole guest run is often decided by files no
+/// message can hold (consoles, captures, step artifacts): keep them.
+impl Drop for VmRun {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.out.disable_cleanup(true);
+            eprintln!("the run's output is kept in {}", self.out.path().display());
+        }
     }
 }
