@@ -75,12 +75,23 @@ fn tshark_decodes_nfs_mount_and_portmap_from_the_capture() {
     server.shutdown();
 
     // The TCP port is ephemeral: tell tshark it carries RPC (UDP RPC is
-    // found by tshark's heuristic).
+    // found by tshark's heuristic). A client on a reserved port that
+    // tshark gives another protocol (873: rsync) would still win, since
+    // tshark tries the lower port first: RPC's heuristic goes before both.
     let pcap_s = pcap.to_str().unwrap();
     let decode_rpc = format!("tcp.port=={port},rpc");
     // tshark over the capture: packets matching `filter`, printed as `out`.
     let tshark = |filter: &str, out: &[&str]| {
-        let mut args = vec!["-r", pcap_s, "-d", &decode_rpc, "-Y", filter];
+        let mut args = vec![
+            "-o",
+            "tcp.try_heuristic_first:TRUE",
+            "-r",
+            pcap_s,
+            "-d",
+            &decode_rpc,
+            "-Y",
+            filter,
+        ];
         args.extend_from_slice(out);
         run("tshark", &args)
     };

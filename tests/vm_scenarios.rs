@@ -102,8 +102,12 @@ fn every_seed_scenario_passes_on_6_1_and_6_12_or_is_a_known_failure_there() {
         let files_dir = format!("kernel-{kernel}/nfs-write-error-eio");
         assert_eq!(eio["files_dir"], files_dir.as_str(), "{ctx}");
         let pcap = format!("{files_dir}/nfs-fs1.pcap");
+        // The client's port is a random reserved one (665-1023), and
+        // tshark tries the lower port's dissector first: a port such as 873
+        // (rsync) or 862 (TWAMP) hides every NFS packet unless RPC's own
+        // heuristic goes first.
         let decoded = Command::new("tshark")
-            .args(["-n", "-r"])
+            .args(["-n", "-o", "tcp.try_heuristic_first:TRUE", "-r"])
             .arg(out.join(&pcap))
             .args(["-Y", "nfs.procedure_v3 == 7"])
             .output()
@@ -114,9 +118,21 @@ fn every_seed_scenario_passes_on_6_1_and_6_12_or_is_a_known_failure_there() {
             "{pcap}: {}",
             String::from_utf8_lossy(&decoded.stderr)
         );
+        let frames = Command::new("tshark")
+            .args(["-n", "-o", "tcp.try_heuristic_first:TRUE", "-r"])
+            .arg(out.join(&pcap))
+            .output()
+            .expect("tshark runs");
         assert!(
             text.contains("WRITE Call") && !text.contains("Malformed"),
-            "{text}"
+            "{pcap} ({} bytes) decodes no WRITE call:\n{text}\nits first frames:\n{}\n{}",
+            std::fs::metadata(out.join(&pcap)).map_or(0, |m| m.len()),
+            String::from_utf8_lossy(&frames.stdout)
+                .lines()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            String::from_utf8_lossy(&frames.stderr)
         );
         let link = format!(r#"data-kind="pcap" data-server="fs1" href="{pcap}""#);
         assert!(page.contains(&link), "{link} in report.html");

@@ -49,7 +49,14 @@ pub fn section(out: &mut String, files_dir: &str, journal: &Journal, artifacts: 
         }
     }
     if !links.is_empty() {
-        let _ = write!(out, "<p>Packet captures (tshark, Wireshark):{links}</p>");
+        // The kernel client binds a random reserved port, and Wireshark
+        // tries the lower port's dissector first: port 873 would show the
+        // whole capture as rsync.
+        let _ = write!(
+            out,
+            "<p>Packet captures (tshark, Wireshark; with <code>-o tcp.try_heuristic_first:TRUE</code> \
+             if the client's port hides NFS behind another protocol):{links}</p>"
+        );
     }
     out.push_str(r#"<table class="rpc"><tr><th>step</th><th>server</th><th>calls</th></tr>"#);
     for e in &journal.events {
