@@ -1,4 +1,5 @@
-//! `run --repeat N` and `--until-fail`, with the verdict histogram.
+//! `run --repeat N` and `--until-fail`, with the verdict histogram and
+//! each round's own files.
 
 mod engine_support;
 
@@ -22,8 +23,20 @@ fn repeat_runs_n_times_and_until_fail_stops_at_the_first_failure() {
     let out = ok.spawn(&["--repeat", "3"]).wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert_eq!(journal(&ok.out())["results"].as_array().unwrap().len(), 3);
+    let j = journal(&ok.out());
+    let results = j["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
     assert!(stdout.contains("rep: 3 runs\n  PASS 3 ###"), "{stdout}");
+    // Each round keeps its own files, and the page links each round's.
+    let page = std::fs::read_to_string(ok.out().join("report.html")).unwrap();
+    for (k, r) in (1..).zip(results) {
+        let dir = format!("rep/repeat-{k}");
+        assert_eq!(r["files_dir"], dir.as_str());
+        let kmsg = format!("{dir}/probe/kmsg.txt");
+        assert!(ok.out().join(&kmsg).is_file(), "{kmsg}");
+        assert!(page.contains(&format!(r#"href="{kmsg}""#)), "{kmsg} linked");
+    }
+    assert!(!ok.out().join("rep/probe").exists());
 
     let bad = case("[false]");
     let out = bad

@@ -341,8 +341,12 @@ fn run_here(
         Stream::begin_run(out, &kernel);
     }
     let mut results = Vec::new();
-    let rounds = (0..args.repeat.max(1)).flat_map(|_| scenarios.iter());
-    for (file, s) in rounds {
+    let repeat = args.repeat.max(1);
+    let rounds = (1..=repeat).flat_map(|k| scenarios.iter().map(move |case| (k, case)));
+    for (k, (file, s)) in rounds {
+        // Each round keeps its own files: the round that failed among
+        // passing ones is the one whose capture and stacks matter.
+        let files_dir = (repeat > 1).then(|| format!("{}/repeat-{k}", s.id));
         let observer: Box<dyn Observer> = if args.in_guest {
             Box::new(vec![
                 Box::new(Progress::relayed(&s.id)) as Box<dyn Observer>,
@@ -354,11 +358,14 @@ fn run_here(
         let opts = RunOptions {
             target,
             scratch: std::env::temp_dir().join("stackquake"),
-            artifacts: Some(out.join(&s.id)),
+            artifacts: Some(out.join(files_dir.as_deref().unwrap_or(&s.id))),
             observer: Some(observer),
         };
         eprintln!("running {} ({})", s.id, file.display());
-        let r = engine::run_scenario(file, s, opts);
+        let r = ScenarioResult {
+            files_dir,
+            ..engine::run_scenario(file, s, opts)
+        };
         if args.in_guest {
             Stream::result(out, &r);
         }
@@ -422,7 +429,7 @@ fn run_on_kernels(
         };
         let mut report = run_in_vm(args, run_id, scenarios, files, guest)?;
         for r in &mut report.results {
-            r.files_dir = Some(kernel_files_dir(kernel, &r.id));
+            r.files_dir = Some(kernel_files_dir(kernel, r.files_dir()));
         }
         merged = Some(match merged {
             None => report,
@@ -485,18 +492,15 @@ fn run_fanned_out(
             out: &t.dir,
         };
         let mut report = run_in_vm(args, run_id, &case, &[t.file.to_path_buf()], guest);
-        let files_dir = t
-            .kernel
-            .filter(|_| kernels.len() > 1)
-            .map(|k| kernel_files_dir(k, &t.plan.id));
-        lift_case_files(
-            &t.dir,
-            &out.join(files_dir.as_deref().unwrap_or(&t.plan.id)),
-            &t.plan.id,
-        );
+        let id = t.plan.id.as_str();
+        let Some(kernel) = t.kernel.filter(|_| kernels.len() > 1) else {
+            lift_case_files(&t.dir, &out.join(id), id);
+            return report;
+        };
+        lift_case_files(&t.dir, &out.join(kernel_files_dir(kernel, id)), id);
         if let Ok(report) = &mut report {
             for r in &mut report.results {
-                r.files_dir.clone_from(&files_dir);
+                r.files_dir = Some(kernel_files_dir(kernel, r.files_dir()));
             }
         }
         report
@@ -533,11 +537,11 @@ fn lift_case_files(guest_dir: &Path, to: &Path, case: &str) {
     }
 }
 
-/// Where case `id`'s own files lie in a kernel matrix, relative to the
-/// output directory: in the kernel's own directory, as one guest per
-/// kernel writes them.
-fn kernel_files_dir(kernel: &Path, id: &str) -> String {
-    format!("{}/{id}", kernel_dir(kernel))
+/// Where a case's own files lie in a kernel matrix, relative to the
+/// output directory: `files_dir` (`<id>`, or `<id>/repeat-<k>`) in the
+/// kernel's own directory, as one guest per kernel writes them.
+fn kernel_files_dir(kernel: &Path, files_dir: &str) -> String {
+    format!("{}/{files_dir}", kernel_dir(kernel))
 }
 
 /// The directory of a kernel's guest (one kernel of several, one guest
