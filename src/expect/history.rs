@@ -291,11 +291,24 @@ pub fn never_resumes(journal: &Journal, workload: &str, after: &str) -> Outcome 
         })
         .max()
         .unwrap_or(from);
-    let mut failed = 0;
+    // An op already in the kernel when the fault took effect may have got
+    // past the point that fails (XFS checks for shutdown on entry), so its
+    // success says nothing of the world after the fault: only ops begun
+    // after it are judged. A step without a fault takes effect at its end.
+    let took_effect = journal
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::FaultInjected { step, t_ns, .. } if step == after => Some(*t_ns),
+            _ => None,
+        })
+        .unwrap_or(from);
+    let (mut failed, mut in_flight) = (0, 0);
     for e in &journal.events {
         let Event::Op {
             workload: w,
             seq,
+            start_ns,
             end_ns,
             errno,
             exit_code,
@@ -305,6 +318,10 @@ pub fn never_resumes(journal: &Journal, workload: &str, after: &str) -> Outcome 
             continue;
         };
         if w != workload || *end_ns < from || *end_ns > until {
+            continue;
+        }
+        if *start_ns < took_effect {
+            in_flight += 1;
             continue;
         }
         if errno.is_some() || exit_code.is_some_and(|c| c != 0) {
@@ -335,9 +352,11 @@ pub fn never_resumes(journal: &Journal, workload: &str, after: &str) -> Outcome 
         true,
         format!(
             "no op succeeded from +{} ({after} ended) to +{} (the timeline's end): \
-             {failed} failed, {hung} past their deadline",
+             {failed} failed, {hung} past their deadline, \
+             {in_flight} begun before the fault took effect (+{}) not judged",
             secs(from),
-            secs(until)
+            secs(until),
+            secs(took_effect)
         ),
     )
 }
@@ -669,7 +688,20 @@ mod tests {
     }
 
     fn writer_after(ops: Vec<Event>) -> Journal {
-        let mut events = vec![step(true, "shutdown", S), step(false, "shutdown", 2 * S)];
+        writer_after_fault_at(2 * S, ops)
+    }
+
+    /// `shutdown` runs from 1 s to 2 s, its fault in force from `injected`.
+    fn writer_after_fault_at(injected: u64, ops: Vec<Event>) -> Journal {
+        let mut events = vec![
+            step(true, "shutdown", S),
+            Event::FaultInjected {
+                step: "shutdown".into(),
+                fault: "xfs.shutdown".into(),
+                t_ns: injected,
+            },
+            step(false, "shutdown", 2 * S),
+        ];
         events.extend(ops);
         events.push(step(true, "after", 2 * S));
         events.push(step(false, "after", 5 * S));
@@ -693,7 +725,50 @@ mod tests {
         assert_eq!(
             o.detail,
             "no op succeeded from +2.00s (shutdown ended) to +5.00s (the timeline's end): \
-             2 failed, 0 past their deadline"
+             2 failed, 0 past their deadline, \
+             0 begun before the fault took effect (+2.00s) not judged"
+        );
+    }
+
+    fn write(seq: u64, start_ns: u64, end_ns: u64) -> Event {
+        Event::Op {
+            workload: "writer".into(),
+            seq,
+            start_ns,
+            end_ns,
+            errno: None,
+            stage: None,
+            exit_code: None,
+            mounts: vec![],
+            hold: None,
+        }
+    }
+
+    #[test]
+    fn never_resumes_does_not_judge_an_op_in_flight_when_the_fault_took_effect() {
+        // The CI case: op 44 was already writing when the shutdown ioctl
+        // returned, and finished just after the step ended.
+        let ms = S / 1000;
+        let j = writer_after(vec![write(44, 2 * S - 15 * ms, 2 * S + 2 * ms)]);
+        let o = never_resumes(&j, "writer", "shutdown");
+        assert!(o.passed, "{o:?}");
+        assert!(
+            o.detail
+                .ends_with("1 begun before the fault took effect (+2.00s) not judged"),
+            "{}",
+            o.detail
+        );
+        // Begun as the fault took effect, it is judged.
+        let j = writer_after(vec![write(45, 2 * S, 2 * S + 2 * ms)]);
+        assert!(!never_resumes(&j, "writer", "shutdown").passed);
+        // A fault with `for:` takes effect at its injection, not at its
+        // heal: an op begun under it that succeeds after the heal resumed.
+        let j = writer_after_fault_at(S + 100 * ms, vec![write(46, S + 500 * ms, 3 * S)]);
+        let o = never_resumes(&j, "writer", "shutdown");
+        assert!(!o.passed, "{o:?}");
+        assert_eq!(
+            o.detail,
+            "op 46 succeeded at +3.00s, 1.00s after shutdown ended (+2.00s)"
         );
     }
 
