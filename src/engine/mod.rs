@@ -28,7 +28,7 @@ pub use timeline::{Anchor, Planned, Timeline};
 pub use world::{SetupError, World};
 
 use crate::expect;
-use crate::journal::{Event, Journal, Observer};
+use crate::journal::{Event, Journal, Observer, TEARDOWN_STAGE, TIMELINE_STAGE};
 use crate::ledger::{DEFAULT_ROOT, Ledger, LedgerObject};
 use crate::observe::Kmsg;
 use crate::plan::{KernelVersion, Plan, Target};
@@ -161,7 +161,7 @@ fn run(
         });
     let timeline = match setup {
         Ok(()) => {
-            live.stage("timeline");
+            live.stage(TIMELINE_STAGE);
             live.timeline(&ledger)
         }
         Err(e) => Err(Abort::Setup(e)),
@@ -174,7 +174,7 @@ fn run(
         live.aborted(&late);
         aborted = aborted.or(Some(late));
     }
-    live.stage("teardown");
+    live.stage(TEARDOWN_STAGE);
     let (world, mut journal, mut observer) = live.into_parts();
     world.teardown(&mut journal.events);
     match std::fs::remove_dir_all(&scratch) {

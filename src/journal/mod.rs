@@ -307,6 +307,12 @@ impl Journal {
     }
 }
 
+/// The stage in which the workloads run against the timeline's deadlines,
+/// and the one that ends it. A guest's host gives the guest its full share
+/// of the CPU between the two (`vm` priority), and less before and after.
+pub const TIMELINE_STAGE: &str = "timeline";
+pub const TEARDOWN_STAGE: &str = "teardown";
+
 /// Watches a run as it happens (the CLI attaches its progress lines). The
 /// engine calls it each time it looks at the world; it neither knows nor
 /// cares who watches or where the lines go.

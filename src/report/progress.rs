@@ -4,8 +4,8 @@
 //! only when stderr is a terminal (plain lines otherwise: no escape codes in
 //! CI logs).
 
-use crate::journal::{Event, Observer};
-use crate::vm::RELAY_PREFIX;
+use crate::journal::{Event, Journal, Observer};
+use crate::vm::{RELAY_PREFIX, STAGE_PREFIX};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -64,6 +64,14 @@ impl<W: Write> Observer for Progress<W> {
 
     fn finished(&mut self) {
         self.erase();
+    }
+
+    fn stage(&mut self, journal: &Journal, what: &str) {
+        self.catch_up(&journal.events);
+        // In a guest, the host schedules the guest's QEMU by its stage.
+        if self.prefix == RELAY_PREFIX {
+            let _ = writeln!(self.out, "{STAGE_PREFIX}{what}");
+        }
     }
 }
 

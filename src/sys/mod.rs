@@ -8,6 +8,7 @@ pub mod fhandle;
 pub mod fscreds;
 pub mod loopdev;
 pub mod mountinfo;
+pub mod nice;
 pub mod ns;
 pub mod pdeathsig;
 pub mod procstat;

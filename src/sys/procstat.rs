@@ -7,6 +7,8 @@ use std::io;
 pub struct ProcStat {
     /// Field 3: R, S, D, Z, T, t, X, I …
     pub state: char,
+    /// Field 19: the task's nice value, -20 to 19.
+    pub nice: i32,
     /// Field 22: start time in clock ticks after boot. Together with the pid
     /// it names one process; a reused pid has a later start time.
     pub starttime: u64,
@@ -32,6 +34,7 @@ pub fn parse(text: &str) -> Option<ProcStat> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 (state); field 22 is fields[19].
     let state = fields.first()?.chars().next()?;
+    let nice = fields.get(16)?.parse().ok()?;
     let starttime = fields.get(19)?.parse().ok()?;
     let exit_code = match state {
         'Z' | 'X' => fields.get(49).and_then(|f| f.parse().ok()),
@@ -39,6 +42,7 @@ pub fn parse(text: &str) -> Option<ProcStat> {
     };
     Some(ProcStat {
         state,
+        nice,
         starttime,
         exit_code,
     })
@@ -61,6 +65,7 @@ mod tests {
         let line = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
         let s = parse(line).unwrap();
         assert_eq!(s.state, 'S');
+        assert_eq!(s.nice, 0);
         assert_eq!(s.starttime, 987654);
         assert_eq!(s.exit_code, None);
     }

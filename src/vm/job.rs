@@ -27,6 +27,11 @@ pub const BOOT_MARKER: &str = "stackquake-guest: userspace up";
 /// and show it live.
 pub const RELAY_PREFIX: &str = "stackquake-progress: ";
 
+/// Marks the line the guest's engine writes to the console when its run
+/// moves on to another stage (setup, timeline, teardown…): the host
+/// schedules the guest's QEMU by it (`priority`).
+pub const STAGE_PREFIX: &str = "stackquake-stage: ";
+
 /// The line the host writes to the guest's serial console when it was told
 /// to stop (SIGINT, SIGTERM): guest-init then sends the job SIGTERM, and
 /// the job heals its faults, tears its world down and reports, as on a host.

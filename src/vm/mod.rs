@@ -12,6 +12,7 @@ mod initramfs;
 mod job;
 mod kernel;
 mod moddep;
+mod priority;
 mod probe;
 mod qemu;
 mod qemu_process;
@@ -25,7 +26,8 @@ use std::time::Duration;
 pub use cpio::{Entry, EntryKind, NewcArchive, parse as parse_cpio};
 pub use guest::guest_init;
 pub use job::{
-    CONSOLE_FILE, EXIT_FILE, ExitFile, GuestClock, JOB_FILE, RELAY_PREFIX, STDERR_FILE, STDOUT_FILE,
+    CONSOLE_FILE, EXIT_FILE, ExitFile, GuestClock, JOB_FILE, RELAY_PREFIX, STAGE_PREFIX,
+    STDERR_FILE, STDOUT_FILE,
 };
 pub use kernel::GuestKernel;
 pub use qemu::{Accel, QemuArgs, Share, VmConfig};

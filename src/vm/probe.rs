@@ -89,7 +89,7 @@ fn kvm_boots(qemu: &Path, kernel: &GuestKernel) -> Result<bool, VmError> {
         tsc_khz: None,
         init_args: vec![],
     };
-    let mut vm = QemuProcess::spawn(qemu, &QemuArgs::build(&cfg), true)?;
+    let mut vm = QemuProcess::spawn(qemu, &QemuArgs::build(&cfg), true, None)?;
     let deadline = Instant::now() + PROBE_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(line) = vm.next_line(Duration::from_millis(50)) {

@@ -24,7 +24,13 @@ pub(super) struct QemuProcess {
 impl QemuProcess {
     /// `quiet_stderr`: the KVM probe expects QEMU to fail loudly (e.g.
     /// "failed to set MSR 0x10a" under nested PVM); that is not news.
-    pub(super) fn spawn(qemu: &Path, args: &QemuArgs, quiet_stderr: bool) -> Result<Self, VmError> {
+    /// `nice`: the value QEMU starts at, if not ours.
+    pub(super) fn spawn(
+        qemu: &Path,
+        args: &QemuArgs,
+        quiet_stderr: bool,
+        nice: Option<i32>,
+    ) -> Result<Self, VmError> {
         let mut cmd = Command::new(qemu);
         cmd.args(&args.0)
             .stdin(Stdio::piped())
@@ -36,6 +42,9 @@ impl QemuProcess {
             });
         // If stackquake dies (SIGKILL, panic abort), QEMU dies with it.
         crate::sys::pdeathsig::kill_with_parent(&mut cmd);
+        if let Some(nice) = nice {
+            crate::sys::nice::start_at(&mut cmd, nice);
+        }
         // Out of our process group: a terminal's Ctrl-C reaches stackquake
         // alone, which asks the guest to stop (`ask_to_stop`) instead of
         // QEMU dying under a job that is halfway through a fault.
@@ -91,6 +100,13 @@ impl QemuProcess {
         self.child
             .try_wait()
             .map_err(|source| VmError::Wait { source })
+    }
+
+    /// Sets the nice value of every QEMU thread (vCPU, I/O, 9p workers).
+    pub(super) fn set_nice(&self, nice: i32) {
+        if let Err(e) = crate::sys::nice::set_all_threads(self.child.id(), nice) {
+            tracing::warn!(error = %e, nice, "cannot renice the guest's qemu");
+        }
     }
 
     /// SIGKILL and reap: nothing is left behind.

@@ -12,6 +12,7 @@ use super::job::{
     STDOUT_FILE,
 };
 use super::kernel::GuestKernel;
+use super::priority::GuestPriority;
 use super::qemu::{QemuArgs, Share, VmConfig};
 use super::qemu_process::QemuProcess;
 use super::{GuestJob, GuestOutcome, VmError, cache, initramfs, probe, vmlinux};
@@ -109,7 +110,8 @@ fn boot_and_watch(
     // 40 s) and all four booted on the retry. Running guests overlap freely.
     let mut boot_gate = Some(BOOT_GATE.lock().unwrap_or_else(|e| e.into_inner()));
     let start = Instant::now();
-    let mut vm = QemuProcess::spawn(qemu, args, false)?;
+    let mut priority = GuestPriority::booting();
+    let mut vm = QemuProcess::spawn(qemu, args, false, Some(priority.nice()))?;
     let mut booted: Option<Instant> = None;
     let mut stop_asked: Option<Instant> = None;
     let mut last_lines: Vec<String> = Vec::new();
@@ -118,6 +120,9 @@ fn boot_and_watch(
             // The guest engine's progress, shown live as if it ran here.
             if let Some(progress) = relayed_progress(&line) {
                 eprintln!("{progress}");
+            }
+            if let Some(nice) = priority.follow(&line) {
+                vm.set_nice(nice);
             }
             if booted.is_none() && line.contains(BOOT_MARKER) {
                 booted = Some(Instant::now());
