@@ -3,11 +3,10 @@
 //! thread: what the host's scheduler really sees, read from /proc. Fails
 //! loudly where QEMU or a kernel is missing.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+mod vm_run_support;
 
 /// The nice value of every thread of `pid`, from /proc.
 fn nice_of_threads(pid: u32) -> Option<Vec<i32>> {
@@ -50,13 +49,7 @@ fn a_guest_gets_its_full_share_for_its_timeline_only() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = vm_run_support::lines_of(child.stderr.take().unwrap());
     let until = Instant::now() + Duration::from_secs(120);
     let mut qemu = None;
     // Each sample on which every thread agreed, in order, deduplicated.

@@ -6,12 +6,12 @@
 //! no report at all, and Ctrl-C killed QEMU under the job as well. Fails
 //! loudly where QEMU or a kernel is missing.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+mod vm_run_support;
 
 #[test]
 fn ctrl_c_stops_the_guests_job_which_reports_the_interruption() {
@@ -33,13 +33,7 @@ fn ctrl_c_stops_the_guests_job_which_reports_the_interruption() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = vm_run_support::lines_of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     loop {
         let line = lines

@@ -730,18 +730,13 @@ mod tests {
         );
     }
 
-    fn write(seq: u64, start_ns: u64, end_ns: u64) -> Event {
-        Event::Op {
-            workload: "writer".into(),
-            seq,
-            start_ns,
-            end_ns,
-            errno: None,
-            stage: None,
-            exit_code: None,
-            mounts: vec![],
-            hold: None,
+    /// A successful write of `writer`'s, begun at `start`.
+    fn write(seq: u64, start: u64, end: u64) -> Event {
+        let mut e = op("writer", seq, end, None, None);
+        if let Event::Op { start_ns, .. } = &mut e {
+            *start_ns = start;
         }
+        e
     }
 
     #[test]

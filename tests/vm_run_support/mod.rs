@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc;
 
 pub struct VmRun {
     /// journal.json of the run.
@@ -73,4 +75,16 @@ impl Drop for VmRun {
             eprintln!("the run's output is kept in {}", self.out.path().display());
         }
     }
+}
+
+/// The lines a running child writes to `pipe` (its stderr: the guests'
+/// relayed progress), each sent on as it comes.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
 }
