@@ -8,15 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 mod vm_run_support;
 
-/// The nice value of every thread of `pid`, from /proc.
+/// The nice value of every thread of `pid`, from /proc; None once it is gone.
 fn nice_of_threads(pid: u32) -> Option<Vec<i32>> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
-        let rest = &stat[stat.rfind(')')? + 1..];
-        out.push(rest.split_whitespace().nth(16)?.parse().ok()?);
-    }
-    Some(out)
+    stackquake::sys::nice::of_all_threads(pid).ok()
 }
 
 /// The QEMU that `parent` started, if it runs.
@@ -36,7 +30,7 @@ fn a_guest_gets_its_full_share_for_its_timeline_only() {
         nix::unistd::geteuid().is_root(),
         "vm tests need root on the host that boots the guest"
     );
-    let ours = nice_of_threads(std::process::id()).unwrap()[0];
+    let ours = stackquake::sys::nice::own().unwrap();
     let background = (ours + 10).min(19);
     assert_ne!(ours, background, "the test runs at nice 19 already");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
